@@ -1,0 +1,1 @@
+"""Wiring: settings, the aiohttp app, background workers, the CLI and the neutral message model."""

@@ -1,0 +1,122 @@
+"""`refundops check-config`: every problem in a configuration, each named on its own line."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.settings import (
+    CASE_KINDS,
+    CHANNELS,
+    NOTIFY_ONLY_CHANNELS,
+    PLACEHOLDER_SECRETS,
+    ROLES,
+    GroupSettings,
+    Settings,
+)
+from handlers.rules import RuleTable
+
+ID_KEYS = {"wecom": "wecom_userid", "dingtalk": "dingtalk_staff_id"}
+CHAT_ID_NAMES = {
+    "wecom_aibot": "the AI bot's group chatid",
+    "wecom_app": "a touser list like 'sup1|sup2'",
+    "dingtalk_stream": "the group's openConversationId",
+    "dingtalk_http": "the group's openConversationId",
+}
+
+
+def problems(settings: Settings) -> list[str]:
+    found: list[str] = []
+    if not settings.groups:
+        found.append("no [[groups]] configured: cards have nowhere to go")
+    secret = settings.ingest.secret.get_secret_value()
+    if not secret:
+        found.append("missing secret ingest.secret (set REFUNDOPS_INGEST__SECRET)")
+    elif secret in PLACEHOLDER_SECRETS and not settings.demo:
+        found.append("ingest.secret is a placeholder; use a long random value outside the demo")
+    for group in settings.groups:
+        found += _group_problems(settings, group)
+    if settings.bot.admin_group and settings.group(settings.bot.admin_group) is None:
+        found.append(f"bot.admin_group {settings.bot.admin_group!r} is not one of the [[groups]]")
+    interactive = (settings.channels & set(CHANNELS)) - NOTIFY_ONLY_CHANNELS - {"sandbox"}
+    platforms = {c.split("_", 1)[0] for c in interactive}
+    for i, staff in enumerate(settings.staff):
+        where = f"staff[{i}] ({staff.id})"
+        unknown = [r for r in staff.roles if r not in ROLES]
+        if unknown:
+            found.append(f"{where}: unknown role {', '.join(unknown)} (one of {', '.join(ROLES)})")
+        if not staff.roles:
+            found.append(f"{where}: has no role")
+        ids = {"wecom": staff.wecom_userid, "dingtalk": staff.dingtalk_staff_id}
+        if platforms and not any(ids[p] for p in platforms):
+            wanted = " or ".join(ID_KEYS[p] for p in sorted(platforms))
+            found.append(f"{where}: no chat id for the channels in use (set {wanted})")
+    if not any("admin" in s.roles for s in settings.staff) and settings.staff:
+        found.append("no staff member has the admin role: dead letters and refusals name nobody")
+    found += RuleTable.from_settings(settings.rules).problems()
+    for name, tz in (
+        ("bot.timezone", settings.bot.timezone),
+        ("digest.timezone", settings.digest.timezone),
+    ):
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            found.append(f"{name}: unknown time zone {tz!r}")
+    if settings.commerce.mode == "webhook":
+        if not settings.commerce.url:
+            found.append("commerce.url is empty but commerce.mode is 'webhook'")
+        if not settings.commerce.secret.get_secret_value():
+            found.append("missing secret commerce.secret (set REFUNDOPS_COMMERCE__SECRET)")
+    return found
+
+
+def _group_problems(settings: Settings, group: GroupSettings) -> list[str]:
+    where = f"group {group.id!r}"
+    if group.channel not in CHANNELS:
+        return [f"{where}: unknown channel {group.channel!r} (one of {', '.join(CHANNELS)})"]
+    found = [
+        f"{where}: unknown case kind {k!r} in kinds (one of {', '.join(CASE_KINDS)})"
+        for k in group.kinds
+        if k not in CASE_KINDS
+    ]
+    if group.channel in CHAT_ID_NAMES and not group.chat_id:
+        found.append(f"{where}: chat_id is empty ({CHAT_ID_NAMES[group.channel]})")
+    if group.channel in ("wecom_webhook", "dingtalk_webhook") and not group.webhook_url:
+        found.append(f"{where}: webhook_url is empty")
+    if group.channel == "dingtalk_webhook" and not group.webhook_secret.get_secret_value():
+        found.append(f"{where}: webhook_secret is empty (加签 secret, in the secrets file)")
+    found += [f"{where}: {need}" for need in channel_needs(settings, group.channel)]
+    return found
+
+
+def channel_needs(settings: Settings, channel: str) -> list[str]:
+    """The platform keys `channel` still needs, named as the config and env spell them."""
+    wecom, aibot, ding = settings.wecom, settings.wecom.aibot, settings.dingtalk
+    required: dict[str, list[tuple[str, bool]]] = {
+        "wecom_aibot": [
+            ("wecom.aibot.bot_id", bool(aibot.bot_id)),
+            ("wecom.aibot.secret", bool(aibot.secret.get_secret_value())),
+        ],
+        "wecom_aibot_http": [
+            ("wecom.aibot.token", bool(aibot.token.get_secret_value())),
+            ("wecom.aibot.encoding_aes_key", bool(aibot.encoding_aes_key.get_secret_value())),
+        ],
+        "wecom_app": [
+            ("wecom.corp_id", bool(wecom.corp_id)),
+            ("wecom.agent_id", bool(wecom.agent_id)),
+            ("wecom.secret", bool(wecom.secret.get_secret_value())),
+            ("wecom.token", bool(wecom.token.get_secret_value())),
+            ("wecom.encoding_aes_key", bool(wecom.encoding_aes_key.get_secret_value())),
+        ],
+        "dingtalk_stream": [
+            ("dingtalk.app_key", bool(ding.app_key)),
+            ("dingtalk.app_secret", bool(ding.app_secret.get_secret_value())),
+            ("dingtalk.robot_code", bool(ding.robot_code)),
+            ("dingtalk.card_template_id", bool(ding.card_template_id)),
+        ],
+    }
+    required["dingtalk_http"] = required["dingtalk_stream"]
+    return [
+        f"channel {channel} needs {key} (REFUNDOPS_{key.upper().replace('.', '__')})"
+        for key, present in required.get(channel, [])
+        if not present
+    ]
