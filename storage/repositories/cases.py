@@ -1,0 +1,100 @@
+"""Cases: creation with a short handle, lookup by handle or id, compare-and-set transitions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.enums import CaseKind
+from storage.models import Case, Counter
+from storage.repositories.queue import insert_once
+
+
+class StaleCaseError(Exception):
+    """The case changed between load and write; reload and decide again."""
+
+
+class CaseRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def next_handle(self, kind: CaseKind) -> str:
+        prefix = kind.handle_prefix
+        await insert_once(self.session, Counter, {"name": prefix, "value": 0})
+        value = await self.session.scalar(
+            update(Counter)
+            .where(Counter.name == prefix)
+            .values(value=Counter.value + 1)
+            .returning(Counter.value)
+        )
+        return f"{prefix}{value}"
+
+    async def create(
+        self, *, kind: CaseKind, case_id: str, state: str, now: datetime, **fields: Any
+    ) -> Case:
+        case = Case(
+            kind=kind.value,
+            case_id=case_id,
+            handle=await self.next_handle(kind),
+            state=state,
+            version=1,
+            created_at=now,
+            updated_at=now,
+            **fields,
+        )
+        self.session.add(case)
+        await self.session.flush()
+        return case
+
+    async def get(self, pk: int) -> Case | None:
+        return await self.session.get(Case, pk, populate_existing=True)
+
+    async def by_case_id(self, kind: CaseKind, case_id: str) -> Case | None:
+        return await self.session.scalar(
+            select(Case).where(Case.kind == kind.value, Case.case_id == case_id)
+        )
+
+    async def find(self, ref: str) -> Case | None:
+        """A case by short handle (any case, `r12` too) or by its full id."""
+        ref = ref.strip()
+        by_handle = await self.session.scalar(select(Case).where(Case.handle == ref.upper()))
+        if by_handle is not None:
+            return by_handle
+        return await self.session.scalar(
+            select(Case).where(Case.case_id == ref).order_by(Case.id).limit(1)
+        )
+
+    async def transition(
+        self, case: Case, new_state: str, *, now: datetime, **changes: Any
+    ) -> None:
+        """Move `case` from its loaded state/version to `new_state`, or raise StaleCaseError."""
+        result = await self.session.execute(
+            update(Case)
+            .where(Case.id == case.id, Case.state == case.state, Case.version == case.version)
+            .values(state=new_state, version=case.version + 1, updated_at=now, **changes)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise StaleCaseError(case.handle)
+        await self.session.refresh(case)
+
+    async def touch(self, case: Case, *, now: datetime, **changes: Any) -> None:
+        """Change fields without a state change; still compare-and-set on the version."""
+        await self.transition(case, case.state, now=now, **changes)
+
+    async def open_cases(
+        self, *, states: Sequence[str], assignee: str | None = None, limit: int = 50
+    ) -> list[Case]:
+        stmt = select(Case).where(Case.state.in_(states))
+        if assignee is not None:
+            stmt = stmt.where(Case.assignee == assignee)
+        stmt = stmt.order_by(Case.deadline_at.is_(None), Case.deadline_at, Case.id).limit(limit)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def count_by_state(self) -> dict[str, int]:
+        rows = await self.session.execute(select(Case.state, func.count()).group_by(Case.state))
+        return {str(state): int(n) for state, n in rows.all()}

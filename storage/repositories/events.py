@@ -1,0 +1,97 @@
+"""Inbound events: stored once by id, then claimed in arrival order by the event processor."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.enums import EventStatus
+from storage.models import Event
+from storage.repositories.queue import claim, insert_once, wake
+
+EVENTS_TOPIC = "events"
+
+
+class EventRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
+        self,
+        *,
+        event_id: str,
+        type: str,
+        shop: str,
+        platform: str,
+        occurred_at: datetime,
+        body: dict[str, Any],
+        now: datetime,
+    ) -> bool:
+        """Store an event; False when an event with this id was stored before."""
+        new = await insert_once(
+            self.session,
+            Event,
+            {
+                "id": event_id,
+                "type": type,
+                "shop": shop,
+                "platform": platform,
+                "occurred_at": occurred_at,
+                "received_at": now,
+                "next_attempt_at": now,
+                "body": body,
+                "state": EventStatus.PENDING.value,
+                "attempts": 0,
+                "error": "",
+            },
+        )
+        if new:
+            wake(self.session, EVENTS_TOPIC)
+        return new
+
+    async def get(self, event_id: str) -> Event | None:
+        return await self.session.scalar(select(Event).where(Event.id == event_id))
+
+    async def claim(self, *, now: datetime, limit: int, lease_s: float) -> list[Event]:
+        return await claim(
+            self.session,
+            Event,
+            due=Event.next_attempt_at,
+            order=Event.seq,
+            now=now,
+            limit=limit,
+            lease_s=lease_s,
+        )
+
+    async def processed(self, event: Event, *, now: datetime) -> None:
+        event.state = EventStatus.PROCESSED.value
+        event.processed_at = now
+        event.lease_until = None
+        self.session.add(event)
+
+    async def retry(self, event: Event, *, error: str, at: datetime, give_up: bool) -> None:
+        event.attempts += 1
+        event.error = error[:2000]
+        event.lease_until = None
+        if give_up:
+            event.state = EventStatus.FAILED.value
+        else:
+            event.next_attempt_at = at
+        self.session.add(event)
+
+    async def pending_count(self) -> int:
+        return int(
+            await self.session.scalar(
+                select(func.count()).where(Event.state == EventStatus.PENDING.value)
+            )
+            or 0
+        )
+
+    async def oldest_pending_age(self, now: datetime) -> timedelta | None:
+        oldest = await self.session.scalar(
+            select(func.min(Event.received_at)).where(Event.state == EventStatus.PENDING.value)
+        )
+        return None if oldest is None else now - oldest

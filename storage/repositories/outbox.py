@@ -1,0 +1,119 @@
+"""The transactional outbox: items are added beside the change that causes them, drained later."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.enums import OutboxState
+from storage.models import OutboxItem
+from storage.repositories.queue import claim, insert_once, wake
+
+OUTBOX_TOPIC = "outbox"
+
+
+class OutboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
+        self,
+        item_id: str,
+        kind: str,
+        *,
+        now: datetime,
+        case_pk: int | None = None,
+        group_id: str = "",
+        payload: dict[str, Any] | None = None,
+        not_before: datetime | None = None,
+    ) -> bool:
+        """Add an item under a deterministic id; adding the same id again is a no-op."""
+        new = await insert_once(
+            self.session,
+            OutboxItem,
+            {
+                "id": item_id,
+                "kind": kind,
+                "case_pk": case_pk,
+                "group_id": group_id,
+                "payload": payload or {},
+                "state": OutboxState.PENDING.value,
+                "attempts": 0,
+                "next_attempt_at": not_before or now,
+                "created_at": now,
+                "last_error": "",
+            },
+        )
+        if new:
+            wake(self.session, OUTBOX_TOPIC)
+        return new
+
+    async def get(self, item_id: str) -> OutboxItem | None:
+        return await self.session.get(OutboxItem, item_id, populate_existing=True)
+
+    async def claim(self, *, now: datetime, limit: int, lease_s: float) -> list[OutboxItem]:
+        return await claim(
+            self.session,
+            OutboxItem,
+            due=OutboxItem.next_attempt_at,
+            order=OutboxItem.next_attempt_at,
+            now=now,
+            limit=limit,
+            lease_s=lease_s,
+        )
+
+    async def done(self, item_id: str, *, now: datetime) -> None:
+        await self.session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id == item_id)
+            .values(state=OutboxState.DONE.value, done_at=now, lease_until=None)
+        )
+
+    async def retry(self, item_id: str, *, error: str, at: datetime) -> None:
+        await self.session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id == item_id)
+            .values(
+                attempts=OutboxItem.attempts + 1,
+                last_error=error[:2000],
+                next_attempt_at=at,
+                lease_until=None,
+            )
+        )
+
+    async def dead(self, item_id: str, *, error: str, now: datetime) -> None:
+        await self.session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id == item_id)
+            .values(
+                state=OutboxState.DEAD.value,
+                attempts=OutboxItem.attempts + 1,
+                last_error=error[:2000],
+                done_at=now,
+                lease_until=None,
+            )
+        )
+
+    async def pending_for_case(self, case_pk: int, kind: str) -> list[OutboxItem]:
+        return list(
+            (
+                await self.session.scalars(
+                    select(OutboxItem).where(
+                        OutboxItem.case_pk == case_pk,
+                        OutboxItem.kind == kind,
+                        OutboxItem.state == OutboxState.PENDING.value,
+                    )
+                )
+            ).all()
+        )
+
+    async def depth(self) -> dict[str, int]:
+        rows = await self.session.execute(
+            select(OutboxItem.state, func.count())
+            .where(OutboxItem.state != OutboxState.DONE.value)
+            .group_by(OutboxItem.state)
+        )
+        return {str(state): int(n) for state, n in rows.all()}
