@@ -1,0 +1,117 @@
+"""The staff directory and who may do what: checked at click and command time, failing closed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+from bot.errors import PermissionDeniedError
+from bot.message import Mention
+from bot.settings import StaffSettings
+from handlers.money import fen_to_yuan, format_fen
+
+ROLE_NAMES = {"agent": "客服", "supervisor": "主管", "finance": "财务", "admin": "管理员"}
+DECIDERS = frozenset({"agent", "supervisor", "admin"})
+SUPERVISORS = frozenset({"supervisor", "admin"})
+
+
+class StaffDirectory:
+    def __init__(self, staff: Iterable[StaffSettings]) -> None:
+        self.staff = list(staff)
+        self._by_id = {s.id: s for s in self.staff}
+        self._by_platform: dict[tuple[str, str], StaffSettings] = {}
+        for s in self.staff:
+            for platform, ident in (
+                ("sandbox", s.sandbox_user or s.id),
+                ("wecom", s.wecom_userid),
+                ("dingtalk", s.dingtalk_staff_id),
+            ):
+                if ident:
+                    self._by_platform[(platform, ident)] = s
+
+    def get(self, staff_id: str) -> StaffSettings | None:
+        return self._by_id.get(staff_id)
+
+    def by_platform(self, platform: str, ident: str) -> StaffSettings | None:
+        return self._by_platform.get((platform, ident))
+
+    def with_role(self, roles: Iterable[str]) -> list[StaffSettings]:
+        wanted = set(roles)
+        return [s for s in self.staff if wanted & set(s.roles)]
+
+    def mention(self, staff: StaffSettings) -> Mention:
+        return Mention(staff.id, staff.display)
+
+    def mentions(self, staff: Iterable[StaffSettings]) -> tuple[Mention, ...]:
+        return tuple(self.mention(s) for s in staff)
+
+    def name(self, actor: str) -> str:
+        staff = self._by_id.get(actor)
+        if staff is not None:
+            return staff.display
+        if actor.startswith("rule:"):
+            return f"规则 {actor[5:]}"
+        return {"system": "系统", "platform": "平台", "commerce": "店铺系统"}.get(actor, actor)
+
+    # -- authority ---------------------------------------------------------------------------
+
+    @staticmethod
+    def refund_limit_fen(staff: StaffSettings) -> int | None:
+        """The most this person may approve alone, in fen; None means no limit."""
+        if "admin" in staff.roles:
+            return None
+        return int((staff.refund_limit or 0) * 100)
+
+    def may_approve(self, staff: StaffSettings, amount_fen: int, role: str = "agent") -> bool:
+        if not DECIDERS & set(staff.roles):
+            return False
+        if role == "supervisor" and not SUPERVISORS & set(staff.roles):
+            return False
+        limit = self.refund_limit_fen(staff)
+        return limit is None or amount_fen <= limit
+
+    def approvers(self, amount_fen: int, role: str = "agent") -> list[StaffSettings]:
+        """Who may approve this amount, smallest authority first (they are the ones to ask)."""
+        able = [s for s in self.staff if self.may_approve(s, amount_fen, role)]
+        return sorted(able, key=lambda s: _limit_key(self.refund_limit_fen(s)))
+
+    def require(
+        self, staff: StaffSettings | None, roles: Iterable[str], what: str
+    ) -> StaffSettings:
+        """The ACL filter: `staff` must exist and hold one of `roles`, else a refusal naming who can."""
+        wanted = set(roles)
+        if staff is not None and wanted & set(staff.roles):
+            return staff
+        able = self.with_role(wanted)
+        who = "、".join(s.display for s in able) or "管理员"
+        role_text = "/".join(ROLE_NAMES.get(r, r) for r in sorted(wanted))
+        if staff is None:
+            admins = self.with_role(["admin"])
+            raise PermissionDeniedError(
+                f"你不在售后名单中，不能{what}。请管理员"
+                f"{'、'.join(s.display for s in admins)}把你加入 staff 配置"
+            )
+        raise PermissionDeniedError(
+            f"{staff.display} 没有{what}的权限（需要{role_text}）。可以{what}的是：{who}",
+            mentions=self.mentions(able),
+        )
+
+    def refuse_amount(
+        self, staff: StaffSettings, amount_fen: int, role: str
+    ) -> PermissionDeniedError:
+        able = self.approvers(amount_fen, role)
+        limit = self.refund_limit_fen(staff)
+        who = "、".join(_with_limit(s, self.refund_limit_fen(s)) for s in able) or "管理员"
+        mine = "无" if limit is None else format_fen(limit)
+        return PermissionDeniedError(
+            f"{format_fen(amount_fen)} 超出 {staff.display} 的退款权限（{mine}）。可以批准的是：{who}",
+            mentions=self.mentions(able),
+        )
+
+
+def _limit_key(limit: int | None) -> Decimal:
+    return Decimal("Infinity") if limit is None else fen_to_yuan(limit)
+
+
+def _with_limit(staff: StaffSettings, limit: int | None) -> str:
+    return f"{staff.display}（{'不限' if limit is None else format_fen(limit)}）"

@@ -1,0 +1,18 @@
+"""Cards by case kind: every flow registers how its case looks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bot.message import Card
+from handlers.context import Tx
+from handlers.refund import refund_card
+from storage.models import Case
+
+CardBuilder = Callable[[Case, Tx], Card]
+
+BUILDERS: dict[str, CardBuilder] = {"refund": refund_card}
+
+
+def build_card(case: Case, tx: Tx) -> Card:
+    return BUILDERS[case.kind](case, tx)

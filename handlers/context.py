@@ -1,0 +1,181 @@
+"""What every handler works with: `Services` (long-lived) and `Tx` (one transaction's tools)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+from functools import cached_property
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock
+from bot.message import Mention
+from bot.settings import GroupSettings, Settings
+from handlers.authority import StaffDirectory
+from handlers.rules import RuleTable
+from storage.coordination import Coordination
+from storage.db import Database
+from storage.models import Case
+from storage.repositories import (
+    AuditRepository,
+    CardMessageRepository,
+    CaseRepository,
+    EventRepository,
+    OutboxRepository,
+    SandboxMessageRepository,
+    TimerRepository,
+)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    clock: Clock
+    coord: Coordination
+    staff: StaffDirectory = field(init=False)
+    rules: RuleTable = field(init=False)
+    tz: tzinfo = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.staff = StaffDirectory(self.settings.staff)
+        self.rules = RuleTable.from_settings(self.settings.rules)
+        self.tz = ZoneInfo(self.settings.bot.timezone)
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[Tx]:
+        async with self.db.begin() as session:
+            yield Tx(session, self, self.clock.now())
+
+    def route(self, *, shop: str, platform: str, kind: str) -> GroupSettings | None:
+        """The first configured group that takes this shop, platform and case kind."""
+        for group in self.settings.groups:
+            if group.routes(shop=shop, platform=platform, kind=kind):
+                return group
+        return None
+
+    @property
+    def admin_group(self) -> str:
+        groups = self.settings.groups
+        return self.settings.bot.admin_group or (groups[0].id if groups else "")
+
+
+@dataclass
+class Tx:
+    """One open transaction, with the repositories and the small writes every flow needs."""
+
+    session: AsyncSession
+    svc: Services
+    now: datetime
+
+    @cached_property
+    def cases(self) -> CaseRepository:
+        return CaseRepository(self.session)
+
+    @cached_property
+    def events(self) -> EventRepository:
+        return EventRepository(self.session)
+
+    @cached_property
+    def outbox(self) -> OutboxRepository:
+        return OutboxRepository(self.session)
+
+    @cached_property
+    def timers(self) -> TimerRepository:
+        return TimerRepository(self.session)
+
+    @cached_property
+    def audit_log(self) -> AuditRepository:
+        return AuditRepository(self.session)
+
+    @cached_property
+    def cards(self) -> CardMessageRepository:
+        return CardMessageRepository(self.session)
+
+    @cached_property
+    def sandbox(self) -> SandboxMessageRepository:
+        return SandboxMessageRepository(self.session)
+
+    async def audit(
+        self,
+        case: Case | None,
+        actor: str,
+        action: str,
+        *,
+        from_state: str = "",
+        channel: str = "",
+        **detail: Any,
+    ) -> None:
+        await self.audit_log.add(
+            case_pk=case.id if case else None,
+            at=self.now,
+            actor=actor,
+            action=action,
+            from_state=from_state,
+            to_state=case.state if case else "",
+            channel=channel,
+            detail=detail,
+        )
+
+    async def sync_card(self, case: Case) -> None:
+        """Queue the card of `case` to be (re)drawn from its current row."""
+        if case.group_id:
+            await self.outbox.add(
+                f"card:{case.id}:{case.version}",
+                "card",
+                now=self.now,
+                case_pk=case.id,
+                group_id=case.group_id,
+            )
+
+    async def post(
+        self,
+        group_id: str,
+        text: str,
+        *,
+        key: str,
+        mentions: tuple[Mention, ...] = (),
+        case: Case | None = None,
+    ) -> None:
+        """Queue a text line to a group under the deterministic id `key`."""
+        if group_id:
+            await self.outbox.add(
+                f"text:{group_id}:{key}",
+                "text",
+                now=self.now,
+                case_pk=case.id if case else None,
+                group_id=group_id,
+                payload={"text": text, "mentions": [[m.staff_id, m.name] for m in mentions]},
+            )
+
+    async def side_effect(
+        self, case: Case, action: str, payload: dict[str, Any] | None = None, *, attempt: int = 1
+    ) -> str:
+        """Queue a call to the commerce/carrier/payout systems; its id is the idempotency key."""
+        key = f"{action}:{case.kind}:{case.case_id}:{attempt}"
+        await self.outbox.add(
+            key, action, now=self.now, case_pk=case.id, group_id=case.group_id, payload=payload
+        )
+        return key
+
+    async def schedule(
+        self, case: Case, kind: str, due_at: datetime, suffix: str = "", **payload: Any
+    ) -> None:
+        await self.timers.schedule(
+            f"{kind}:{case.id}{':' + suffix if suffix else ''}",
+            kind,
+            due_at=due_at,
+            now=self.now,
+            case_pk=case.id,
+            payload=payload,
+        )
+
+    def after(self, **delta: float) -> datetime:
+        return self.now + timedelta(**delta)
+
+    def local(self, at: datetime) -> datetime:
+        return at.astimezone(self.svc.tz)

@@ -1,0 +1,60 @@
+"""Inbound events: accepted by the API, then applied here one transaction per event, in order."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from handlers import refund
+from handlers.context import Tx
+from handlers.schema import (
+    Envelope,
+    Inbound,
+    RefundEnded,
+    RefundRequested,
+    RefundUpdated,
+    parse_event,
+)
+from storage.models import Event
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[Tx, Envelope, Inbound], Awaitable[None]]
+
+
+async def _refund_requested(tx: Tx, envelope: Envelope, data: Inbound) -> None:
+    assert isinstance(data, RefundRequested)
+    await refund.on_requested(tx, envelope.shop, envelope.platform, data)
+
+
+async def _refund_updated(tx: Tx, _envelope: Envelope, data: Inbound) -> None:
+    assert isinstance(data, RefundUpdated)
+    await refund.on_updated(tx, data)
+
+
+async def _refund_cancelled(tx: Tx, _envelope: Envelope, data: Inbound) -> None:
+    assert isinstance(data, RefundEnded)
+    await refund.on_ended(tx, data, cancelled=True)
+
+
+async def _refund_closed(tx: Tx, _envelope: Envelope, data: Inbound) -> None:
+    assert isinstance(data, RefundEnded)
+    await refund.on_ended(tx, data, cancelled=False)
+
+
+HANDLERS: dict[str, EventHandler] = {
+    "refund.requested": _refund_requested,
+    "refund.updated": _refund_updated,
+    "refund.cancelled": _refund_cancelled,
+    "refund.closed": _refund_closed,
+}
+
+
+async def apply(tx: Tx, event: Event) -> bool:
+    """Apply one stored event; False when no flow handles its type (it stays stored for replay)."""
+    handler = HANDLERS.get(event.type)
+    if handler is None:
+        return False
+    envelope, data = parse_event(event.body)
+    await handler(tx, envelope, data)
+    return True

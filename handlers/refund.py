@@ -1,0 +1,657 @@
+"""Refund cases: the transition table, the card, and every way a refund moves.
+
+Paths (DESIGN §1): 1 not shipped → approve + stop shipment; 2 shipped → intercept, then
+refund; 3 received, refund only / partial → review within the approver's limit;
+4 return and refund → return tracking number → warehouse receipt → QC → refund.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from bot.errors import ConflictError, NotFoundError, UsageError
+from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone
+from bot.settings import StaffSettings
+from handlers.context import Tx
+from handlers.money import fen_to_yuan, format_fen
+from handlers.rules import Action, Decision, RefundFacts
+from handlers.schema import PLATFORMS, RefundEnded, RefundRequested, RefundUpdated
+from storage.enums import CaseKind
+from storage.models import Case
+
+
+class RefundState(StrEnum):
+    NEW = "new"
+    AWAITING_REVIEW = "awaiting_review"
+    ESCALATED = "escalated"
+    APPROVED = "approved"
+    AUTO_APPROVED = "auto_approved"
+    SUBMITTED = "submitted"
+    REFUNDED = "refunded"
+    REJECTED = "rejected"
+    WAITING_INTERCEPT = "waiting_intercept"
+    WAITING_RETURN = "waiting_return"
+    RETURNING = "returning"
+    INSPECTING = "inspecting"
+    CANCELLED = "cancelled"
+    CLOSED_BY_PLATFORM = "closed_by_platform"
+    FAILED = "failed"
+
+
+class Trigger(StrEnum):
+    REVIEW = "review"
+    AUTO_APPROVE = "auto_approve"
+    INTERCEPT = "intercept"
+    AWAIT_RETURN = "await_return"
+    APPROVE = "approve"
+    ESCALATE = "escalate"
+    REJECT = "reject"
+    SUBMITTED = "submitted"
+    REFUNDED = "refunded"
+    FAIL = "fail"
+    RETRY = "retry"
+    INTERCEPTED = "intercepted"
+    INTERCEPT_FAILED = "intercept_failed"
+    RETURN_SHIPPED = "return_shipped"
+    RETURN_RECEIVED = "return_received"
+    CANCEL = "cancel"
+    PLATFORM_CLOSE = "platform_close"
+
+
+S, T = RefundState, Trigger
+TERMINAL = frozenset({S.REFUNDED, S.REJECTED, S.CANCELLED, S.CLOSED_BY_PLATFORM})
+OPEN = frozenset(S) - TERMINAL
+DECIDABLE = frozenset({S.AWAITING_REVIEW, S.ESCALATED, S.WAITING_INTERCEPT, S.INSPECTING})
+PAYING = frozenset({S.APPROVED, S.AUTO_APPROVED, S.SUBMITTED})
+NEEDS_PERSON = frozenset({S.AWAITING_REVIEW, S.ESCALATED, S.INSPECTING, S.FAILED})
+
+TRANSITIONS: dict[tuple[RefundState, Trigger], RefundState] = {
+    (S.NEW, T.REVIEW): S.AWAITING_REVIEW,
+    (S.NEW, T.AUTO_APPROVE): S.AUTO_APPROVED,
+    (S.NEW, T.INTERCEPT): S.WAITING_INTERCEPT,
+    (S.NEW, T.AWAIT_RETURN): S.WAITING_RETURN,
+    (S.AWAITING_REVIEW, T.ESCALATE): S.ESCALATED,
+    (S.WAITING_INTERCEPT, T.INTERCEPTED): S.AUTO_APPROVED,
+    (S.WAITING_INTERCEPT, T.INTERCEPT_FAILED): S.WAITING_RETURN,
+    (S.WAITING_RETURN, T.RETURN_SHIPPED): S.RETURNING,
+    (S.WAITING_RETURN, T.RETURN_RECEIVED): S.INSPECTING,
+    (S.RETURNING, T.RETURN_RECEIVED): S.INSPECTING,
+    (S.INSPECTING, T.AUTO_APPROVE): S.AUTO_APPROVED,
+    (S.FAILED, T.RETRY): S.APPROVED,
+    **{(s, T.APPROVE): S.APPROVED for s in DECIDABLE},
+    **{(s, T.ESCALATE): S.ESCALATED for s in DECIDABLE - {S.ESCALATED}},
+    **{(s, T.REJECT): S.REJECTED for s in DECIDABLE | {S.WAITING_RETURN, S.RETURNING}},
+    **{(s, T.SUBMITTED): S.SUBMITTED for s in {S.APPROVED, S.AUTO_APPROVED}},
+    **{(s, T.REFUNDED): S.REFUNDED for s in PAYING | {S.FAILED}},
+    **{(s, T.FAIL): S.FAILED for s in PAYING},
+    **{(s, T.CANCEL): S.CANCELLED for s in OPEN - PAYING},
+    **{(s, T.PLATFORM_CLOSE): S.CLOSED_BY_PLATFORM for s in OPEN},
+}
+
+
+class IllegalTransitionError(ConflictError):
+    pass
+
+
+def advance(state: str, trigger: Trigger) -> RefundState:
+    """The next state, or IllegalTransitionError naming the current one."""
+    try:
+        return TRANSITIONS[(RefundState(state), trigger)]
+    except (KeyError, ValueError):
+        raise IllegalTransitionError(
+            f"这个退款现在是「{STATE_TEXT.get(state, state)}」，不能{TRIGGER_TEXT.get(trigger, trigger)}"
+        ) from None
+
+
+STATE_TEXT: dict[str, str] = {
+    S.NEW: "新申请",
+    S.AWAITING_REVIEW: "待审核",
+    S.ESCALATED: "待主管审批",
+    S.APPROVED: "已通过 · 退款提交中",
+    S.AUTO_APPROVED: "自动通过 · 退款提交中",
+    S.SUBMITTED: "已提交 · 等待平台退款",
+    S.REFUNDED: "已退款",
+    S.REJECTED: "已拒绝",
+    S.WAITING_INTERCEPT: "已发货 · 等待拦截结果",
+    S.WAITING_RETURN: "等待买家寄回",
+    S.RETURNING: "退货在途",
+    S.INSPECTING: "仓库已签收 · 待质检",
+    S.CANCELLED: "买家已撤销",
+    S.CLOSED_BY_PLATFORM: "平台已关闭",
+    S.FAILED: "退款失败",
+}
+TRIGGER_TEXT: dict[str, str] = {
+    T.APPROVE: "通过",
+    T.REJECT: "拒绝",
+    T.ESCALATE: "升级",
+    T.CANCEL: "撤销",
+    T.RETRY: "重试",
+    T.INTERCEPTED: "确认拦截",
+    T.RETURN_RECEIVED: "确认收货",
+}
+KIND_TEXT = {"refund_only": "仅退款", "return_refund": "退货退款", "price_diff": "退差价"}
+SHIPPING_TEXT = {
+    "unshipped": "未发货",
+    "shipped": "已发货",
+    "in_transit": "运输中",
+    "delivered": "已签收",
+}
+TONE = {
+    **dict.fromkeys(NEEDS_PERSON, Tone.WARNING),
+    S.ESCALATED: Tone.DANGER,
+    S.FAILED: Tone.DANGER,
+    S.REFUNDED: Tone.SUCCESS,
+    **dict.fromkeys({S.REJECTED, S.CANCELLED, S.CLOSED_BY_PLATFORM}, Tone.MUTED),
+}
+ACTION_TEXT = {
+    "created": "收到申请",
+    "approve": "通过",
+    "auto_approve": "自动通过",
+    "escalate": "升级主管",
+    "reject": "拒绝",
+    "claim": "认领",
+    "note": "备注",
+    "review": "转人工审核",
+    "intercept": "申请拦截",
+    "await_return": "等待退货",
+    "refunded": "确认退款",
+    "submitted": "提交退款",
+    "fail": "退款失败",
+    "retry": "重新提交",
+    "cancel": "撤销申请",
+    "platform_close": "关闭",
+    "updated": "更新申请",
+    "return_shipped": "寄回退货",
+    "return_received": "签收退货",
+    "intercepted": "拦截成功",
+    "intercept_failed": "拦截失败",
+}
+
+
+def path_of(kind: str, shipping: str) -> int:
+    if kind == "return_refund":
+        return 4
+    return {"unshipped": 1, "shipped": 2, "in_transit": 2}.get(shipping, 3)
+
+
+def facts_of(case: Case) -> RefundFacts:
+    data = case.data.get("refund", {})
+    order_amount = case.data.get("order_amount_fen")
+    return RefundFacts(
+        platform=case.platform,
+        shop=case.shop,
+        kind=data.get("kind", "refund_only"),
+        shipping=data.get("shipping", {}).get("status", "unshipped"),
+        amount_fen=case.amount_fen,
+        order_amount_fen=order_amount if isinstance(order_amount, int) else None,
+        reason=case.reason,
+    )
+
+
+# -- the card ------------------------------------------------------------------------------
+
+
+def refund_card(case: Case, tx: Tx) -> Card:
+    data = case.data.get("refund", {})
+    state = RefundState(case.state)
+    kind = data.get("kind", "refund_only")
+    directory = tx.svc.staff
+    fields = [
+        Field("订单", case.order_id),
+        Field("平台", f"{PLATFORMS.get(case.platform, case.platform)} · {case.shop}"),
+        Field("金额", _amount_text(case)),
+        Field("原因", case.reason or "—"),
+        Field("物流", _shipping_text(data.get("shipping", {}))),
+    ]
+    if nick := data.get("buyer", {}).get("nick"):
+        fields.append(Field("买家", nick))
+    if case.deadline_at is not None and state in OPEN:
+        fields.append(Field("平台时限", _deadline_text(case.deadline_at, tx)))
+    if case.assignee:
+        fields.append(Field("处理人", directory.name(case.assignee)))
+    if rule := case.data.get("rule"):
+        fields.append(Field("规则", rule))
+    lines = [f"📝 {directory.name(n['by'])}：{n['text']}" for n in case.data.get("notes", [])[-3:]]
+    if state is S.ESCALATED and (esc := case.data.get("escalation")):
+        lines.append(
+            f"⬆ {directory.name(esc['by'])} 建议通过，超出其权限 {esc['limit']}，请主管审批"
+        )
+    if state is S.FAILED and (error := case.data.get("commerce", {}).get("error")):
+        lines.append(f"⚠ 失败原因：{error}")
+    if state is S.REJECTED and (why := case.data.get("reject_reason")):
+        lines.append(f"拒绝原因：{why}")
+    mentions: tuple[Mention, ...] = ()
+    if state is S.ESCALATED:
+        mentions = directory.mentions(directory.approvers(case.amount_fen, "supervisor"))
+    return Card(
+        case_pk=case.id,
+        case_id=case.case_id,
+        handle=case.handle,
+        kind=case.kind,
+        state=case.state,
+        version=case.version,
+        title=f"{KIND_TEXT.get(kind, '退款')} {case.handle} · {format_fen(case.amount_fen)}",
+        status=STATE_TEXT[state],
+        tone=TONE.get(state, Tone.INFO),
+        fields=tuple(fields),
+        buttons=refund_buttons(state),
+        lines=tuple(lines),
+        footer=footer(case, tx),
+        mentions=mentions,
+    )
+
+
+def refund_buttons(state: RefundState) -> tuple[Button, ...]:
+    approve = Button("approve", "通过", ButtonStyle.PRIMARY)
+    reject = Button("reject", "拒绝", ButtonStyle.DANGER)
+    claim = Button("claim", "认领")
+    if state in (S.AWAITING_REVIEW, S.ESCALATED):
+        return (approve, reject, claim)
+    if state is S.INSPECTING:
+        return (Button("approve", "质检通过 · 退款", ButtonStyle.PRIMARY), reject, claim)
+    if state is S.WAITING_INTERCEPT:
+        return (Button("approve", "不等拦截 · 直接退款"), claim)
+    if state in (S.WAITING_RETURN, S.RETURNING):
+        return (reject, claim)
+    if state is S.FAILED:
+        return (Button("retry", "重新提交", ButtonStyle.PRIMARY), claim)
+    return ()
+
+
+def footer(case: Case, tx: Tx) -> str:
+    if not case.last_action:
+        return ""
+    who = tx.svc.staff.name(case.last_actor)
+    what = ACTION_TEXT.get(case.last_action, case.last_action)
+    return f"{who} {what} · {tx.local(case.updated_at):%m-%d %H:%M}"
+
+
+def _amount_text(case: Case) -> str:
+    order_amount = case.data.get("order_amount_fen")
+    if isinstance(order_amount, int) and order_amount != case.amount_fen:
+        return f"{format_fen(case.amount_fen)}（订单 {format_fen(order_amount)}，部分退款）"
+    return format_fen(case.amount_fen)
+
+
+def _shipping_text(shipping: dict[str, Any]) -> str:
+    status = SHIPPING_TEXT.get(shipping.get("status", ""), shipping.get("status", "—"))
+    parcel = " ".join(
+        p for p in (shipping.get("carrier", ""), shipping.get("tracking_no", "")) if p
+    )
+    return f"{status} · {parcel}" if parcel else status
+
+
+def _deadline_text(deadline: datetime, tx: Tx) -> str:
+    left = deadline - tx.now
+    hours = left.total_seconds() / 3600
+    when = f"{tx.local(deadline):%m-%d %H:%M}"
+    if hours <= 0:
+        return f"{when}（已超时）"
+    if hours < 1:
+        return f"{when}（剩 {int(left.total_seconds() // 60)} 分钟）"
+    return f"{when}（剩 {hours:.0f} 小时）"
+
+
+def ensure(tx: Tx, case: Case, trigger: Trigger) -> RefundState:
+    """Like `advance`, but the refusal says who moved the case and when."""
+    try:
+        return advance(case.state, trigger)
+    except IllegalTransitionError:
+        status = STATE_TEXT.get(RefundState(case.state), case.state)
+        raise ConflictError(
+            f"{case.handle} 现在是「{status}」（{footer(case, tx)}），"
+            f"不能再{TRIGGER_TEXT.get(trigger, trigger.value)}"
+        ) from None
+
+
+# -- moves ----------------------------------------------------------------------------------
+
+
+async def move(
+    tx: Tx,
+    case: Case,
+    trigger: Trigger,
+    *,
+    actor: str,
+    channel: str = "",
+    data: dict[str, Any] | None = None,
+    **changes: Any,
+) -> RefundState:
+    """Advance `case` by `trigger` with compare-and-set, and write audit, card and effects."""
+    before = case.state
+    after = advance(before, trigger)
+    values: dict[str, Any] = {"last_actor": actor, "last_action": trigger.value, **changes}
+    if data is not None:
+        values["data"] = data
+    if after in TERMINAL and case.closed_at is None:
+        values["closed_at"] = tx.now
+    if case.first_response_at is None and not actor.startswith(("platform", "commerce", "system")):
+        values.setdefault("first_response_at", tx.now)
+    await tx.cases.transition(case, after.value, now=tx.now, **values)
+    await tx.audit(case, actor, trigger.value, from_state=before, channel=channel)
+    await tx.sync_card(case)
+    await _enter(tx, case, after)
+    return after
+
+
+async def _enter(tx: Tx, case: Case, state: RefundState) -> None:
+    """Side effects and timers that belong to arriving in `state`."""
+    if case.first_response_at is not None:
+        await tx.timers.cancel(case.id, ["first_response"])
+    if state in (S.APPROVED, S.AUTO_APPROVED):
+        attempt = int(case.data.get("commerce", {}).get("attempt", 1))
+        await tx.side_effect(
+            case, "commerce.approve_refund", _commerce_payload(case), attempt=attempt
+        )
+    elif state is S.REJECTED:
+        payload = _commerce_payload(case) | {"reason": case.data.get("reject_reason", "")}
+        await tx.side_effect(case, "commerce.reject_refund", payload)
+    if state in TERMINAL:
+        await tx.timers.cancel(case.id)
+    elif state not in NEEDS_PERSON | {S.WAITING_INTERCEPT}:
+        await tx.timers.cancel(case.id, ["deadline_warn"])
+
+
+def _commerce_payload(case: Case) -> dict[str, Any]:
+    return {
+        "refund_id": case.case_id,
+        "order_id": case.order_id,
+        "shop": case.shop,
+        "platform": case.platform,
+        "amount": str(fen_to_yuan(case.amount_fen)),
+    }
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+async def on_requested(tx: Tx, envelope_shop: str, platform: str, data: RefundRequested) -> Case:
+    """A new refund request: one case, routed to a group, decided by the rules."""
+    existing = await tx.cases.by_case_id(CaseKind.REFUND, data.refund_id)
+    if existing is not None:
+        await _apply_update(tx, existing, RefundUpdated.model_validate(data.model_dump()))
+        return existing
+    group = tx.svc.route(shop=envelope_shop, platform=platform, kind=CaseKind.REFUND.value)
+    kind, shipping = data.kind, data.shipping.status
+    case = await tx.cases.create(
+        kind=CaseKind.REFUND,
+        case_id=data.refund_id,
+        state=S.NEW.value,
+        now=tx.now,
+        shop=envelope_shop,
+        platform=platform,
+        order_id=data.order_id,
+        amount_fen=data.amount,
+        group_id=group.id if group else "",
+        path=path_of(kind, shipping),
+        reason=data.reason[:255],
+        deadline_at=data.deadline_at,
+        data={
+            "refund": data.model_dump(mode="json", exclude={"amount", "order_amount"}),
+            "order_amount_fen": data.order_amount,
+        },
+        last_actor="platform",
+        last_action="created",
+    )
+    await tx.audit(case, "platform", "created", channel="api", refund_id=data.refund_id)
+    if group is None:
+        await tx.post(
+            tx.svc.admin_group,
+            f"⚠ 退款 {case.handle}（{case.shop}/{case.platform}）没有匹配的群，请检查 [[groups]] 的路由配置",
+            key=f"unrouted:{case.id}",
+            case=case,
+        )
+    decision = tx.svc.rules.decide(facts_of(case))
+    await apply_decision(tx, case, decision)
+    return case
+
+
+async def apply_decision(tx: Tx, case: Case, decision: Decision) -> None:
+    actor = f"rule:{decision.rule}"
+    route = decision.route
+    data = {**case.data, "rule": decision.rule, "review_role": decision.review_role}
+    if route is Action.AUTO_APPROVE:
+        await move(tx, case, T.AUTO_APPROVE, actor=actor, data=data)
+    elif route is Action.REQUEST_INTERCEPT:
+        await move(tx, case, T.INTERCEPT, actor=actor, data=data)
+    elif route is Action.AWAIT_RETURN:
+        await move(tx, case, T.AWAIT_RETURN, actor=actor, data=data)
+    else:
+        await move(tx, case, T.REVIEW, actor=actor, data=data, first_response_at=None)
+    if Action.STOP_SHIPMENT in decision.actions:
+        await tx.side_effect(case, "commerce.stop_shipment", _commerce_payload(case))
+    await arm_timers(tx, case)
+
+
+async def arm_timers(tx: Tx, case: Case) -> None:
+    timers = tx.svc.settings.timers
+    if case.first_response_at is None:
+        await tx.schedule(case, "first_response", tx.after(minutes=timers.first_response_min))
+    if case.deadline_at is not None and case.state in NEEDS_PERSON | {S.WAITING_INTERCEPT}:
+        for hours in timers.deadline_warn_h:
+            due = case.deadline_at - timedelta(hours=hours)
+            await tx.schedule(
+                case,
+                "deadline_warn",
+                max(due, tx.now),
+                suffix=f"{hours:g}h:{case.deadline_at:%Y%m%d%H%M}",
+                hours=hours,
+            )
+
+
+async def on_updated(tx: Tx, data: RefundUpdated) -> Case:
+    case = await _load(tx, data.refund_id)
+    await _apply_update(tx, case, data)
+    return case
+
+
+async def _apply_update(tx: Tx, case: Case, data: RefundUpdated) -> None:
+    refund = dict(case.data.get("refund", {}))
+    refund.update(
+        data.model_dump(mode="json", exclude_none=True, exclude={"amount", "order_amount"})
+    )
+    new_data = {**case.data, "refund": refund}
+    changes: dict[str, Any] = {}
+    if data.amount is not None:
+        changes["amount_fen"] = data.amount
+    if data.order_amount is not None:
+        new_data["order_amount_fen"] = data.order_amount
+    if data.reason is not None:
+        changes["reason"] = data.reason[:255]
+    if data.deadline_at is not None:
+        changes["deadline_at"] = data.deadline_at
+    if data.shipping is not None:
+        changes["path"] = path_of(refund.get("kind", "refund_only"), data.shipping.status)
+    trigger = _return_trigger(case, data)
+    if trigger is not None:
+        await move(tx, case, trigger, actor="platform", data=new_data, **changes)
+        if trigger is T.RETURN_RECEIVED and data.return_status == "qc_passed":
+            await move(tx, case, T.AUTO_APPROVE, actor="platform")
+        return
+    await tx.cases.touch(
+        case, now=tx.now, data=new_data, last_actor="platform", last_action="updated", **changes
+    )
+    await tx.audit(case, "platform", "updated", from_state=case.state, channel="api")
+    await tx.sync_card(case)
+    if data.deadline_at is not None:
+        await tx.timers.cancel(case.id, ["deadline_warn"])
+        await arm_timers(tx, case)
+
+
+def _return_trigger(case: Case, data: RefundUpdated) -> Trigger | None:
+    state = RefundState(case.state)
+    if data.return_status in ("received", "qc_passed", "qc_failed") and state in (
+        S.WAITING_RETURN,
+        S.RETURNING,
+    ):
+        return T.RETURN_RECEIVED
+    if (data.return_status == "shipped" or data.return_tracking) and state is S.WAITING_RETURN:
+        return T.RETURN_SHIPPED
+    return None
+
+
+async def on_ended(tx: Tx, data: RefundEnded, *, cancelled: bool) -> Case:
+    case = await _load(tx, data.refund_id)
+    state = RefundState(case.state)
+    if state in TERMINAL:
+        return case
+    new_data = {**case.data, "end_detail": data.detail or data.status}
+    if not cancelled and data.status == "refunded" and (state, T.REFUNDED) in TRANSITIONS:
+        await move(tx, case, T.REFUNDED, actor="platform", data=new_data)
+    elif cancelled and (state, T.CANCEL) in TRANSITIONS:
+        await move(tx, case, T.CANCEL, actor="platform", data=new_data)
+    else:
+        await move(tx, case, T.PLATFORM_CLOSE, actor="platform", data=new_data)
+    return case
+
+
+async def _load(tx: Tx, refund_id: str) -> Case:
+    case = await tx.cases.by_case_id(CaseKind.REFUND, refund_id)
+    if case is None:
+        raise NotFoundError(f"没有退款 {refund_id}")
+    return case
+
+
+# -- people ---------------------------------------------------------------------------------
+
+
+async def approve(tx: Tx, case: Case, staff: StaffSettings, channel: str) -> Reply:
+    state = RefundState(case.state)
+    if state is S.FAILED:
+        return await retry(tx, case, staff, channel)
+    ensure(tx, case, T.APPROVE)
+    role = "supervisor" if state is S.ESCALATED else case.data.get("review_role", "agent")
+    directory = tx.svc.staff
+    if not directory.may_approve(staff, case.amount_fen, role):
+        if state is S.ESCALATED or not directory.may_approve(staff, 0, "agent"):
+            raise directory.refuse_amount(staff, case.amount_fen, role)
+        limit = directory.refund_limit_fen(staff)
+        data = {
+            **case.data,
+            "escalation": {
+                "by": staff.id,
+                "limit": format_fen(limit or 0),
+                "at": tx.now.isoformat(),
+            },
+        }
+        await move(tx, case, T.ESCALATE, actor=staff.id, channel=channel, data=data)
+        await tx.schedule(case, "approval", tx.after(hours=tx.svc.settings.timers.approval_h))
+        supervisors = directory.approvers(case.amount_fen, "supervisor")
+        names = "、".join(s.display for s in supervisors) or "管理员"
+        return Reply(
+            f"{case.handle} {format_fen(case.amount_fen)} 超出你的权限"
+            f"（{format_fen(limit or 0)}），已升级给主管：{names}",
+            mentions=directory.mentions(supervisors),
+        )
+    await move(
+        tx, case, T.APPROVE, actor=staff.id, channel=channel, assignee=case.assignee or staff.id
+    )
+    return Reply(f"✅ 已通过 {case.handle}（{format_fen(case.amount_fen)}），正在提交退款")
+
+
+async def retry(tx: Tx, case: Case, staff: StaffSettings, channel: str) -> Reply:
+    if not tx.svc.staff.may_approve(staff, case.amount_fen, "agent"):
+        raise tx.svc.staff.refuse_amount(staff, case.amount_fen, "agent")
+    commerce = dict(case.data.get("commerce", {}))
+    commerce["attempt"] = int(commerce.get("attempt", 1)) + 1
+    commerce.pop("error", None)
+    await move(
+        tx, case, T.RETRY, actor=staff.id, channel=channel, data={**case.data, "commerce": commerce}
+    )
+    return Reply(f"🔁 已重新提交 {case.handle} 的退款")
+
+
+async def reject(tx: Tx, case: Case, staff: StaffSettings, reason: str, channel: str) -> Reply:
+    if not reason.strip():
+        raise UsageError(f"请写明拒绝原因：拒绝 {case.handle} <原因>")
+    ensure(tx, case, T.REJECT)
+    data = {**case.data, "reject_reason": reason.strip()[:500]}
+    await move(
+        tx,
+        case,
+        T.REJECT,
+        actor=staff.id,
+        channel=channel,
+        data=data,
+        assignee=case.assignee or staff.id,
+    )
+    return Reply(f"已拒绝 {case.handle}：{reason.strip()}")
+
+
+async def on_commerce_result(
+    tx: Tx, case: Case, action: str, *, ok: bool, status: str = "", error: str = ""
+) -> None:
+    """The commerce system answered (or gave up on) an approve/reject/stop-shipment call."""
+    commerce = {**case.data.get("commerce", {})}
+    if action == "commerce.stop_shipment":
+        data = {**case.data, "stop_shipment": "done" if ok else f"failed: {error}"}
+        await tx.cases.touch(case, now=tx.now, data=data)
+        await tx.sync_card(case)
+        return
+    if action == "commerce.reject_refund":
+        if not ok:
+            data = {**case.data, "commerce": commerce | {"error": f"拒绝未能提交：{error}"}}
+            await tx.cases.touch(case, now=tx.now, data=data)
+            await tx.sync_card(case)
+        return
+    state = RefundState(case.state)
+    if state not in PAYING:
+        return
+    if ok:
+        data = {**case.data, "commerce": commerce | {"status": status}}
+        trigger = T.SUBMITTED if status == "pending" else T.REFUNDED
+        if trigger is T.SUBMITTED and state is S.SUBMITTED:
+            return
+        await move(tx, case, trigger, actor="commerce", data=data)
+    else:
+        data = {**case.data, "commerce": commerce | {"error": error}}
+        await move(tx, case, T.FAIL, actor="commerce", data=data)
+
+
+async def claim(tx: Tx, case: Case, staff: StaffSettings, channel: str) -> Reply:
+    if RefundState(case.state) in TERMINAL:
+        raise ConflictError(
+            f"{case.handle} 已经是「{STATE_TEXT[RefundState(case.state)]}」，无需认领"
+        )
+    if case.assignee == staff.id:
+        return Reply(f"{case.handle} 已经由你处理")
+    if case.assignee and "supervisor" not in staff.roles and "admin" not in staff.roles:
+        owner = tx.svc.staff.name(case.assignee)
+        raise ConflictError(f"{case.handle} 已由 {owner} 认领；需要转交请找主管")
+    changes: dict[str, Any] = {"assignee": staff.id, "last_actor": staff.id, "last_action": "claim"}
+    if case.first_response_at is None:
+        changes["first_response_at"] = tx.now
+    await tx.cases.touch(case, now=tx.now, **changes)
+    await tx.timers.cancel(case.id, ["first_response"])
+    await tx.audit(case, staff.id, "claim", from_state=case.state, channel=channel)
+    await tx.sync_card(case)
+    return Reply(f"👌 {case.handle} 由 {staff.display} 处理")
+
+
+async def note(tx: Tx, case: Case, staff: StaffSettings, text: str, channel: str) -> Reply:
+    if not text.strip():
+        raise UsageError(f"备注不能为空：备注 {case.handle} <内容>")
+    notes = [
+        *case.data.get("notes", []),
+        {"by": staff.id, "at": tx.now.isoformat(), "text": text.strip()[:500]},
+    ]
+    changes: dict[str, Any] = {
+        "data": {**case.data, "notes": notes[-20:]},
+        "last_actor": staff.id,
+        "last_action": "note",
+    }
+    await tx.cases.touch(case, now=tx.now, **changes)
+    await tx.audit(
+        case, staff.id, "note", from_state=case.state, channel=channel, text=text.strip()[:500]
+    )
+    await tx.sync_card(case)
+    return Reply(f"已记下 {case.handle} 的备注")
+
+
+async def load_for_change(tx: Tx, ref: str) -> Case:
+    case = await tx.cases.find(ref)
+    if case is None:
+        raise NotFoundError(f"找不到 {ref}：请用卡片上的编号（如 R12）或完整的退款单号")
+    return case
