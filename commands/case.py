@@ -1,0 +1,151 @@
+"""Commands on cases: show, todo, approve, reject, claim, note."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from bot.message import Reply
+from commands.router import Args, CommandContext, router
+from handlers import refund
+from handlers.authority import DECIDERS
+from handlers.cards import build_card
+from handlers.context import Tx
+from handlers.money import format_fen
+from storage.models import Case
+
+CASE = Field(description="单号", min_length=1, max_length=128)
+ANYONE = ("agent", "supervisor", "finance", "admin")
+
+
+class CaseArgs(Args):
+    case: str = CASE
+
+
+class ReasonArgs(Args):
+    case: str = CASE
+    reason: str = Field(description="原因", min_length=1, json_schema_extra={"rest": True})
+
+
+class NoteArgs(Args):
+    case: str = CASE
+    text: str = Field(description="内容", min_length=1, json_schema_extra={"rest": True})
+
+
+class TodoArgs(Args):
+    scope: Literal["mine", "all", "我的", "全部"] = Field(default="mine", description="mine|all")
+
+
+@router.command("show", "查", "查看", args=CaseArgs, roles=ANYONE, what="查看单据")
+async def show(ctx: CommandContext, args: CaseArgs) -> Reply:
+    """看一个单据的详情和处理记录"""
+    async with ctx.svc.tx() as tx:
+        case = await refund.load_for_change(tx, args.case)
+        card = build_card(case, tx)
+        history = await tx.audit_log.history(case.id)
+        lines = [f"【{card.title}】{card.status}"]
+        lines += [f"{f.label}：{f.value}" for f in card.fields]
+        lines += list(card.lines)
+        lines.append("记录：")
+        for entry in history[-8:]:
+            who = tx.svc.staff.name(entry.actor)
+            what = refund.ACTION_TEXT.get(entry.action, entry.action)
+            lines.append(f"  {tx.local(entry.at):%m-%d %H:%M} {who} {what}")
+        return Reply("\n".join(lines), card=card)
+
+
+@router.command("todo", "待办", args=TodoArgs, roles=ANYONE, what="查看待办")
+async def todo(ctx: CommandContext, args: TodoArgs) -> Reply:
+    """我要处理的单据，最紧急的在前；主管用 all 看全部（按处理人分组）"""
+    staff = ctx.me
+    everyone = args.scope in ("all", "全部")
+    if everyone:
+        staff = ctx.require({"supervisor", "admin"}, "查看全部待办")
+    async with ctx.svc.tx() as tx:
+        cases = await tx.cases.open_cases(states=[s.value for s in refund.NEEDS_PERSON], limit=200)
+        if not everyone:
+            cases = [c for c in cases if _is_mine(tx, c, staff.id)]
+        if not cases:
+            return Reply("🎉 没有待办" if not everyone else "🎉 全部处理完了")
+        if not everyone:
+            return Reply(
+                "\n".join(
+                    [f"{staff.display} 的待办（{len(cases)}）："]
+                    + [_line(tx, c) for c in cases[:30]]
+                )
+            )
+        groups: dict[str, list[Case]] = {}
+        for c in cases:
+            groups.setdefault(_approver(tx, c), []).append(c)
+        lines = [f"全部待办（{len(cases)}）："]
+        for who, items in sorted(groups.items()):
+            lines.append(f"【{who}】{len(items)} 件")
+            lines += [f"  {_line(tx, c)}" for c in items[:15]]
+        return Reply("\n".join(lines))
+
+
+@router.command("approve", "通过", "同意", args=CaseArgs, roles=DECIDERS, what="通过退款")
+async def approve(ctx: CommandContext, args: CaseArgs) -> Reply:
+    """同意退款；超出自己的权限会升级给主管"""
+    staff = ctx.me
+    async with ctx.svc.tx() as tx:
+        case = await refund.load_for_change(tx, args.case)
+        return await refund.approve(tx, case, staff, ctx.channel)
+
+
+@router.command("retry", "重试", args=CaseArgs, roles=DECIDERS, what="重新提交退款")
+async def retry(ctx: CommandContext, args: CaseArgs) -> Reply:
+    """重新提交失败的退款"""
+    return await approve(ctx, args)
+
+
+@router.command("reject", "拒绝", "驳回", args=ReasonArgs, roles=DECIDERS, what="拒绝退款")
+async def reject(ctx: CommandContext, args: ReasonArgs) -> Reply:
+    """拒绝退款，写明原因"""
+    staff = ctx.me
+    async with ctx.svc.tx() as tx:
+        case = await refund.load_for_change(tx, args.case)
+        return await refund.reject(tx, case, staff, args.reason, ctx.channel)
+
+
+@router.command("claim", "认领", args=CaseArgs, roles=DECIDERS, what="认领单据")
+async def claim(ctx: CommandContext, args: CaseArgs) -> Reply:
+    """由我来处理这个单据"""
+    staff = ctx.me
+    async with ctx.svc.tx() as tx:
+        case = await refund.load_for_change(tx, args.case)
+        return await refund.claim(tx, case, staff, ctx.channel)
+
+
+@router.command("note", "备注", args=NoteArgs, roles=ANYONE, what="写备注")
+async def note(ctx: CommandContext, args: NoteArgs) -> Reply:
+    """给单据加一条备注"""
+    staff = ctx.me
+    async with ctx.svc.tx() as tx:
+        case = await refund.load_for_change(tx, args.case)
+        return await refund.note(tx, case, staff, args.text, ctx.channel)
+
+
+def _is_mine(tx: Tx, case: Case, staff_id: str) -> bool:
+    if case.assignee:
+        return case.assignee == staff_id
+    staff = tx.svc.staff.get(staff_id)
+    role = (
+        "supervisor" if case.state == refund.S.ESCALATED else case.data.get("review_role", "agent")
+    )
+    return staff is not None and tx.svc.staff.may_approve(staff, case.amount_fen, role)
+
+
+def _approver(tx: Tx, case: Case) -> str:
+    if case.assignee:
+        return tx.svc.staff.name(case.assignee)
+    return "主管" if case.state == refund.S.ESCALATED else "未认领"
+
+
+def _line(tx: Tx, case: Case) -> str:
+    state = refund.STATE_TEXT.get(refund.RefundState(case.state), case.state)
+    due = f" · 时限 {tx.local(case.deadline_at):%m-%d %H:%M}" if case.deadline_at else ""
+    return (
+        f"{case.handle} {format_fen(case.amount_fen)} {state}{due} · {case.reason or case.order_id}"
+    )

@@ -1,0 +1,197 @@
+"""Chat commands: a router with bilingual names, positional argument models and an ACL filter.
+
+`@router.command("approve", "通过", roles=DECIDERS)` registers a coroutine taking a
+`CommandContext` and its `<Name>Args`; its docstring is its help text. A command calls
+handlers and returns a `Reply`; the platform adapter sends it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from bot.errors import UsageError, UserError
+from bot.message import Reply
+from bot.settings import StaffSettings
+from handlers.context import Services
+from storage.repositories import StaleCaseError
+
+log = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=BaseModel)
+Handler = Callable[["CommandContext", Any], Awaitable[Reply]]
+MENTION = re.compile(r"^\s*(?:@\S+\s*)+")
+STALE_RETRIES = 3
+
+
+class Args(BaseModel):
+    """Positional arguments in field order; a last `str` field marked `rest` takes the remainder."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class NoArgs(Args):
+    pass
+
+
+@dataclass(frozen=True)
+class ChatInput:
+    """One thing a person did in a chat, already verified and parsed by the platform adapter."""
+
+    channel: str
+    platform: str
+    user: str
+    text: str = ""
+    group_id: str = ""
+    action: str = ""
+    case_ref: str = ""
+    input_id: str = ""
+
+
+@dataclass
+class CommandContext:
+    svc: Services
+    input: ChatInput
+    staff: StaffSettings | None
+
+    @property
+    def channel(self) -> str:
+        return self.input.channel
+
+    @property
+    def me(self) -> StaffSettings:
+        """The caller; the router's ACL filter has already refused anyone not in the directory."""
+        assert self.staff is not None
+        return self.staff
+
+    def require(self, roles: Iterable[str], what: str) -> StaffSettings:
+        return self.svc.staff.require(self.staff, roles, what)
+
+
+@dataclass(frozen=True)
+class Command:
+    names: tuple[str, ...]
+    handler: Handler
+    args: type[Args]
+    roles: frozenset[str]
+    what: str
+
+    @property
+    def help(self) -> str:
+        return (self.handler.__doc__ or "").strip().splitlines()[0]
+
+    def usage(self, name: str | None = None) -> str:
+        parts = [name or self.names[1 if len(self.names) > 1 else 0]]
+        for field_name, field in self.args.model_fields.items():
+            label = field.description or field_name
+            parts.append(f"<{label}>" if field.is_required() else f"[{label}]")
+        return " ".join(parts)
+
+
+class Router:
+    def __init__(self) -> None:
+        self.commands: list[Command] = []
+        self._by_name: dict[str, Command] = {}
+
+    def command(
+        self, *names: str, args: type[Args] = NoArgs, roles: Iterable[str] = (), what: str = ""
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            command = Command(names, handler, args, frozenset(roles), what or names[-1])
+            self.commands.append(command)
+            for name in names:
+                self._by_name[name.lower()] = command
+            return handler
+
+        return register
+
+    def lookup(self, name: str) -> Command | None:
+        return self._by_name.get(name.lower())
+
+    def split(self, text: str) -> tuple[str, str]:
+        """('通过', 'R12') from '@bot 通过 R12', '通过R12' or 'approve r12'."""
+        text = MENTION.sub("", text).strip()
+        head, _, rest = text.partition(" ")
+        if self.lookup(head) is None:
+            for name in sorted(self._by_name, key=len, reverse=True):
+                if not name.isascii() and text.startswith(name):
+                    return name, text[len(name) :].strip()
+        return head, rest.strip()
+
+    def parse(self, command: Command, name: str, rest: str) -> Args:
+        fields = list(command.args.model_fields.items())
+        values: dict[str, str] = {}
+        remaining = rest
+        for i, (field_name, field) in enumerate(fields):
+            if not remaining:
+                break
+            extra = field.json_schema_extra
+            takes_rest = i == len(fields) - 1 and isinstance(extra, dict) and extra.get("rest")
+            if takes_rest:
+                values[field_name], remaining = remaining, ""
+            else:
+                values[field_name], _, remaining = remaining.partition(" ")
+                remaining = remaining.strip()
+        if remaining:
+            raise UsageError(f"多余的内容「{remaining}」。用法：{command.usage(name)}")
+        try:
+            return command.args.model_validate(values)
+        except ValidationError as exc:
+            raise UsageError(f"用法：{command.usage(name)}") from exc
+
+    async def handle(self, svc: Services, chat: ChatInput) -> Reply:
+        """Run the command in `chat.text` (or the click `chat.action`) and return the reply."""
+        input_id = chat.input_id or uuid.uuid4().hex[:12]
+        staff = svc.staff.by_platform(chat.platform, chat.user)
+        ctx = CommandContext(svc, chat, staff)
+        try:
+            command, args = self._resolve(chat)
+            ctx.require(command.roles or {"agent", "supervisor", "finance", "admin"}, command.what)
+            for attempt in range(STALE_RETRIES):
+                try:
+                    return await command.handler(ctx, args)
+                except StaleCaseError:
+                    if attempt == STALE_RETRIES - 1:
+                        raise
+            raise AssertionError("unreachable")
+        except UserError as exc:
+            return Reply(exc.message, mentions=exc.mentions, ok=False)
+        except Exception:
+            log.exception("command failed: input %s from %s/%s", input_id, chat.channel, chat.user)
+            return Reply(f"处理出错了，已记录（编号 {input_id}），请稍后再试或联系管理员", ok=False)
+
+    def _resolve(self, chat: ChatInput) -> tuple[Command, Args]:
+        if chat.action:
+            command = self.lookup(chat.action)
+            if command is None:
+                raise UsageError(f"这个按钮已失效（{chat.action}）")
+            fields = list(command.args.model_fields)
+            if fields and fields[0] == "case":
+                required = [
+                    f for f, info in command.args.model_fields.items() if info.is_required()
+                ]
+                if len(required) > 1:
+                    raise UsageError(
+                        f"请在群里输入：{command.usage().replace('<单号>', chat.case_ref)}"
+                    )
+                return command, command.args.model_validate({"case": chat.case_ref})
+            return command, command.args()
+        name, rest = self.split(chat.text)
+        if not name:
+            raise UsageError(self.hint())
+        command = self.lookup(name)
+        if command is None:
+            raise UsageError(f"没有「{name[:20]}」这个命令。{self.hint()}")
+        return command, self.parse(command, name, rest)
+
+    def hint(self) -> str:
+        return "试试：帮助 · 待办 · 查 R12 · 通过 R12 · 拒绝 R12 原因（英文：help / todo / show / approve / reject）"
+
+
+router = Router()
