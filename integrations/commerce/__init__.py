@@ -1,0 +1,1 @@
+"""The shop's commerce side (ERP, RPA or platform bridge): refunds, stop-shipment, buyer messages."""

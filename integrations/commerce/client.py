@@ -1,0 +1,116 @@
+"""Calls into the shop's systems: a generic signed webhook, or the built-in simulator.
+
+Webhook protocol (the merchant's ERP/RPA endpoint implements it):
+    POST <[commerce] url>   JSON {"action", "idempotency_key", "data", "sent_at"}
+    headers X-Refundops-Timestamp / X-Refundops-Signature (integrations.signing)
+    → 200 {"status": "done" | "pending" | "failed", "detail": "..."}
+The same idempotency key may arrive more than once (retries, restarts): answer it again,
+never act twice. 5xx, 429 and timeouts are retried with backoff; other 4xx and
+"failed" are final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+
+from bot.clock import Clock
+from bot.errors import PermanentError, RetryableError
+from integrations.signing import signed_headers
+
+ACTIONS = (
+    "approve_refund",
+    "reject_refund",
+    "stop_shipment",
+    "send_buyer_message",
+    "notify_payout",
+)
+
+
+@dataclass(frozen=True)
+class CommerceResult:
+    status: str
+    detail: str = ""
+
+
+class Commerce(Protocol):
+    async def call(self, action: str, key: str, data: dict[str, Any]) -> CommerceResult: ...
+
+
+class WebhookCommerce:
+    def __init__(
+        self, session: aiohttp.ClientSession, url: str, secret: str, clock: Clock, timeout_s: float
+    ) -> None:
+        self.session = session
+        self.url = url
+        self.secret = secret
+        self.clock = clock
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def call(self, action: str, key: str, data: dict[str, Any]) -> CommerceResult:
+        now = self.clock.now()
+        body = json.dumps(
+            {"action": action, "idempotency_key": key, "data": data, "sent_at": now.isoformat()},
+            ensure_ascii=False,
+        ).encode()
+        headers = {"Content-Type": "application/json", "Idempotency-Key": key}
+        headers |= signed_headers(self.secret, int(now.timestamp()), body)
+        try:
+            async with self.session.post(
+                self.url, data=body, headers=headers, timeout=self.timeout
+            ) as resp:
+                text = await resp.text()
+                if resp.status == 429 or resp.status >= 500:
+                    retry_after = resp.headers.get("Retry-After", "")
+                    defer = float(retry_after) if retry_after.isdigit() else None
+                    raise RetryableError(
+                        f"commerce {action}: HTTP {resp.status} {text[:200]}", defer=defer
+                    )
+                if resp.status >= 400:
+                    raise PermanentError(f"commerce {action}: HTTP {resp.status} {text[:200]}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RetryableError(f"commerce {action}: {type(exc).__name__} {exc}") from exc
+        try:
+            answer = json.loads(text)
+            status = str(answer["status"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RetryableError(f"commerce {action}: unreadable answer {text[:200]!r}") from exc
+        detail = str(answer.get("detail", ""))
+        if status == "failed":
+            raise PermanentError(detail or f"commerce refused {action}")
+        if status not in ("done", "pending"):
+            raise RetryableError(f"commerce {action}: unknown status {status!r}")
+        return CommerceResult(status, detail)
+
+
+class SimulatedCommerce:
+    """The demo's shop backend: answers like a healthy ERP, now and then a little slowly."""
+
+    def __init__(self, seed: int | None = None, failure_rate: float = 0.0) -> None:
+        self.random = random.Random(seed)
+        self.failure_rate = failure_rate
+        self.calls: dict[str, CommerceResult] = {}
+
+    async def call(self, action: str, key: str, data: dict[str, Any]) -> CommerceResult:  # noqa: ARG002
+        if key in self.calls:
+            return self.calls[key]
+        await asyncio.sleep(self.random.uniform(0.05, 0.3))
+        if self.random.random() < self.failure_rate:
+            raise RetryableError("simulated ERP timeout")
+        if action == "stop_shipment" and self.random.random() < 0.1:
+            raise PermanentError("仓库已出库，无法截单")
+        result = CommerceResult("done", "模拟店铺后台已处理")
+        self.calls[key] = result
+        return result
+
+
+class NoCommerce:
+    """`[commerce] mode = "none"`: decisions are recorded, the team refunds by hand."""
+
+    async def call(self, action: str, key: str, data: dict[str, Any]) -> CommerceResult:  # noqa: ARG002
+        return CommerceResult("pending", "未接店铺系统：请在平台后台手动处理")

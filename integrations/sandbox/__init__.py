@@ -1,0 +1,1 @@
+"""The sandbox channel: a WeCom-like group chat kept in the database, for the demo and tests."""

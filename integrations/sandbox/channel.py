@@ -1,0 +1,81 @@
+"""The sandbox platform: messages live in `sandbox_messages`; watchers get them over a websocket."""
+
+from __future__ import annotations
+
+import json
+
+from bot.clock import Clock
+from bot.message import Card, Mention
+from bot.settings import GroupSettings
+from integrations.channel import Placement
+from integrations.sandbox.render import message_json, render_card, render_text
+from storage.coordination import Coordination
+from storage.db import Database
+from storage.enums import MessageKind
+from storage.models import CardMessage, SandboxMessage
+from storage.repositories import SandboxMessageRepository
+
+BOT = "bot"
+
+
+def topic(group_id: str) -> str:
+    return f"sandbox:{group_id}"
+
+
+class SandboxChannel:
+    name = "sandbox"
+
+    def __init__(self, db: Database, clock: Clock, coord: Coordination) -> None:
+        self.db = db
+        self.clock = clock
+        self.coord = coord
+
+    async def deliver_card(
+        self, group: GroupSettings, card: Card, placement: CardMessage | None
+    ) -> Placement:
+        now = self.clock.now()
+        async with self.db.begin() as session:
+            repo = SandboxMessageRepository(session)
+            if placement and placement.ref:
+                message = await repo.get(int(placement.ref))
+            else:
+                message = await repo.card_for(group.id, card.case_pk)
+            if message is None:
+                message = await repo.add(
+                    group_id=group.id,
+                    kind=MessageKind.CARD.value,
+                    author=BOT,
+                    text=card.summary,
+                    case_pk=card.case_pk,
+                    card=render_card(card),
+                    now=now,
+                )
+            elif message.card is None or int(message.card.get("version", 0)) <= card.version:
+                message.card = render_card(card)
+                message.text = card.summary
+                message.updated_at = now
+                await session.flush()
+        await self.announce(message)
+        return Placement(str(message.id))
+
+    async def deliver_text(
+        self, group: GroupSettings, text: str, mentions: tuple[Mention, ...]
+    ) -> None:
+        await self.say(group.id, BOT, render_text(text, mentions))
+
+    async def say(self, group_id: str, author: str, text: str) -> SandboxMessage:
+        async with self.db.begin() as session:
+            message = await SandboxMessageRepository(session).add(
+                group_id=group_id,
+                kind=MessageKind.TEXT.value,
+                author=author,
+                text=text,
+                now=self.clock.now(),
+            )
+        await self.announce(message)
+        return message
+
+    async def announce(self, message: SandboxMessage) -> None:
+        await self.coord.publish(
+            topic(message.group_id), json.dumps(message_json(message), ensure_ascii=False)
+        )

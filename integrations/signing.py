@@ -1,0 +1,45 @@
+"""refundops' own HMAC scheme, used by the ingest API and every webhook refundops sends.
+
+`X-Refundops-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>` with
+`X-Refundops-Timestamp: <unix seconds>`, accepted within ±`max_skew_s`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+TIMESTAMP_HEADER = "X-Refundops-Timestamp"
+SIGNATURE_HEADER = "X-Refundops-Signature"
+
+
+def sign(secret: str, timestamp: int | str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"v1={mac.hexdigest()}"
+
+
+def signed_headers(secret: str, timestamp: int, body: bytes) -> dict[str, str]:
+    return {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(secret, timestamp, body)}
+
+
+def verify(
+    secret: str,
+    timestamp: str | None,
+    signature: str | None,
+    body: bytes,
+    *,
+    now: float,
+    max_skew_s: int,
+) -> str | None:
+    """None when valid, else the reason (for the 401 message; never echoes the secret)."""
+    if not timestamp or not signature:
+        return f"missing {TIMESTAMP_HEADER} or {SIGNATURE_HEADER} header"
+    try:
+        ts = int(timestamp)
+    except ValueError:
+        return f"{TIMESTAMP_HEADER} must be unix seconds"
+    if abs(now - ts) > max_skew_s:
+        return f"{TIMESTAMP_HEADER} is more than {max_skew_s} s away from the server clock"
+    if not secret or not hmac.compare_digest(sign(secret, ts, body), signature.strip()):
+        return "signature does not match"
+    return None
