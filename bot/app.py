@@ -1,0 +1,43 @@
+"""`create_app(settings)`: the aiohttp application with every surface the settings switch on."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot import lifecycle
+from bot.clock import Clock, SystemClock
+from bot.keys import METRICS, SETTINGS
+from bot.metrics import Metrics
+from bot.routes import health, ingest, openapi, sandbox
+from bot.settings import Settings
+from integrations.commerce.client import Commerce
+from storage.coordination import Coordination
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    coord: Coordination | None = None,
+    commerce: Commerce | None = None,
+    workers: bool = True,
+) -> web.Application:
+    """Build the app; `workers=False` leaves draining to the caller (tests drive it by hand)."""
+    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app.router.add_routes(health.routes)
+    app.router.add_routes(ingest.routes)
+    app.router.add_routes(openapi.routes)
+    if settings.sandbox_enabled:
+        app.router.add_routes(sandbox.routes)
+    app.router.add_get("/", _index)
+    app.cleanup_ctx.extend(
+        lifecycle.contexts(clock or SystemClock(), coord, commerce, workers=workers)
+    )
+    return app
+
+
+async def _index(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    raise web.HTTPFound("/sandbox" if settings.sandbox_enabled else "/healthz")

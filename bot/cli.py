@@ -1,0 +1,129 @@
+"""The `refundops` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.config_check import problems
+from bot.settings import ConfigError, Settings, load_settings
+
+DEFAULT_CONFIG = Path("refundops.toml")
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="TOML config (default ./refundops.toml if present)",
+    )
+    parser.add_argument(
+        "--secrets", type=Path, default=None, help="TOML secrets file, same shape as the config"
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="refundops", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the bot")
+    _config_arg(serve)
+    demo = sub.add_parser("demo", help="run the demo: sandbox group, demo staff, simulator")
+    _config_arg(demo)
+    demo.add_argument("--port", type=int, default=None)
+    demo.add_argument(
+        "--db", type=Path, default=None, help="SQLite file (default refundops-demo.db)"
+    )
+    demo.add_argument("--no-simulator", action="store_true", help="do not feed simulated events")
+    check = sub.add_parser("check-config", help="name every problem in a config and exit non-zero")
+    _config_arg(check)
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="apply the migrations")
+    _config_arg(upgrade)
+    return parser
+
+
+def demo_base() -> dict[str, Any]:
+    return tomllib.loads(resources.files("bot").joinpath("demo.toml").read_text("utf-8"))
+
+
+def _load(args: argparse.Namespace, **kwargs: Any) -> Settings:
+    config = args.config
+    if config is None and DEFAULT_CONFIG.exists() and args.command != "demo":
+        config = DEFAULT_CONFIG
+    return load_settings(config, secrets=args.secrets, **kwargs)
+
+
+def _fail(lines: list[str]) -> int:
+    for line in lines:
+        print(f"✗ {line}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        if args.command == "demo":
+            overrides: dict[str, Any] = {}
+            if args.port is not None:
+                overrides["server"] = {"port": args.port}
+            if args.db is not None:
+                overrides["database"] = {"url": f"sqlite+aiosqlite:///{args.db}"}
+            if args.no_simulator:
+                overrides["simulator"] = {"enabled": False}
+            settings = _load(args, base=demo_base(), overrides=overrides)
+        else:
+            settings = _load(args)
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    if args.command == "check-config":
+        found = problems(settings)
+        if found:
+            return _fail(found)
+        print(
+            f"✓ config ok: {len(settings.groups)} groups, {len(settings.staff)} staff, "
+            f"channels {', '.join(sorted(settings.channels)) or 'none'}"
+        )
+        return 0
+    if args.command == "db":
+        from storage import migrate
+        from storage.db import Database
+
+        async def upgrade() -> None:
+            db = Database(settings.database.url)
+            await migrate.upgrade(db)
+            await db.dispose()
+
+        asyncio.run(upgrade())
+        print(f"✓ database at the newest schema ({settings.database.url.split('@')[-1]})")
+        return 0
+    found = problems(settings)
+    if found:
+        return _fail(found)
+    from bot.app import create_app
+
+    host, port = settings.server.host, settings.server.port
+    if settings.demo:
+        print(
+            f"refundops demo: open http://{host}:{port}/sandbox  (ingest secret from "
+            "REFUNDOPS_INGEST__SECRET, else demo-secret)"
+        )
+    web.run_app(create_app(settings), host=host, port=port, print=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The outbox dispatcher: claims due items, performs them outside any transaction, records the end.
+
+Retries use exponential backoff with jitter; after `max_attempts` (or a permanent error)
+an item is dead-lettered and the admin group is told. Every external call carries the
+item id as its idempotency key, so a crash between "performed" and "recorded" repeats
+the call harmlessly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from bot.errors import PermanentError, RetryableError
+from bot.message import Mention
+from bot.metrics import Metrics
+from handlers import refund
+from handlers.cards import build_card
+from handlers.context import Services
+from integrations.channel import Channel
+from integrations.commerce.client import Commerce
+from storage.enums import OutboxState
+from storage.models import OutboxItem
+from storage.repositories.outbox import OUTBOX_TOPIC
+
+log = logging.getLogger(__name__)
+
+Perform = Callable[["Dispatcher", OutboxItem], Awaitable[None]]
+
+
+@dataclass
+class Dispatcher:
+    svc: Services
+    channels: dict[str, Channel]
+    commerce: Commerce
+    metrics: Metrics
+    batch: int = 50
+    rng: random.Random = field(default_factory=random.Random)
+
+    async def run(self) -> None:
+        settings = self.svc.settings.dispatch
+        while True:
+            try:
+                busy = await self.run_once()
+            except Exception:
+                log.exception("dispatcher cycle failed")
+                busy = 0
+            if not busy:
+                await self.svc.coord.wait(OUTBOX_TOPIC, settings.poll_s)
+
+    async def run_once(self) -> int:
+        """Claim and perform one batch of due items; the number handled."""
+        async with self.svc.tx() as tx:
+            items = await tx.outbox.claim(
+                now=tx.now, limit=self.batch, lease_s=self.svc.settings.dispatch.lease_s
+            )
+        if items:
+            await asyncio.gather(*(self.perform(item) for item in items))
+        return len(items)
+
+    async def perform(self, item: OutboxItem) -> None:
+        runner = PERFORMERS.get(item.kind) or PERFORMERS.get(item.kind.split(".", 1)[0])
+        try:
+            if runner is None:
+                raise PermanentError(f"no performer for outbox kind {item.kind!r}")
+            await runner(self, item)
+        except RetryableError as exc:
+            await self._failed(item, str(exc), exc.defer)
+        except PermanentError as exc:
+            await self._dead(item, str(exc))
+        except Exception as exc:
+            log.exception("outbox item %s failed", item.id)
+            await self._failed(item, f"{type(exc).__name__}: {exc}", None)
+        else:
+            async with self.svc.tx() as tx:
+                await tx.outbox.done(item.id, now=tx.now)
+            self.metrics.dispatched.labels(item.kind, "done").inc()
+
+    def backoff(self, attempts: int, defer: float | None) -> float:
+        settings = self.svc.settings.dispatch
+        delay = min(settings.backoff_max_s, settings.backoff_base_s * 2**attempts)
+        delay *= self.rng.uniform(0.5, 1.0)
+        return float(max(delay, defer or 0.0))
+
+    async def _failed(self, item: OutboxItem, error: str, defer: float | None) -> None:
+        self.metrics.dispatch_failures.labels(item.kind).inc()
+        if item.attempts + 1 >= self.svc.settings.dispatch.max_attempts:
+            await self._dead(item, error)
+            return
+        log.warning("outbox item %s attempt %d failed: %s", item.id, item.attempts + 1, error)
+        async with self.svc.tx() as tx:
+            delay = timedelta(seconds=self.backoff(item.attempts, defer))
+            await tx.outbox.retry(item.id, error=error, at=tx.now + delay)
+
+    async def _dead(self, item: OutboxItem, error: str) -> None:
+        log.error("outbox item %s dead-lettered: %s", item.id, error)
+        self.metrics.dispatched.labels(item.kind, "dead").inc()
+        async with self.svc.tx() as tx:
+            await tx.outbox.dead(item.id, error=error, now=tx.now)
+            case = await tx.cases.get(item.case_pk) if item.case_pk is not None else None
+            if case is not None and item.kind.startswith("commerce."):
+                await refund.on_commerce_result(tx, case, item.kind, ok=False, error=error)
+            is_admin_notice = item.kind == "text" and item.group_id == self.svc.admin_group
+            if not is_admin_notice:
+                what = f"{case.handle} 的" if case else ""
+                await tx.post(
+                    self.svc.admin_group,
+                    f"⚠ {what}{KIND_TEXT.get(item.kind, item.kind)}多次失败，已放弃：{error[:300]}",
+                    key=f"dead:{item.id}",
+                    mentions=tx.svc.staff.mentions(tx.svc.staff.with_role(["admin"])),
+                    case=case,
+                )
+
+    async def flush_case(self, case_pk: int) -> None:
+        """Deliver the pending card updates of one case now (the sandbox answers a click with them)."""
+        async with self.svc.tx() as tx:
+            pending = await tx.outbox.pending_for_case(case_pk, "card")
+        for item in pending:
+            async with self.svc.tx() as tx:
+                claimed = await tx.outbox.get(item.id)
+                if (
+                    claimed is None
+                    or claimed.state != OutboxState.PENDING
+                    or (claimed.lease_until is not None and claimed.lease_until > tx.now)
+                ):
+                    continue
+                claimed.lease_until = tx.now + timedelta(seconds=self.svc.settings.dispatch.lease_s)
+            await self.perform(claimed)
+
+
+KIND_TEXT = {
+    "card": "卡片发送",
+    "text": "群消息发送",
+    "commerce.approve_refund": "退款提交",
+    "commerce.reject_refund": "拒绝提交",
+    "commerce.stop_shipment": "截单",
+}
+
+
+async def _card(d: Dispatcher, item: OutboxItem) -> None:
+    group = d.svc.settings.group(item.group_id)
+    if group is None:
+        raise PermanentError(f"group {item.group_id!r} is not configured")
+    channel = d.channels.get(group.channel)
+    if channel is None:
+        raise PermanentError(f"channel {group.channel!r} is not running")
+    async with d.svc.tx() as tx:
+        case = await tx.cases.get(item.case_pk or 0)
+        if case is None:
+            raise PermanentError(f"case {item.case_pk} is gone")
+        card = build_card(case, tx)
+        placement = await tx.cards.get(case.id, group.id)
+    if placement is not None and placement.version > card.version:
+        return
+    where = await channel.deliver_card(group, card, placement)
+    async with d.svc.tx() as tx:
+        await tx.cards.record(
+            case_pk=card.case_pk,
+            group_id=group.id,
+            channel=group.channel,
+            ref=where.ref,
+            version=card.version,
+            now=tx.now,
+            extra=where.extra or None,
+        )
+        for older in await tx.outbox.pending_for_case(card.case_pk, "card"):
+            if older.id != item.id and int(older.id.rsplit(":", 1)[1]) <= card.version:
+                await tx.outbox.done(older.id, now=tx.now)
+
+
+async def _text(d: Dispatcher, item: OutboxItem) -> None:
+    group = d.svc.settings.group(item.group_id)
+    if group is None:
+        raise PermanentError(f"group {item.group_id!r} is not configured")
+    channel = d.channels.get(group.channel)
+    if channel is None:
+        raise PermanentError(f"channel {group.channel!r} is not running")
+    mentions = tuple(Mention(staff_id, name) for staff_id, name in item.payload.get("mentions", []))
+    await channel.deliver_text(group, item.payload["text"], mentions)
+
+
+async def _commerce(d: Dispatcher, item: OutboxItem) -> None:
+    action = item.kind.split(".", 1)[1]
+    result = await d.commerce.call(action, item.id, item.payload)
+    async with d.svc.tx() as tx:
+        case = await tx.cases.get(item.case_pk or 0)
+        if case is not None:
+            await refund.on_commerce_result(tx, case, item.kind, ok=True, status=result.status)
+
+
+PERFORMERS: dict[str, Perform] = {"card": _card, "text": _text, "commerce": _commerce}

@@ -1,0 +1,59 @@
+"""Errors, and what each one becomes at the edge.
+
+    RefundopsError
+    ├── UserError ............ shown to the person as is (chat reply / HTTP 4xx message)
+    │   ├── UsageError ....... bad command shape: reply with the usage line
+    │   ├── NotFoundError .... no such case / message
+    │   ├── PermissionDeniedError  not allowed: says why and who can (with mentions)
+    │   └── ConflictError .... illegal move for the case's state, or someone else won
+    └── ExternalError ........ a platform / commerce / carrier call failed
+        ├── RetryableError ... retry later (5xx, timeouts, rate limits); `defer` hints when
+        └── PermanentError ... will never succeed (4xx): dead-letter and tell the admin group
+
+Anything else is a bug: the person gets a generic reply, the log gets the event id.
+"""
+
+from __future__ import annotations
+
+from bot.message import Mention
+
+
+class RefundopsError(Exception):
+    pass
+
+
+class UserError(RefundopsError):
+    def __init__(self, message: str, *, mentions: tuple[Mention, ...] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.mentions = mentions
+
+
+class UsageError(UserError):
+    pass
+
+
+class NotFoundError(UserError):
+    pass
+
+
+class PermissionDeniedError(UserError):
+    pass
+
+
+class ConflictError(UserError):
+    pass
+
+
+class ExternalError(RefundopsError):
+    pass
+
+
+class RetryableError(ExternalError):
+    def __init__(self, message: str, *, defer: float | None = None) -> None:
+        super().__init__(message)
+        self.defer = defer
+
+
+class PermanentError(ExternalError):
+    pass

@@ -1,0 +1,23 @@
+"""Typed application-state keys."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from bot.dispatch import Dispatcher
+from bot.metrics import Metrics
+from bot.processor import EventProcessor
+from bot.scheduler import Scheduler
+from bot.settings import Settings
+from handlers.context import Services
+from integrations.sandbox.channel import SandboxChannel
+
+SETTINGS = web.AppKey("settings", Settings)
+SERVICES = web.AppKey("services", Services)
+METRICS = web.AppKey("metrics", Metrics)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+PROCESSOR = web.AppKey("processor", EventProcessor)
+SCHEDULER = web.AppKey("scheduler", Scheduler)
+SANDBOX = web.AppKey("sandbox", SandboxChannel)

@@ -1,0 +1,111 @@
+"""Resources as cleanup contexts: set up, yield, tear down — in this order, reversed on exit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot.clock import Clock
+from bot.dispatch import Dispatcher
+from bot.keys import DISPATCHER, HTTP, METRICS, PROCESSOR, SANDBOX, SCHEDULER, SERVICES, SETTINGS
+from bot.processor import EventProcessor
+from bot.scheduler import Scheduler
+from bot.settings import Settings
+from handlers.context import Services
+from integrations.channel import Channel
+from integrations.commerce.client import Commerce, NoCommerce, SimulatedCommerce, WebhookCommerce
+from integrations.sandbox.channel import SandboxChannel
+from storage import migrate
+from storage.coordination import Coordination, InProcessCoordination
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+Context = Callable[[web.Application], AsyncIterator[None]]
+
+
+def contexts(
+    clock: Clock, coord: Coordination | None, commerce: Commerce | None, *, workers: bool
+) -> list[Context]:
+    async def services(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        shared = coord or await make_coordination(settings)
+        db = Database(
+            settings.database.url,
+            pool_size=settings.database.pool_size,
+            echo=settings.database.echo,
+        )
+        db.notify = shared.notify
+        if db.is_sqlite:
+            await migrate.upgrade(db)
+        app[SERVICES] = Services(settings, db, clock, shared)
+        yield
+        await db.dispose()
+        if coord is None:
+            await shared.close()
+
+    async def http(app: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession(headers={"User-Agent": "refundops"}) as session:
+            app[HTTP] = session
+            yield
+
+    async def engine(app: web.Application) -> AsyncIterator[None]:
+        svc, metrics = app[SERVICES], app[METRICS]
+        channels: dict[str, Channel] = {}
+        if svc.settings.sandbox_enabled:
+            app[SANDBOX] = SandboxChannel(svc.db, clock, svc.coord)
+            channels["sandbox"] = app[SANDBOX]
+        app[DISPATCHER] = Dispatcher(svc, channels, commerce or make_commerce(app), metrics)
+        app[PROCESSOR] = EventProcessor(svc, metrics)
+        app[SCHEDULER] = Scheduler(svc, metrics)
+        yield
+
+    async def background(app: web.Application) -> AsyncIterator[None]:
+        loops: list[Callable[[], Coroutine[Any, Any, None]]] = [
+            app[PROCESSOR].run,
+            app[DISPATCHER].run,
+            app[SCHEDULER].run,
+        ]
+        loops += [extra(app) for extra in EXTRA_LOOPS]
+        tasks = [asyncio.create_task(loop(), name=loop.__qualname__) for loop in loops]
+        yield
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return [services, http, engine, *([background] if workers else [])]
+
+
+# Other long-running loops (the simulator, platform websockets) register a factory here.
+EXTRA_LOOPS: list[Callable[[web.Application], Callable[[], Coroutine[Any, Any, None]]]] = []
+
+
+async def make_coordination(settings: Settings) -> Coordination:
+    if settings.redis.url:
+        from storage.redis_coordination import RedisCoordination
+
+        return await RedisCoordination.connect(settings.redis.url)
+    return InProcessCoordination()
+
+
+def make_commerce(app: web.Application) -> Commerce:
+    settings = app[SETTINGS].commerce
+    if settings.mode == "webhook":
+        return WebhookCommerce(
+            app[HTTP],
+            settings.url,
+            settings.secret.get_secret_value(),
+            app[SERVICES].clock,
+            settings.timeout_s,
+        )
+    if settings.mode == "simulator":
+        return SimulatedCommerce()
+    return NoCommerce()

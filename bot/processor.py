@@ -1,0 +1,67 @@
+"""The event processor: applies stored events in arrival order, one transaction each."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot.errors import UserError
+from bot.metrics import Metrics
+from handlers import events
+from handlers.context import Services
+from handlers.schema import InvalidEventError
+from storage.models import Event
+from storage.repositories import StaleCaseError
+from storage.repositories.events import EVENTS_TOPIC
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+
+
+@dataclass
+class EventProcessor:
+    svc: Services
+    metrics: Metrics
+    batch: int = 100
+
+    async def run(self) -> None:
+        while True:
+            try:
+                busy = await self.run_once()
+            except Exception:
+                log.exception("event processor cycle failed")
+                busy = 0
+            if not busy:
+                await self.svc.coord.wait(EVENTS_TOPIC, self.svc.settings.dispatch.poll_s)
+
+    async def run_once(self) -> int:
+        async with self.svc.tx() as tx:
+            claimed = await tx.events.claim(now=tx.now, limit=self.batch, lease_s=60)
+        for event in claimed:
+            await self.apply(event)
+        return len(claimed)
+
+    async def apply(self, event: Event) -> None:
+        try:
+            async with self.svc.tx() as tx:
+                handled = await events.apply(tx, event)
+                await tx.events.processed(event, now=tx.now)
+            self.metrics.events_applied.labels(event.type, "applied" if handled else "stored").inc()
+        except (StaleCaseError, Exception) as exc:
+            final = (
+                isinstance(exc, InvalidEventError | UserError) or event.attempts + 1 >= MAX_ATTEMPTS
+            )
+            if not isinstance(exc, StaleCaseError | UserError):
+                log.exception("event %s (%s) failed", event.id, event.type)
+            else:
+                log.warning("event %s (%s): %s", event.id, event.type, exc)
+            async with self.svc.tx() as tx:
+                await tx.events.retry(
+                    event,
+                    error=f"{type(exc).__name__}: {exc}",
+                    at=tx.now + timedelta(seconds=2**event.attempts),
+                    give_up=final,
+                )
+            self.metrics.events_applied.labels(event.type, "failed" if final else "retry").inc()

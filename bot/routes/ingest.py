@@ -1,0 +1,182 @@
+"""The shop-facing API: signed events in, cases out (DESIGN §2)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+
+from bot.keys import METRICS, SERVICES, SETTINGS
+from handlers.cards import build_card
+from handlers.money import fen_to_yuan
+from handlers.schema import Envelope, InvalidEventError, parse_event
+from integrations.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from storage.models import Case
+
+routes = web.RouteTableDef()
+
+
+def error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+async def signed_body(request: web.Request) -> bytes | web.Response:
+    """The raw body once size and signature check out, else the 413/401 response."""
+    settings = request.app[SETTINGS]
+    limit = settings.server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return error(413, f"body is larger than {limit} bytes")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return error(413, f"body is larger than {limit} bytes")
+    problem = verify(
+        settings.ingest.secret.get_secret_value(),
+        request.headers.get(TIMESTAMP_HEADER),
+        request.headers.get(SIGNATURE_HEADER),
+        body,
+        now=request.app[SERVICES].clock.now().timestamp(),
+        max_skew_s=settings.ingest.max_skew_s,
+    )
+    if problem:
+        return error(401, problem)
+    return body
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidEventError([{"field": "body", "message": f"not valid JSON ({exc})"}]) from exc
+
+
+def _rejected(request: web.Request, exc: InvalidEventError) -> web.Response:
+    request.app[METRICS].events.labels("rejected").inc()
+    return error(400, "invalid event", fields=exc.errors)
+
+
+async def _store(
+    request: web.Request, items: list[tuple[Envelope, dict[str, Any]]]
+) -> list[dict[str, str]]:
+    results = []
+    async with request.app[SERVICES].tx() as tx:
+        for envelope, raw in items:
+            new = await tx.events.add(
+                event_id=envelope.id,
+                type=envelope.type,
+                shop=envelope.shop,
+                platform=envelope.platform,
+                occurred_at=envelope.occurred_at,
+                body=raw,
+                now=tx.now,
+            )
+            results.append({"id": envelope.id, "status": "accepted" if new else "duplicate"})
+    for result in results:
+        request.app[METRICS].events.labels(result["status"]).inc()
+    return results
+
+
+@routes.post("/api/v1/events")
+async def post_event(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    body = await signed_body(request)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        raw = _json(body)
+        envelope, _ = parse_event(raw)
+    except InvalidEventError as exc:
+        return _rejected(request, exc)
+    (result,) = await _store(request, [(envelope, raw)])
+    request.app[METRICS].http_latency.observe(time.perf_counter() - started)
+    return web.json_response(result, status=202)
+
+
+@routes.post("/api/v1/events/batch")
+async def post_batch(request: web.Request) -> web.Response:
+    body = await signed_body(request)
+    if isinstance(body, web.Response):
+        return body
+    batch_max = request.app[SETTINGS].ingest.batch_max
+    try:
+        raw = _json(body)
+        events = raw.get("events") if isinstance(raw, dict) else None
+        if not isinstance(events, list) or not events:
+            raise InvalidEventError([{"field": "events", "message": "a non-empty list of events"}])
+        if len(events) > batch_max:
+            raise InvalidEventError(
+                [
+                    {
+                        "field": "events",
+                        "message": f"at most {batch_max} events per batch, got {len(events)}",
+                    }
+                ]
+            )
+    except InvalidEventError as exc:
+        return _rejected(request, exc)
+    items, errors = [], []
+    for i, item in enumerate(events):
+        try:
+            envelope, _ = parse_event(item, prefix=f"events[{i}].")
+            items.append((envelope, item))
+        except InvalidEventError as exc:
+            errors += exc.errors
+    if errors:
+        return _rejected(request, InvalidEventError(errors))
+    return web.json_response({"results": await _store(request, items)}, status=202)
+
+
+@routes.get("/api/v1/cases/{case_id}")
+async def get_case(request: web.Request) -> web.Response:
+    body = await signed_body(request)
+    if isinstance(body, web.Response):
+        return body
+    async with request.app[SERVICES].tx() as tx:
+        case = await tx.cases.find(request.match_info["case_id"])
+        if case is None:
+            return error(404, f"no case {request.match_info['case_id']!r}")
+        history = await tx.audit_log.history(case.id)
+        card = build_card(case, tx)
+        return web.json_response(
+            case_json(case)
+            | {
+                "status_text": card.status,
+                "history": [
+                    {
+                        "at": h.at.isoformat(),
+                        "actor": h.actor,
+                        "action": h.action,
+                        "from_state": h.from_state,
+                        "to_state": h.to_state,
+                        "channel": h.channel,
+                    }
+                    for h in history
+                ],
+            }
+        )
+
+
+def case_json(case: Case) -> dict[str, Any]:
+    return {
+        "case_id": case.case_id,
+        "handle": case.handle,
+        "kind": case.kind,
+        "state": case.state,
+        "version": case.version,
+        "shop": case.shop,
+        "platform": case.platform,
+        "order_id": case.order_id,
+        "amount": str(fen_to_yuan(case.amount_fen)),
+        "group": case.group_id,
+        "assignee": case.assignee,
+        "path": case.path,
+        "reason": case.reason,
+        "deadline_at": case.deadline_at.isoformat() if case.deadline_at else None,
+        "created_at": case.created_at.isoformat(),
+        "updated_at": case.updated_at.isoformat(),
+        "closed_at": case.closed_at.isoformat() if case.closed_at else None,
+        "first_response_at": case.first_response_at.isoformat() if case.first_response_at else None,
+        "data": case.data,
+    }

@@ -1,0 +1,47 @@
+"""The scheduler: fires due timers, each in the transaction that marks it fired (exactly once)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from bot.metrics import Metrics
+from handlers import timers
+from handlers.context import Services
+from storage.models import Timer
+from storage.repositories.timers import TIMERS_TOPIC
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Scheduler:
+    svc: Services
+    metrics: Metrics
+    batch: int = 100
+
+    async def run(self) -> None:
+        while True:
+            try:
+                busy = await self.run_once()
+            except Exception:
+                log.exception("scheduler cycle failed")
+                busy = 0
+            if not busy:
+                await self.svc.coord.wait(TIMERS_TOPIC, self.svc.settings.timers.poll_s)
+
+    async def run_once(self) -> int:
+        async with self.svc.tx() as tx:
+            due = await tx.timers.claim(now=tx.now, limit=self.batch, lease_s=60)
+        for timer in due:
+            await self.fire(timer)
+        return len(due)
+
+    async def fire(self, timer: Timer) -> None:
+        try:
+            async with self.svc.tx() as tx:
+                if await tx.timers.fired(timer, now=tx.now):
+                    await timers.fire(tx, timer)
+            self.metrics.timers_fired.labels(timer.kind).inc()
+        except Exception:
+            log.exception("timer %s failed; it is retried when its lease ends", timer.id)

@@ -1,0 +1,278 @@
+"""Shared fixtures: settings and app factories, the databases, signed requests, draining."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.app import create_app
+from bot.clock import FakeClock
+from bot.keys import DISPATCHER, PROCESSOR, SCHEDULER, SERVICES
+from bot.settings import Settings
+from integrations.commerce.fake import FakeCommerce
+from integrations.signing import signed_headers
+from storage import migrate
+from storage.base import Base
+from storage.db import Database
+
+PG_URL = os.environ.get(
+    "REFUNDOPS_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/refundops_test"
+)
+REDIS_URL = os.environ.get("REFUNDOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+T = TypeVar("T")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+SECRET = "test-ingest-secret"
+
+STAFF = [
+    {"id": "agent1", "roles": ["agent"], "refund_limit": "50"},
+    {"id": "agent2", "roles": ["agent"], "refund_limit": "50"},
+    {"id": "sup1", "roles": ["supervisor"], "refund_limit": "2000"},
+    {"id": "sup2", "roles": ["supervisor"], "refund_limit": "2000"},
+    {"id": "fin1", "roles": ["finance"]},
+    {"id": "admin1", "roles": ["admin"]},
+]
+
+
+def make_settings(db_url: str, **overrides: Any) -> Settings:
+    data: dict[str, Any] = {
+        "database": {"url": db_url},
+        "ingest": {"secret": SECRET},
+        "bot": {"admin_group": "ops"},
+        "commerce": {"mode": "none"},
+        "groups": [
+            {"id": "aftersales", "name": "售后一组", "channel": "sandbox", "kinds": ["refund"]},
+            {"id": "ops", "name": "管理群", "channel": "sandbox"},
+        ],
+        "staff": STAFF,
+        "dispatch": {"backoff_base_s": 1.0, "max_attempts": 4},
+    }
+    for key, value in overrides.items():
+        data[key] = {**data[key], **value} if isinstance(data.get(key), dict) else value
+    return Settings(**data)
+
+
+def make_refund(**overrides: Any) -> dict[str, Any]:
+    """A refund.requested envelope; `data_*` keys override fields of `data`."""
+    data: dict[str, Any] = {
+        "refund_id": f"RF{uuid.uuid4().hex[:10].upper()}",
+        "order_id": "T88001",
+        "kind": "refund_only",
+        "amount": "128.00",
+        "order_amount": "128.00",
+        "reason": "尺码不合适",
+        "shipping": {"status": "delivered", "carrier": "SF", "tracking_no": "SF1234567890"},
+        "buyer": {"nick": "t**1"},
+        "deadline_at": "2026-11-24T22:00:00+08:00",
+    }
+    envelope: dict[str, Any] = {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "type": "refund.requested",
+        "occurred_at": "2026-11-23T10:00:00+08:00",
+        "shop": "flagship",
+        "platform": "taobao",
+    }
+    for key, value in overrides.items():
+        if key.startswith("data_"):
+            data[key[5:]] = value
+        else:
+            envelope[key] = value
+    envelope["data"] = data
+    return envelope
+
+
+# -- databases ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A fresh PostgreSQL database for the session, migrated; skips (fails in CI) without one."""
+
+    async def prepare() -> str | None:
+        admin_url = PG_URL.rsplit("/", 1)[0] + "/postgres"
+        name = PG_URL.rsplit("/", 1)[1]
+        try:
+            engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+            async with engine.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
+            await engine.dispose()
+        except (OSError, ConnectionError) as exc:
+            return f"PostgreSQL at {admin_url} is not reachable: {exc}"
+        db = Database(PG_URL)
+        await migrate.upgrade(db)
+        await db.dispose()
+        return None
+
+    problem = in_thread(prepare)
+    if problem:
+        if IN_CI:
+            pytest.fail(f"CI=true needs PostgreSQL: {problem}")
+        pytest.skip(problem)
+    return PG_URL
+
+
+def in_thread(make: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine to completion on its own loop, also from inside a running loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()  # type: ignore[arg-type]
+
+
+async def truncate(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        tables = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    in_thread(lambda: truncate(url))
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = Database(db_url)
+    if database.is_sqlite:
+        await migrate.upgrade(database)
+    yield database
+    await database.dispose()
+
+
+# -- the app ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def fake_commerce(clock: FakeClock) -> AsyncIterator[tuple[FakeCommerce, str]]:
+    fake = FakeCommerce(now=lambda: clock.now().timestamp())
+    server = TestServer(fake.app())
+    await server.start_server()
+    yield fake, str(server.make_url("/refundops"))
+    await server.close()
+
+
+class Bot:
+    """A test client for one app, with signed requests, the sandbox and draining."""
+
+    def __init__(self, client: TestClient[web.Request, web.Application], clock: FakeClock) -> None:
+        self.client = client
+        self.clock = clock
+
+    @property
+    def app(self) -> web.Application:
+        app = self.client.app
+        assert app is not None
+        return app
+
+    @property
+    def svc(self) -> Any:
+        return self.app[SERVICES]
+
+    def headers(self, body: bytes, secret: str = SECRET, skew: int = 0) -> dict[str, str]:
+        ts = int(self.clock.now().timestamp()) + skew
+        return {"Content-Type": "application/json", **signed_headers(secret, ts, body)}
+
+    async def post_event(self, event: Any, path: str = "/api/v1/events") -> tuple[int, Any]:
+        body = json.dumps(event, ensure_ascii=False).encode()
+        resp = await self.client.post(path, data=body, headers=self.headers(body))
+        return resp.status, await resp.json()
+
+    async def get_case(self, ref: str) -> tuple[int, Any]:
+        resp = await self.client.get(f"/api/v1/cases/{ref}", headers=self.headers(b""))
+        return resp.status, await resp.json()
+
+    async def drain(self, rounds: int = 50) -> None:
+        """Run processor, scheduler and dispatcher until none has anything due."""
+        for _ in range(rounds):
+            busy = await self.app[PROCESSOR].run_once()
+            busy += await self.app[SCHEDULER].run_once()
+            busy += await self.app[DISPATCHER].run_once()
+            if not busy:
+                return
+        raise AssertionError("still busy after draining")
+
+    async def messages(self, group: str = "aftersales") -> list[dict[str, Any]]:
+        resp = await self.client.get(f"/sandbox/api/groups/{group}/messages")
+        assert resp.status == 200
+        result: list[dict[str, Any]] = await resp.json()
+        return result
+
+    async def cards(self, group: str = "aftersales") -> list[dict[str, Any]]:
+        return [m for m in await self.messages(group) if m["kind"] == "card"]
+
+    async def texts(self, group: str = "aftersales") -> list[str]:
+        return [m["text"] for m in await self.messages(group) if m["kind"] == "text"]
+
+    async def say(self, user: str, text: str, group: str = "aftersales") -> dict[str, Any]:
+        resp = await self.client.post(
+            f"/sandbox/api/groups/{group}/say", json={"user": user, "text": text}
+        )
+        assert resp.status == 200, await resp.text()
+        result: dict[str, Any] = await resp.json()
+        return result
+
+    async def click(self, user: str, message_id: int, key: str, group: str = "aftersales") -> Any:
+        resp = await self.client.post(
+            f"/sandbox/api/groups/{group}/click",
+            json={"user": user, "message_id": message_id, "key": key},
+        )
+        return resp.status, await resp.json()
+
+    async def refund(self, **overrides: Any) -> dict[str, Any]:
+        """Post a refund request, drain, and return its card message."""
+        event = make_refund(**overrides)
+        status, _ = await self.post_event(event)
+        assert status == 202
+        await self.drain()
+        refund_id = event["data"]["refund_id"]
+        return next(c for c in await self.cards() if c["case_id"] == refund_id)
+
+
+BotFactory = Callable[..., Awaitable[Bot]]
+
+
+@pytest.fixture
+async def make_bot(
+    aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
+    clock: FakeClock,
+    sqlite_url: str,
+) -> BotFactory:
+    async def factory(settings: Settings | None = None, **kwargs: Any) -> Bot:
+        app = create_app(
+            settings or make_settings(sqlite_url), clock=clock, workers=False, **kwargs
+        )
+        return Bot(await aiohttp_client(app), clock)
+
+    return factory
+
+
+@pytest.fixture
+async def bot(make_bot: BotFactory) -> Bot:
+    return await make_bot()

@@ -1,0 +1,165 @@
+"""Settings: TOML + env overrides, secrets outside the config, and check-config's problems."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import UnionType
+from typing import Union, get_args, get_origin
+
+import pytest
+from pydantic import BaseModel
+
+from bot.cli import demo_base, main
+from bot.config_check import problems
+from bot.settings import ConfigError, Settings, load_settings
+
+GOOD = """
+[server]
+port = 9000
+
+[bot]
+admin_group = "ops"
+
+[[groups]]
+id = "ops"
+channel = "wecom_aibot"
+chat_id = "wrkSFfCgAAxxxx"
+
+[[staff]]
+id = "sup1"
+roles = ["supervisor", "admin"]
+refund_limit = 2000
+wecom_userid = "zhangsan"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "refundops.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_env_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REFUNDOPS_SERVER__PORT", "9100")
+    monkeypatch.setenv("REFUNDOPS_INGEST__SECRET", "from-env-0123456789")
+    monkeypatch.setenv("REFUNDOPS_WECOM__AIBOT__SECRET", "aibot-secret")
+    settings = load_settings(write(tmp_path, GOOD))
+    assert settings.server.port == 9100
+    assert settings.ingest.secret.get_secret_value() == "from-env-0123456789"
+    assert settings.wecom.aibot.secret.get_secret_value() == "aibot-secret"
+    assert settings.groups[0].chat_id == "wrkSFfCgAAxxxx"
+    assert "from-env" not in repr(settings)
+
+
+def test_secrets_file_fills_secrets(tmp_path: Path) -> None:
+    secrets = write(
+        tmp_path,
+        '[ingest]\nsecret = "s-123456789"\n[wecom.aibot]\nbot_id = "b"\nsecret = "x"\n',
+        "secrets.toml",
+    )
+    settings = load_settings(write(tmp_path, GOOD), secrets=secrets)
+    assert settings.ingest.secret.get_secret_value() == "s-123456789"
+    assert problems(settings) == []
+
+
+def test_unknown_keys_and_inline_secrets_are_named(tmp_path: Path) -> None:
+    text = GOOD + '\n[ingest]\nsecret = "inline"\n\n[sever]\nport = 1\n\n[wecom]\ncorpid = "x"\n'
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    found = caught.value.problems
+    assert "unknown key sever" in found
+    assert "unknown key wecom.corpid" in found
+    assert any(
+        "secret ingest.secret is written in refundops.toml" in p and "REFUNDOPS_INGEST__SECRET" in p
+        for p in found
+    )
+
+
+def test_check_config_names_each_problem() -> None:
+    settings = Settings(
+        ingest={"secret": ""},
+        bot={"admin_group": "nowhere", "timezone": "Mars/Olympus"},
+        groups=[
+            {"id": "a", "channel": "wechat_group"},
+            {"id": "b", "channel": "wecom_aibot", "kinds": ["refunds"]},
+            {"id": "c", "channel": "dingtalk_webhook"},
+        ],
+        staff=[{"id": "agent1", "roles": ["agent", "boss"]}],
+        rules=[{"name": "r", "actions": ["auto_approve", "require_review"]}],
+    )
+    found = "\n".join(problems(settings))
+    for expected in (
+        "missing secret ingest.secret",
+        "group 'a': unknown channel 'wechat_group'",
+        "group 'b': unknown case kind 'refunds'",
+        "group 'b': chat_id is empty",
+        "group 'b': channel wecom_aibot needs wecom.aibot.bot_id (REFUNDOPS_WECOM__AIBOT__BOT_ID)",
+        "group 'c': webhook_url is empty",
+        "group 'c': webhook_secret is empty",
+        "bot.admin_group 'nowhere' is not one of the [[groups]]",
+        "staff[0] (agent1): unknown role boss",
+        "staff[0] (agent1): no chat id for the channels in use (set wecom_userid)",
+        "no staff member has the admin role",
+        "rules[0] (r): needs exactly one of",
+        "bot.timezone: unknown time zone 'Mars/Olympus'",
+    ):
+        assert expected in found, expected
+
+
+def test_check_config_exit_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, GOOD)
+    assert main(["check-config", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "missing secret ingest.secret" in err
+    assert "wecom.aibot.secret" in err
+    monkeypatch.setenv("REFUNDOPS_INGEST__SECRET", "long-random-0123456789")
+    monkeypatch.setenv("REFUNDOPS_WECOM__AIBOT__BOT_ID", "bot")
+    monkeypatch.setenv("REFUNDOPS_WECOM__AIBOT__SECRET", "bot-secret")
+    assert main(["check-config", "--config", str(path)]) == 0
+    assert "config ok" in capsys.readouterr().out
+    monkeypatch.chdir(tmp_path)
+    assert main(["check-config"]) == 0
+
+
+def test_placeholder_secret_refused_outside_the_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REFUNDOPS_INGEST__SECRET", "demo-secret")
+    demo = load_settings(base=demo_base())
+    assert problems(demo) == []
+    serious = load_settings(base={**demo_base(), "demo": False})
+    assert any("placeholder" in p for p in problems(serious))
+
+
+def documented_keys(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str]]:
+    """(table header, key) for every setting below `model`."""
+    found: list[tuple[str, str]] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        item = args[0] if get_origin(annotation) in (list, Union, UnionType) and args else None
+        if get_origin(item) is list:
+            item = get_args(item)[0]
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found += documented_keys(annotation, f"{prefix}{name}.")
+        elif isinstance(item, type) and issubclass(item, BaseModel):
+            found += [(f"[{prefix}{name}]]", key) for _, key in documented_keys(item)]
+        else:
+            found.append((f"[{prefix.rstrip('.')}]", name))
+    return found
+
+
+def test_example_config_documents_every_key_and_loads() -> None:
+    example = Path(__file__).parents[2] / "refundops.example.toml"
+    settings = load_settings(example)
+    text = example.read_text(encoding="utf-8")
+    for header, key in documented_keys(Settings):
+        if header == "[]":
+            continue
+        table = "[" + header if header.endswith("]]") else header
+        assert table in text, table
+        section = text[text.index(table) :]
+        assert re.search(rf"^#? ?{key} =", section, re.MULTILINE), f"{table} {key}"
+    assert settings.groups
+    assert settings.staff
