@@ -15,21 +15,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from bot.errors import PermanentError, RetryableError
+from bot.errors import PermanentError, RetryableError, ThrottledError
 from bot.message import Mention
 from bot.metrics import Metrics
+from bot.settings import GroupSettings
 from handlers import refund
 from handlers.cards import build_card
-from handlers.context import Services
+from handlers.context import Services, Tx
 from integrations.channel import Channel
 from integrations.commerce.client import Commerce
 from storage.enums import OutboxState
-from storage.models import OutboxItem
+from storage.models import Case, OutboxItem
 from storage.repositories.outbox import OUTBOX_TOPIC
 
 log = logging.getLogger(__name__)
 
 Perform = Callable[["Dispatcher", OutboxItem], Awaitable[None]]
+GiveUp = Callable[[Tx, Case, OutboxItem, str], Awaitable[None]]
 
 
 @dataclass
@@ -68,6 +70,10 @@ class Dispatcher:
             if runner is None:
                 raise PermanentError(f"no performer for outbox kind {item.kind!r}")
             await runner(self, item)
+        except ThrottledError as exc:
+            async with self.svc.tx() as tx:
+                await tx.outbox.defer(item.id, at=tx.now + timedelta(seconds=exc.defer))
+            self.metrics.dispatched.labels(item.kind, "throttled").inc()
         except RetryableError as exc:
             await self._failed(item, str(exc), exc.defer)
         except PermanentError as exc:
@@ -102,8 +108,9 @@ class Dispatcher:
         async with self.svc.tx() as tx:
             await tx.outbox.dead(item.id, error=error, now=tx.now)
             case = await tx.cases.get(item.case_pk) if item.case_pk is not None else None
-            if case is not None and item.kind.startswith("commerce."):
-                await refund.on_commerce_result(tx, case, item.kind, ok=False, error=error)
+            gave_up = ON_DEAD.get(item.kind.split(".", 1)[0])
+            if case is not None and gave_up is not None:
+                await gave_up(tx, case, item, error)
             is_admin_notice = item.kind == "text" and item.group_id == self.svc.admin_group
             if not is_admin_notice:
                 what = f"{case.handle} 的" if case else ""
@@ -141,13 +148,26 @@ KIND_TEXT = {
 }
 
 
-async def _card(d: Dispatcher, item: OutboxItem) -> None:
-    group = d.svc.settings.group(item.group_id)
+async def destination(d: Dispatcher, group_id: str) -> tuple[GroupSettings, Channel]:
+    """The group and its running channel, once the destination's budget grants a send."""
+    group = d.svc.settings.group(group_id)
     if group is None:
-        raise PermanentError(f"group {item.group_id!r} is not configured")
+        raise PermanentError(f"group {group_id!r} is not configured")
     channel = d.channels.get(group.channel)
     if channel is None:
         raise PermanentError(f"channel {group.channel!r} is not running")
+    budget = channel.budget(group)
+    if budget is not None:
+        wait = await d.svc.coord.take(
+            f"{group.channel}:{group.id}", budget.per_minute, budget.burst
+        )
+        if wait > 0:
+            raise ThrottledError(f"{group.id} is at its sending limit", defer=wait)
+    return group, channel
+
+
+async def _card(d: Dispatcher, item: OutboxItem) -> None:
+    group, channel = await destination(d, item.group_id)
     async with d.svc.tx() as tx:
         case = await tx.cases.get(item.case_pk or 0)
         if case is None:
@@ -173,12 +193,7 @@ async def _card(d: Dispatcher, item: OutboxItem) -> None:
 
 
 async def _text(d: Dispatcher, item: OutboxItem) -> None:
-    group = d.svc.settings.group(item.group_id)
-    if group is None:
-        raise PermanentError(f"group {item.group_id!r} is not configured")
-    channel = d.channels.get(group.channel)
-    if channel is None:
-        raise PermanentError(f"channel {group.channel!r} is not running")
+    group, channel = await destination(d, item.group_id)
     mentions = tuple(Mention(staff_id, name) for staff_id, name in item.payload.get("mentions", []))
     await channel.deliver_text(group, item.payload["text"], mentions)
 
@@ -192,4 +207,11 @@ async def _commerce(d: Dispatcher, item: OutboxItem) -> None:
             await refund.on_commerce_result(tx, case, item.kind, ok=True, status=result.status)
 
 
+async def _commerce_gave_up(tx: Tx, case: Case, item: OutboxItem, error: str) -> None:
+    await refund.on_commerce_result(tx, case, item.kind, ok=False, error=error)
+
+
+# Outbox kinds (or their prefix before ".") → what performs them.
 PERFORMERS: dict[str, Perform] = {"card": _card, "text": _text, "commerce": _commerce}
+# Kind prefix → what the case's flow does when an item is dead-lettered.
+ON_DEAD: dict[str, GiveUp] = {"commerce": _commerce_gave_up}

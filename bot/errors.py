@@ -6,9 +6,11 @@
     │   ├── NotFoundError .... no such case / message
     │   ├── PermissionDeniedError  not allowed: says why and who can (with mentions)
     │   └── ConflictError .... illegal move for the case's state, or someone else won
-    └── ExternalError ........ a platform / commerce / carrier call failed
-        ├── RetryableError ... retry later (5xx, timeouts, rate limits); `defer` hints when
-        └── PermanentError ... will never succeed (4xx): dead-letter and tell the admin group
+    ├── ExternalError ........ a platform / commerce / carrier call failed
+    │   ├── RetryableError ... retry later (5xx, timeouts); counts as an attempt; `defer` hints when
+    │   └── PermanentError ... will never succeed (4xx): dead-letter and tell the admin group
+    └── ThrottledError ....... not sent, not failed: the destination's budget is spent
+                               (our token bucket, 45009, 130101); try again after `defer`
 
 Anything else is a bug: the person gets a generic reply, the log gets the event id.
 """
@@ -57,3 +59,9 @@ class RetryableError(ExternalError):
 
 class PermanentError(ExternalError):
     pass
+
+
+class ThrottledError(RefundopsError):
+    def __init__(self, message: str, *, defer: float) -> None:
+        super().__init__(message)
+        self.defer = defer

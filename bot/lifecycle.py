@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 from aiohttp import web
@@ -57,10 +57,9 @@ def contexts(
 
     async def engine(app: web.Application) -> AsyncIterator[None]:
         svc, metrics = app[SERVICES], app[METRICS]
-        channels: dict[str, Channel] = {}
-        if svc.settings.sandbox_enabled:
-            app[SANDBOX] = SandboxChannel(svc.db, clock, svc.coord)
-            channels["sandbox"] = app[SANDBOX]
+        channels = {
+            name: CHANNELS[name](app) for name in sorted(svc.settings.channels) if name in CHANNELS
+        }
         app[DISPATCHER] = Dispatcher(svc, channels, commerce or make_commerce(app), metrics)
         app[PROCESSOR] = EventProcessor(svc, metrics)
         app[SCHEDULER] = Scheduler(svc, metrics)
@@ -72,7 +71,12 @@ def contexts(
             app[DISPATCHER].run,
             app[SCHEDULER].run,
         ]
-        loops += [extra(app) for extra in EXTRA_LOOPS]
+        loops.append(app[SERVICES].coord.listen)
+        loops += [
+            channel.run
+            for channel in app[DISPATCHER].channels.values()
+            if isinstance(channel, Runs)
+        ]
         tasks = [asyncio.create_task(loop(), name=loop.__qualname__) for loop in loops]
         yield
         for task in tasks:
@@ -84,8 +88,21 @@ def contexts(
     return [services, http, engine, *([background] if workers else [])]
 
 
-# Other long-running loops (the simulator, platform websockets) register a factory here.
-EXTRA_LOOPS: list[Callable[[web.Application], Callable[[], Coroutine[Any, Any, None]]]] = []
+@runtime_checkable
+class Runs(Protocol):
+    """A channel that keeps a connection of its own (a platform websocket) while the app runs."""
+
+    async def run(self) -> None: ...
+
+
+def _sandbox(app: web.Application) -> Channel:
+    svc = app[SERVICES]
+    app[SANDBOX] = SandboxChannel(svc.db, svc.clock, svc.coord)
+    return app[SANDBOX]
+
+
+# Channel name (DESIGN §5) → how to build it for this app; built when a group uses it.
+CHANNELS: dict[str, Callable[[web.Application], Channel]] = {"sandbox": _sandbox}
 
 
 async def make_coordination(settings: Settings) -> Coordination:

@@ -18,8 +18,19 @@ class Placement:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Budget:
+    """A destination's sending limit: `per_minute` steady, up to `burst` at once."""
+
+    per_minute: float
+    burst: int
+
+
 class Channel(Protocol):
     name: str
+
+    def budget(self, group: GroupSettings) -> Budget | None:
+        """The platform's limit for one destination (None: no limit worth enforcing)."""
 
     async def deliver_card(
         self, group: GroupSettings, card: Card, placement: CardMessage | None

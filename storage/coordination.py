@@ -21,6 +21,11 @@ class Coordination(Protocol):
     async def take(self, bucket: str, per_minute: float, burst: int) -> float:
         """Take one token; 0.0 when granted, else the seconds to wait before asking again."""
 
+    async def cache_get(self, key: str) -> str | None:
+        """A shared short-lived value (platform access tokens), or None."""
+
+    async def cache_set(self, key: str, value: str, ttl_s: float) -> None: ...
+
     def notify(self, topic: str) -> None:
         """Wake every worker waiting on `topic`, here and on other instances."""
 
@@ -70,6 +75,7 @@ class InProcessCoordination:
         self._monotonic = monotonic
         self._seen: dict[str, float] = {}
         self._buckets: dict[str, TokenBucket] = {}
+        self._cache: dict[str, tuple[str, float]] = {}
         self._events: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self._subscribers: defaultdict[str, set[asyncio.Queue[str]]] = defaultdict(set)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -89,6 +95,15 @@ class InProcessCoordination:
         if tb is None:
             tb = self._buckets[bucket] = TokenBucket(per_minute, burst, self._monotonic)
         return tb.take()
+
+    async def cache_get(self, key: str) -> str | None:
+        hit = self._cache.get(key)
+        if hit is None or hit[1] <= self._monotonic():
+            return None
+        return hit[0]
+
+    async def cache_set(self, key: str, value: str, ttl_s: float) -> None:
+        self._cache[key] = (value, self._monotonic() + ttl_s)
 
     def notify(self, topic: str) -> None:
         self._events[topic].set()

@@ -65,6 +65,13 @@ class RedisCoordination:
         )
         return int(wait_ms) / 1000.0
 
+    async def cache_get(self, key: str) -> str | None:
+        value = await self.redis.get(redis_keys.cache(key))
+        return None if value is None else str(value)
+
+    async def cache_set(self, key: str, value: str, ttl_s: float) -> None:
+        await self.redis.set(redis_keys.cache(key), value, px=max(1, int(ttl_s * 1000)))
+
     def notify(self, topic: str) -> None:
         self._events[topic].set()
         task = asyncio.get_running_loop().create_task(self._publish(redis_keys.wake(topic), "1"))

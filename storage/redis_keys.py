@@ -25,5 +25,5 @@ def lock(name: str) -> str:
     return f"{PREFIX}:lock:{name}"
 
 
-def token(name: str) -> str:
-    return f"{PREFIX}:token:{name}"
+def cache(name: str) -> str:
+    return f"{PREFIX}:cache:{name}"

@@ -7,7 +7,7 @@ import json
 from bot.clock import Clock
 from bot.message import Card, Mention
 from bot.settings import GroupSettings
-from integrations.channel import Placement
+from integrations.channel import Budget, Placement
 from integrations.sandbox.render import message_json, render_card, render_text
 from storage.coordination import Coordination
 from storage.db import Database
@@ -29,6 +29,9 @@ class SandboxChannel:
         self.db = db
         self.clock = clock
         self.coord = coord
+
+    def budget(self, group: GroupSettings) -> Budget | None:  # noqa: ARG002
+        return None
 
     async def deliver_card(
         self, group: GroupSettings, card: Card, placement: CardMessage | None

@@ -84,6 +84,14 @@ class OutboxRepository:
             )
         )
 
+    async def defer(self, item_id: str, *, at: datetime) -> None:
+        """Put an item back for later without counting an attempt (throttled, not failed)."""
+        await self.session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id == item_id)
+            .values(next_attempt_at=at, lease_until=None)
+        )
+
     async def dead(self, item_id: str, *, error: str, now: datetime) -> None:
         await self.session.execute(
             update(OutboxItem)
