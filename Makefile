@@ -17,13 +17,15 @@ $(VENV)/.dev: $(BIN)/refundops
 demo: $(BIN)/refundops
 	$(BIN)/refundops demo
 
-# Debian chromium drives the sandbox page in tests/e2e; installed when missing and we may.
+# Debian chromium (and a CJK font) drive the sandbox page in tests/e2e; installed when
+# missing and we may, otherwise the browser tests skip and say why.
+BROWSER_PACKAGES := chromium fonts-wqy-microhei fonts-noto-color-emoji
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi wqy; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
-	      || (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null); \
-	  else echo "chromium not installed: browser tests will skip"; fi; }
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null \
+	      || (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null); \
+	  else echo "chromium not installed: browser tests will skip"; fi; fi
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

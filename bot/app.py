@@ -31,6 +31,8 @@ def create_app(
     app.router.add_routes(openapi.routes)
     if settings.sandbox_enabled:
         app.router.add_routes(sandbox.routes)
+        app[sandbox.WATCHERS] = set()
+        app.on_shutdown.append(sandbox.close_watchers)
     app.router.add_get("/", _index)
     app.cleanup_ctx.extend(
         lifecycle.contexts(clock or SystemClock(), coord, commerce, workers=workers)

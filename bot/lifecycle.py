@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
@@ -21,6 +22,7 @@ from handlers.context import Services
 from integrations.channel import Channel
 from integrations.commerce.client import Commerce, NoCommerce, SimulatedCommerce, WebhookCommerce
 from integrations.sandbox.channel import SandboxChannel
+from integrations.simulator import feed
 from storage import migrate
 from storage.coordination import Coordination, InProcessCoordination
 from storage.db import Database
@@ -77,7 +79,9 @@ def contexts(
             for channel in app[DISPATCHER].channels.values()
             if isinstance(channel, Runs)
         ]
-        tasks = [asyncio.create_task(loop(), name=loop.__qualname__) for loop in loops]
+        if app[SETTINGS].simulator.enabled:
+            loops.append(partial(simulate, app))
+        tasks = [asyncio.create_task(loop()) for loop in loops]
         yield
         for task in tasks:
             task.cancel()
@@ -111,6 +115,19 @@ async def make_coordination(settings: Settings) -> Coordination:
 
         return await RedisCoordination.connect(settings.redis.url)
     return InProcessCoordination()
+
+
+async def simulate(app: web.Application) -> None:
+    settings, svc = app[SETTINGS], app[SERVICES]
+    host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::", "") else settings.server.host
+    send = feed.SignedSender(
+        app[HTTP],
+        f"http://{host}:{settings.server.port}",
+        settings.ingest.secret.get_secret_value(),
+        svc.clock,
+    )
+    sim = feed.ShopSimulator(svc.clock, settings.simulator.seed)
+    await feed.run(sim, send, settings.simulator.interval_s)
 
 
 def make_commerce(app: web.Application) -> Commerce:

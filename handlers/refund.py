@@ -62,6 +62,7 @@ class Trigger(StrEnum):
 
 S, T = RefundState, Trigger
 TERMINAL = frozenset({S.REFUNDED, S.REJECTED, S.CANCELLED, S.CLOSED_BY_PLATFORM})
+DECISIONS = frozenset({T.APPROVE, T.AUTO_APPROVE, T.REJECT, T.ESCALATE, T.RETRY})
 OPEN = frozenset(S) - TERMINAL
 DECIDABLE = frozenset({S.AWAITING_REVIEW, S.ESCALATED, S.WAITING_INTERCEPT, S.INSPECTING})
 PAYING = frozenset({S.APPROVED, S.AUTO_APPROVED, S.SUBMITTED})
@@ -211,6 +212,10 @@ def refund_card(case: Case, tx: Tx) -> Card:
         fields.append(Field("平台时限", _deadline_text(case.deadline_at, tx)))
     if case.assignee:
         fields.append(Field("处理人", directory.name(case.assignee)))
+    if decided := case.data.get("decision"):
+        at = tx.local(datetime.fromisoformat(decided["at"]))
+        what = ACTION_TEXT.get(decided["action"], decided["action"])
+        fields.append(Field("决定", f"{directory.name(decided['by'])} {what} · {at:%m-%d %H:%M}"))
     if rule := case.data.get("rule"):
         fields.append(Field("规则", rule))
     lines = [f"📝 {directory.name(n['by'])}：{n['text']}" for n in case.data.get("notes", [])[-3:]]
@@ -323,6 +328,9 @@ async def move(
     before = case.state
     after = advance(before, trigger)
     values: dict[str, Any] = {"last_actor": actor, "last_action": trigger.value, **changes}
+    if trigger in DECISIONS:
+        decision = {"by": actor, "action": trigger.value, "at": tx.now.isoformat()}
+        data = {**(data if data is not None else case.data), "decision": decision}
     if data is not None:
         values["data"] = data
     if after in TERMINAL and case.closed_at is None:
@@ -430,12 +438,17 @@ async def arm_timers(tx: Tx, case: Case) -> None:
     if case.first_response_at is None:
         await tx.schedule(case, "first_response", tx.after(minutes=timers.first_response_min))
     if case.deadline_at is not None and case.state in NEEDS_PERSON | {S.WAITING_INTERCEPT}:
-        for hours in timers.deadline_warn_h:
-            due = case.deadline_at - timedelta(hours=hours)
+        # One warning per window, plus one when the deadline passes; a case that arrives
+        # already inside windows gets only the most urgent of them, at once.
+        windows = sorted({*timers.deadline_warn_h, 0.0}, reverse=True)
+        entered = [h for h in windows if case.deadline_at - timedelta(hours=h) <= tx.now]
+        for hours in windows:
+            if entered and hours in entered and hours != entered[-1]:
+                continue
             await tx.schedule(
                 case,
                 "deadline_warn",
-                max(due, tx.now),
+                max(case.deadline_at - timedelta(hours=hours), tx.now),
                 suffix=f"{hours:g}h:{case.deadline_at:%Y%m%d%H%M}",
                 hours=hours,
             )

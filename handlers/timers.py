@@ -64,7 +64,9 @@ async def _deadline_warn(tx: Tx, case: Case, timer: Timer) -> None:
             f"⏳ {case.handle}（{format_fen(case.amount_fen)}）距平台自动同意还剩 {span}"
             f"（{tx.local(case.deadline_at):%m-%d %H:%M}），请尽快处理"
         )
-    last = float(timer.payload.get("hours", 0)) <= min(tx.svc.settings.timers.deadline_warn_h)
+    last = float(timer.payload.get("hours", 0)) <= min(
+        tx.svc.settings.timers.deadline_warn_h, default=0
+    )
     mentions = owners(tx, case) + (supervisors(tx, case) if last else ())
     await tx.post(case.group_id, text, key=timer.id, mentions=_unique(mentions), case=case)
 

@@ -7,7 +7,7 @@ import contextlib
 from importlib import resources
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.keys import DISPATCHER, METRICS, SANDBOX, SERVICES, SETTINGS
@@ -19,6 +19,7 @@ from integrations.sandbox.channel import BOT, topic
 from integrations.sandbox.render import message_json, render_text
 
 routes = web.RouteTableDef()
+WATCHERS = web.AppKey("sandbox_watchers", set[web.WebSocketResponse])
 
 
 class SayBody(BaseModel):
@@ -73,6 +74,7 @@ async def config(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "bot": settings.bot.name,
+            "timezone": settings.bot.timezone,
             "groups": [
                 {"id": g.id, "name": g.name or g.id}
                 for g in settings.groups
@@ -179,6 +181,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     )
     ws = web.WebSocketResponse(heartbeat=25)
     await ws.prepare(request)
+    request.app[WATCHERS].add(ws)
     updates = request.app[SERVICES].coord.subscribe(topic(group_id))
 
     async def forward() -> None:
@@ -191,7 +194,15 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             if msg.type == WSMsgType.ERROR:
                 break
     finally:
+        request.app[WATCHERS].discard(ws)
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await pump
     return ws
+
+
+async def close_watchers(app: web.Application) -> None:
+    """On shutdown, close open page sockets so the server need not wait them out."""
+    watchers = app[WATCHERS]
+    for ws in list(watchers):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")

@@ -1,0 +1,365 @@
+"""A simulated shop: realistic refund, logistics, payout and buyer events for the demo.
+
+It behaves like a merchant's order system during a normal day (the situations of
+../shared/domain): 仅退款 before and after shipping, returns, price-difference claims,
+cashback payouts, parcels that move or stall, buyers who chase. Events go through the
+real ingest API, signed, so the demo exercises the same contract a shop would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+
+from bot.clock import Clock
+from integrations.signing import signed_headers
+
+log = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+Send = Callable[[Event], Awaitable[None]]
+
+PLATFORMS = [
+    ("taobao", 30, 48),
+    ("tmall", 15, 48),
+    ("pinduoduo", 25, 36),
+    ("douyin", 15, 48),
+    ("jd", 10, 48),
+    ("wechat_channels", 5, 48),
+]
+SHOPS = ["flagship", "outlet"]
+PRODUCTS = [
+    ("纯棉短袖T恤", "59.00"),
+    ("加绒连帽卫衣", "129.00"),
+    ("高腰阔腿牛仔裤", "159.00"),
+    ("羊毛混纺大衣", "699.00"),
+    ("真皮短靴", "389.00"),
+    ("保温杯 500ml", "79.00"),
+    ("蓝牙耳机", "199.00"),
+    ("儿童羽绒服", "259.00"),
+    ("耳钉 3 副装", "10.00"),
+    ("空气炸锅", "329.00"),
+    ("蚕丝被 1.8m", "1299.00"),
+]
+CARRIERS = [
+    ("SF", "SF", 13),
+    ("ZTO", "7", 13),
+    ("YTO", "YT", 13),
+    ("YD", "43", 13),
+    ("JD", "JDVA", 11),
+    ("STO", "77", 12),
+]
+NICKS = ["t**1", "小**猫", "j**8", "阿**宝", "l**y", "晴**天", "m**2", "追**梦"]
+REASONS = {
+    1: ["不想要了", "拍错了/多拍了", "地址填错了", "协商一致退款", "发货太慢"],
+    2: ["不想要了", "七天无理由", "快递一直不更新", "拍错了/多拍了"],
+    3: ["质量问题", "少件/漏发", "与商品描述不符", "发错货", "包装破损", "尺码不合适"],
+    4: ["尺码不合适", "不喜欢/效果不好", "质量问题", "与商品描述不符"],
+    5: ["降价补差", "未享受到优惠", "价保申请"],
+}
+CHASERS = [
+    "亲，什么时候处理呀？",
+    "东西收到了，袖口开线了，能退吗",
+    "快递三天没动了，是不是丢了",
+    "已经寄回了，单号发你了",
+    "客服怎么不回消息？再不处理我投诉了",
+    "好的，谢谢",
+]
+SCAN_TEXT = {
+    "picked_up": "【{city}】快件已揽收",
+    "in_transit": "快件到达【{city}转运中心】",
+    "delivering": "【{city}】快递员正在派件",
+    "delivered": "快件已签收，签收人：本人",
+    "exception": "【{city}】快件异常：地址不详，联系不上收件人",
+    "returned": "快件已退回发件人",
+    "rejected": "收件人拒收",
+}
+CITIES = ["杭州", "广州", "义乌", "苏州", "成都", "武汉", "郑州", "深圳"]
+
+
+@dataclass(order=True)
+class _Later:
+    due: datetime
+    seq: int
+    event: Event = field(compare=False)
+
+
+class ShopSimulator:
+    """Generates the next events of a simulated shop; follow-ups are queued by time."""
+
+    def __init__(self, clock: Clock, seed: int | None = None) -> None:
+        self.clock = clock
+        self.random = random.Random(seed)
+        self._later: list[_Later] = []
+        self._seq = itertools.count(1)
+        self._ids = itertools.count(1)
+
+    # -- the schedule ------------------------------------------------------------------------
+
+    def due(self) -> list[Event]:
+        """Queued follow-ups whose time has come."""
+        now, ready = self.clock.now(), []
+        while self._later and self._later[0].due <= now:
+            ready.append(heapq.heappop(self._later).event)
+        return ready
+
+    def later(self, seconds: float, event: Event) -> None:
+        heapq.heappush(
+            self._later,
+            _Later(self.clock.now() + timedelta(seconds=seconds), next(self._seq), event),
+        )
+
+    def opening(self) -> list[Event]:
+        """A morning's backlog, so the group is not empty when someone opens the page."""
+        events = [self.refund(path) for path in (1, 3, 2, 4, 3, 5, 1, 3)]
+        events.append(self.payout())
+        return events
+
+    def tick(self) -> list[Event]:
+        """One more thing happens at the shop."""
+        roll = self.random.random()
+        if roll < 0.12:
+            return [self.payout()]
+        weights = [(1, 25), (2, 20), (3, 30), (4, 15), (5, 10)]
+        path = self.random.choices([p for p, _ in weights], [w for _, w in weights])[0]
+        return [self.refund(path)]
+
+    # -- events ------------------------------------------------------------------------------
+
+    def envelope(
+        self,
+        type_: str,
+        data: dict[str, Any],
+        *,
+        shop: str,
+        platform: str,
+        at: datetime | None = None,
+    ) -> Event:
+        when = at or self.clock.now()
+        return {
+            "id": f"sim_{when:%Y%m%d%H%M%S}_{next(self._ids)}_{self.random.randrange(16**6):06x}",
+            "type": type_,
+            "occurred_at": when.isoformat(),
+            "shop": shop,
+            "platform": platform,
+            "data": data,
+        }
+
+    def refund(self, path: int) -> Event:
+        """A refund request on path 1–4 (5 = price difference), with its follow-ups queued."""
+        rnd = self.random
+        platform, _, hours = rnd.choices(PLATFORMS, [w for _, w, _ in PLATFORMS])[0]
+        shop = rnd.choice(SHOPS)
+        product, price = rnd.choice(PRODUCTS)
+        quantity = rnd.choice([1, 1, 1, 2])
+        order_fen = int(float(price) * 100) * quantity
+        # Most requests are fresh; some have waited and sit inside the deadline's warning windows.
+        age_h = (
+            rnd.choice([0, 0, 0.2, 1, 3, hours - 5.5, hours - 0.8])
+            if path == 3
+            else rnd.choice([0, 0.1, 0.5])
+        )
+        occurred = self.clock.now() - timedelta(hours=age_h)
+        refund_fen = order_fen
+        kind = "return_refund" if path == 4 else "price_diff" if path == 5 else "refund_only"
+        if path == 3 and rnd.random() < 0.45:
+            refund_fen = max(100, int(order_fen * rnd.choice([0.1, 0.2, 0.3, 0.5])) // 100 * 100)
+        if path == 5:
+            refund_fen = min(rnd.choice([500, 1000, 1500, 2000, 4000]), order_fen // 2)
+        shipping: dict[str, Any] = {"status": "unshipped"}
+        carrier, tracking = self.parcel()
+        if path == 2:
+            shipping = {
+                "status": rnd.choice(["shipped", "in_transit"]),
+                "carrier": carrier,
+                "tracking_no": tracking,
+            }
+        elif path in (3, 4, 5):
+            shipping = {"status": "delivered", "carrier": carrier, "tracking_no": tracking}
+        refund_id = f"RF{occurred:%y%m%d}{rnd.randrange(10**6):06d}"
+        data = {
+            "refund_id": refund_id,
+            "order_id": self.order_id(platform),
+            "kind": kind,
+            "amount": _yuan(refund_fen),
+            "order_amount": _yuan(order_fen),
+            "reason": rnd.choice(REASONS[path]),
+            "item": {"title": product, "quantity": quantity},
+            "shipping": shipping,
+            "buyer": {"nick": rnd.choice(NICKS)},
+            "deadline_at": (occurred + timedelta(hours=hours)).isoformat(),
+        }
+        event = self.envelope("refund.requested", data, shop=shop, platform=platform, at=occurred)
+        self._follow_up(path, event, carrier, tracking)
+        return event
+
+    def _follow_up(self, path: int, event: Event, carrier: str, tracking: str) -> None:
+        rnd, data = self.random, event["data"]
+        shop, platform, refund_id = event["shop"], event["platform"], data["refund_id"]
+
+        def later(seconds: float, type_: str, payload: dict[str, Any]) -> None:
+            self.later(seconds, self.envelope(type_, payload, shop=shop, platform=platform))
+
+        if path == 2:
+            result = rnd.choices(["intercepted", "failed", "returned"], [70, 20, 10])[0]
+            detail = {
+                "intercepted": "拦截成功，快件退回中",
+                "failed": "快件已派送，拦截失败",
+                "returned": "快件已退回发件人",
+            }[result]
+            later(
+                rnd.uniform(20, 60),
+                "shipment.tracking",
+                self.scan(carrier, tracking, data["order_id"], "in_transit"),
+            )
+            later(
+                rnd.uniform(60, 120),
+                "intercept.result",
+                {"carrier": carrier, "tracking_no": tracking, "result": result, "detail": detail},
+            )
+        if path == 4:
+            back_carrier, back_no = self.parcel()
+            later(
+                rnd.uniform(30, 60),
+                "refund.updated",
+                {
+                    "refund_id": refund_id,
+                    "return_status": "shipped",
+                    "return_tracking": {"carrier": back_carrier, "tracking_no": back_no},
+                },
+            )
+            later(
+                rnd.uniform(90, 150),
+                "refund.updated",
+                {"refund_id": refund_id, "return_status": "received"},
+            )
+        if path in (3, 4) and rnd.random() < 0.5:
+            later(
+                rnd.uniform(15, 45),
+                "buyer.message",
+                {
+                    "refund_id": refund_id,
+                    "text": rnd.choice(CHASERS),
+                    "at": self.clock.now().isoformat(),
+                },
+            )
+        if path == 3 and rnd.random() < 0.08:
+            later(
+                rnd.uniform(60, 120),
+                "refund.cancelled",
+                {"refund_id": refund_id, "detail": "买家撤销了退款申请"},
+            )
+        if path == 1 and rnd.random() < 0.3:
+            stuck_carrier, stuck_no = self.parcel()
+            later(
+                rnd.uniform(10, 40),
+                "shipment.tracking",
+                self.scan(
+                    stuck_carrier,
+                    stuck_no,
+                    self.order_id(platform),
+                    rnd.choice(["exception", "rejected", "picked_up"]),
+                ),
+            )
+
+    def payout(self) -> Event:
+        rnd = self.random
+        platform = rnd.choice(["taobao", "pinduoduo", "douyin"])
+        kind, reason, amount = rnd.choice(
+            [
+                ("cashback", "好评返现", rnd.choice([300, 500, 1000])),
+                ("price_diff", "大促降价补差", rnd.choice([1000, 2000, 3500])),
+                ("compensation", "发货延迟补偿", rnd.choice([500, 1000, 2000])),
+            ]
+        )
+        account = f"1{rnd.choice('3578')}{rnd.randrange(10**9):09d}"
+        data = {
+            "payout_id": f"PO{self.clock.now():%y%m%d}{rnd.randrange(10**5):05d}",
+            "kind": kind,
+            "order_id": self.order_id(platform),
+            "amount": _yuan(amount),
+            "payee": {"name": rnd.choice(["王*", "李*", "张*", "陈*"]), "account": account},
+            "reason": reason,
+            "requested_by": rnd.choice(["agent1", "agent2"]),
+        }
+        return self.envelope("payout.requested", data, shop=rnd.choice(SHOPS), platform=platform)
+
+    def scan(self, carrier: str, tracking: str, order_id: str, status: str) -> dict[str, Any]:
+        text = SCAN_TEXT.get(status, "运输中").format(city=self.random.choice(CITIES))
+        return {
+            "carrier": carrier,
+            "tracking_no": tracking,
+            "order_id": order_id,
+            "status": status,
+            "at": self.clock.now().isoformat(),
+            "description": text,
+        }
+
+    def parcel(self) -> tuple[str, str]:
+        carrier, prefix, length = self.random.choice(CARRIERS)
+        digits = length - len(prefix)
+        return carrier, prefix + "".join(str(self.random.randrange(10)) for _ in range(digits))
+
+    def order_id(self, platform: str) -> str:
+        rnd = self.random
+        if platform == "pinduoduo":
+            return f"{self.clock.now():%y%m%d}-{rnd.randrange(10**15):015d}"
+        if platform == "jd":
+            return str(rnd.randrange(10**11, 10**12))
+        return str(rnd.randrange(10**18, 10**19))
+
+
+def _yuan(fen: int) -> str:
+    return f"{fen // 100}.{fen % 100:02d}"
+
+
+class SignedSender:
+    """Posts events to a refundops ingest API exactly as a shop system would."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, secret: str, clock: Clock
+    ) -> None:
+        self.session = session
+        self.url = base_url.rstrip("/") + "/api/v1/events"
+        self.secret = secret
+        self.clock = clock
+
+    async def __call__(self, event: Event) -> None:
+        body = json.dumps(event, ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json"}
+        headers |= signed_headers(self.secret, int(self.clock.now().timestamp()), body)
+        async with self.session.post(self.url, data=body, headers=headers) as resp:
+            if resp.status != 202:
+                log.warning(
+                    "simulated event %s refused: %s %s", event["id"], resp.status, await resp.text()
+                )
+
+
+async def run(sim: ShopSimulator, send: Send, interval_s: float) -> None:
+    """Feed the opening backlog, then follow-ups as they fall due and a new case every interval."""
+    backlog = sim.opening()
+    since_tick = 0.0
+    while True:
+        await asyncio.sleep(1.0)
+        since_tick += 1.0
+        if since_tick >= interval_s:
+            backlog += sim.tick()
+            since_tick = 0.0
+        backlog += sim.due()
+        while backlog:
+            try:
+                await send(backlog[0])
+            except (aiohttp.ClientError, OSError) as exc:
+                log.info("simulator waiting for the server: %s", exc)
+                break
+            backlog.pop(0)

@@ -1,0 +1,96 @@
+"""The sandbox page in a real browser: cards arrive live, a click updates them for everyone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from bot.app import create_app
+from integrations.signing import signed_headers
+from tests.conftest import IN_CI, SECRET, make_refund, make_settings
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not HAVE_CHROMIUM:
+        if IN_CI:
+            pytest.fail("CI=true needs Debian chromium (make test installs it)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[TestServer]:
+    app = create_app(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}"))
+    server = TestServer(app)
+    await server.start_server()
+    yield server
+    await server.close()
+
+
+async def post_refund(server: TestServer, **overrides: object) -> None:
+    body = json.dumps(make_refund(**overrides), ensure_ascii=False).encode()
+    headers = {"Content-Type": "application/json", **signed_headers(SECRET, int(time.time()), body)}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(server.make_url("/api/v1/events"), data=body, headers=headers) as resp,
+    ):
+        assert resp.status == 202
+
+
+async def open_as(browser: Browser, server: TestServer, user: str) -> Page:
+    page = await browser.new_page(viewport={"width": 1280, "height": 860})
+    await page.goto(str(server.make_url("/sandbox")))
+    await page.locator("#users li", has_text=user).first.click()
+    await expect(page.locator("#live-text")).to_have_text("实时连接")
+    return page
+
+
+async def test_card_arrives_live_and_a_click_updates_it_for_everyone(
+    browser: Browser, server: TestServer, tmp_path: Path
+) -> None:
+    supervisor = await open_as(browser, server, "sup1")
+    watcher = await open_as(browser, server, "agent2")
+    await post_refund(server, data_refund_id="RFE2E0001")
+    card = supervisor.locator('[data-card="R1"]')
+    await expect(card.locator(".pill")).to_have_text("待审核", timeout=10_000)
+    await expect(watcher.locator('[data-card="R1"] .pill')).to_have_text("待审核")
+
+    await card.locator('button[data-key="approve"]').click()
+    for page in (supervisor, watcher):
+        updated = page.locator('[data-card="R1"]')
+        await expect(updated.locator(".pill")).to_contain_text("已", timeout=10_000)
+        await expect(updated.locator("dd", has_text="sup1 通过")).to_have_count(1)
+        await expect(updated.locator('button[data-key="approve"]')).to_have_count(0)
+    assert await supervisor.locator('[data-card="R1"]').count() == 1
+    await expect(watcher.locator(".bubble").last).to_contain_text("已通过 R1")
+    await supervisor.screenshot(path=str(tmp_path / "sandbox.png"))
+
+
+async def test_typed_command_is_answered_in_the_chat(browser: Browser, server: TestServer) -> None:
+    page = await open_as(browser, server, "agent1")
+    await page.fill("#text", "帮助")
+    await page.press("#text", "Enter")
+    await expect(page.locator(".msg.mine .bubble").last).to_have_text("帮助")
+    await expect(page.locator(".bubble", has_text="可用命令").last).to_be_visible()
+    await page.fill("#text", "通过 R404")
+    await page.press("#text", "Enter")
+    await expect(page.locator(".bubble", has_text="找不到 R404").last).to_be_visible()
