@@ -175,7 +175,7 @@ async def _card(d: Dispatcher, item: OutboxItem) -> None:
         card = build_card(case, tx)
         placement = await tx.cards.get(case.id, group.id)
     if placement is not None and placement.version > card.version:
-        return
+        return  # a newer version is already on the platform
     where = await channel.deliver_card(group, card, placement)
     async with d.svc.tx() as tx:
         await tx.cards.record(
@@ -188,7 +188,7 @@ async def _card(d: Dispatcher, item: OutboxItem) -> None:
             extra=where.extra or None,
         )
         for older in await tx.outbox.pending_for_case(card.case_pk, "card"):
-            if older.id != item.id and int(older.id.rsplit(":", 1)[1]) <= card.version:
+            if older.id != item.id and int(older.payload.get("version", 0)) <= card.version:
                 await tx.outbox.done(older.id, now=tx.now)
 
 

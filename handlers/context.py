@@ -121,15 +121,19 @@ class Tx:
             detail=detail,
         )
 
-    async def sync_card(self, case: Case) -> None:
-        """Queue the card of `case` to be (re)drawn from its current row."""
+    async def sync_card(self, case: Case, *, refresh: str = "") -> None:
+        """Queue the card of `case` to be (re)drawn from its current row.
+
+        One item per case version; `refresh` redraws an unchanged version (a countdown).
+        """
         if case.group_id:
             await self.outbox.add(
-                f"card:{case.id}:{case.version}",
+                f"card:{case.id}:{case.version}" + (f":{refresh}" if refresh else ""),
                 "card",
                 now=self.now,
                 case_pk=case.id,
                 group_id=case.group_id,
+                payload={"version": case.version},
             )
 
     async def post(

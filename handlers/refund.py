@@ -67,6 +67,13 @@ OPEN = frozenset(S) - TERMINAL
 DECIDABLE = frozenset({S.AWAITING_REVIEW, S.ESCALATED, S.WAITING_INTERCEPT, S.INSPECTING})
 PAYING = frozenset({S.APPROVED, S.AUTO_APPROVED, S.SUBMITTED})
 NEEDS_PERSON = frozenset({S.AWAITING_REVIEW, S.ESCALATED, S.INSPECTING, S.FAILED})
+# Which states each timer kind watches; leaving them cancels the timer.
+TIMER_STATES: dict[str, frozenset[RefundState]] = {
+    "deadline_warn": NEEDS_PERSON | {S.WAITING_INTERCEPT},
+    "approval": frozenset({S.ESCALATED}),
+    "return_tracking": frozenset({S.WAITING_RETURN}),
+    "qc": frozenset({S.INSPECTING}),
+}
 
 TRANSITIONS: dict[tuple[RefundState, Trigger], RefundState] = {
     (S.NEW, T.REVIEW): S.AWAITING_REVIEW,
@@ -132,6 +139,9 @@ TRIGGER_TEXT: dict[str, str] = {
     T.INTERCEPTED: "确认拦截",
     T.RETURN_RECEIVED: "确认收货",
 }
+# Actors whose moves are not a response to the buyer (rules are: they decide).
+AUTOMATIC = ("platform", "commerce", "system", "warehouse", "carrier")
+STOP_TEXT = {"requested": "截单中", "done": "已截单"}
 KIND_TEXT = {"refund_only": "仅退款", "return_refund": "退货退款", "price_diff": "退差价"}
 SHIPPING_TEXT = {
     "unshipped": "未发货",
@@ -168,6 +178,7 @@ ACTION_TEXT = {
     "return_received": "签收退货",
     "intercepted": "拦截成功",
     "intercept_failed": "拦截失败",
+    "qc_failed": "质检不通过",
 }
 
 
@@ -218,6 +229,8 @@ def refund_card(case: Case, tx: Tx) -> Card:
         fields.append(Field("决定", f"{directory.name(decided['by'])} {what} · {at:%m-%d %H:%M}"))
     if rule := case.data.get("rule"):
         fields.append(Field("规则", rule))
+    if stop := case.data.get("stop_shipment"):
+        fields.append(Field("截单", STOP_TEXT.get(stop, stop.replace("failed: ", "失败："))))
     lines = [f"📝 {directory.name(n['by'])}：{n['text']}" for n in case.data.get("notes", [])[-3:]]
     if state is S.ESCALATED and (esc := case.data.get("escalation")):
         lines.append(
@@ -225,6 +238,10 @@ def refund_card(case: Case, tx: Tx) -> Card:
         )
     if state is S.FAILED and (error := case.data.get("commerce", {}).get("error")):
         lines.append(f"⚠ 失败原因：{error}")
+    if state is S.INSPECTING and case.data.get("qc", {}).get("result") == "failed":
+        lines.append(f"⚠ 仓库质检不通过 {case.data['qc'].get('detail', '')}".rstrip())
+    if state in (S.CANCELLED, S.CLOSED_BY_PLATFORM) and (detail := case.data.get("end_detail")):
+        lines.append(f"平台：{detail}")
     if state is S.REJECTED and (why := case.data.get("reject_reason")):
         lines.append(f"拒绝原因：{why}")
     mentions: tuple[Mention, ...] = ()
@@ -335,7 +352,7 @@ async def move(
         values["data"] = data
     if after in TERMINAL and case.closed_at is None:
         values["closed_at"] = tx.now
-    if case.first_response_at is None and not actor.startswith(("platform", "commerce", "system")):
+    if case.first_response_at is None and not actor.startswith(AUTOMATIC):
         values.setdefault("first_response_at", tx.now)
     await tx.cases.transition(case, after.value, now=tx.now, **values)
     await tx.audit(case, actor, trigger.value, from_state=before, channel=channel)
@@ -358,8 +375,19 @@ async def _enter(tx: Tx, case: Case, state: RefundState) -> None:
         await tx.side_effect(case, "commerce.reject_refund", payload)
     if state in TERMINAL:
         await tx.timers.cancel(case.id)
-    elif state not in NEEDS_PERSON | {S.WAITING_INTERCEPT}:
-        await tx.timers.cancel(case.id, ["deadline_warn"])
+        return
+    await tx.timers.cancel(
+        case.id, [k for k, states in TIMER_STATES.items() if state not in states]
+    )
+    waits = tx.svc.settings.timers
+    if state is S.ESCALATED:
+        await tx.schedule(
+            case, "approval", tx.after(hours=waits.approval_h), suffix=str(case.version)
+        )
+    elif state is S.WAITING_RETURN:
+        await tx.schedule(case, "return_tracking", tx.after(hours=waits.return_tracking_h))
+    elif state is S.INSPECTING:
+        await tx.schedule(case, "qc", tx.after(hours=waits.qc_h))
 
 
 def _commerce_payload(case: Case) -> dict[str, Any]:
@@ -430,6 +458,7 @@ async def apply_decision(tx: Tx, case: Case, decision: Decision) -> None:
         await move(tx, case, T.REVIEW, actor=actor, data=data, first_response_at=None)
     if Action.STOP_SHIPMENT in decision.actions:
         await tx.side_effect(case, "commerce.stop_shipment", _commerce_payload(case))
+        await tx.cases.touch(case, now=tx.now, data={**case.data, "stop_shipment": "requested"})
     await arm_timers(tx, case)
 
 
@@ -480,15 +509,36 @@ async def _apply_update(tx: Tx, case: Case, data: RefundUpdated) -> None:
     trigger = _return_trigger(case, data)
     if trigger is not None:
         await move(tx, case, trigger, actor="platform", data=new_data, **changes)
-        if trigger is T.RETURN_RECEIVED and data.return_status == "qc_passed":
-            await move(tx, case, T.AUTO_APPROVE, actor="platform")
-        return
-    await tx.cases.touch(
-        case, now=tx.now, data=new_data, last_actor="platform", last_action="updated", **changes
-    )
-    await tx.audit(case, "platform", "updated", from_state=case.state, channel="api")
-    await tx.sync_card(case)
-    if data.deadline_at is not None:
+    else:
+        await tx.cases.touch(
+            case, now=tx.now, data=new_data, last_actor="platform", last_action="updated", **changes
+        )
+        await tx.audit(case, "platform", "updated", from_state=case.state, channel="api")
+        await tx.sync_card(case)
+    if case.state == S.INSPECTING and data.return_status == "qc_passed":
+        await move(tx, case, T.AUTO_APPROVE, actor="warehouse")
+    elif case.state == S.INSPECTING and data.return_status == "qc_failed":
+        detail = data.qc_detail
+        qc = {"result": "failed", "detail": detail, "at": tx.now.isoformat()}
+        await tx.cases.touch(
+            case,
+            now=tx.now,
+            data={**case.data, "qc": qc},
+            last_actor="warehouse",
+            last_action="qc_failed",
+        )
+        await tx.audit(
+            case, "warehouse", "qc_failed", from_state=case.state, channel="api", detail=detail
+        )
+        await tx.sync_card(case)
+        await tx.post(
+            case.group_id,
+            f"⚠ {case.handle} 仓库质检不通过{('：' + detail) if detail else ''}，请决定部分退款或拒绝",
+            key=f"qc_failed:{case.id}:{case.version}",
+            mentions=tx.svc.staff.mentions(tx.svc.staff.approvers(case.amount_fen, "agent")),
+            case=case,
+        )
+    if trigger is None and data.deadline_at is not None:
         await tx.timers.cancel(case.id, ["deadline_warn"])
         await arm_timers(tx, case)
 
@@ -550,7 +600,6 @@ async def approve(tx: Tx, case: Case, staff: StaffSettings, channel: str) -> Rep
             },
         }
         await move(tx, case, T.ESCALATE, actor=staff.id, channel=channel, data=data)
-        await tx.schedule(case, "approval", tx.after(hours=tx.svc.settings.timers.approval_h))
         supervisors = directory.approvers(case.amount_fen, "supervisor")
         names = "、".join(s.display for s in supervisors) or "管理员"
         return Reply(

@@ -104,6 +104,7 @@ class RefundUpdated(Inbound):
     deadline_at: AwareDatetime | None = None
     return_tracking: dict[str, Any] | None = None
     return_status: Literal["shipped", "received", "qc_passed", "qc_failed"] | None = None
+    qc_detail: str = ""
 
 
 class RefundEnded(Inbound):

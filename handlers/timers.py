@@ -1,13 +1,16 @@
-"""Due timers: reminders first, then escalation to supervisors, each firing exactly once."""
+"""Due timers: a reminder to whoever should act, then escalation to supervisors; each fires once."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
 
 from bot.message import Mention
+from bot.settings import TimerSettings
 from handlers.context import Tx
 from handlers.money import format_fen
-from handlers.refund import NEEDS_PERSON, OPEN, S
+from handlers.refund import NEEDS_PERSON, OPEN, TIMER_STATES, S
 from storage.models import Case, Timer
 
 TimerRunner = Callable[[Tx, Case, Timer], Awaitable[None]]
@@ -27,28 +30,77 @@ def supervisors(tx: Tx, case: Case) -> tuple[Mention, ...]:
     return directory.mentions(directory.approvers(case.amount_fen, "supervisor"))
 
 
-async def _first_response(tx: Tx, case: Case, timer: Timer) -> None:
-    if case.first_response_at is not None or case.state not in OPEN:
-        return
-    minutes = tx.svc.settings.timers.first_response_min
-    stage = int(timer.payload.get("stage", 1))
-    if stage == 1:
-        await tx.post(
-            case.group_id,
-            f"⏰ {case.handle}（{format_fen(case.amount_fen)}）{minutes} 分钟无人响应，请尽快处理",
-            key=timer.id,
-            mentions=owners(tx, case),
-            case=case,
-        )
-        await tx.schedule(case, "first_response", tx.after(minutes=minutes), suffix="2", stage=2)
-    else:
-        await tx.post(
-            case.group_id,
-            f"🔺 {case.handle} 已 {minutes * 2} 分钟无人响应，升级主管跟进",
-            key=timer.id,
-            mentions=supervisors(tx, case),
-            case=case,
-        )
+def admins(tx: Tx, _case: Case) -> tuple[Mention, ...]:
+    return tx.svc.staff.mentions(tx.svc.staff.with_role(["admin"]))
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """Stage 1 reminds `first` people; if still pending after `every`, stage 2 tells `then`."""
+
+    pending: Callable[[Case], bool]
+    every: Callable[[TimerSettings], timedelta]
+    remind: str
+    escalate: str
+    first: Callable[[Tx, Case], tuple[Mention, ...]] = owners
+    then: Callable[[Tx, Case], tuple[Mention, ...]] = supervisors
+
+    async def __call__(self, tx: Tx, case: Case, timer: Timer) -> None:
+        if not self.pending(case):
+            return
+        stage = int(timer.payload.get("stage", 1))
+        every = self.every(tx.svc.settings.timers)
+        values = {
+            "handle": case.handle,
+            "amount": format_fen(case.amount_fen),
+            "span": span(every * stage),
+        }
+        if stage == 1:
+            text, mentions = self.remind.format(**values), self.first(tx, case)
+            base = timer.id.removeprefix(f"{timer.kind}:{case.id}").lstrip(":")
+            await tx.schedule(
+                case, timer.kind, tx.now + every, suffix=f"{base}:2".lstrip(":"), stage=2
+            )
+        else:
+            text, mentions = self.escalate.format(**values), self.then(tx, case)
+        await tx.post(case.group_id, text, key=timer.id, mentions=mentions, case=case)
+
+
+def span(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:g} 小时" if hours >= 1 else f"{delta.total_seconds() / 60:g} 分钟"
+
+
+def _in(kind: str) -> Callable[[Case], bool]:
+    return lambda case: case.state in TIMER_STATES[kind]
+
+
+FIRST_RESPONSE = Reminder(
+    pending=lambda case: case.first_response_at is None and case.state in OPEN,
+    every=lambda t: timedelta(minutes=t.first_response_min),
+    remind="⏰ {handle}（{amount}）{span}无人响应，请尽快处理",
+    escalate="🔺 {handle} 已 {span}无人响应，升级主管跟进",
+)
+APPROVAL = Reminder(
+    pending=_in("approval"),
+    every=lambda t: timedelta(hours=t.approval_h),
+    remind="🔺 {handle}（{amount}）等待主管审批已超过 {span}",
+    escalate="🔺 {handle}（{amount}）已等待主管审批 {span}，请管理员介入",
+    first=supervisors,
+    then=admins,
+)
+RETURN_TRACKING = Reminder(
+    pending=_in("return_tracking"),
+    every=lambda t: timedelta(hours=t.return_tracking_h),
+    remind="📦 {handle} 买家 {span}未填写退货单号，请联系买家寄回",
+    escalate="🔺 {handle} 买家 {span}仍未寄回，请主管决定是否关闭或协商",
+)
+QC = Reminder(
+    pending=_in("qc"),
+    every=lambda t: timedelta(hours=t.qc_h),
+    remind="🔍 {handle} 退货已签收 {span}，请尽快质检并退款（卡片上点「质检通过 · 退款」）",
+    escalate="🔺 {handle} 退货签收后 {span}仍未质检，升级主管",
+)
 
 
 async def _deadline_warn(tx: Tx, case: Case, timer: Timer) -> None:
@@ -56,7 +108,7 @@ async def _deadline_warn(tx: Tx, case: Case, timer: Timer) -> None:
         return
     left = case.deadline_at - tx.now
     if left.total_seconds() <= 0:
-        text = f"⛔ {case.handle} 已过平台处理时限，平台可能已自动退款，请立即核对"
+        text = f"⛔ {case.handle}（{format_fen(case.amount_fen)}）已过平台处理时限，平台可能已自动同意退款，请立即核对"
     else:
         hours = left.total_seconds() / 3600
         span = f"{hours:.0f} 小时" if hours >= 1 else f"{int(left.total_seconds() // 60)} 分钟"
@@ -68,26 +120,18 @@ async def _deadline_warn(tx: Tx, case: Case, timer: Timer) -> None:
         tx.svc.settings.timers.deadline_warn_h, default=0
     )
     mentions = owners(tx, case) + (supervisors(tx, case) if last else ())
-    await tx.post(case.group_id, text, key=timer.id, mentions=_unique(mentions), case=case)
-
-
-async def _approval(tx: Tx, case: Case, timer: Timer) -> None:
-    if case.state != S.ESCALATED:
-        return
-    hours = tx.svc.settings.timers.approval_h
     await tx.post(
-        case.group_id,
-        f"🔺 {case.handle}（{format_fen(case.amount_fen)}）等待主管审批已超过 {hours:g} 小时",
-        key=timer.id,
-        mentions=supervisors(tx, case),
-        case=case,
+        case.group_id, text, key=timer.id, mentions=tuple(dict.fromkeys(mentions)), case=case
     )
+    await tx.sync_card(case, refresh=timer.id)
 
 
 RUNNERS: dict[str, TimerRunner] = {
-    "first_response": _first_response,
+    "first_response": FIRST_RESPONSE,
     "deadline_warn": _deadline_warn,
-    "approval": _approval,
+    "approval": APPROVAL,
+    "return_tracking": RETURN_TRACKING,
+    "qc": QC,
 }
 
 
@@ -98,7 +142,3 @@ async def fire(tx: Tx, timer: Timer) -> None:
     if runner is None or case is None:
         return
     await runner(tx, case, timer)
-
-
-def _unique(mentions: tuple[Mention, ...]) -> tuple[Mention, ...]:
-    return tuple(dict.fromkeys(mentions))
