@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-simulator", action="store_true", help="do not feed simulated events")
     check = sub.add_parser("check-config", help="name every problem in a config and exit non-zero")
     _config_arg(check)
+    dig = sub.add_parser("digest", help="print a group's daily digest; --send posts it")
+    _config_arg(dig)
+    dig.add_argument("--group", required=True, help="group id from [[groups]]")
+    dig.add_argument("--date", default="", help="local day YYYY-MM-DD (default: yesterday)")
+    dig.add_argument("--send", action="store_true", help="post it to the group as well")
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_sub.add_parser("upgrade", help="apply the migrations")
@@ -98,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
             f"channels {', '.join(sorted(settings.channels)) or 'none'}"
         )
         return 0
+    if args.command == "digest":
+        from bot.digest_cli import run_digest
+
+        return asyncio.run(run_digest(settings, args.group, args.date, send=args.send))
     if args.command == "db":
         from storage import migrate
         from storage.db import Database

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from bot.errors import PermanentError, RetryableError, ThrottledError
-from bot.message import Mention
+from bot.message import Mention, Notice
 from bot.metrics import Metrics
 from bot.settings import GroupSettings
 from handlers import refund
@@ -142,6 +142,7 @@ class Dispatcher:
 KIND_TEXT = {
     "card": "卡片发送",
     "text": "群消息发送",
+    "notice": "日报发送",
     "commerce.approve_refund": "退款提交",
     "commerce.reject_refund": "拒绝提交",
     "commerce.stop_shipment": "截单",
@@ -198,6 +199,11 @@ async def _text(d: Dispatcher, item: OutboxItem) -> None:
     await channel.deliver_text(group, item.payload["text"], mentions)
 
 
+async def _notice(d: Dispatcher, item: OutboxItem) -> None:
+    group, channel = await destination(d, item.group_id)
+    await channel.deliver_notice(group, Notice.from_json(item.payload))
+
+
 async def _commerce(d: Dispatcher, item: OutboxItem) -> None:
     action = item.kind.split(".", 1)[1]
     result = await d.commerce.call(action, item.id, item.payload)
@@ -212,6 +218,11 @@ async def _commerce_gave_up(tx: Tx, case: Case, item: OutboxItem, error: str) ->
 
 
 # Outbox kinds (or their prefix before ".") → what performs them.
-PERFORMERS: dict[str, Perform] = {"card": _card, "text": _text, "commerce": _commerce}
+PERFORMERS: dict[str, Perform] = {
+    "card": _card,
+    "text": _text,
+    "notice": _notice,
+    "commerce": _commerce,
+}
 # Kind prefix → what the case's flow does when an item is dead-lettered.
 ON_DEAD: dict[str, GiveUp] = {"commerce": _commerce_gave_up}

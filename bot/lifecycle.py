@@ -18,6 +18,7 @@ from bot.keys import DISPATCHER, HTTP, METRICS, PROCESSOR, SANDBOX, SCHEDULER, S
 from bot.processor import EventProcessor
 from bot.scheduler import Scheduler
 from bot.settings import Settings
+from handlers import digest
 from handlers.context import Services
 from integrations.channel import Channel
 from integrations.commerce.client import Commerce, NoCommerce, SimulatedCommerce, WebhookCommerce
@@ -65,6 +66,8 @@ def contexts(
         app[DISPATCHER] = Dispatcher(svc, channels, commerce or make_commerce(app), metrics)
         app[PROCESSOR] = EventProcessor(svc, metrics)
         app[SCHEDULER] = Scheduler(svc, metrics)
+        async with svc.tx() as tx:
+            await digest.arm(tx)
         yield
 
     async def background(app: web.Application) -> AsyncIterator[None]:

@@ -66,6 +66,61 @@ class Card:
 
 
 @dataclass(frozen=True)
+class Notice:
+    """A standalone card that belongs to no case (the daily digest); `key` names it uniquely."""
+
+    key: str
+    title: str
+    status: str
+    tone: Tone = Tone.INFO
+    fields: tuple[Field, ...] = ()
+    lines: tuple[str, ...] = ()
+    footer: str = ""
+    link: str = ""
+
+    def markdown(self) -> str:
+        """The notice as Markdown, for channels that take no cards (webhooks, DingTalk)."""
+        parts = [f"### {self.title}", f"**{self.status}**", ""]
+        parts += [f"- **{f.label}**：{f.value}" for f in self.fields]
+        if self.lines:
+            parts += ["", *(f"> {line}" for line in self.lines)]
+        if self.link:
+            parts += ["", f"[查看看板]({self.link})"]
+        elif self.footer:
+            parts += ["", self.footer]
+        return "\n".join(parts)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "key": self.key,
+            "title": self.title,
+            "status": self.status,
+            "tone": self.tone.value,
+            "fields": [[f.label, f.value] for f in self.fields],
+            "lines": list(self.lines),
+            "footer": self.footer,
+            "link": self.link,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Notice:
+        fields = data.get("fields", [])
+        lines = data.get("lines", [])
+        assert isinstance(fields, list)
+        assert isinstance(lines, list)
+        return cls(
+            key=str(data["key"]),
+            title=str(data["title"]),
+            status=str(data["status"]),
+            tone=Tone(str(data.get("tone", "info"))),
+            fields=tuple(Field(str(label), str(value)) for label, value in fields),
+            lines=tuple(str(line) for line in lines),
+            footer=str(data.get("footer", "")),
+            link=str(data.get("link", "")),
+        )
+
+
+@dataclass(frozen=True)
 class Reply:
     """What a command or a click answers, to the person who asked (or the group)."""
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
-from bot.message import Mention
+from bot.message import Mention, Notice
 from bot.settings import GroupSettings, Settings
 from handlers.authority import StaffDirectory
 from handlers.rules import RuleTable
@@ -154,6 +154,17 @@ class Tx:
                 case_pk=case.id if case else None,
                 group_id=group_id,
                 payload={"text": text, "mentions": [[m.staff_id, m.name] for m in mentions]},
+            )
+
+    async def notice(self, group_id: str, notice: Notice) -> None:
+        """Queue a standalone card (a digest) to a group, once per notice key."""
+        if group_id:
+            await self.outbox.add(
+                f"notice:{group_id}:{notice.key}",
+                "notice",
+                now=self.now,
+                group_id=group_id,
+                payload=notice.to_json(),
             )
 
     async def side_effect(

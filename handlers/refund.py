@@ -63,6 +63,7 @@ class Trigger(StrEnum):
 S, T = RefundState, Trigger
 TERMINAL = frozenset({S.REFUNDED, S.REJECTED, S.CANCELLED, S.CLOSED_BY_PLATFORM})
 DECISIONS = frozenset({T.APPROVE, T.AUTO_APPROVE, T.REJECT, T.ESCALATE, T.RETRY})
+FINAL_DECISIONS = frozenset({T.APPROVE, T.AUTO_APPROVE, T.REJECT})
 OPEN = frozenset(S) - TERMINAL
 DECIDABLE = frozenset({S.AWAITING_REVIEW, S.ESCALATED, S.WAITING_INTERCEPT, S.INSPECTING})
 PAYING = frozenset({S.APPROVED, S.AUTO_APPROVED, S.SUBMITTED})
@@ -348,6 +349,8 @@ async def move(
     if trigger in DECISIONS:
         decision = {"by": actor, "action": trigger.value, "at": tx.now.isoformat()}
         data = {**(data if data is not None else case.data), "decision": decision}
+        if trigger in FINAL_DECISIONS and case.decided_at is None:
+            values |= {"decided_at": tx.now, "decided_by": actor}
     if data is not None:
         values["data"] = data
     if after in TERMINAL and case.closed_at is None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from bot.message import Mention
 from bot.settings import TimerSettings
+from handlers import digest
 from handlers.context import Tx
 from handlers.money import format_fen
 from handlers.refund import NEEDS_PERSON, OPEN, TIMER_STATES, S
@@ -135,8 +136,15 @@ RUNNERS: dict[str, TimerRunner] = {
 }
 
 
+# Timers that belong to no case.
+GLOBAL_RUNNERS: dict[str, Callable[[Tx, Timer], Awaitable[None]]] = {"digest": digest.run_scheduled}
+
+
 async def fire(tx: Tx, timer: Timer) -> None:
     """Run a due timer inside the transaction that marks it fired."""
+    if timer.kind in GLOBAL_RUNNERS:
+        await GLOBAL_RUNNERS[timer.kind](tx, timer)
+        return
     runner = RUNNERS.get(timer.kind)
     case = await tx.cases.get(timer.case_pk) if timer.case_pk is not None else None
     if runner is None or case is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bot.message import Card, Mention
+from bot.message import Card, Mention, Notice
 from bot.settings import GroupSettings
 from storage.models import CardMessage
 
@@ -40,3 +40,6 @@ class Channel(Protocol):
     async def deliver_text(
         self, group: GroupSettings, text: str, mentions: tuple[Mention, ...]
     ) -> None: ...
+
+    async def deliver_notice(self, group: GroupSettings, notice: Notice) -> None:
+        """Post a standalone card (a digest): a card where the platform has them, else Markdown."""

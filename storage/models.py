@@ -72,9 +72,13 @@ class Case(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_actor: Mapped[str] = mapped_column(String(64), default="")
     last_action: Mapped[str] = mapped_column(String(64), default="")
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    decided_by: Mapped[str] = mapped_column(String(64), default="")
 
     __table_args__ = (
         UniqueConstraint("kind", "case_id", name="uq_cases_kind_case_id"),
+        Index("ix_cases_deadline_at", "deadline_at"),
+        Index("ix_cases_decided_at", "decided_at"),
         Index("ix_cases_state", "state"),
         Index("ix_cases_group_state", "group_id", "state"),
         Index("ix_cases_created_at", "created_at"),
@@ -96,7 +100,10 @@ class AuditEntry(Base):
     channel: Mapped[str] = mapped_column(String(32), default="")
     detail: Mapped[Json] = mapped_column(JSON, default=dict)
 
-    __table_args__ = (Index("ix_audit_log_case_pk_id", "case_pk", "id"),)
+    __table_args__ = (
+        Index("ix_audit_log_case_pk_id", "case_pk", "id"),
+        Index("ix_audit_log_action_at", "action", "at"),
+    )
 
 
 class OutboxItem(Base):
@@ -190,3 +197,13 @@ class Counter(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Digest(Base):
+    """One row per group and local day whose digest was sent: the once-a-day guarantee."""
+
+    __tablename__ = "digests"
+
+    group_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 from bot.clock import Clock
-from bot.message import Card, Mention
+from bot.message import Card, Mention, Notice
 from bot.settings import GroupSettings
 from integrations.channel import Budget, Placement
-from integrations.sandbox.render import message_json, render_card, render_text
+from integrations.sandbox.render import message_json, render_card, render_notice, render_text
 from storage.coordination import Coordination
 from storage.db import Database
 from storage.enums import MessageKind
@@ -65,6 +65,18 @@ class SandboxChannel:
         self, group: GroupSettings, text: str, mentions: tuple[Mention, ...]
     ) -> None:
         await self.say(group.id, BOT, render_text(text, mentions))
+
+    async def deliver_notice(self, group: GroupSettings, notice: Notice) -> None:
+        async with self.db.begin() as session:
+            message = await SandboxMessageRepository(session).add(
+                group_id=group.id,
+                kind=MessageKind.CARD.value,
+                author=BOT,
+                text=f"{notice.title} — {notice.status}",
+                card=render_notice(notice),
+                now=self.clock.now(),
+            )
+        await self.announce(message)
 
     async def say(self, group_id: str, author: str, text: str) -> SandboxMessage:
         async with self.db.begin() as session:

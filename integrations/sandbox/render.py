@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.message import Card, Mention
+from bot.message import Card, Mention, Notice
 from storage.models import SandboxMessage
 
 
@@ -22,6 +22,23 @@ def render_card(card: Card) -> dict[str, Any]:
         "case_id": card.case_id,
         "state": card.state,
         "version": card.version,
+    }
+
+
+def render_notice(notice: Notice) -> dict[str, Any]:
+    return {
+        "title": notice.title,
+        "status": notice.status,
+        "tone": notice.tone.value,
+        "fields": [{"label": f.label, "value": f.value} for f in notice.fields],
+        "buttons": [],
+        "lines": list(notice.lines),
+        "footer": notice.footer + (f" {notice.link}" if notice.link else ""),
+        "mentions": [],
+        "handle": None,
+        "case_id": None,
+        "state": None,
+        "notice": notice.key,
     }
 
 

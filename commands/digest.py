@@ -1,0 +1,34 @@
+"""The digest on demand."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pydantic import Field
+
+from bot.message import Reply
+from commands.router import Args, CommandContext, router
+from handlers import digest
+
+
+class DigestArgs(Args):
+    span: str = Field(default="", description="今天|昨天|7", max_length=12)
+
+
+@router.command("digest", "日报", args=DigestArgs, what="查看日报")
+async def show_digest(ctx: CommandContext, args: DigestArgs) -> Reply:
+    """今天到现在的日报（昨天 / 7 = 最近 7 天）；在群里会发成卡片"""
+    if (
+        args.span not in ("", "今天", "today", "昨天", "yesterday")
+        and not args.span.rstrip("天d").isdigit()
+    ):
+        return Reply("用法：日报 [今天|昨天|7]", ok=False)
+    svc = ctx.svc
+    group_id = ctx.input.group_id or svc.admin_group
+    async with svc.tx() as tx:
+        span = digest.span_for(svc, args.span, tx.now)
+        notice = await digest.build(tx, group_id, span)
+        if not ctx.input.group_id:
+            return Reply(notice.markdown())
+        await tx.notice(group_id, replace(notice, key=f"{notice.key}:asked:{tx.now:%H%M%S%f}"))
+    return Reply(f"📊 {notice.title} 已发到群里")

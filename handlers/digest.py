@@ -1,0 +1,348 @@
+"""The daily digest: what happened in a group's day and what is at risk, once per group per day.
+
+Figures come from indexed range queries over `cases` (created_at, closed_at, decided_at,
+deadline_at) and the audit log (action, at); other flows add sections through `SECTIONS`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, or_, select
+
+from bot.message import Field, Notice, Tone
+from handlers.context import Services, Tx
+from handlers.money import format_fen
+from handlers.refund import AUTOMATIC, NEEDS_PERSON, OPEN, RefundState
+from storage.enums import CaseKind
+from storage.models import AuditEntry, Case, Digest, Timer
+from storage.repositories.queue import insert_once
+
+PATH_TEXT = {1: "未发货", 2: "已发货", 3: "已收货", 4: "退货"}
+RESPONSE_TARGET = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A local-time range [since, until) and how to name it."""
+
+    since: datetime
+    until: datetime
+    label: str
+
+    @classmethod
+    def day(cls, day: date, tz: tzinfo) -> Span:
+        start = datetime.combine(day, time(), tz)
+        return cls(start, start + timedelta(days=1), f"{day:%m-%d}")
+
+    @classmethod
+    def days(cls, first: date, last: date, tz: tzinfo) -> Span:
+        start = datetime.combine(first, time(), tz)
+        end = datetime.combine(last + timedelta(days=1), time(), tz)
+        label = f"{first:%m-%d}" if first == last else f"{first:%m-%d} – {last:%m-%d}"
+        return cls(start, end, label)
+
+
+@dataclass
+class Figures:
+    group_id: str
+    span: Span
+    new_by_path: dict[int, int] = field(default_factory=dict)
+    closed: int = 0
+    refunded: int = 0
+    refunded_fen: int = 0
+    rejected: int = 0
+    pending_by_path: dict[int, int] = field(default_factory=dict)
+    auto_approved: int = 0
+    escalations: int = 0
+    response_median_s: float | None = None
+    response_within: float | None = None
+    responded: int = 0
+    deadlines_met: int = 0
+    deadlines_missed: int = 0
+    top_reasons: list[tuple[str, int]] = field(default_factory=list)
+    pending_by_owner: dict[str, list[str]] = field(default_factory=dict)
+    new_by_day: list[tuple[str, int]] = field(default_factory=list)
+    extra: list[tuple[str, list[Field], list[str]]] = field(default_factory=list)
+
+    @property
+    def new(self) -> int:
+        return sum(self.new_by_path.values())
+
+    @property
+    def pending(self) -> int:
+        return sum(self.pending_by_path.values())
+
+
+# Flows that add a section: (tx, group_id or None for all, span) → (title, fields, lines) or None.
+Section = Callable[[Tx, str | None, Span], Awaitable[tuple[str, list[Field], list[str]] | None]]
+SECTIONS: list[Section] = []
+
+
+async def figures(tx: Tx, group_id: str | None, span: Span) -> Figures:
+    """The figures of one group (None: every group) over `span`; pending is as of now."""
+    fig = Figures(group_id or "", span)
+    refunds = in_group(Case.kind == CaseKind.REFUND.value, group_id)
+    since, until = span.since, span.until
+    created = and_(refunds, Case.created_at >= since, Case.created_at < until)
+    s = tx.session
+
+    rows = await s.execute(select(Case.path, func.count()).where(created).group_by(Case.path))
+    fig.new_by_path = {int(p): int(n) for p, n in rows.all()}
+    closed = and_(refunds, Case.closed_at >= since, Case.closed_at < until)
+    ended = await s.execute(
+        select(Case.state, func.count(), func.coalesce(func.sum(Case.amount_fen), 0))
+        .where(closed)
+        .group_by(Case.state)
+    )
+    for state, n, fen in ended.all():
+        fig.closed += int(n)
+        if state == RefundState.REFUNDED:
+            fig.refunded, fig.refunded_fen = int(n), int(fen)
+        elif state == RefundState.REJECTED:
+            fig.rejected = int(n)
+    rows = await s.execute(
+        select(Case.path, func.count())
+        .where(refunds, Case.state.in_([st.value for st in OPEN]))
+        .group_by(Case.path)
+    )
+    fig.pending_by_path = {int(p): int(n) for p, n in rows.all()}
+    automatic = or_(Case.decided_by.like("rule:%"), Case.decided_by.in_(AUTOMATIC))
+    fig.auto_approved = int(
+        await s.scalar(
+            select(func.count()).where(
+                refunds, Case.decided_at >= since, Case.decided_at < until, automatic
+            )
+        )
+        or 0
+    )
+    fig.escalations = int(
+        await s.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .join(Case, Case.id == AuditEntry.case_pk)
+            .where(
+                in_group(AuditEntry.action == "escalate", group_id),
+                AuditEntry.at >= since,
+                AuditEntry.at < until,
+            )
+        )
+        or 0
+    )
+    await _first_response(tx, fig, created)
+    await _deadlines(tx, fig, refunds)
+    rows = await s.execute(
+        select(Case.reason, func.count().label("n"))
+        .where(created, Case.reason != "")
+        .group_by(Case.reason)
+        .order_by(func.count().desc(), Case.reason)
+        .limit(5)
+    )
+    fig.top_reasons = [(str(r), int(n)) for r, n in rows.all()]
+    await _pending_owners(tx, fig, refunds)
+    for section in SECTIONS:
+        extra = await section(tx, group_id, span)
+        if extra is not None:
+            fig.extra.append(extra)
+    return fig
+
+
+def in_group(condition: Any, group_id: str | None) -> Any:
+    return condition if group_id is None else and_(condition, Case.group_id == group_id)
+
+
+async def daily(tx: Tx, group_id: str | None, span: Span) -> list[tuple[str, dict[int, int], int]]:
+    """Per local day of `span`: (MM-DD, new refunds by path, closed refunds)."""
+    days = []
+    start = span.since
+    while start < span.until:
+        end = start + timedelta(days=1)
+        refunds = in_group(Case.kind == CaseKind.REFUND.value, group_id)
+        rows = await tx.session.execute(
+            select(Case.path, func.count())
+            .where(refunds, Case.created_at >= start, Case.created_at < end)
+            .group_by(Case.path)
+        )
+        closed = await tx.session.scalar(
+            select(func.count()).where(refunds, Case.closed_at >= start, Case.closed_at < end)
+        )
+        days.append((f"{start:%m-%d}", {int(p): int(n) for p, n in rows.all()}, int(closed or 0)))
+        start = end
+    return days
+
+
+async def _first_response(tx: Tx, fig: Figures, created: Any) -> None:
+    rows = await tx.session.execute(select(Case.created_at, Case.first_response_at).where(created))
+    waits, due = [], 0
+    for created_at, responded_at in rows.all():
+        if responded_at is not None:
+            waits.append((responded_at - created_at).total_seconds())
+        elif tx.now - created_at >= RESPONSE_TARGET:
+            due += 1
+    fig.responded = len(waits)
+    if waits:
+        fig.response_median_s = statistics.median(waits)
+    if waits or due:
+        within = sum(1 for w in waits if w <= RESPONSE_TARGET.total_seconds())
+        fig.response_within = within / (len(waits) + due)
+
+
+async def _deadlines(tx: Tx, fig: Figures, refunds: Any) -> None:
+    until = min(fig.span.until, tx.now)
+    rows = await tx.session.execute(
+        select(Case.decided_at, Case.deadline_at, Case.state, Case.closed_at).where(
+            refunds, Case.deadline_at >= fig.span.since, Case.deadline_at < until
+        )
+    )
+    for decided_at, deadline_at, state, closed_at in rows.all():
+        if deadline_at is None:
+            continue
+        if decided_at is not None and decided_at <= deadline_at:
+            fig.deadlines_met += 1
+        elif state == RefundState.CANCELLED and closed_at is not None and closed_at <= deadline_at:
+            continue
+        else:
+            fig.deadlines_missed += 1
+
+
+async def _pending_owners(tx: Tx, fig: Figures, refunds: Any) -> None:
+    rows = await tx.session.execute(
+        select(Case.handle, Case.assignee, Case.state, Case.amount_fen)
+        .where(refunds, Case.state.in_([st.value for st in NEEDS_PERSON]))
+        .order_by(Case.deadline_at.is_(None), Case.deadline_at, Case.id)
+        .limit(200)
+    )
+    for handle, assignee, state, amount in rows.all():
+        owner = (
+            tx.svc.staff.name(assignee)
+            if assignee
+            else ("主管" if state == RefundState.ESCALATED else "未认领")
+        )
+        fig.pending_by_owner.setdefault(owner, []).append(f"{handle} {format_fen(amount)}")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} 秒"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} 分钟"
+    return f"{seconds / 3600:.1f} 小时"
+
+
+def _by_path(counts: dict[int, int]) -> str:
+    parts = [f"{PATH_TEXT.get(p, '其他')} {n}" for p, n in sorted(counts.items()) if n]
+    total = sum(counts.values())
+    return f"{total}（{' · '.join(parts)}）" if parts else "0"
+
+
+def render(fig: Figures, group_name: str, link: str = "") -> Notice:
+    """The digest as a neutral notice: a card in the sandbox and WeCom, Markdown elsewhere."""
+    response = "—"
+    if fig.response_median_s is not None and fig.response_within is not None:
+        response = f"中位 {_duration(fig.response_median_s)} · 30 分钟内 {fig.response_within:.0%}"
+    fields = [
+        Field("新增", _by_path(fig.new_by_path)),
+        Field(
+            "完结",
+            f"{fig.closed}（退款 {fig.refunded} 笔 {format_fen(fig.refunded_fen)} · 拒绝 {fig.rejected}）",
+        ),
+        Field("待处理", _by_path(fig.pending_by_path)),
+        Field("自动通过", str(fig.auto_approved)),
+        Field("首次响应", response),
+        Field("平台时限", f"按时 {fig.deadlines_met} · 超时 {fig.deadlines_missed}"),
+        Field("升级主管", str(fig.escalations)),
+    ]
+    lines = []
+    for title, extra_fields, extra_lines in fig.extra:
+        fields += extra_fields
+        lines += [f"{title}：{line}" for line in extra_lines]
+    if fig.top_reasons:
+        lines.append("退款原因 Top：" + " · ".join(f"{r} {n}" for r, n in fig.top_reasons))
+    for owner, items in sorted(fig.pending_by_owner.items()):
+        shown = "、".join(items[:8]) + (f" 等 {len(items)} 件" if len(items) > 8 else "")
+        lines.append(f"待办 · {owner}：{shown}")
+    tone = Tone.DANGER if fig.deadlines_missed else Tone.WARNING if fig.pending else Tone.SUCCESS
+    return Notice(
+        key=f"digest:{fig.group_id}:{fig.span.label}",
+        title=f"售后日报 · {group_name} · {fig.span.label}",
+        status=f"新增 {fig.new} · 完结 {fig.closed} · 待处理 {fig.pending}",
+        tone=tone,
+        fields=tuple(fields),
+        lines=tuple(lines),
+        footer=f"统计 {fig.span.label}（{fig.span.since.tzname()}）· 待处理为当前数",
+        link=link,
+    )
+
+
+def dashboard_link(svc: Services, span: Span) -> str:
+    base = svc.settings.server.public_base_url.rstrip("/")
+    if not base:
+        return ""
+    return f"{base}/dashboard?from={span.since:%Y-%m-%d}&to={(span.until - timedelta(days=1)):%Y-%m-%d}"
+
+
+async def build(tx: Tx, group_id: str, span: Span) -> Notice:
+    group = tx.svc.settings.group(group_id)
+    name = (group.name or group.id) if group else group_id
+    return render(await figures(tx, group_id, span), name, dashboard_link(tx.svc, span))
+
+
+# -- the schedule ---------------------------------------------------------------------------
+
+
+def digest_tz(svc: Services) -> ZoneInfo:
+    return ZoneInfo(svc.settings.digest.timezone)
+
+
+def next_run(svc: Services, now: datetime) -> datetime:
+    hour, minute = (int(x) for x in svc.settings.digest.time.split(":"))
+    local = now.astimezone(digest_tz(svc))
+    run = datetime.combine(local.date(), time(hour, minute), digest_tz(svc))
+    return run if run > local else run + timedelta(days=1)
+
+
+async def arm(tx: Tx) -> None:
+    """Make sure every group has its next digest timer (idempotent across instances)."""
+    if not tx.svc.settings.digest.enabled:
+        return
+    due = next_run(tx.svc, tx.now)
+    for group in tx.svc.settings.groups:
+        await tx.timers.schedule(
+            f"digest:{group.id}:{due.astimezone(digest_tz(tx.svc)):%Y-%m-%d}",
+            "digest",
+            due_at=due,
+            now=tx.now,
+            payload={"group": group.id},
+        )
+
+
+async def run_scheduled(tx: Tx, timer: Timer) -> None:
+    """09:00: yesterday's digest to the group, exactly once per group and day; then re-arm."""
+    group_id = str(timer.payload["group"])
+    today = tx.now.astimezone(digest_tz(tx.svc)).date()
+    span = Span.day(today - timedelta(days=1), digest_tz(tx.svc))
+    first = await insert_once(
+        tx.session,
+        Digest,
+        {"group_id": group_id, "day": f"{span.since:%Y-%m-%d}", "sent_at": tx.now},
+    )
+    if first and tx.svc.settings.group(group_id) is not None:
+        await tx.notice(group_id, await build(tx, group_id, span))
+    await arm(tx)
+
+
+def span_for(svc: Services, word: str, now: datetime) -> Span:
+    """'' / today → today so far; yesterday / 昨天 → yesterday; 7 / 7天 → the last 7 days."""
+    tz = digest_tz(svc)
+    today = now.astimezone(tz).date()
+    word = word.strip().lower().removesuffix("天").removesuffix("d")
+    if word in ("yesterday", "昨", "昨日"):
+        return Span.day(today - timedelta(days=1), tz)
+    if word.isdigit() and 1 <= int(word) <= 90:
+        return Span.days(today - timedelta(days=int(word) - 1), today, tz)
+    return Span.day(today, tz)

@@ -1,0 +1,190 @@
+"""The daily digest and the dashboard, with an injected clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.charts import hbars, stacked_bars
+from bot.message import Notice
+from handlers import digest
+from integrations.commerce.fake import FakeCommerce
+from storage.models import Digest
+from tests.conftest import Bot, BotFactory, make_settings
+
+# The fake clock starts at 2026-11-23 10:00 +08:00.
+
+
+@pytest.fixture
+async def bot(
+    make_bot: BotFactory, sqlite_url: str, fake_commerce: tuple[FakeCommerce, str]
+) -> Bot:
+    fake, url = fake_commerce
+    return await make_bot(
+        make_settings(sqlite_url, commerce={"mode": "webhook", "url": url, "secret": fake.secret})
+    )
+
+
+async def busy_day(bot: Bot) -> None:
+    """Refunds on every path during 11-23, decided in various ways."""
+    await bot.refund(
+        data_shipping={"status": "unshipped"},
+        data_amount="30.00",
+        data_order_amount="30.00",
+        data_reason="拍错了",
+    )
+    await bot.refund(data_amount="40.00", data_order_amount="128.00", data_reason="质量问题")
+    await bot.refund(
+        data_amount="128.00", data_reason="质量问题", data_deadline_at="2026-11-23T16:00:00+08:00"
+    )
+    await bot.refund(data_kind="return_refund", data_reason="尺码不合适", data_deadline_at=None)
+    await bot.refund(
+        data_shipping={"status": "shipped", "carrier": "SF", "tracking_no": "SF1"},
+        data_reason="不想要了",
+    )
+    bot.clock.advance(minutes=10)
+    await bot.say("agent1", "通过 R2")
+    bot.clock.advance(minutes=40)
+    await bot.say("agent2", "通过 R3")
+    await bot.say("sup1", "拒绝 R4 买家已确认无质量问题")
+    await bot.drain()
+    bot.clock.advance(hours=6)
+    await bot.drain()
+
+
+def field(notice: Notice, label: str) -> str:
+    return next(f.value for f in notice.fields if f.label == label)
+
+
+async def test_figures_of_a_day(bot: Bot) -> None:
+    await busy_day(bot)
+    async with bot.svc.tx() as tx:
+        span = digest.Span.day(date(2026, 11, 23), bot.svc.tz)
+        fig = await digest.figures(tx, "aftersales", span)
+        notice = digest.render(fig, "售后一组")
+    assert fig.new_by_path == {1: 1, 2: 1, 3: 2, 4: 1}
+    assert (fig.closed, fig.refunded, fig.refunded_fen, fig.rejected) == (3, 2, 7000, 1)
+    assert fig.pending_by_path == {2: 1, 3: 1}
+    assert fig.auto_approved == 1
+    assert fig.escalations == 1
+    assert fig.top_reasons[0] == ("质量问题", 2)
+    assert (fig.deadlines_met, fig.deadlines_missed) == (0, 1)
+    assert fig.response_within == 0.8
+    assert fig.response_median_s == 0
+    assert fig.pending_by_owner == {"主管": ["R3 ¥128.00"]}
+    assert field(notice, "新增") == "5（未发货 1 · 已发货 1 · 已收货 2 · 退货 1）"
+    assert field(notice, "完结") == "3（退款 2 笔 ¥70.00 · 拒绝 1）"
+    assert field(notice, "平台时限") == "按时 0 · 超时 1"
+    assert "待办 · 主管：R3 ¥128.00" in notice.lines
+    assert notice.title == "售后日报 · 售后一组 · 11-23"
+    markdown = notice.markdown()
+    assert markdown.startswith("### 售后日报 · 售后一组 · 11-23")
+    assert "- **新增**：5（" in markdown
+
+
+async def test_scheduled_digest_once_per_group_per_day_across_restarts(
+    make_bot: BotFactory, sqlite_url: str
+) -> None:
+    first = await make_bot(make_settings(sqlite_url))
+    await busy_day(first)
+    await first.client.close()
+    first.clock.set(datetime(2026, 11, 24, 1, 0, tzinfo=UTC))  # 09:00 Shanghai
+    second = await make_bot(make_settings(sqlite_url))
+    third = await make_bot(make_settings(sqlite_url))
+    await second.drain()
+    await third.drain()
+    await second.drain()
+    for group in ("aftersales", "ops"):
+        cards = [c for c in await second.cards(group) if c["card"]["title"].startswith("售后日报")]
+        assert len(cards) == 1, group
+        assert cards[0]["card"]["title"].endswith("· 11-23")
+    async with second.svc.tx() as tx:
+        assert await tx.session.scalar(select(func.count()).select_from(Digest)) == 2
+    second.clock.advance(days=1)
+    await second.drain()
+    titles = [
+        c["card"]["title"]
+        for c in await second.cards()
+        if c["card"]["title"].startswith("售后日报")
+    ]
+    assert titles == ["售后日报 · 售后一组 · 11-23", "售后日报 · 售后一组 · 11-24"]
+
+
+async def test_digest_on_demand_in_the_group_and_in_a_dm(bot: Bot) -> None:
+    await busy_day(bot)
+    reply = await bot.say("agent1", "日报")
+    assert reply["reply"]["text"] == "📊 售后日报 · 售后一组 · 11-23 已发到群里"
+    await bot.drain()
+    (card,) = [c for c in await bot.cards() if c["card"]["title"].startswith("售后日报")]
+    assert card["state"] is None
+    assert any(f["label"] == "首次响应" for f in card["card"]["fields"])
+    reply = await bot.say("agent1", "digest yesterday")
+    assert "11-22" in reply["reply"]["text"]
+    reply = await bot.say("agent1", "日报 明年")
+    assert reply["reply"]["text"] == "用法：日报 [今天|昨天|7]"
+
+
+async def test_dashboard_is_off_without_a_token_outside_the_demo(bot: Bot) -> None:
+    resp = await bot.client.get("/dashboard")
+    assert resp.status == 403
+    assert "REFUNDOPS_DASHBOARD__TOKEN" in await resp.text()
+
+
+async def test_dashboard_token_and_range(make_bot: BotFactory, sqlite_url: str) -> None:
+    bot = await make_bot(make_settings(sqlite_url, dashboard={"token": "t0ken"}))
+    await busy_day(bot)
+    assert (await bot.client.get("/dashboard")).status == 401
+    assert (await bot.client.get("/dashboard?token=wrong")).status == 401
+    resp = await bot.client.get(
+        "/dashboard?token=t0ken&from=2026-11-17&to=2026-11-23&group=aftersales"
+    )
+    assert resp.status == 200
+    html = await resp.text()
+    assert "<svg" in html
+    assert "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "5（未发货 1 · 已发货 1 · 已收货 2 · 退货 1）" in html
+    assert ">质量问题<" in html
+    resp = await bot.client.get("/dashboard", headers={"Authorization": "Bearer t0ken"})
+    assert resp.status == 200
+    for query, status in (
+        ("from=2026-11-23&to=2026-11-01", 400),
+        ("from=nope", 400),
+        ("from=2026-01-01&to=2026-11-23", 400),
+        ("group=nobody", 400),
+    ):
+        assert (await bot.client.get(f"/dashboard?token=t0ken&{query}")).status == status, query
+
+
+async def test_dashboard_link_in_the_digest_when_public(
+    make_bot: BotFactory, sqlite_url: str
+) -> None:
+    bot = await make_bot(
+        make_settings(sqlite_url, server={"public_base_url": "https://ops.example.com/"})
+    )
+    async with bot.svc.tx() as tx:
+        notice = await digest.build(tx, "aftersales", digest.span_for(bot.svc, "7", tx.now))
+    assert notice.link == "https://ops.example.com/dashboard?from=2026-11-17&to=2026-11-23"
+    assert (
+        "[查看看板](https://ops.example.com/dashboard?from=2026-11-17&to=2026-11-23)"
+        in notice.markdown()
+    )
+
+
+def test_charts_scale_and_escape() -> None:
+    svg = stacked_bars(["11-22", "11-23"], [("a<b", [1, 3]), ("c", [2, 0])], line=("done", [0, 4]))
+    assert svg.startswith("<svg")
+    assert svg.endswith("</svg>")
+    assert "a&lt;b" in svg
+    assert svg.count("<rect") == 3 + 2
+    assert hbars([]).count("暂无数据") == 1
+    assert hbars([("质量问题", 4), ("尺码", 2)]).count("<rect") == 2
+
+
+def test_next_run_is_the_coming_nine_oclock(bot: Bot) -> None:
+    now = datetime(2026, 11, 23, 0, 59, tzinfo=UTC)
+    assert digest.next_run(bot.svc, now) == datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+    assert digest.next_run(bot.svc, now + timedelta(minutes=1)) == datetime(
+        2026, 11, 24, 1, 0, tzinfo=UTC
+    )
