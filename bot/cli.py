@@ -130,7 +130,13 @@ def main(argv: list[str] | None = None) -> int:
             f"refundops demo: open http://{host}:{port}/sandbox  (ingest secret from "
             "REFUNDOPS_INGEST__SECRET, else demo-secret)"
         )
-    web.run_app(create_app(settings), host=host, port=port, print=None)
+    web.run_app(
+        create_app(settings),
+        host=host,
+        port=port,
+        print=None,
+        access_log=logging.getLogger("aiohttp.access") if settings.server.access_log else None,
+    )
     return 0
 
 

@@ -6,6 +6,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.dispatch import Dispatcher
+from bot.group_commit import GroupCommit
 from bot.metrics import Metrics
 from bot.processor import EventProcessor
 from bot.scheduler import Scheduler
@@ -21,3 +22,4 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 PROCESSOR = web.AppKey("processor", EventProcessor)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 SANDBOX = web.AppKey("sandbox", SandboxChannel)
+WRITER = web.AppKey("writer", GroupCommit)

@@ -14,7 +14,18 @@ from aiohttp import web
 
 from bot.clock import Clock
 from bot.dispatch import Dispatcher
-from bot.keys import DISPATCHER, HTTP, METRICS, PROCESSOR, SANDBOX, SCHEDULER, SERVICES, SETTINGS
+from bot.group_commit import GroupCommit
+from bot.keys import (
+    DISPATCHER,
+    HTTP,
+    METRICS,
+    PROCESSOR,
+    SANDBOX,
+    SCHEDULER,
+    SERVICES,
+    SETTINGS,
+    WRITER,
+)
 from bot.processor import EventProcessor
 from bot.scheduler import Scheduler
 from bot.settings import Settings
@@ -66,6 +77,7 @@ def contexts(
         app[DISPATCHER] = Dispatcher(svc, channels, commerce or make_commerce(app), metrics)
         app[PROCESSOR] = EventProcessor(svc, metrics)
         app[SCHEDULER] = Scheduler(svc, metrics)
+        app[WRITER] = GroupCommit(svc)
         async with svc.tx() as tx:
             await digest.arm(tx)
         yield

@@ -40,6 +40,7 @@ class ServerSettings(Section):
     port: int = Field(default=8080, ge=0, le=65535)
     public_base_url: str = ""
     max_body_bytes: int = 1024 * 1024
+    access_log: bool = False
 
 
 class DatabaseSettings(Section):

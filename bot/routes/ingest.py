@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.keys import METRICS, SERVICES, SETTINGS
+from bot.keys import METRICS, SERVICES, SETTINGS, WRITER
 from handlers.cards import build_card
 from handlers.money import fen_to_yuan
 from handlers.schema import Envelope, InvalidEventError, parse_event
@@ -60,19 +60,11 @@ def _rejected(request: web.Request, exc: InvalidEventError) -> web.Response:
 async def _store(
     request: web.Request, items: list[tuple[Envelope, dict[str, Any]]]
 ) -> list[dict[str, str]]:
-    results = []
-    async with request.app[SERVICES].tx() as tx:
-        for envelope, raw in items:
-            new = await tx.events.add(
-                event_id=envelope.id,
-                type=envelope.type,
-                shop=envelope.shop,
-                platform=envelope.platform,
-                occurred_at=envelope.occurred_at,
-                body=raw,
-                now=tx.now,
-            )
-            results.append({"id": envelope.id, "status": "accepted" if new else "duplicate"})
+    stored = await request.app[WRITER].store(items)
+    results = [
+        {"id": envelope.id, "status": "accepted" if new else "duplicate"}
+        for (envelope, _), new in zip(items, stored, strict=True)
+    ]
     for result in results:
         request.app[METRICS].events.labels(result["status"]).inc()
     return results

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.enums import EventStatus
@@ -48,6 +49,32 @@ class EventRepository:
                 "error": "",
             },
         )
+        if new:
+            wake(self.session, EVENTS_TOPIC)
+        return new
+
+    async def add_many(self, rows: list[dict[str, Any]], *, now: datetime) -> set[str]:
+        """Store events in one statement; the ids that were new (the rest existed already).
+
+        Each row has id, type, shop, platform, occurred_at and body; ids should be unique.
+        """
+        if not rows:
+            return set()
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert(Event).on_conflict_do_nothing().returning(Event.id)
+        values = [
+            row
+            | {
+                "received_at": now,
+                "next_attempt_at": now,
+                "state": EventStatus.PENDING.value,
+                "attempts": 0,
+                "error": "",
+            }
+            for row in rows
+        ]
+        new = set((await self.session.scalars(stmt, values)).all())
         if new:
             wake(self.session, EVENTS_TOPIC)
         return new
