@@ -13,7 +13,9 @@ from bot.settings import (
     GroupSettings,
     Settings,
 )
+from handlers.refund import RefundState
 from handlers.rules import RuleTable
+from handlers.templates import TemplateBook
 
 ID_KEYS = {"wecom": "wecom_userid", "dingtalk": "dingtalk_staff_id"}
 CHAT_ID_NAMES = {
@@ -53,6 +55,7 @@ def problems(settings: Settings) -> list[str]:
     if not any("admin" in s.roles for s in settings.staff) and settings.staff:
         found.append("no staff member has the admin role: dead letters and refusals name nobody")
     found += RuleTable.from_settings(settings.rules).problems()
+    found += TemplateBook.from_settings(settings).problems(states=[s.value for s in RefundState])
     for name, tz in (
         ("bot.timezone", settings.bot.timezone),
         ("digest.timezone", settings.digest.timezone),

@@ -19,7 +19,7 @@ from bot.errors import PermanentError, RetryableError, ThrottledError
 from bot.message import Mention, Notice
 from bot.metrics import Metrics
 from bot.settings import GroupSettings
-from handlers import refund
+from handlers import refund, reply
 from handlers.cards import build_card
 from handlers.context import Services, Tx
 from integrations.channel import Channel
@@ -108,7 +108,7 @@ class Dispatcher:
         async with self.svc.tx() as tx:
             await tx.outbox.dead(item.id, error=error, now=tx.now)
             case = await tx.cases.get(item.case_pk) if item.case_pk is not None else None
-            gave_up = ON_DEAD.get(item.kind.split(".", 1)[0])
+            gave_up = ON_DEAD.get(item.kind) or ON_DEAD.get(item.kind.split(".", 1)[0])
             if case is not None and gave_up is not None:
                 await gave_up(tx, case, item, error)
             is_admin_notice = item.kind == "text" and item.group_id == self.svc.admin_group
@@ -146,6 +146,7 @@ KIND_TEXT = {
     "commerce.approve_refund": "退款提交",
     "commerce.reject_refund": "拒绝提交",
     "commerce.stop_shipment": "截单",
+    "commerce.send_buyer_message": "买家回复发送",
 }
 
 
@@ -217,12 +218,30 @@ async def _commerce_gave_up(tx: Tx, case: Case, item: OutboxItem, error: str) ->
     await refund.on_commerce_result(tx, case, item.kind, ok=False, error=error)
 
 
+async def _buyer_message(d: Dispatcher, item: OutboxItem) -> None:
+    result = await d.commerce.call("send_buyer_message", item.id, item.payload)
+    async with d.svc.tx() as tx:
+        case = await tx.cases.get(item.case_pk or 0)
+        if case is not None:
+            await reply.on_delivered(
+                tx, case, item.id, ok=True, status=result.status, detail=result.detail
+            )
+
+
+async def _buyer_message_gave_up(tx: Tx, case: Case, item: OutboxItem, error: str) -> None:
+    await reply.on_delivered(tx, case, item.id, ok=False, detail=error)
+
+
 # Outbox kinds (or their prefix before ".") → what performs them.
 PERFORMERS: dict[str, Perform] = {
     "card": _card,
     "text": _text,
     "notice": _notice,
     "commerce": _commerce,
+    "commerce.send_buyer_message": _buyer_message,
 }
-# Kind prefix → what the case's flow does when an item is dead-lettered.
-ON_DEAD: dict[str, GiveUp] = {"commerce": _commerce_gave_up}
+# Kind (or its prefix) → what the case's flow does when an item is dead-lettered.
+ON_DEAD: dict[str, GiveUp] = {
+    "commerce": _commerce_gave_up,
+    "commerce.send_buyer_message": _buyer_message_gave_up,
+}

@@ -203,6 +203,28 @@ class SimulatorSettings(Section):
     seed: int | None = None
 
 
+class ReplySettings(Section):
+    """Answers to buyers from the group (回复 R12 …)."""
+
+    # Keep the built-in reply templates (the four refund paths) beside the configured ones.
+    builtin_templates: bool = True
+    # Free text carrying a phone/card/ID number or account: refuse it, or mask and send.
+    sensitive_free_text: Literal["refuse", "mask"] = "refuse"
+    max_chars: int = Field(default=500, ge=1, le=2000)
+
+
+class TemplateSettings(Section):
+    """One reply template (话术); empty filters suit any case."""
+
+    name: str
+    text: str
+    paths: list[int] = []
+    kinds: list[str] = []
+    states: list[str] = []
+    reasons: list[str] = []
+    reveal: bool = False
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REFUNDOPS_",
@@ -229,6 +251,8 @@ class Settings(BaseSettings):
     carrier: CarrierSettings = CarrierSettings()
     payout: PayoutSettings = PayoutSettings()
     simulator: SimulatorSettings = SimulatorSettings()
+    replies: ReplySettings = ReplySettings()
+    templates: list[TemplateSettings] = []
     demo: bool = False
 
     @field_validator("groups")

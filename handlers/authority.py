@@ -57,6 +57,7 @@ class StaffDirectory:
             "commerce": "店铺系统",
             "warehouse": "仓库",
             "carrier": "快递公司",
+            "buyer": "买家",
         }.get(actor, actor)
 
     # -- authority ---------------------------------------------------------------------------

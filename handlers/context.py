@@ -17,6 +17,7 @@ from bot.message import Mention, Notice
 from bot.settings import GroupSettings, Settings
 from handlers.authority import StaffDirectory
 from handlers.rules import RuleTable
+from handlers.templates import TemplateBook
 from storage.coordination import Coordination
 from storage.db import Database
 from storage.models import Case
@@ -39,11 +40,13 @@ class Services:
     coord: Coordination
     staff: StaffDirectory = field(init=False)
     rules: RuleTable = field(init=False)
+    templates: TemplateBook = field(init=False)
     tz: tzinfo = field(init=False)
 
     def __post_init__(self) -> None:
         self.staff = StaffDirectory(self.settings.staff)
         self.rules = RuleTable.from_settings(self.settings.rules)
+        self.templates = TemplateBook.from_settings(self.settings)
         self.tz = ZoneInfo(self.settings.bot.timezone)
 
     @asynccontextmanager

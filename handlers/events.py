@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from handlers import refund
+from handlers import refund, reply
 from handlers.context import Tx
 from handlers.schema import (
+    BuyerMessage,
     Envelope,
     Inbound,
     RefundEnded,
@@ -42,11 +43,17 @@ async def _refund_closed(tx: Tx, _envelope: Envelope, data: Inbound) -> None:
     await refund.on_ended(tx, data, cancelled=False)
 
 
+async def _buyer_message(tx: Tx, envelope: Envelope, data: Inbound) -> None:
+    assert isinstance(data, BuyerMessage)
+    await reply.on_buyer_message(tx, envelope.id, data)
+
+
 HANDLERS: dict[str, EventHandler] = {
     "refund.requested": _refund_requested,
     "refund.updated": _refund_updated,
     "refund.cancelled": _refund_cancelled,
     "refund.closed": _refund_closed,
+    "buyer.message": _buyer_message,
 }
 
 

@@ -15,6 +15,7 @@ from bot.errors import ConflictError, NotFoundError, UsageError
 from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone
 from bot.settings import StaffSettings
 from handlers.context import Tx
+from handlers.conversation import card_lines as conversation_lines
 from handlers.money import fen_to_yuan, format_fen
 from handlers.rules import Action, Decision, RefundFacts
 from handlers.schema import PLATFORMS, RefundEnded, RefundRequested, RefundUpdated
@@ -180,6 +181,9 @@ ACTION_TEXT = {
     "intercepted": "拦截成功",
     "intercept_failed": "拦截失败",
     "qc_failed": "质检不通过",
+    "reply": "回复买家",
+    "buyer_message": "留言",
+    "reply_failed": "回复未送达",
 }
 
 
@@ -245,6 +249,10 @@ def refund_card(case: Case, tx: Tx) -> Card:
         lines.append(f"平台：{detail}")
     if state is S.REJECTED and (why := case.data.get("reject_reason")):
         lines.append(f"拒绝原因：{why}")
+    lines += conversation_lines(case, tx)
+    buttons = refund_buttons(state)
+    if state in OPEN and tx.svc.templates:
+        buttons += (Button("templates", "常用回复"),)
     mentions: tuple[Mention, ...] = ()
     if state is S.ESCALATED:
         mentions = directory.mentions(directory.approvers(case.amount_fen, "supervisor"))
@@ -259,7 +267,7 @@ def refund_card(case: Case, tx: Tx) -> Card:
         status=STATE_TEXT[state],
         tone=TONE.get(state, Tone.INFO),
         fields=tuple(fields),
-        buttons=refund_buttons(state),
+        buttons=buttons,
         lines=tuple(lines),
         footer=footer(case, tx),
         mentions=mentions,
@@ -661,6 +669,8 @@ async def on_commerce_result(
             await tx.cases.touch(case, now=tx.now, data=data)
             await tx.sync_card(case)
         return
+    if action != "commerce.approve_refund":
+        return  # other calls (a message to the buyer) never move the refund
     state = RefundState(case.state)
     if state not in PAYING:
         return

@@ -10,6 +10,7 @@ from bot.message import Mention
 from bot.settings import TimerSettings
 from handlers import digest
 from handlers.context import Tx
+from handlers.conversation import awaiting_reply
 from handlers.money import format_fen
 from handlers.refund import NEEDS_PERSON, OPEN, TIMER_STATES, S
 from storage.models import Case, Timer
@@ -102,6 +103,15 @@ QC = Reminder(
     remind="🔍 {handle} 退货已签收 {span}，请尽快质检并退款（卡片上点「质检通过 · 退款」）",
     escalate="🔺 {handle} 退货签收后 {span}仍未质检，升级主管",
 )
+BUYER_REPLY = Reminder(
+    pending=lambda case: case.state in OPEN and awaiting_reply(case),
+    every=lambda t: timedelta(minutes=t.first_response_min),
+    remind=(
+        "⏰ {handle}（{amount}）买家留言 {span}未回复，请尽快回复"
+        "（回复 {handle} 内容，或点卡片上的「常用回复」）"
+    ),
+    escalate="🔺 {handle} 买家留言已 {span}未回复，升级主管跟进",
+)
 
 
 async def _deadline_warn(tx: Tx, case: Case, timer: Timer) -> None:
@@ -133,6 +143,7 @@ RUNNERS: dict[str, TimerRunner] = {
     "approval": APPROVAL,
     "return_tracking": RETURN_TRACKING,
     "qc": QC,
+    "buyer_reply": BUYER_REPLY,
 }
 
 

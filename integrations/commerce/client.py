@@ -6,7 +6,8 @@ Webhook protocol (the merchant's ERP/RPA endpoint implements it):
     → 200 {"status": "done" | "pending" | "failed", "detail": "..."}
 The same idempotency key may arrive more than once (retries, restarts): answer it again,
 never act twice. 5xx, 429 and timeouts are retried with backoff; other 4xx and
-"failed" are final.
+"failed" are final. `send_buyer_message` carries {refund_id, order_id, shop, platform,
+text, template, sent_by}: the text goes to the buyer's conversation on the platform.
 """
 
 from __future__ import annotations

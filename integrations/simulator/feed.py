@@ -67,14 +67,38 @@ REASONS = {
     4: ["尺码不合适", "不喜欢/效果不好", "质量问题", "与商品描述不符"],
     5: ["降价补差", "未享受到优惠", "价保申请"],
 }
-CHASERS = [
-    "亲，什么时候处理呀？",
-    "东西收到了，袖口开线了，能退吗",
-    "快递三天没动了，是不是丢了",
-    "已经寄回了，单号发你了",
-    "客服怎么不回消息？再不处理我投诉了",
-    "好的，谢谢",
-]
+# What buyers write after asking for a refund, by path: a question, then follow-ups when
+# nobody answers (the last ones getting impatient). Some carry a phone number or an
+# account, as real buyers' messages do; the group sees them masked.
+CONVERSATIONS: dict[int, list[list[str]]] = {
+    1: [
+        ["拍错了，还没发货的话直接退吧", "退款什么时候到账呀？"],
+        ["地址填错了，麻烦别发了", "收到退款了，谢谢"],
+        ["还没发货吧？不要了，退款退到支付宝 13912345678 就行", "怎么还没退？"],
+    ],
+    2: [
+        ["快递能拦截吗？我已经不想要了", "拦截成功了吗？", "快递员打电话说要派送了，怎么办"],
+        ["快递三天没动了，是不是丢了", "再不处理我就投诉了"],
+    ],
+    3: [
+        [
+            "东西收到了，袖口开线了，能退吗",
+            "亲，什么时候处理呀？",
+            "客服怎么不回消息？再不处理我投诉了",
+        ],
+        ["尺码偏小穿不上，能不能仅退款", "有问题可以打我电话 13812345678"],
+        ["少发了一件，只收到一个", "照片已经拍好了，发哪里？"],
+        ["和图片颜色差太多了", "今天能给个答复吗？"],
+    ],
+    4: [
+        ["退货地址发我一下", "已经寄回了，单号发你了", "仓库收到了吗？什么时候退款"],
+        ["吊牌剪了还能退吗？", "好的，已经寄出了"],
+    ],
+    5: [
+        ["昨天买的今天就降价了，能补个差价吗", "差价什么时候到账？"],
+        ["说好的保价，差价怎么还没退", "好的，谢谢"],
+    ],
+}
 SCAN_TEXT = {
     "picked_up": "【{city}】快件已揽收",
     "in_transit": "快件到达【{city}转运中心】",
@@ -243,16 +267,8 @@ class ShopSimulator:
                 "refund.updated",
                 {"refund_id": refund_id, "return_status": "received"},
             )
-        if path in (3, 4) and rnd.random() < 0.5:
-            later(
-                rnd.uniform(15, 45),
-                "buyer.message",
-                {
-                    "refund_id": refund_id,
-                    "text": rnd.choice(CHASERS),
-                    "at": self.clock.now().isoformat(),
-                },
-            )
+        if rnd.random() < (0.7 if path in (3, 4) else 0.4):
+            self._conversation(path, event)
         if path == 3 and rnd.random() < 0.08:
             later(
                 rnd.uniform(60, 120),
@@ -271,6 +287,21 @@ class ShopSimulator:
                     rnd.choice(["exception", "rejected", "picked_up"]),
                 ),
             )
+
+    def _conversation(self, path: int, event: Event) -> None:
+        """The buyer asks, then follows up now and then; each message is sent when written."""
+        rnd = self.random
+        messages = rnd.choice(CONVERSATIONS[path])
+        count = rnd.randint(1, len(messages))
+        delay = rnd.uniform(15, 45)
+        for text in messages[:count]:
+            at = self.clock.now() + timedelta(seconds=delay)
+            data = {"refund_id": event["data"]["refund_id"], "text": text, "at": at.isoformat()}
+            message = self.envelope(
+                "buyer.message", data, shop=event["shop"], platform=event["platform"], at=at
+            )
+            self.later(delay, message)
+            delay += rnd.uniform(60, 180)
 
     def payout(self) -> Event:
         rnd = self.random

@@ -82,6 +82,11 @@ class CaseRepository:
             raise StaleCaseError(case.handle)
         await self.session.refresh(case)
 
+    async def lock(self, case: Case) -> None:
+        """Reload `case` and hold its row to the end of the transaction (PostgreSQL; SQLite
+        has one writer anyway): for appends that should wait their turn, not fail stale."""
+        await self.session.refresh(case, with_for_update=True)
+
     async def touch(self, case: Case, *, now: datetime, **changes: Any) -> None:
         """Change fields without a state change; still compare-and-set on the version."""
         await self.transition(case, case.state, now=now, **changes)

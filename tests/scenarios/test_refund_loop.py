@@ -23,7 +23,12 @@ async def test_refund_event_yields_one_card_in_the_routed_group(bot: Bot) -> Non
     assert card["handle"] == "R1"
     assert card["state"] == "awaiting_review"
     assert card["card"]["status"] == "待审核"
-    assert [b["key"] for b in card["card"]["buttons"]] == ["approve", "reject", "claim"]
+    assert [b["key"] for b in card["card"]["buttons"]] == [
+        "approve",
+        "reject",
+        "claim",
+        "templates",
+    ]
     assert {"label": "金额", "value": "¥128.00"} in card["card"]["fields"]
     assert await bot.cards("ops") == []
     assert len(await bot.cards()) == 1
