@@ -53,7 +53,7 @@ class GroupCommit:
                             "body": raw,
                         },
                     )
-            async with self.svc.tx() as tx:
+            async with self.svc.tx(urgent=True) as tx:
                 new = await tx.events.add_many(list(rows.values()), now=tx.now)
             # Within the batch only the first occurrence of an id is new.
             results: list[list[bool]] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,6 +19,7 @@ from storage.repositories.events import EVENTS_TOPIC
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+YIELD_S = 0.01
 
 
 @dataclass
@@ -41,6 +43,9 @@ class EventProcessor:
             claimed = await tx.events.claim(now=tx.now, limit=self.batch, lease_s=60)
         for event in claimed:
             await self.apply(event)
+            if self.svc.db.busy():
+                # Let a burst of inbound events be accepted first; they are processed after.
+                await asyncio.sleep(YIELD_S)
         return len(claimed)
 
     async def apply(self, event: Event) -> None:

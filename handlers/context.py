@@ -50,8 +50,8 @@ class Services:
         self.tz = ZoneInfo(self.settings.bot.timezone)
 
     @asynccontextmanager
-    async def tx(self) -> AsyncIterator[Tx]:
-        async with self.db.begin() as session:
+    async def tx(self, *, urgent: bool = False) -> AsyncIterator[Tx]:
+        async with self.db.begin(urgent=urgent) as session:
             yield Tx(session, self, self.clock.now())
 
     def route(self, *, shop: str, platform: str, kind: str) -> GroupSettings | None:

@@ -8,6 +8,8 @@ queues them instead of SQLite's busy-wait. PostgreSQL uses READ COMMITTED and ro
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, nullcontext
 from typing import Any
@@ -37,6 +39,44 @@ def _sqlite_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     cursor.close()
 
 
+class WriteLock:
+    """SQLite's single writer, queued in-process; urgent holders (ingest) go first."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._normal: deque[asyncio.Future[None]] = deque()
+
+    @asynccontextmanager
+    async def hold(self, *, urgent: bool) -> AsyncIterator[None]:
+        if self._held or self._urgent or (self._normal and not urgent):
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            (self._urgent if urgent else self._normal).append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._release()
+                else:
+                    (self._urgent if urgent else self._normal).remove(waiter)
+                raise
+        else:
+            self._held = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        for queue in (self._urgent, self._normal):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # ownership passes to the waiter
+                    return
+        self._held = False
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
         self.url = url
@@ -53,7 +93,8 @@ class Database:
                 lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"),
             )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._write_lock = WriteLock() if self.is_sqlite else None
+        self.last_urgent = 0.0
         self.notify: Callable[[str], None] = lambda _topic: None
 
     @property
@@ -61,15 +102,23 @@ class Database:
         return self.engine.dialect.name
 
     @asynccontextmanager
-    async def begin(self) -> AsyncIterator[AsyncSession]:
+    async def begin(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
         """One transaction: commits on normal exit, rolls back on an exception.
 
+        `urgent` transactions (accepting inbound events) queue ahead of background work.
         Topics that repositories marked with `queue.wake` are notified after the commit.
         """
-        async with self._write_lock or nullcontext(), self.sessions.begin() as session:
+        if urgent:
+            self.last_urgent = time.monotonic()
+        lock = self._write_lock.hold(urgent=urgent) if self._write_lock else nullcontext()
+        async with lock, self.sessions.begin() as session:
             yield session
         for topic in session.info.pop("wake", ()):
             self.notify(topic)
+
+    def busy(self, within_s: float = 0.05) -> bool:
+        """True while inbound traffic has been arriving (background work should defer to it)."""
+        return time.monotonic() - self.last_urgent < within_s
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
