@@ -26,9 +26,11 @@ from integrations.channel import Channel
 from integrations.commerce.client import Commerce
 from storage.enums import OutboxState
 from storage.models import Case, OutboxItem
+from storage.repositories import StaleCaseError
 from storage.repositories.outbox import OUTBOX_TOPIC
 
 log = logging.getLogger(__name__)
+STALE_RETRIES = 5
 
 Perform = Callable[["Dispatcher", OutboxItem], Awaitable[None]]
 GiveUp = Callable[[Tx, Case, OutboxItem, str], Awaitable[None]]
@@ -102,9 +104,34 @@ class Dispatcher:
             delay = timedelta(seconds=self.backoff(item.attempts, defer))
             await tx.outbox.retry(item.id, error=error, at=tx.now + delay)
 
+    async def on_case(
+        self, case_pk: int | None, apply: Callable[[Tx, Case], Awaitable[None]]
+    ) -> None:
+        """Record what an external call did on its case; a concurrent change is retried here,
+        so the (already performed) call is not repeated."""
+        for attempt in range(STALE_RETRIES):
+            try:
+                async with self.svc.tx() as tx:
+                    case = await tx.cases.get(case_pk) if case_pk is not None else None
+                    if case is not None:
+                        await apply(tx, case)
+                return
+            except StaleCaseError:
+                if attempt == STALE_RETRIES - 1:
+                    raise
+
     async def _dead(self, item: OutboxItem, error: str) -> None:
         log.error("outbox item %s dead-lettered: %s", item.id, error)
         self.metrics.dispatched.labels(item.kind, "dead").inc()
+        for attempt in range(STALE_RETRIES):
+            try:
+                await self._bury(item, error)
+                return
+            except StaleCaseError:
+                if attempt == STALE_RETRIES - 1:
+                    raise
+
+    async def _bury(self, item: OutboxItem, error: str) -> None:
         async with self.svc.tx() as tx:
             await tx.outbox.dead(item.id, error=error, now=tx.now)
             case = await tx.cases.get(item.case_pk) if item.case_pk is not None else None
@@ -170,6 +197,14 @@ async def destination(d: Dispatcher, group_id: str) -> tuple[GroupSettings, Chan
 
 async def _card(d: Dispatcher, item: OutboxItem) -> None:
     group, channel = await destination(d, item.group_id)
+    # Two items of one case (two versions, or two instances) must not both post a first card.
+    async with d.svc.coord.lock(f"card:{item.case_pk}:{group.id}", d.svc.settings.dispatch.lease_s):
+        await _place_card(d, item, group, channel)
+
+
+async def _place_card(
+    d: Dispatcher, item: OutboxItem, group: GroupSettings, channel: Channel
+) -> None:
     async with d.svc.tx() as tx:
         case = await tx.cases.get(item.case_pk or 0)
         if case is None:
@@ -208,10 +243,11 @@ async def _notice(d: Dispatcher, item: OutboxItem) -> None:
 async def _commerce(d: Dispatcher, item: OutboxItem) -> None:
     action = item.kind.split(".", 1)[1]
     result = await d.commerce.call(action, item.id, item.payload)
-    async with d.svc.tx() as tx:
-        case = await tx.cases.get(item.case_pk or 0)
-        if case is not None:
-            await refund.on_commerce_result(tx, case, item.kind, ok=True, status=result.status)
+
+    async def record(tx: Tx, case: Case) -> None:
+        await refund.on_commerce_result(tx, case, item.kind, ok=True, status=result.status)
+
+    await d.on_case(item.case_pk, record)
 
 
 async def _commerce_gave_up(tx: Tx, case: Case, item: OutboxItem, error: str) -> None:
@@ -220,12 +256,13 @@ async def _commerce_gave_up(tx: Tx, case: Case, item: OutboxItem, error: str) ->
 
 async def _buyer_message(d: Dispatcher, item: OutboxItem) -> None:
     result = await d.commerce.call("send_buyer_message", item.id, item.payload)
-    async with d.svc.tx() as tx:
-        case = await tx.cases.get(item.case_pk or 0)
-        if case is not None:
-            await reply.on_delivered(
-                tx, case, item.id, ok=True, status=result.status, detail=result.detail
-            )
+
+    async def record(tx: Tx, case: Case) -> None:
+        await reply.on_delivered(
+            tx, case, item.id, ok=True, status=result.status, detail=result.detail
+        )
+
+    await d.on_case(item.case_pk, record)
 
 
 async def _buyer_message_gave_up(tx: Tx, case: Case, item: OutboxItem, error: str) -> None:

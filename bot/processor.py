@@ -54,10 +54,10 @@ class EventProcessor:
                 handled = await events.apply(tx, event)
                 await tx.events.processed(event, now=tx.now)
             self.metrics.events_applied.labels(event.type, "applied" if handled else "stored").inc()
-        except (StaleCaseError, Exception) as exc:
-            final = (
-                isinstance(exc, InvalidEventError | UserError) or event.attempts + 1 >= MAX_ATTEMPTS
-            )
+        except Exception as exc:
+            # A stale case or a refund not known yet (its request still on the way, or on
+            # another instance) is retried; an event that no longer parses never will be.
+            final = isinstance(exc, InvalidEventError) or event.attempts + 1 >= MAX_ATTEMPTS
             if not isinstance(exc, StaleCaseError | UserError):
                 log.exception("event %s (%s) failed", event.id, event.type)
             else:

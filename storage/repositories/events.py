@@ -63,6 +63,8 @@ class EventRepository:
         dialect = self.session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         stmt = insert(Event).on_conflict_do_nothing().returning(Event.id)
+        # Sorted by id: two instances inserting overlapping ids lock them in the same order,
+        # so PostgreSQL never sees a deadlock between their unique-index checks.
         values = [
             row
             | {
@@ -72,7 +74,7 @@ class EventRepository:
                 "attempts": 0,
                 "error": "",
             }
-            for row in rows
+            for row in sorted(rows, key=lambda r: str(r["id"]))
         ]
         new = set((await self.session.scalars(stmt, values)).all())
         if new:

@@ -1,0 +1,210 @@
+"""Two real `refundops serve` processes on one PostgreSQL and one Redis: everything exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestServer
+
+from integrations.commerce.fake import FakeCommerce
+from integrations.signing import signed_headers
+from tests.conftest import IN_CI, REDIS_URL, in_thread, make_refund, truncate
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+SECRET = "two-instances-secret-0123456789"
+CONFIG = """
+[database]
+url = "{db}"
+[redis]
+url = "{redis}"
+[bot]
+admin_group = "aftersales"
+[commerce]
+mode = "webhook"
+url = "{commerce}"
+[dispatch]
+poll_s = 0.2
+[timers]
+poll_s = 0.2
+[digest]
+enabled = false
+[[groups]]
+id = "aftersales"
+channel = "sandbox"
+[[staff]]
+id = "sup1"
+roles = ["supervisor"]
+refund_limit = 2000
+[[staff]]
+id = "admin1"
+roles = ["admin"]
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def redis_url() -> str:
+    try:
+        client = aioredis.Redis.from_url(REDIS_URL)
+        await client.flushdb()
+        await client.aclose()
+    except (OSError, aioredis.ConnectionError) as exc:
+        if IN_CI:
+            pytest.fail(f"CI=true needs Redis at {REDIS_URL}: {exc}")
+        pytest.skip(f"Redis at {REDIS_URL} is not reachable: {exc}")
+    return REDIS_URL
+
+
+@pytest.fixture
+async def commerce() -> AsyncIterator[tuple[FakeCommerce, str]]:
+    fake = FakeCommerce(secret="commerce-secret-two")
+    server = TestServer(fake.app())
+    await server.start_server()
+    yield fake, str(server.make_url("/refundops"))
+    await server.close()
+
+
+@pytest.fixture
+async def instances(
+    tmp_path: Path, pg_url: str, redis_url: str, commerce: tuple[FakeCommerce, str]
+) -> AsyncIterator[list[str]]:
+    in_thread(lambda: truncate(pg_url))
+    config = tmp_path / "refundops.toml"
+    config.write_text(
+        CONFIG.format(db=pg_url, redis=redis_url, commerce=commerce[1]), encoding="utf-8"
+    )
+    env = {
+        **os.environ,
+        "REFUNDOPS_INGEST__SECRET": SECRET,
+        "REFUNDOPS_COMMERCE__SECRET": commerce[0].secret,
+    }
+    procs, urls = [], []
+    for _ in range(2):
+        port = free_port()
+        env_i = {**env, "REFUNDOPS_SERVER__PORT": str(port)}
+        procs.append(
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot.cli",
+                "serve",
+                "--config",
+                str(config),
+                env=env_i,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        )
+        urls.append(f"http://127.0.0.1:{port}")
+    try:
+        async with aiohttp.ClientSession() as session:
+            for url in urls:
+                for _ in range(200):
+                    try:
+                        async with session.get(f"{url}/readyz") as resp:
+                            if resp.status == 200:
+                                break
+                    except aiohttp.ClientError:
+                        pass
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError(f"{url} did not become ready")
+        yield urls
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            await proc.wait()
+        assert_no_tracebacks(tmp_path)
+
+
+def assert_no_tracebacks(logs: Path) -> None:
+    for log in sorted(logs.glob("instance*.log")):
+        text = log.read_text(encoding="utf-8")
+        assert "Traceback" not in text, text[-4000:]
+
+
+async def group_messages(url: str) -> list[dict[str, Any]]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{url}/sandbox/api/groups/aftersales/messages") as resp,
+    ):
+        result: list[dict[str, Any]] = await resp.json()
+        return result
+
+
+async def post(session: aiohttp.ClientSession, url: str, event: dict[str, Any]) -> str:
+    body = json.dumps(event, ensure_ascii=False).encode()
+    headers = {"Content-Type": "application/json", **signed_headers(SECRET, int(time.time()), body)}
+    async with session.post(f"{url}/api/v1/events", data=body, headers=headers) as resp:
+        assert resp.status == 202, await resp.text()
+        return str((await resp.json())["status"])
+
+
+async def test_two_instances_deliver_everything_exactly_once(
+    instances: list[str], commerce: tuple[FakeCommerce, str]
+) -> None:
+    fake, _ = commerce
+    soon = (datetime.now(UTC) + timedelta(minutes=50)).isoformat()
+    events = []
+    for i in range(60):
+        unshipped = i % 2 == 0
+        events.append(
+            make_refund(
+                data_refund_id=f"RF2I{i:04d}",
+                data_amount="30.00",
+                data_order_amount="30.00",
+                data_shipping={"status": "unshipped"} if unshipped else {"status": "delivered"},
+                data_deadline_at=soon,
+            )
+        )
+    async with aiohttp.ClientSession() as session:
+        statuses = await asyncio.gather(
+            *(post(session, instances[i % 2], e) for i, e in enumerate(events)),
+            *(post(session, instances[(i + 1) % 2], e) for i, e in enumerate(events[:20])),
+        )
+        assert Counter(statuses) == {"accepted": 60, "duplicate": 20}
+        for _ in range(300):
+            async with session.get(
+                f"{instances[0]}/sandbox/api/groups/aftersales/messages"
+            ) as resp:
+                messages = await resp.json()
+            cards = [m for m in messages if m["kind"] == "card"]
+            warnings = [
+                m for m in messages if m["kind"] == "text" and "距平台自动同意还剩" in m["text"]
+            ]
+            settled = sum(c["state"] in ("refunded", "awaiting_review") for c in cards)
+            if len(cards) == 60 and settled == 60 and len(warnings) >= 30:
+                break
+            await asyncio.sleep(0.2)
+    assert Counter(c["case_id"] for c in cards) == {f"RF2I{i:04d}": 1 for i in range(60)}
+    assert Counter(c["state"] for c in cards) == {"refunded": 30, "awaiting_review": 30}
+    await asyncio.sleep(1.0)
+    keys = Counter(r["idempotency_key"] for r in fake.requests)
+    assert [k for k, n in keys.items() if n > 1] == []
+    assert len(fake.performed("approve_refund")) == 30
+    assert len(fake.performed("stop_shipment")) == 30
+    messages = await group_messages(instances[1])
+    warned = Counter(
+        m["text"].split(" ⏳ ")[1].split("（")[0] for m in messages if "⏳" in m["text"]
+    )
+    assert len(warned) == 30
+    assert set(warned.values()) == {1}
