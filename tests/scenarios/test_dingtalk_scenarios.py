@@ -324,6 +324,13 @@ async def test_http_mode_verifies_answers_and_updates_cards(
     assert card.params["status"] == answer["cardData"]["cardParamMap"]["status"]
     unsigned = await post("/dingtalk/card", data=click)
     assert unsigned.status == 401
+    torn = await post(
+        "/dingtalk/card",
+        data=b'{"outTrackId": "refund-R1"}',
+        headers=signed(clock, fake.app_secret),
+    )
+    assert torn.status == 400
+    assert {"field": "userId", "message": "Field required"} in (await torn.json())["fields"]
     await bot.drain()
     assert fake.count("POST", "/v1.0/card/callbacks/register") == 1
 
