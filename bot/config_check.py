@@ -87,6 +87,12 @@ def _group_problems(settings: Settings, group: GroupSettings) -> list[str]:
         found.append(f"{where}: webhook_url is empty")
     if group.channel == "dingtalk_webhook" and not group.webhook_secret.get_secret_value():
         found.append(f"{where}: webhook_secret is empty (加签 secret, in the secrets file)")
+    if (
+        group.channel == "dingtalk_webhook"
+        and group.webhook_url
+        and "access_token=" not in group.webhook_url
+    ):
+        found.append(f"{where}: webhook_url has no access_token (copy the robot's whole Webhook)")
     found += [f"{where}: {need}" for need in channel_needs(settings, group.channel)]
     return found
 
@@ -117,7 +123,10 @@ def channel_needs(settings: Settings, channel: str) -> list[str]:
             ("dingtalk.card_template_id", bool(ding.card_template_id)),
         ],
     }
-    required["dingtalk_http"] = required["dingtalk_stream"]
+    required["dingtalk_http"] = [
+        *required["dingtalk_stream"],
+        ("server.public_base_url", bool(settings.server.public_base_url)),
+    ]
     return [
         f"channel {channel} needs {key} (REFUNDOPS_{key.upper().replace('.', '__')})"
         for key, present in required.get(channel, [])

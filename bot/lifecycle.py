@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 import aiohttp
 from aiohttp import web
 
+from bot import dingtalk
 from bot.clock import Clock
 from bot.dispatch import Dispatcher
 from bot.group_commit import GroupCommit
@@ -121,7 +122,12 @@ def _sandbox(app: web.Application) -> Channel:
 
 
 # Channel name (DESIGN §5) → how to build it for this app; built when a group uses it.
-CHANNELS: dict[str, Callable[[web.Application], Channel]] = {"sandbox": _sandbox}
+CHANNELS: dict[str, Callable[[web.Application], Channel]] = {
+    "sandbox": _sandbox,
+    "dingtalk_stream": dingtalk.stream_channel,
+    "dingtalk_http": dingtalk.http_channel,
+    "dingtalk_webhook": dingtalk.webhook_channel,
+}
 
 
 async def make_coordination(settings: Settings) -> Coordination:

@@ -10,7 +10,7 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -92,6 +92,11 @@ class DingtalkSettings(Section):
     card_template_id: str = ""
     api_base: str = "https://api.dingtalk.com"
     oapi_base: str = "https://oapi.dingtalk.com"
+    card_callback_route_key: str = "refundops"
+    callback_max_skew_s: int = Field(default=3600, ge=1)
+    stream_backoff_base_s: float = Field(default=1.0, gt=0)
+    stream_backoff_max_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)
 
 
 class GroupSettings(Section):
@@ -123,6 +128,7 @@ class StaffSettings(Section):
     refund_limit: Decimal | None = Field(default=None, ge=0)
     wecom_userid: str = ""
     dingtalk_staff_id: str = ""
+    dingtalk_mobile: str = ""
     sandbox_user: str = ""
 
     @property
@@ -330,6 +336,27 @@ def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any
     return merged
 
 
+def merge_secrets(base: Mapping[str, Any], secrets: Mapping[str, Any]) -> dict[str, Any]:
+    """Like `deep_merge`, but a secrets file's `[[groups]]` entries fill in the config's by id."""
+    merged = dict(base)
+    for key, value in secrets.items():
+        current = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(current, Mapping):
+            merged[key] = merge_secrets(current, value)
+        elif _tables_with_ids(value) and _tables_with_ids(current):
+            tables = {t["id"]: dict(t) for t in current}
+            for table in value:
+                tables[table["id"]] = {**tables.get(table["id"], {}), **table}
+            merged[key] = list(tables.values())
+        else:
+            merged[key] = value
+    return merged
+
+
+def _tables_with_ids(value: Any) -> TypeGuard[list[Mapping[str, Any]]]:
+    return isinstance(value, list) and all(isinstance(t, Mapping) and "id" in t for t in value)
+
+
 def secret_paths(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
     """Dotted paths of every `SecretStr` field below `model` (list sections as `groups[]`)."""
     for name, field in model.model_fields.items():
@@ -410,7 +437,7 @@ def load_settings(
             ]
         data = deep_merge(data, file_data)
     if secrets is not None:
-        data = deep_merge(data, read_toml(secrets))
+        data = merge_secrets(data, read_toml(secrets))
     data = deep_merge(data, overrides or {})
     try:
         settings = Settings(**data)

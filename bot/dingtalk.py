@@ -1,0 +1,157 @@
+"""DingTalk wiring: the three channels' factories, and what an @-message or a card tap becomes.
+
+Both ways in (the stream websocket and the HTTP callbacks) hand verified, parsed input to
+`DingtalkInbound`: deduplicate on the message id, run the command, answer the person.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from bot.errors import ExternalError, ThrottledError
+from bot.keys import DISPATCHER, HTTP, METRICS, SERVICES
+from bot.message import Reply
+from bot.settings import GroupSettings
+from commands import ChatInput, router
+from handlers.cards import build_card
+from integrations.channel import Channel
+from integrations.dingtalk.channel import (
+    DingtalkChannel,
+    DingtalkStreamChannel,
+    DingtalkWebhookChannel,
+)
+from integrations.dingtalk.client import CustomRobot, DingtalkClient
+from integrations.dingtalk.models import (
+    CardCallback,
+    CardCallbackAnswer,
+    CardData,
+    RobotMessage,
+)
+from integrations.dingtalk.render import card_params
+
+log = logging.getLogger(__name__)
+
+DEDUP_TTL_S = 2 * 3600
+
+
+class DingtalkInbound:
+    def __init__(self, app: web.Application, channel: DingtalkChannel) -> None:
+        self.app = app
+        self.channel = channel
+
+    async def on_robot_message(self, message: RobotMessage) -> None:
+        svc = self.app[SERVICES]
+        # The HTTP sign covers only the timestamp and the stream redelivers unacked frames.
+        if not await svc.coord.first_seen(f"dingtalk:msg:{message.msg_id}", DEDUP_TTL_S):
+            log.info("dingtalk message %s again; ignored", message.msg_id)
+            return
+        group = self.group(message.conversation_id) if message.is_group else None
+        if message.is_group and group is None:
+            # How an admin finds the openConversationId a [[groups]] chat_id needs.
+            log.warning(
+                "dingtalk group %r (openConversationId %s) is not in [[groups]] as %s",
+                message.conversation_title,
+                message.conversation_id,
+                self.channel.name,
+            )
+        chat = ChatInput(
+            channel=self.channel.name,
+            platform="dingtalk",
+            user=message.sender_staff_id,
+            text=message.command_text,
+            group_id=group.id if group else "",
+            input_id=message.msg_id,
+        )
+        reply = await self._run(chat)
+        try:
+            await self.channel.reply(message, reply)
+        except (ExternalError, ThrottledError) as exc:
+            log.warning("reply to dingtalk message %s failed: %s", message.msg_id, exc)
+            if group is not None:
+                async with svc.tx() as tx:
+                    await tx.post(
+                        group.id, reply.text, key=f"reply:{message.msg_id}", mentions=reply.mentions
+                    )
+
+    async def on_card_callback(self, callback: CardCallback) -> dict[str, Any] | None:
+        """Run the tapped button's command; answer with the card as it now is."""
+        svc = self.app[SERVICES]
+        async with svc.tx() as tx:
+            placement = await tx.cards.by_ref(self.channel.name, callback.out_track_id)
+            case = await tx.cases.get(placement.case_pk) if placement is not None else None
+        group = svc.settings.group(placement.group_id) if placement else None
+        group = group or self.group(callback.space_id)
+        handle = case.handle if case is not None else callback.case_ref
+        if not callback.action or not handle:
+            log.warning("dingtalk card tap without action or case: %s", callback)
+            return None
+        chat = ChatInput(
+            channel=self.channel.name,
+            platform="dingtalk",
+            user=callback.user_id,
+            group_id=group.id if group else "",
+            action=callback.action,
+            case_ref=handle,
+            input_id=f"card:{callback.out_track_id}:{callback.user_id}",
+        )
+        reply = await self._run(chat)
+        if case is not None:
+            await self.app[DISPATCHER].flush_case(case.id)
+        if not reply.ok or reply.mentions:
+            try:
+                await self.channel.tell(callback, group.chat_id if group else "", reply)
+            except (ExternalError, ThrottledError) as exc:
+                log.warning("answer to a tap on %s failed: %s", callback.out_track_id, exc)
+        if case is None:
+            return None
+        async with svc.tx() as tx:
+            fresh = await tx.cases.get(case.id)
+            if fresh is None:
+                return None
+            card = build_card(fresh, tx)
+        return CardCallbackAnswer(card_data=CardData(card_param_map=card_params(card))).dump()
+
+    def group(self, chat_id: str) -> GroupSettings | None:
+        return next(
+            (
+                g
+                for g in self.app[SERVICES].settings.groups
+                if g.channel == self.channel.name and g.chat_id == chat_id and chat_id
+            ),
+            None,
+        )
+
+    async def _run(self, chat: ChatInput) -> Reply:
+        reply = await router.handle(self.app[SERVICES], chat)
+        self.app[METRICS].commands.labels(chat.channel, "ok" if reply.ok else "refused").inc()
+        return reply
+
+
+def _client(app: web.Application) -> DingtalkClient:
+    svc = app[SERVICES]
+    return DingtalkClient(app[HTTP], svc.settings.dingtalk, svc.coord)
+
+
+def stream_channel(app: web.Application) -> Channel:
+    svc = app[SERVICES]
+    return DingtalkStreamChannel(
+        svc.settings,
+        _client(app),
+        svc.clock,
+        svc.coord,
+        lambda channel: DingtalkInbound(app, channel),
+    )
+
+
+def http_channel(app: web.Application) -> Channel:
+    svc = app[SERVICES]
+    return DingtalkChannel(svc.settings, _client(app), svc.clock, svc.coord)
+
+
+def webhook_channel(app: web.Application) -> Channel:
+    svc = app[SERVICES]
+    robot = CustomRobot(app[HTTP], svc.clock, svc.settings.dingtalk.timeout_s)
+    return DingtalkWebhookChannel(svc.settings, robot, svc.clock, svc.coord)

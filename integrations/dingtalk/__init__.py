@@ -1,0 +1,1 @@
+"""DingTalk: the app robot (Stream and HTTP mode, interactive cards) and the custom robot webhook."""

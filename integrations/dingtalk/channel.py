@@ -1,0 +1,274 @@
+"""The DingTalk channels: the app robot (Stream or HTTP mode) and the custom robot webhook.
+
+App robot: one interactive card per case, created with `createAndDeliver` under a stable
+outTrackId and updated in place; lines and replies go through the session webhook, else
+`groupMessages/send`. Custom robot: markdown only (it can neither edit nor call back), a
+new short line per change, never past DingTalk's 20 messages a minute.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Literal
+
+from bot.clock import Clock
+from bot.errors import PermanentError, ThrottledError
+from bot.message import Card, Mention, Notice, Reply
+from bot.settings import GroupSettings, Settings
+from integrations.channel import Budget, Placement
+from integrations.dingtalk.client import (
+    CardExistsError,
+    CustomRobot,
+    DingtalkClient,
+    SessionExpiredError,
+)
+from integrations.dingtalk.models import (
+    CardCallback,
+    CardData,
+    CreateAndDeliver,
+    GroupDeliverModel,
+    RegisterCallback,
+    RobotMessage,
+    RobotSend,
+    UpdateCard,
+)
+from integrations.dingtalk.render import (
+    Who,
+    card_markdown,
+    card_params,
+    change_markdown,
+    group_markdown,
+    group_message,
+    notice_markdown,
+    open_space_id,
+    out_track_id,
+    robot_markdown,
+    robot_text,
+)
+from integrations.dingtalk.stream import DingtalkStream, StreamHandler
+from storage.coordination import Coordination
+from storage.models import CardMessage
+
+log = logging.getLogger(__name__)
+
+CARD_CALLBACK_PATH = "/dingtalk/card"
+REGISTERED_TTL_S = 24 * 3600
+
+
+class People:
+    """Staff ids → who DingTalk @-mentions (staff id, else mobile)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.by_id = {s.id: s for s in settings.staff}
+        self.by_staff_id = {s.dingtalk_staff_id: s for s in settings.staff if s.dingtalk_staff_id}
+
+    def who(self, mentions: tuple[Mention, ...]) -> tuple[Who, ...]:
+        found: dict[str, Who] = {}
+        for m in mentions:
+            staff = self.by_id.get(m.staff_id)
+            who = Who(
+                m.name,
+                staff.dingtalk_staff_id if staff else "",
+                staff.dingtalk_mobile if staff else "",
+            )
+            found.setdefault(who.at, who)
+        return tuple(found.values())
+
+    def of_user(self, user_id: str, nick: str = "") -> Who:
+        staff = self.by_staff_id.get(user_id)
+        return Who(staff.display if staff else nick or user_id, user_id)
+
+
+class DingtalkChannel:
+    """The app robot in HTTP mode: clicks come back to `POST /dingtalk/card`."""
+
+    name = "dingtalk_http"
+    callback_type: Literal["STREAM", "HTTP"] = "HTTP"
+
+    def __init__(
+        self, settings: Settings, client: DingtalkClient, clock: Clock, coord: Coordination
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.clock = clock
+        self.coord = coord
+        self.people = People(settings)
+
+    def budget(self, group: GroupSettings) -> Budget | None:  # noqa: ARG002
+        # App robots are limited per API (QPS), answered as throttling, not per group.
+        return None
+
+    async def deliver_card(
+        self, group: GroupSettings, card: Card, placement: CardMessage | None
+    ) -> Placement:
+        params = CardData(card_param_map=card_params(card))
+        track = placement.ref if placement is not None and placement.ref else out_track_id(card)
+        if placement is None or not placement.ref:
+            mentions = self.people.who(card.mentions)
+            try:
+                await self._create(group, track, params, mentions)
+            except CardExistsError:
+                log.info("card %s already exists (an earlier try got through); updating", track)
+                await self.client.update_card(UpdateCard(out_track_id=track, card_data=params))
+        else:
+            await self.client.update_card(UpdateCard(out_track_id=track, card_data=params))
+        return Placement(track, {"space": open_space_id(group.chat_id)})
+
+    async def _create(
+        self, group: GroupSettings, track: str, params: CardData, mentions: tuple[Who, ...]
+    ) -> None:
+        route_key = await self._callback_route()
+        at = {w.user_id: w.name for w in mentions if w.user_id}
+        await self.client.create_and_deliver(
+            CreateAndDeliver(
+                card_template_id=self.settings.dingtalk.card_template_id,
+                out_track_id=track,
+                callback_type=self.callback_type,
+                callback_route_key=route_key,
+                card_data=params,
+                open_space_id=open_space_id(group.chat_id),
+                im_group_open_deliver_model=GroupDeliverModel(
+                    robot_code=self.client.robot_code, at_user_ids=at or None
+                ),
+            )
+        )
+
+    async def _callback_route(self) -> str | None:
+        """HTTP mode: make sure clicks on our cards are sent to `/dingtalk/card`."""
+        if self.callback_type != "HTTP":
+            return None
+        base = self.settings.server.public_base_url.rstrip("/")
+        if not base:
+            raise PermanentError("dingtalk_http needs server.public_base_url for card callbacks")
+        ding = self.settings.dingtalk
+        url, key = (
+            base + CARD_CALLBACK_PATH,
+            f"dingtalk:card-callback:{ding.card_callback_route_key}",
+        )
+        if await self.coord.cache_get(key) != url:
+            await self.client.register_card_callback(
+                RegisterCallback(
+                    callback_route_key=ding.card_callback_route_key,
+                    callback_url=url,
+                    api_secret=ding.app_secret.get_secret_value(),
+                )
+            )
+            await self.coord.cache_set(key, url, REGISTERED_TTL_S)
+        return ding.card_callback_route_key
+
+    async def deliver_text(
+        self, group: GroupSettings, text: str, mentions: tuple[Mention, ...]
+    ) -> None:
+        await self.client.send_group(group.chat_id, *group_message(text, self.people.who(mentions)))
+
+    async def deliver_notice(self, group: GroupSettings, notice: Notice) -> None:
+        await self.client.send_group(group.chat_id, *group_markdown(notice_markdown(notice)))
+
+    async def reply(self, message: RobotMessage, reply: Reply) -> None:
+        """Answer an @-message: its session webhook while it lives, else the open API."""
+        mentions = self.people.who(reply.mentions)
+        if message.is_group:
+            asker = self.people.of_user(message.sender_staff_id, message.sender_nick)
+            mentions = (asker, *(w for w in mentions if w.at != asker.at))
+        now_ms = int(self.clock.now().timestamp() * 1000)
+        expires = message.session_webhook_expired_time
+        if message.session_webhook and (not expires or expires > now_ms):
+            try:
+                await self.client.reply_by_session(
+                    message.session_webhook, robot_text(reply.text, mentions)
+                )
+                return
+            except SessionExpiredError:
+                log.info("session webhook of %s expired; answering by the open API", message.msg_id)
+        if message.is_group:
+            await self.client.send_group(
+                message.conversation_id, *group_message(reply.text, mentions)
+            )
+        else:
+            await self.client.send_users([message.sender_staff_id], *group_message(reply.text))
+
+    async def tell(self, callback: CardCallback, chat_id: str, reply: Reply) -> None:
+        """Say `reply` to whoever tapped a card: in the card's group, @-naming them."""
+        if not chat_id:
+            await self.client.send_users([callback.user_id], *group_message(reply.text))
+            return
+        clicker = self.people.of_user(callback.user_id)
+        mentions = (clicker, *(w for w in self.people.who(reply.mentions) if w.at != clicker.at))
+        await self.client.send_group(chat_id, *group_message(reply.text, mentions))
+
+
+class DingtalkStreamChannel(DingtalkChannel):
+    """The app robot in Stream mode: `run()` keeps the websocket that brings messages and clicks."""
+
+    name = "dingtalk_stream"
+    callback_type: Literal["STREAM", "HTTP"] = "STREAM"
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: DingtalkClient,
+        clock: Clock,
+        coord: Coordination,
+        handler_for: Callable[[DingtalkChannel], StreamHandler],
+    ) -> None:
+        super().__init__(settings, client, clock, coord)
+        self.stream = DingtalkStream(client, handler_for(self), coord)
+
+    async def run(self) -> None:
+        await self.stream.run()
+
+
+class DingtalkWebhookChannel:
+    """A custom robot (加签) in a notification-only group."""
+
+    name = "dingtalk_webhook"
+
+    def __init__(
+        self, settings: Settings, robot: CustomRobot, clock: Clock, coord: Coordination
+    ) -> None:
+        self.robot = robot
+        self.clock = clock
+        self.coord = coord
+        self.people = People(settings)
+
+    def budget(self, group: GroupSettings) -> Budget | None:  # noqa: ARG002
+        # At most burst + rate·60 s = 5 + 15 = 20 messages in any minute: DingTalk's limit.
+        return Budget(per_minute=15, burst=5)
+
+    async def deliver_card(
+        self, group: GroupSettings, card: Card, placement: CardMessage | None
+    ) -> Placement:
+        mentions = self.people.who(card.mentions)
+        if placement is None:
+            markdown = card_markdown(card, mentions)
+        else:
+            markdown = change_markdown(card, mentions)
+        await self._send(group, robot_markdown(markdown, mentions))
+        return Placement(out_track_id(card))
+
+    async def deliver_text(
+        self, group: GroupSettings, text: str, mentions: tuple[Mention, ...]
+    ) -> None:
+        await self._send(group, robot_text(text, self.people.who(mentions)))
+
+    async def deliver_notice(self, group: GroupSettings, notice: Notice) -> None:
+        await self._send(group, robot_markdown(notice_markdown(notice)))
+
+    async def _send(self, group: GroupSettings, message: RobotSend) -> None:
+        """Send, unless DingTalk has muted this robot (130101): then wait out its 10 minutes."""
+        muted_key = f"dingtalk:robot-muted:{group.id}"
+        now = self.clock.now().timestamp()
+        until = await self.coord.cache_get(muted_key)
+        if until and float(until) > now:
+            raise ThrottledError(
+                f"{group.id}: custom robot muted by DingTalk", defer=float(until) - now
+            )
+        try:
+            await self.robot.send(
+                group.webhook_url, group.webhook_secret.get_secret_value(), message
+            )
+        except ThrottledError as exc:
+            log.warning("%s: custom robot throttled, waiting %.0f s", group.id, exc.defer)
+            await self.coord.cache_set(muted_key, str(now + exc.defer), exc.defer + 60)
+            raise

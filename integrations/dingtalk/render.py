@@ -1,0 +1,192 @@
+"""Card → DingTalk: the card template's `cardParamMap`, custom-robot markdown, robot text.
+
+`cardParamMap` values are all strings (lists are JSON-encoded, booleans "true"/"false");
+its keys are the variables of templates/refund_card.json. Robot messages are cut to fit
+DingTalk's byte limits rather than refused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from bot.message import Card, Notice, Tone
+from integrations.dingtalk.models import At, Markdown, RobotSend, Text
+
+# The buttons the shipped card template has, by action id (= Button.key).
+BUTTONS = ("approve", "reject", "claim", "retry")
+TAG_COLORS = {
+    Tone.INFO: "blue",
+    Tone.WARNING: "orange",
+    Tone.SUCCESS: "green",
+    Tone.DANGER: "red",
+    Tone.MUTED: "gray",
+}
+ROBOT_MAX_BYTES = 20_000
+MSG_PARAM_MAX_BYTES = 15_000
+CUT = "\n…（内容过长，已截断）"
+
+
+@dataclass(frozen=True)
+class Who:
+    """Someone to @-mention, as DingTalk knows them (staff id, else mobile, else just a name)."""
+
+    name: str
+    user_id: str = ""
+    mobile: str = ""
+
+    @property
+    def at(self) -> str:
+        return f"@{self.user_id or self.mobile or self.name}"
+
+
+def out_track_id(card: Card) -> str:
+    """One stable card instance per case: every change updates this one in place."""
+    return f"{card.kind}-{card.handle}"
+
+
+def open_space_id(open_conversation_id: str) -> str:
+    return f"dtv1.card//IM_GROUP.{open_conversation_id}"
+
+
+def card_params(card: Card) -> dict[str, str]:
+    params = {
+        "lastMessage": card.summary,
+        "title": card.title,
+        "status": card.status,
+        "tone": card.tone.value,
+        "tag_color": TAG_COLORS.get(card.tone, "blue"),
+        "handle": card.handle,
+        "case_id": card.case_id,
+        "kind": card.kind,
+        "state": card.state,
+        "version": str(card.version),
+        "markdown": body_markdown(card),
+        "fields": json.dumps(
+            [{"label": f.label, "value": f.value} for f in card.fields], ensure_ascii=False
+        ),
+        "footer": card.footer,
+        "mentions": "、".join(m.name for m in card.mentions),
+        "buttons": json.dumps(
+            [{"key": b.key, "text": b.text, "style": b.style.value} for b in card.buttons],
+            ensure_ascii=False,
+        ),
+    }
+    shown = {b.key: b for b in card.buttons}
+    for key in BUTTONS:
+        button = shown.get(key)
+        params[f"{key}_visible"] = "true" if button else "false"
+        params[f"{key}_text"] = button.text if button else ""
+    return params
+
+
+def body_markdown(card: Card) -> str:
+    lines = [f"**{f.label}**：{f.value}" for f in card.fields]
+    lines += list(card.lines)
+    return "\n\n".join(lines)
+
+
+def card_markdown(card: Card, mentions: tuple[Who, ...]) -> Markdown:
+    """The whole card for a custom robot, which can neither edit messages nor call back."""
+    text = [f"### {card.title}", f"**{card.status}**", body_markdown(card)]
+    if card.footer:
+        text.append(f"<font color=#888888>{card.footer}</font>")
+    if mentions:
+        text.append(" ".join(w.at for w in mentions))
+    return Markdown(title=card.summary, text="\n\n".join(text))
+
+
+def change_markdown(card: Card, mentions: tuple[Who, ...]) -> Markdown:
+    """A later change, as one short line naming the handle (the first message stays as sent)."""
+    line = f"**{card.handle}** {card.title} → **{card.status}**"
+    if card.footer:
+        line += f"（{card.footer}）"
+    if mentions:
+        line += "\n\n" + " ".join(w.at for w in mentions)
+    return Markdown(title=card.summary, text=line)
+
+
+def mentioned(text: str, mentions: tuple[Who, ...], *, by_name: bool = False) -> str:
+    """`@id … text`: DingTalk shows an @id listed in `at` as the person's name."""
+    if not mentions:
+        return text
+    return " ".join(f"@{w.name}" if by_name else w.at for w in mentions) + " " + text
+
+
+def at_of(mentions: tuple[Who, ...]) -> At:
+    return At(
+        at_user_ids=[w.user_id for w in mentions if w.user_id],
+        at_mobiles=[w.mobile for w in mentions if w.mobile and not w.user_id],
+    )
+
+
+def robot_text(text: str, mentions: tuple[Who, ...] = ()) -> RobotSend:
+    message = RobotSend(
+        msgtype="text", text=Text(content=mentioned(text, mentions)), at=at_of(mentions)
+    )
+    return _fit_message(message)
+
+
+def robot_markdown(markdown: Markdown, mentions: tuple[Who, ...] = ()) -> RobotSend:
+    return _fit_message(RobotSend(msgtype="markdown", markdown=markdown, at=at_of(mentions)))
+
+
+def encode(body: dict[str, object]) -> bytes:
+    """The exact bytes sent: UTF-8 JSON (DingTalk's limits count bytes, not characters)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def group_message(text: str, mentions: tuple[Who, ...] = ()) -> tuple[str, str]:
+    """(msgKey, msgParam) for the open API's robot messages; msgParam ≤ 15,000 bytes.
+
+    These messages cannot carry `at`, so people are named rather than notified.
+    """
+    content = mentioned(text, mentions, by_name=True)
+    room = MSG_PARAM_MAX_BYTES - len(encode({"content": ""}))
+    for _ in range(4):
+        param = encode({"content": fit(content, room)})
+        if len(param) <= MSG_PARAM_MAX_BYTES:
+            break
+        room -= len(param) - MSG_PARAM_MAX_BYTES + 16
+    return "sampleText", param.decode()
+
+
+def notice_markdown(notice: Notice) -> Markdown:
+    """A standalone card (the daily digest) as robot Markdown."""
+    return Markdown(title=notice.title, text=notice.markdown())
+
+
+def group_markdown(markdown: Markdown) -> tuple[str, str]:
+    """(msgKey, msgParam) of an open-API group message in Markdown, within 15,000 bytes."""
+    room = MSG_PARAM_MAX_BYTES - len(encode({"title": markdown.title, "text": ""}))
+    param = encode({"title": markdown.title, "text": fit(markdown.text, room)})
+    return "sampleMarkdown", param.decode()
+
+
+def fit(text: str, max_bytes: int) -> str:
+    """`text` cut on a character boundary so that its UTF-8 form is at most `max_bytes`."""
+    raw = text.encode()
+    if len(raw) <= max_bytes:
+        return text
+    room = max(0, max_bytes - len(CUT.encode()))
+    return raw[:room].decode(errors="ignore") + CUT
+
+
+def _fit_message(message: RobotSend) -> RobotSend:
+    for _ in range(4):
+        excess = len(encode(message.dump())) - ROBOT_MAX_BYTES
+        if excess <= 0:
+            break
+        message = _shorten(message, excess + 16)
+    return message
+
+
+def _shorten(message: RobotSend, by: int) -> RobotSend:
+    if message.text is not None:
+        raw = message.text.content
+        return message.model_copy(update={"text": Text(content=fit(raw, len(raw.encode()) - by))})
+    if message.markdown is not None:
+        raw = message.markdown.text
+        short = Markdown(title=message.markdown.title, text=fit(raw, len(raw.encode()) - by))
+        return message.model_copy(update={"markdown": short})
+    return message
