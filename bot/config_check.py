@@ -14,6 +14,7 @@ from bot.settings import (
     Settings,
 )
 from handlers.rules import RuleTable
+from integrations.payout.client import config_problems as payout_problems
 
 ID_KEYS = {"wecom": "wecom_userid", "dingtalk": "dingtalk_staff_id"}
 CHAT_ID_NAMES = {
@@ -66,6 +67,7 @@ def problems(settings: Settings) -> list[str]:
             found.append("commerce.url is empty but commerce.mode is 'webhook'")
         if not settings.commerce.secret.get_secret_value():
             found.append("missing secret commerce.secret (set REFUNDOPS_COMMERCE__SECRET)")
+    found += payout_problems(settings.payout)
     return found
 
 
