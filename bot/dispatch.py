@@ -19,11 +19,14 @@ from bot.errors import PermanentError, RetryableError, ThrottledError
 from bot.message import Mention
 from bot.metrics import Metrics
 from bot.settings import GroupSettings
-from handlers import refund
+from bot.transfer import gave_up as _transfer_gave_up
+from bot.transfer import perform as _transfer
+from handlers import payout, refund
 from handlers.cards import build_card
 from handlers.context import Services, Tx
 from integrations.channel import Channel
 from integrations.commerce.client import Commerce
+from integrations.payout.client import Payouts
 from storage.enums import OutboxState
 from storage.models import Case, OutboxItem
 from storage.repositories.outbox import OUTBOX_TOPIC
@@ -42,6 +45,7 @@ class Dispatcher:
     metrics: Metrics
     batch: int = 50
     rng: random.Random = field(default_factory=random.Random)
+    payouts: Payouts | None = None
 
     async def run(self) -> None:
         settings = self.svc.settings.dispatch
@@ -145,6 +149,8 @@ KIND_TEXT = {
     "commerce.approve_refund": "退款提交",
     "commerce.reject_refund": "拒绝提交",
     "commerce.stop_shipment": "截单",
+    "commerce.notify_payout": "打款通知买家",
+    "payout.transfer": "支付宝转账",
 }
 
 
@@ -203,15 +209,25 @@ async def _commerce(d: Dispatcher, item: OutboxItem) -> None:
     result = await d.commerce.call(action, item.id, item.payload)
     async with d.svc.tx() as tx:
         case = await tx.cases.get(item.case_pk or 0)
-        if case is not None:
+        if case is not None and case.kind == "payout":
+            await payout.on_commerce_result(tx, case, item.kind, ok=True)
+        elif case is not None:
             await refund.on_commerce_result(tx, case, item.kind, ok=True, status=result.status)
 
 
 async def _commerce_gave_up(tx: Tx, case: Case, item: OutboxItem, error: str) -> None:
+    if case.kind == "payout":
+        await payout.on_commerce_result(tx, case, item.kind, ok=False, error=error)
+        return
     await refund.on_commerce_result(tx, case, item.kind, ok=False, error=error)
 
 
 # Outbox kinds (or their prefix before ".") → what performs them.
-PERFORMERS: dict[str, Perform] = {"card": _card, "text": _text, "commerce": _commerce}
+PERFORMERS: dict[str, Perform] = {
+    "card": _card,
+    "text": _text,
+    "commerce": _commerce,
+    "payout": _transfer,
+}
 # Kind prefix → what the case's flow does when an item is dead-lettered.
-ON_DEAD: dict[str, GiveUp] = {"commerce": _commerce_gave_up}
+ON_DEAD: dict[str, GiveUp] = {"commerce": _commerce_gave_up, "payout": _transfer_gave_up}

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from handlers import refund
+from handlers import payout, refund
 from handlers.context import Tx
 from handlers.schema import (
     Envelope,
     Inbound,
+    PayoutRequested,
     RefundEnded,
     RefundRequested,
     RefundUpdated,
@@ -42,11 +43,17 @@ async def _refund_closed(tx: Tx, _envelope: Envelope, data: Inbound) -> None:
     await refund.on_ended(tx, data, cancelled=False)
 
 
+async def _payout_requested(tx: Tx, envelope: Envelope, data: Inbound) -> None:
+    assert isinstance(data, PayoutRequested)
+    await payout.on_requested(tx, envelope.shop, envelope.platform, data)
+
+
 HANDLERS: dict[str, EventHandler] = {
     "refund.requested": _refund_requested,
     "refund.updated": _refund_updated,
     "refund.cancelled": _refund_cancelled,
     "refund.closed": _refund_closed,
+    "payout.requested": _payout_requested,
 }
 
 
