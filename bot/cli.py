@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 import tomllib
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,15 @@ def _parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_sub.add_parser("upgrade", help="apply the migrations")
     _config_arg(upgrade)
+    export = sub.add_parser("export", help="CSV of a period's payouts or refunds, to reconcile")
+    _config_arg(export)
+    export.add_argument("what", choices=["payouts", "refunds"])
+    export.add_argument("--since", type=date.fromisoformat, required=True, help="first day")
+    export.add_argument("--until", type=date.fromisoformat, required=True, help="last day")
+    export.add_argument(
+        "--by", choices=["requested", "paid"], default="requested", help="which date counts"
+    )
+    export.add_argument("--out", type=Path, default=None, help="file (default: stdout)")
     return parser
 
 
@@ -119,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(upgrade())
         print(f"✓ database at the newest schema ({settings.database.url.split('@')[-1]})")
         return 0
+    if args.command == "export":
+        from bot import export
+
+        return export.run(settings, args.what, args.since, args.until, by=args.by, out=args.out)
     found = problems(settings)
     if found:
         return _fail(found)

@@ -16,6 +16,7 @@ from bot.settings import (
 from handlers.refund import RefundState
 from handlers.rules import RuleTable
 from handlers.templates import TemplateBook
+from integrations.payout.client import config_problems as payout_problems
 
 ID_KEYS = {"wecom": "wecom_userid", "dingtalk": "dingtalk_staff_id"}
 CHAT_ID_NAMES = {
@@ -69,6 +70,7 @@ def problems(settings: Settings) -> list[str]:
             found.append("commerce.url is empty but commerce.mode is 'webhook'")
         if not settings.commerce.secret.get_secret_value():
             found.append("missing secret commerce.secret (set REFUNDOPS_COMMERCE__SECRET)")
+    found += payout_problems(settings.payout)
     return found
 
 

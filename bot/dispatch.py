@@ -19,11 +19,14 @@ from bot.errors import PermanentError, RetryableError, ThrottledError
 from bot.message import Mention, Notice
 from bot.metrics import Metrics
 from bot.settings import GroupSettings
-from handlers import refund, reply
+from bot.transfer import gave_up as _transfer_gave_up
+from bot.transfer import perform as _transfer
+from handlers import payout, refund, reply
 from handlers.cards import build_card
 from handlers.context import Services, Tx
 from integrations.channel import Channel
 from integrations.commerce.client import Commerce
+from integrations.payout.client import Payouts
 from storage.enums import OutboxState
 from storage.models import Case, OutboxItem
 from storage.repositories import StaleCaseError
@@ -44,6 +47,7 @@ class Dispatcher:
     metrics: Metrics
     batch: int = 50
     rng: random.Random = field(default_factory=random.Random)
+    payouts: Payouts | None = None
 
     async def run(self) -> None:
         settings = self.svc.settings.dispatch
@@ -174,6 +178,8 @@ KIND_TEXT = {
     "commerce.reject_refund": "拒绝提交",
     "commerce.stop_shipment": "截单",
     "commerce.send_buyer_message": "买家回复发送",
+    "commerce.notify_payout": "打款通知买家",
+    "payout.transfer": "支付宝转账",
 }
 
 
@@ -245,12 +251,18 @@ async def _commerce(d: Dispatcher, item: OutboxItem) -> None:
     result = await d.commerce.call(action, item.id, item.payload)
 
     async def record(tx: Tx, case: Case) -> None:
-        await refund.on_commerce_result(tx, case, item.kind, ok=True, status=result.status)
+        if case.kind == "payout":
+            await payout.on_commerce_result(tx, case, item.kind, ok=True)
+        else:
+            await refund.on_commerce_result(tx, case, item.kind, ok=True, status=result.status)
 
     await d.on_case(item.case_pk, record)
 
 
 async def _commerce_gave_up(tx: Tx, case: Case, item: OutboxItem, error: str) -> None:
+    if case.kind == "payout":
+        await payout.on_commerce_result(tx, case, item.kind, ok=False, error=error)
+        return
     await refund.on_commerce_result(tx, case, item.kind, ok=False, error=error)
 
 
@@ -276,9 +288,11 @@ PERFORMERS: dict[str, Perform] = {
     "notice": _notice,
     "commerce": _commerce,
     "commerce.send_buyer_message": _buyer_message,
+    "payout": _transfer,
 }
 # Kind (or its prefix) → what the case's flow does when an item is dead-lettered.
 ON_DEAD: dict[str, GiveUp] = {
     "commerce": _commerce_gave_up,
     "commerce.send_buyer_message": _buyer_message_gave_up,
+    "payout": _transfer_gave_up,
 }

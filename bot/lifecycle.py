@@ -34,6 +34,7 @@ from handlers import digest
 from handlers.context import Services
 from integrations.channel import Channel
 from integrations.commerce.client import Commerce, NoCommerce, SimulatedCommerce, WebhookCommerce
+from integrations.payout import client as payout_client
 from integrations.sandbox.channel import SandboxChannel
 from integrations.simulator import feed
 from storage import migrate
@@ -75,7 +76,13 @@ def contexts(
         channels = {
             name: CHANNELS[name](app) for name in sorted(svc.settings.channels) if name in CHANNELS
         }
-        app[DISPATCHER] = Dispatcher(svc, channels, commerce or make_commerce(app), metrics)
+        app[DISPATCHER] = Dispatcher(
+            svc,
+            channels,
+            commerce or make_commerce(app),
+            metrics,
+            payouts=payout_client.from_settings(svc.settings.payout, app[HTTP], svc.clock),
+        )
         app[PROCESSOR] = EventProcessor(svc, metrics)
         app[SCHEDULER] = Scheduler(svc, metrics)
         app[WRITER] = GroupCommit(svc)

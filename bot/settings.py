@@ -201,6 +201,10 @@ class PayoutSettings(Section):
     alipay_private_key: SecretStr = SecretStr("")
     alipay_public_key: str = ""
     alipay_gateway: str = "https://openapi.alipay.com/gateway.do"
+    alipay_app_cert_sn: str = ""
+    alipay_root_cert_sn: str = ""
+    alipay_timeout_s: float = Field(default=10.0, gt=0)
+    batch_max: int = Field(default=200, ge=1, le=1000)
 
 
 class SimulatorSettings(Section):

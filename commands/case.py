@@ -6,9 +6,10 @@ from typing import Literal
 
 from pydantic import Field
 
+from bot.errors import UsageError
 from bot.message import Reply
 from commands.router import Args, CommandContext, router
-from handlers import refund
+from handlers import payout, refund
 from handlers.authority import DECIDERS
 from handlers.cards import build_card
 from handlers.context import Tx
@@ -50,7 +51,8 @@ async def show(ctx: CommandContext, args: CaseArgs) -> Reply:
         lines.append("记录：")
         for entry in history[-8:]:
             who = tx.svc.staff.name(entry.actor)
-            what = refund.ACTION_TEXT.get(entry.action, entry.action)
+            texts = payout.ACTION_TEXT if case.kind in payout.PAYOUT_KINDS else refund.ACTION_TEXT
+            what = texts.get(entry.action, entry.action)
             lines.append(f"  {tx.local(entry.at):%m-%d %H:%M} {who} {what}")
         return Reply("\n".join(lines), card=card)
 
@@ -91,6 +93,8 @@ async def approve(ctx: CommandContext, args: CaseArgs) -> Reply:
     staff = ctx.me
     async with ctx.svc.tx() as tx:
         case = await refund.load_for_change(tx, args.case)
+        if case.kind in payout.PAYOUT_KINDS:
+            return await payout.approve(tx, case, staff, ctx.channel)
         return await refund.approve(tx, case, staff, ctx.channel)
 
 
@@ -100,12 +104,14 @@ async def retry(ctx: CommandContext, args: CaseArgs) -> Reply:
     return await approve(ctx, args)
 
 
-@router.command("reject", "拒绝", "驳回", args=ReasonArgs, roles=DECIDERS, what="拒绝退款")
+@router.command("reject", "拒绝", "驳回", args=ReasonArgs, roles=ANYONE, what="拒绝退款")
 async def reject(ctx: CommandContext, args: ReasonArgs) -> Reply:
-    """拒绝退款，写明原因"""
-    staff = ctx.me
+    """拒绝退款或打款，写明原因"""
     async with ctx.svc.tx() as tx:
         case = await refund.load_for_change(tx, args.case)
+        if case.kind in payout.PAYOUT_KINDS:
+            return await payout.reject(tx, case, ctx.me, args.reason, ctx.channel)
+        staff = ctx.require(DECIDERS, "拒绝退款")
         return await refund.reject(tx, case, staff, args.reason, ctx.channel)
 
 
@@ -115,6 +121,10 @@ async def claim(ctx: CommandContext, args: CaseArgs) -> Reply:
     staff = ctx.me
     async with ctx.svc.tx() as tx:
         case = await refund.load_for_change(tx, args.case)
+        if case.kind in payout.PAYOUT_KINDS:
+            raise UsageError(
+                f"打款单不用认领：审批用「通过 {case.handle}」，财务用「打款确认 {case.handle}」"
+            )
         return await refund.claim(tx, case, staff, ctx.channel)
 
 

@@ -6,12 +6,17 @@ from collections.abc import Callable
 
 from bot.message import Card
 from handlers.context import Tx
+from handlers.payout import batch_card, payout_card
 from handlers.refund import refund_card
 from storage.models import Case
 
 CardBuilder = Callable[[Case, Tx], Card]
 
-BUILDERS: dict[str, CardBuilder] = {"refund": refund_card}
+BUILDERS: dict[str, CardBuilder] = {
+    "refund": refund_card,
+    "payout": payout_card,
+    "payout_batch": batch_card,
+}
 
 
 def build_card(case: Case, tx: Tx) -> Card:

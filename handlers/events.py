@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from handlers import refund, reply
+from handlers import payout, refund, reply
 from handlers.context import Tx
 from handlers.schema import (
     BuyerMessage,
     Envelope,
     Inbound,
+    PayoutRequested,
     RefundEnded,
     RefundRequested,
     RefundUpdated,
@@ -48,12 +49,18 @@ async def _buyer_message(tx: Tx, envelope: Envelope, data: Inbound) -> None:
     await reply.on_buyer_message(tx, envelope.id, data)
 
 
+async def _payout_requested(tx: Tx, envelope: Envelope, data: Inbound) -> None:
+    assert isinstance(data, PayoutRequested)
+    await payout.on_requested(tx, envelope.shop, envelope.platform, data)
+
+
 HANDLERS: dict[str, EventHandler] = {
     "refund.requested": _refund_requested,
     "refund.updated": _refund_updated,
     "refund.cancelled": _refund_cancelled,
     "refund.closed": _refund_closed,
     "buyer.message": _buyer_message,
+    "payout.requested": _payout_requested,
 }
 
 

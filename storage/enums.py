@@ -10,6 +10,7 @@ class CaseKind(StrEnum):
     INTERCEPT = "intercept"
     PAYOUT = "payout"
     ANOMALY = "anomaly"
+    PAYOUT_BATCH = "payout_batch"
 
     @property
     def handle_prefix(self) -> str:
@@ -21,6 +22,7 @@ _PREFIX = {
     CaseKind.INTERCEPT: "X",
     CaseKind.PAYOUT: "P",
     CaseKind.ANOMALY: "A",
+    CaseKind.PAYOUT_BATCH: "B",
 }
 
 

@@ -207,3 +207,41 @@ class Digest(Base):
     group_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     day: Mapped[str] = mapped_column(String(10), primary_key=True)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Payout(Base):
+    """The money side of a payout case, for reconciliation and the provider.
+
+    The full payee account lives only here; cards, logs, the case API and exports mask it.
+    `out_biz_no` and `sends` let the transfer ask before it ever sends a second time.
+    """
+
+    __tablename__ = "payouts"
+
+    case_pk: Mapped[int] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    payout_id: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    payee_name: Mapped[str] = mapped_column(String(128), default="")
+    payee_account: Mapped[str] = mapped_column(String(128))
+    provider: Mapped[str] = mapped_column(String(16), default="")
+    requested_by: Mapped[str] = mapped_column(String(64), default="")
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    approved_by: Mapped[str] = mapped_column(String(64), default="")
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    paid_by: Mapped[str] = mapped_column(String(64), default="")
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    rejected_by: Mapped[str] = mapped_column(String(64), default="")
+    rejected_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    reference: Mapped[str] = mapped_column(String(128), default="")
+    provider_status: Mapped[str] = mapped_column(String(64), default="")
+    out_biz_no: Mapped[str] = mapped_column(String(64), default="")
+    sends: Mapped[int] = mapped_column(Integer, default=0)
+    batch_pk: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_payouts_requested_at", "requested_at"),
+        Index("ix_payouts_approved_at", "approved_at"),
+        Index("ix_payouts_paid_at", "paid_at"),
+        Index("ix_payouts_batch_pk", "batch_pk"),
+    )

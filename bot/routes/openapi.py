@@ -62,7 +62,7 @@ def build_spec() -> dict[str, Any]:
         "properties": {
             "case_id": {"type": "string", "description": "refund_id, payout_id, or a generated id"},
             "handle": {"type": "string", "examples": ["R12"]},
-            "kind": {"enum": ["refund", "intercept", "payout", "anomaly"]},
+            "kind": {"enum": ["refund", "intercept", "payout", "anomaly", "payout_batch"]},
             "state": {"type": "string"},
             "status_text": {"type": "string"},
             "version": {"type": "integer"},

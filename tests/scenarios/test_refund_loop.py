@@ -272,24 +272,21 @@ async def test_restart_with_pending_outbox_delivers_once(
 
 async def test_unhandled_event_types_are_stored_for_replay(bot: Bot) -> None:
     event = {
-        "id": "evt_payout_1",
-        "type": "payout.requested",
+        "id": "evt_message_1",
+        "type": "buyer.message",
         "occurred_at": "2026-11-23T10:00:00+08:00",
         "shop": "flagship",
         "platform": "taobao",
         "data": {
-            "payout_id": "PO1",
-            "kind": "cashback",
-            "order_id": "T1",
-            "amount": "5.00",
-            "payee": {"name": "王*", "account": "13800138000"},
+            "refund_id": "RF1",
+            "text": "什么时候退款？",
             "vendor_note": {"kept": True},
         },
     }
     assert (await bot.post_event(event))[0] == 202
     await bot.drain()
     async with bot.svc.tx() as tx:
-        stored = await tx.events.get("evt_payout_1")
+        stored = await tx.events.get("evt_message_1")
     assert stored is not None
     assert stored.body["data"]["vendor_note"] == {"kept": True}
     assert await count(bot, Event) == 1

@@ -1,0 +1,99 @@
+"""The `payout.transfer` outbox performer: one Alipay order per out_biz_no, and after any
+answer that went missing we ask Alipay (query) before anything is sent again.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.errors import PermanentError, RetryableError
+from handlers import payout
+from integrations.payout.models import TransferOrder, TransferResult, TransferStatus
+from storage.models import Case, OutboxItem
+from storage.repositories.payouts import PayoutRepository
+
+if TYPE_CHECKING:
+    from bot.dispatch import Dispatcher
+    from handlers.context import Tx
+
+# How soon to ask again about a transfer Alipay is processing or did not answer for.
+ASK_AGAIN_S = 30.0
+OUTCOME: dict[TransferStatus, payout.TransferOutcome] = {
+    TransferStatus.SUCCESS: "success",
+    TransferStatus.FAILED: "failed",
+    TransferStatus.PROCESSING: "processing",
+}
+
+
+async def perform(d: Dispatcher, item: OutboxItem) -> None:
+    biz_no = str(item.payload["out_biz_no"])
+    async with d.svc.tx() as tx:
+        loaded = await _load(tx, item, biz_no)
+    if loaded is None:
+        return
+    order, sent_before = loaded
+    client = d.payouts
+    if client is None:
+        raise PermanentError("[payout] provider is not alipay: the transfer cannot be sent")
+    if sent_before:
+        found = await client.query(biz_no)
+        if found.status is not TransferStatus.NOT_FOUND:
+            await _record(d, item, biz_no, found)
+            return
+    async with d.svc.tx() as tx:
+        # Counted (and committed) before the request leaves: a crash after this point makes
+        # the next attempt ask first.
+        if await _load(tx, item, biz_no) is None:
+            return
+        await PayoutRepository(tx.session).mark_sent(item.case_pk or 0, biz_no, now=tx.now)
+    await _record(d, item, biz_no, await client.transfer(order))
+
+
+async def _load(tx: Tx, item: OutboxItem, biz_no: str) -> tuple[TransferOrder, bool] | None:
+    """The order to send and whether a request may already have reached Alipay; None: stale."""
+    case = await tx.cases.get(item.case_pk or 0)
+    row = await PayoutRepository(tx.session).get(item.case_pk or 0)
+    if case is None or row is None:
+        raise PermanentError(f"payout case {item.case_pk} is gone")
+    if case.state != payout.S.PAYING or row.out_biz_no != biz_no:
+        return None
+    order = TransferOrder(
+        out_biz_no=biz_no,
+        amount_fen=case.amount_fen,
+        account=row.payee_account,
+        name=row.payee_name,
+        title=_title(case),
+        remark=case.reason,
+    )
+    return order, row.sends > 0
+
+
+def _title(case: Case) -> str:
+    kind = payout.KIND_TEXT.get(case.data.get("payout", {}).get("kind", ""), "打款")
+    return f"{kind} 订单 {case.order_id}" if case.order_id else kind
+
+
+async def _record(d: Dispatcher, item: OutboxItem, biz_no: str, result: TransferResult) -> None:
+    async with d.svc.tx() as tx:
+        case = await tx.cases.get(item.case_pk or 0)
+        if case is not None:
+            await payout.on_transfer_result(
+                tx,
+                case,
+                out_biz_no=biz_no,
+                status=OUTCOME.get(result.status, "unknown"),
+                reference=result.reference,
+                provider_status=result.provider_status,
+                detail=result.detail,
+            )
+    if result.status not in (TransferStatus.SUCCESS, TransferStatus.FAILED):
+        raise RetryableError(
+            f"alipay transfer {biz_no}: {result.status.value} {result.detail}".strip(),
+            defer=ASK_AGAIN_S,
+        )
+
+
+async def gave_up(tx: Tx, case: Case, item: OutboxItem, error: str) -> None:
+    await payout.on_transfer_gave_up(
+        tx, case, out_biz_no=str(item.payload.get("out_biz_no", "")), error=error
+    )

@@ -1,0 +1,154 @@
+"""Payout commands: ask for a payout, confirm it (finance), batches, and what is waiting."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field
+
+from bot.errors import UsageError
+from bot.message import Reply
+from commands.case import ANYONE, CASE, CaseArgs
+from commands.router import Args, CommandContext, NoArgs, router
+from handlers import payout
+from handlers.authority import DECIDERS
+from handlers.money import format_fen, yuan_to_fen
+
+FINANCE = tuple(sorted(payout.FINANCE))
+ACCOUNT = re.compile(r"[\w.@+-]{4,64}")
+
+
+class PayoutArgs(Args):
+    kind: str = Field(description="类型:返现|补差价|补偿", max_length=16)
+    order: str = Field(description="订单号(无则写-)", max_length=128)
+    amount: str = Field(description="金额", max_length=16)
+    account: str = Field(description="收款账号", max_length=64)
+    name: str = Field(description="收款人", max_length=64)
+    reason: str = Field(
+        description="原因", min_length=1, max_length=200, json_schema_extra={"rest": True}
+    )
+
+
+class PaidArgs(Args):
+    case: str = CASE
+    ref: str = Field(default="", description="流水号", max_length=64)
+
+
+class BatchArgs(Args):
+    cases: str = Field(default="", description="P1 P2 …", json_schema_extra={"rest": True})
+
+
+@router.command("payout", "打款", "申请打款", args=PayoutArgs, roles=DECIDERS, what="申请打款")
+async def request_payout(ctx: CommandContext, args: PayoutArgs) -> Reply:
+    """申请返现/补差价/补偿打款：另一人审批，财务确认后打款"""
+    staff = ctx.me
+    new = payout.NewPayout(
+        payout_id=payout.command_payout_id(ctx.input.input_id),
+        kind=_kind(args.kind),
+        order_id="" if args.order == "-" else args.order,
+        amount_fen=_amount(args.amount),
+        payee_name=args.name,
+        payee_account=_account(args.account),
+        reason=args.reason,
+        requested_by=staff.id,
+    )
+    async with ctx.svc.tx() as tx:
+        return await payout.start_payout(
+            tx, new, chat_group=ctx.input.group_id, channel=ctx.channel
+        )
+
+
+@router.command("paid", "打款确认", "已打款", args=PaidArgs, roles=FINANCE, what="确认打款")
+async def paid(ctx: CommandContext, args: PaidArgs) -> Reply:
+    """财务确认打款：线下已付写流水号，支付宝由系统转账；B3 确认整个批次"""
+    async with ctx.svc.tx() as tx:
+        case = await payout.load(tx, args.case)
+        return await payout.confirm(tx, case, ctx.me, args.ref, ctx.channel)
+
+
+@router.command("repay", "重新打款", args=CaseArgs, roles=FINANCE, what="重新打款")
+async def repay(ctx: CommandContext, args: CaseArgs) -> Reply:
+    """支付宝转账失败后重新转账"""
+    async with ctx.svc.tx() as tx:
+        case = await payout.load(tx, args.case)
+        return await payout.retry(tx, case, ctx.me, ctx.channel)
+
+
+@router.command("recheck", "核对", "核对转账", args=CaseArgs, roles=FINANCE, what="核对转账")
+async def recheck(ctx: CommandContext, args: CaseArgs) -> Reply:
+    """向支付宝核对结果未知的转账（不会重复转账）"""
+    async with ctx.svc.tx() as tx:
+        case = await payout.load(tx, args.case)
+        return await payout.recheck(tx, case, ctx.me, ctx.channel)
+
+
+@router.command("batch", "批量打款", args=BatchArgs, roles=FINANCE, what="批量打款")
+async def batch(ctx: CommandContext, args: BatchArgs) -> Reply:
+    """把已审批的打款（本群全部，或指定的 P1 P2…）放进一张批量确认卡片"""
+    async with ctx.svc.tx() as tx:
+        return await payout.make_batch(
+            tx,
+            ctx.me,
+            args.cases.split(),
+            chat_group=ctx.input.group_id,
+            input_id=ctx.input.input_id,
+            channel=ctx.channel,
+        )
+
+
+@router.command("unbatch", "取消批次", args=CaseArgs, roles=FINANCE, what="取消批次")
+async def unbatch(ctx: CommandContext, args: CaseArgs) -> Reply:
+    """取消还没确认的批次，其中的打款回到逐笔确认"""
+    async with ctx.svc.tx() as tx:
+        case = await payout.load(tx, args.case)
+        if case.kind != "payout_batch":
+            raise UsageError(f"{case.handle} 不是批次；拒绝打款用：拒绝 {case.handle} <原因>")
+        return await payout.cancel_batch(tx, case, ctx.me, ctx.channel)
+
+
+@router.command("payouts", "待打款", args=NoArgs, roles=ANYONE, what="查看待打款")
+async def payouts(ctx: CommandContext, _args: NoArgs) -> Reply:
+    """等我审批或确认的打款"""
+    staff = ctx.me
+    async with ctx.svc.tx() as tx:
+        cases = await payout.pending(tx, staff)
+        if not cases:
+            return Reply("🎉 没有等你处理的打款")
+        lines = [f"{staff.display} 的待打款（{len(cases)}）："]
+        for case in cases[:30]:
+            info = case.data.get("payout", {})
+            state = payout.STATE_TEXT.get(case.state, case.state)
+            lines.append(
+                f"{case.handle} {format_fen(case.amount_fen)} {state} · "
+                f"{payout.KIND_TEXT.get(info.get('kind', ''), '')} {info.get('payee', '')}"
+            )
+        return Reply("\n".join(lines))
+
+
+def _usage() -> str:
+    command = router.lookup("打款")
+    assert command is not None
+    return f"用法：{command.usage('打款')}"
+
+
+def _kind(text: str) -> str:
+    kind = payout.KIND_ALIASES.get(text.lower())
+    if kind is None:
+        raise UsageError(f"类型「{text}」不认识，可以是 返现 | 补差价 | 补偿。{_usage()}")
+    return kind
+
+
+def _amount(text: str) -> int:
+    try:
+        fen = yuan_to_fen(text.strip().lstrip("¥￥").removesuffix("元"))
+    except ValueError:
+        fen = 0
+    if fen <= 0:
+        raise UsageError(f"金额「{text}」不对，例如 5 或 12.50。{_usage()}")
+    return fen
+
+
+def _account(text: str) -> str:
+    if not ACCOUNT.fullmatch(text):
+        raise UsageError(f"收款账号不对：写手机号、邮箱或支付宝账号（不含空格）。{_usage()}")
+    return text

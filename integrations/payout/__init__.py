@@ -1,0 +1,1 @@
+"""Payout providers: `manual` (finance pays outside and confirms) and `alipay` (fund transfer)."""

@@ -1,0 +1,87 @@
+"""Payout test helpers: Alipay key pairs (made once per run), settings, the fake, events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from functools import cache
+from typing import Any
+
+from aiohttp.test_utils import TestServer
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from bot.clock import FakeClock
+from integrations.payout.fake import FakeAlipay
+from integrations.payout.signing import bare_private_key, bare_public_key
+
+APP_ID = "2021004100000001"
+GROUPS = [
+    {"id": "aftersales", "name": "售后一组", "channel": "sandbox", "kinds": ["refund"]},
+    {"id": "finance", "name": "财务群", "channel": "sandbox", "kinds": ["payout"]},
+    {"id": "ops", "name": "管理群", "channel": "sandbox"},
+]
+
+
+@cache
+def app_key() -> rsa.RSAPrivateKey:
+    """The merchant app's key pair (its public half is uploaded to Alipay)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@cache
+def alipay_key() -> rsa.RSAPrivateKey:
+    """Alipay's own key pair; its public half is the 支付宝公钥 in our settings."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def make_fake(clock: FakeClock | None = None) -> FakeAlipay:
+    fake = FakeAlipay(APP_ID, app_key().public_key(), alipay_key())
+    if clock is not None:
+        fake.now = clock.now
+    return fake
+
+
+async def serve(fake: FakeAlipay) -> AsyncIterator[tuple[FakeAlipay, str]]:
+    server = TestServer(fake.app())
+    await server.start_server()
+    yield fake, str(server.make_url("/gateway.do"))
+    await server.close()
+
+
+def alipay_settings(gateway: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "provider": "alipay",
+        "alipay_app_id": APP_ID,
+        "alipay_private_key": bare_private_key(app_key()),
+        "alipay_public_key": bare_public_key(alipay_key().public_key()),
+        "alipay_gateway": gateway,
+        "alipay_timeout_s": 0.5,
+        **extra,
+    }
+
+
+def make_payout(**overrides: Any) -> dict[str, Any]:
+    """A payout.requested envelope; `data_*` keys override fields of `data`."""
+    data: dict[str, Any] = {
+        "payout_id": f"PO{uuid.uuid4().hex[:12].upper()}",
+        "kind": "cashback",
+        "order_id": "T88001",
+        "amount": "128.00",
+        "payee": {"name": "王小明", "account": "13800138000"},
+        "reason": "好评返现",
+        "requested_by": "agent1",
+    }
+    envelope: dict[str, Any] = {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "type": "payout.requested",
+        "occurred_at": "2026-11-23T10:00:00+08:00",
+        "shop": "flagship",
+        "platform": "taobao",
+    }
+    for key, value in overrides.items():
+        if key.startswith("data_"):
+            data[key[5:]] = value
+        else:
+            envelope[key] = value
+    envelope["data"] = data
+    return envelope
