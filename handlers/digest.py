@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, or_, select
 
 from bot.message import Field, Notice, Tone
+from handlers import payout
 from handlers.context import Services, Tx
 from handlers.money import format_fen
 from handlers.refund import AUTOMATIC, NEEDS_PERSON, OPEN, RefundState
@@ -290,6 +291,22 @@ async def build(tx: Tx, group_id: str, span: Span) -> Notice:
     group = tx.svc.settings.group(group_id)
     name = (group.name or group.id) if group else group_id
     return render(await figures(tx, group_id, span), name, dashboard_link(tx.svc, span))
+
+
+async def _payouts(
+    tx: Tx, group_id: str | None, span: Span
+) -> tuple[str, list[Field], list[str]] | None:
+    t = await payout.totals(tx, span.since, span.until, group_id=group_id)
+    if not (t.requested.count or t.approved.count or t.paid.count):
+        return None
+    text = " · ".join(
+        f"{label} {tally.count} 笔 {format_fen(tally.fen)}"
+        for label, tally in (("申请", t.requested), ("批准", t.approved), ("已付", t.paid))
+    )
+    return "打款", [Field("打款", text)], []
+
+
+SECTIONS.append(_payouts)
 
 
 # -- the schedule ---------------------------------------------------------------------------

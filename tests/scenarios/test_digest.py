@@ -188,3 +188,29 @@ def test_next_run_is_the_coming_nine_oclock(bot: Bot) -> None:
     assert digest.next_run(bot.svc, now + timedelta(minutes=1)) == datetime(
         2026, 11, 24, 1, 0, tzinfo=UTC
     )
+
+
+async def test_payouts_have_their_line_in_the_digest(bot: Bot) -> None:
+    event = {
+        "id": "evt_po_1",
+        "type": "payout.requested",
+        "occurred_at": "2026-11-23T10:00:00+08:00",
+        "data": {
+            "payout_id": "PO1",
+            "kind": "cashback",
+            "order_id": "T1",
+            "amount": "5.00",
+            "payee": {"name": "王*", "account": "13800138000"},
+            "reason": "好评返现",
+            "requested_by": "agent1",
+        },
+    }
+    assert (await bot.post_event(event))[0] == 202
+    await bot.drain()
+    await bot.say("sup1", "通过 P1", group="ops")
+    async with bot.svc.tx() as tx:
+        notice = await digest.build(tx, "ops", digest.span_for(bot.svc, "", tx.now))
+    assert field(notice, "打款") == "申请 1 笔 ¥5.00 · 批准 1 笔 ¥5.00 · 已付 0 笔 ¥0.00"
+    async with bot.svc.tx() as tx:
+        quiet = await digest.build(tx, "aftersales", digest.span_for(bot.svc, "", tx.now))
+    assert all(f.label != "打款" for f in quiet.fields)
