@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from bot import flood
 from bot.errors import PermanentError, RetryableError, ThrottledError
 from bot.message import Mention, Notice
 from bot.metrics import Metrics
@@ -24,7 +25,7 @@ from bot.transfer import perform as _transfer
 from handlers import payout, refund, reply
 from handlers.cards import build_card
 from handlers.context import Services, Tx
-from integrations.channel import Channel
+from integrations.channel import Budget, Channel
 from integrations.commerce.client import Commerce
 from integrations.payout.client import Payouts
 from storage.enums import OutboxState
@@ -183,8 +184,8 @@ KIND_TEXT = {
 }
 
 
-async def destination(d: Dispatcher, group_id: str) -> tuple[GroupSettings, Channel]:
-    """The group and its running channel, once the destination's budget grants a send."""
+def resolve(d: Dispatcher, group_id: str) -> tuple[GroupSettings, Channel, Budget | None]:
+    """The group, its running channel, and the tighter of the platform's and the group's limit."""
     group = d.svc.settings.group(group_id)
     if group is None:
         raise PermanentError(f"group {group_id!r} is not configured")
@@ -192,20 +193,75 @@ async def destination(d: Dispatcher, group_id: str) -> tuple[GroupSettings, Chan
     if channel is None:
         raise PermanentError(f"channel {group.channel!r} is not running")
     budget = channel.budget(group)
-    if budget is not None:
-        wait = await d.svc.coord.take(
-            f"{group.channel}:{group.id}", budget.per_minute, budget.burst
-        )
-        if wait > 0:
-            raise ThrottledError(f"{group.id} is at its sending limit", defer=wait)
+    if group.max_per_minute:
+        mine = Budget(per_minute=group.max_per_minute, burst=max(1, group.max_per_minute // 4))
+        if budget is None or mine.per_minute < budget.per_minute:
+            budget = mine
+    return group, channel, budget
+
+
+async def spend(d: Dispatcher, group: GroupSettings, budget: Budget | None) -> None:
+    """Take one send from the destination's token bucket, or ThrottledError with the wait."""
+    if budget is None:
+        return
+    wait = await d.svc.coord.take(f"{group.channel}:{group.id}", budget.per_minute, budget.burst)
+    if wait > 0:
+        raise ThrottledError(f"{group.id} is at its sending limit", defer=wait)
+
+
+async def destination(d: Dispatcher, group_id: str) -> tuple[GroupSettings, Channel]:
+    """The group and its running channel, once the destination's budget grants a send."""
+    group, channel, budget = resolve(d, group_id)
+    await spend(d, group, budget)
     return group, channel
 
 
 async def _card(d: Dispatcher, item: OutboxItem) -> None:
-    group, channel = await destination(d, item.group_id)
-    # Two items of one case (two versions, or two instances) must not both post a first card.
-    async with d.svc.coord.lock(f"card:{item.case_pk}:{group.id}", d.svc.settings.dispatch.lease_s):
-        await _place_card(d, item, group, channel)
+    group, channel, budget = resolve(d, item.group_id)
+    lease = d.svc.settings.dispatch.lease_s
+    if budget is None:
+        # Two items of one case (two versions, two instances) must not both post a first card.
+        async with d.svc.coord.lock(f"card:{item.case_pk}:{group.id}", lease):
+            await _place_card(d, item, group, channel)
+        return
+    # A limited group sends one thing at a time; when cards pile up they are folded.
+    async with d.svc.coord.lock(f"send:{group.id}", lease):
+        settings = d.svc.settings.dispatch
+        async with d.svc.tx() as tx:
+            current = await tx.outbox.get(item.id)
+            if current is None or current.state != OutboxState.PENDING:
+                return  # folded meanwhile
+            waiting = await flood.backlog(tx, group.id, settings.fold_max)
+        await spend(d, group, budget)
+        if len(waiting) >= settings.fold_at:
+            await _fold(d, group, channel, waiting)
+        else:
+            await _place_card(d, item, group, channel)
+
+
+async def _fold(
+    d: Dispatcher, group: GroupSettings, channel: Channel, items: list[OutboxItem]
+) -> None:
+    async with d.svc.tx() as tx:
+        pks = list(dict.fromkeys(i.case_pk for i in items if i.case_pk is not None))
+        cases = [c for c in [await tx.cases.get(pk) for pk in pks] if c is not None]
+        notice = await flood.fold_notice(tx, group, cases)
+    await channel.deliver_notice(group, notice)
+    async with d.svc.tx() as tx:
+        for case in cases:
+            placement = await tx.cards.get(case.id, group.id)
+            if placement is None or flood.folded(placement.ref):
+                await tx.cards.record(
+                    case_pk=case.id,
+                    group_id=group.id,
+                    channel=group.channel,
+                    ref=flood.FOLD_REF + notice.ref,
+                    version=case.version,
+                    now=tx.now,
+                )
+        for item in items:
+            await tx.outbox.done(item.id, now=tx.now)
+    d.metrics.dispatched.labels("card", "folded").inc(len(items))
 
 
 async def _place_card(
@@ -217,7 +273,11 @@ async def _place_card(
             raise PermanentError(f"case {item.case_pk} is gone")
         card = build_card(case, tx)
         placement = await tx.cards.get(case.id, group.id)
-    if placement is not None and placement.version > card.version:
+    if placement is not None and flood.folded(placement.ref):
+        if placement.version >= card.version:
+            return  # the batch card already shows this version
+        placement = None  # its first card of its own, now that the rush is over
+    elif placement is not None and placement.version > card.version:
         return  # a newer version is already on the platform
     where = await channel.deliver_card(group, card, placement)
     async with d.svc.tx() as tx:

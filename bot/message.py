@@ -77,6 +77,8 @@ class Notice:
     lines: tuple[str, ...] = ()
     footer: str = ""
     link: str = ""
+    ref: str = ""
+    buttons: tuple[Button, ...] = ()
 
     def markdown(self) -> str:
         """The notice as Markdown, for channels that take no cards (webhooks, DingTalk)."""
@@ -100,14 +102,18 @@ class Notice:
             "lines": list(self.lines),
             "footer": self.footer,
             "link": self.link,
+            "ref": self.ref,
+            "buttons": [[b.key, b.text, b.style.value] for b in self.buttons],
         }
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Notice:
         fields = data.get("fields", [])
         lines = data.get("lines", [])
+        buttons = data.get("buttons", [])
         assert isinstance(fields, list)
         assert isinstance(lines, list)
+        assert isinstance(buttons, list)
         return cls(
             key=str(data["key"]),
             title=str(data["title"]),
@@ -117,6 +123,8 @@ class Notice:
             lines=tuple(str(line) for line in lines),
             footer=str(data.get("footer", "")),
             link=str(data.get("link", "")),
+            ref=str(data.get("ref", "")),
+            buttons=tuple(Button(str(k), str(t), ButtonStyle(str(s))) for k, t, s in buttons),
         )
 
 

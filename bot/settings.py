@@ -109,6 +109,7 @@ class GroupSettings(Section):
     shops: list[str] = []
     platforms: list[str] = []
     kinds: list[str] = []
+    max_per_minute: int = Field(default=0, ge=0)
 
     def routes(self, *, shop: str, platform: str, kind: str) -> bool:
         return all(
@@ -178,6 +179,8 @@ class DispatchSettings(Section):
     backoff_max_s: float = Field(default=600.0, gt=0)
     lease_s: float = Field(default=60.0, gt=0)
     poll_s: float = Field(default=1.0, gt=0)
+    fold_at: int = Field(default=5, ge=2)
+    fold_max: int = Field(default=60, ge=2)
 
 
 class CommerceSettings(Section):

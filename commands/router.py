@@ -171,17 +171,17 @@ class Router:
             command = self.lookup(chat.action)
             if command is None:
                 raise UsageError(f"这个按钮已失效（{chat.action}）")
-            fields = list(command.args.model_fields)
-            if fields and fields[0] == "case":
-                required = [
-                    f for f, info in command.args.model_fields.items() if info.is_required()
-                ]
-                if len(required) > 1:
-                    raise UsageError(
-                        f"请在群里输入：{command.usage().replace('<单号>', chat.case_ref)}"
-                    )
-                return command, command.args.model_validate({"case": chat.case_ref})
-            return command, command.args()
+            # A button carries its card's reference (R12, F3 …) as the first argument.
+            fields = list(command.args.model_fields.items())
+            if not fields:
+                return command, command.args()
+            required = [name for name, info in fields if info.is_required()]
+            if len(required) > 1:
+                first = fields[0][1].description or fields[0][0]
+                raise UsageError(
+                    f"请在群里输入：{command.usage().replace(f'<{first}>', chat.case_ref)}"
+                )
+            return command, command.args.model_validate({fields[0][0]: chat.case_ref})
         name, rest = self.split(chat.text)
         if not name:
             raise UsageError(self.hint())

@@ -245,3 +245,14 @@ class Payout(Base):
         Index("ix_payouts_paid_at", "paid_at"),
         Index("ix_payouts_batch_pk", "batch_pk"),
     )
+
+
+class Fold(Base):
+    """Cards folded into one batch card when a group's sending budget ran short (F3)."""
+
+    __tablename__ = "folds"
+
+    key: Mapped[str] = mapped_column(String(16), primary_key=True)
+    group_id: Mapped[str] = mapped_column(String(64))
+    case_pks: Mapped[list[int]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -23,7 +23,10 @@ class CaseRepository:
         self.session = session
 
     async def next_handle(self, kind: CaseKind) -> str:
-        prefix = kind.handle_prefix
+        return await self.next_number(kind.handle_prefix)
+
+    async def next_number(self, prefix: str) -> str:
+        """The next short reference with `prefix` (R12, P7, F3 …), unique across instances."""
         await insert_once(self.session, Counter, {"name": prefix, "value": 0})
         value = await self.session.scalar(
             update(Counter)

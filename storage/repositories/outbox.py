@@ -118,6 +118,22 @@ class OutboxRepository:
             ).all()
         )
 
+    async def pending_for_group(self, group_id: str, kind: str, *, limit: int) -> list[OutboxItem]:
+        return list(
+            (
+                await self.session.scalars(
+                    select(OutboxItem)
+                    .where(
+                        OutboxItem.group_id == group_id,
+                        OutboxItem.kind == kind,
+                        OutboxItem.state == OutboxState.PENDING.value,
+                    )
+                    .order_by(OutboxItem.created_at, OutboxItem.id)
+                    .limit(limit)
+                )
+            ).all()
+        )
+
     async def depth(self) -> dict[str, int]:
         rows = await self.session.execute(
             select(OutboxItem.state, func.count())

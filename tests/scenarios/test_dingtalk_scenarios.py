@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -381,12 +382,11 @@ async def test_webhook_burst_stays_within_20_a_minute(
         await bot.post_event(make_refund())
     for _ in range(60):
         await bot.drain()
-        if len(fake.robot_messages) == 30:
-            break
         clock.advance(seconds=4)
     assert fake.robot_errors == []
-    handles = {m["markdown"]["text"].split(" ", 2)[2].split(" ·")[0] for m in fake.robot_messages}
-    assert handles == {f"R{i}" for i in range(1, 31)}
+    texts = " ".join(m["markdown"]["text"] for m in fake.robot_messages)
+    assert {f"R{i}" for i in range(1, 31)} <= set(re.findall(r"R\d+", texts))
+    assert any(m["markdown"]["title"].startswith("⚡") for m in fake.robot_messages)
     stamps = [m["sent_at"] for m in fake.robot_messages]
     assert max(sum(1 for t in stamps if s <= t < s + 60) for s in stamps) <= 20
     async with bot.svc.tx() as tx:

@@ -1,0 +1,68 @@
+"""Commands on a batch card (F3): approve every eligible case at once, or list them."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from bot.errors import NotFoundError
+from bot.message import Reply
+from commands.case import ANYONE
+from commands.router import Args, CommandContext, router
+from handlers import refund
+from handlers.authority import DECIDERS
+from handlers.cards import build_card
+from handlers.money import format_fen
+from storage.enums import CaseKind
+from storage.models import Case, Fold
+
+BULK = frozenset({refund.S.AWAITING_REVIEW, refund.S.ESCALATED, refund.S.INSPECTING})
+
+
+class FoldArgs(Args):
+    fold: str = Field(description="F编号", min_length=2, max_length=16)
+
+
+async def _cases(ctx: CommandContext, ref: str) -> list[Case]:
+    async with ctx.svc.tx() as tx:
+        fold = await tx.session.get(Fold, ref.strip().upper())
+        if fold is None:
+            raise NotFoundError(f"找不到合并卡片 {ref}")
+        return [c for c in [await tx.cases.get(pk) for pk in fold.case_pks] if c is not None]
+
+
+@router.command(
+    "approve_all", "approve-all", "全部通过", args=FoldArgs, roles=DECIDERS, what="批量通过"
+)
+async def approve_all(ctx: CommandContext, args: FoldArgs) -> Reply:
+    """通过合并卡片里我有权限批准的全部待审核退款"""
+    staff, done, beyond = ctx.me, [], []
+    for case in await _cases(ctx, args.fold):
+        if case.kind != CaseKind.REFUND or case.state not in BULK:
+            continue
+        role = (
+            "supervisor"
+            if case.state == refund.S.ESCALATED
+            else case.data.get("review_role", "agent")
+        )
+        if not ctx.svc.staff.may_approve(staff, case.amount_fen, role):
+            beyond.append(case.handle)
+            continue
+        async with ctx.svc.tx() as tx:
+            fresh = await tx.cases.get(case.id)
+            if fresh is None or fresh.state not in BULK:
+                continue
+            await refund.approve(tx, fresh, staff, ctx.channel)
+            done.append(f"{fresh.handle} {format_fen(fresh.amount_fen)}")
+    text = f"✅ 已通过 {len(done)} 件：{'、'.join(done)}" if done else "没有你可以批准的待审核单据"
+    if beyond:
+        text += f"\n超出 {staff.display} 的权限，未处理：{'、'.join(beyond)}"
+    return Reply(text, ok=bool(done))
+
+
+@router.command("list", "列表", args=FoldArgs, roles=ANYONE, what="查看合并卡片")
+async def list_fold(ctx: CommandContext, args: FoldArgs) -> Reply:
+    """合并卡片里每个单据的最新状态"""
+    cases = await _cases(ctx, args.fold)
+    async with ctx.svc.tx() as tx:
+        lines = [f"{c.handle} {format_fen(c.amount_fen)} {build_card(c, tx).status}" for c in cases]
+    return Reply(f"{args.fold.upper()}（{len(cases)} 件）：\n" + "\n".join(lines))
