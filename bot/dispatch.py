@@ -194,7 +194,9 @@ def resolve(d: Dispatcher, group_id: str) -> tuple[GroupSettings, Channel, Budge
         raise PermanentError(f"channel {group.channel!r} is not running")
     budget = channel.budget(group)
     if group.max_per_minute:
-        mine = Budget(per_minute=group.max_per_minute, burst=max(1, group.max_per_minute // 4))
+        # burst + rate·60 s never exceeds the group's maximum in any minute.
+        burst = max(1, group.max_per_minute // 4)
+        mine = Budget(per_minute=max(1, group.max_per_minute - burst), burst=burst)
         if budget is None or mine.per_minute < budget.per_minute:
             budget = mine
     return group, channel, budget
@@ -232,6 +234,8 @@ async def _card(d: Dispatcher, item: OutboxItem) -> None:
             if current is None or current.state != OutboxState.PENDING:
                 return  # folded meanwhile
             waiting = await flood.backlog(tx, group.id, settings.fold_max)
+            if all(w.id != item.id for w in waiting):
+                waiting = [*waiting[: settings.fold_max - 1], current]  # this item is folded too
         await spend(d, group, budget)
         if len(waiting) >= settings.fold_at:
             await _fold(d, group, channel, waiting)

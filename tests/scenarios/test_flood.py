@@ -5,14 +5,19 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta
 
+import pytest
+
 from bot.clock import FakeClock
 from storage.coordination import InProcessCoordination
 from tests.conftest import Bot, BotFactory, make_refund, make_settings
 
 
-async def limited_bot(make_bot: BotFactory, sqlite_url: str, clock: FakeClock) -> Bot:
+async def limited_bot(
+    make_bot: BotFactory, sqlite_url: str, clock: FakeClock, **dispatch: int
+) -> Bot:
     settings = make_settings(
         sqlite_url,
+        dispatch={"backoff_base_s": 1.0, "max_attempts": 4, **dispatch},
         groups=[
             {"id": "aftersales", "channel": "sandbox", "kinds": ["refund"], "max_per_minute": 20},
             {"id": "ops", "channel": "sandbox"},
@@ -22,10 +27,11 @@ async def limited_bot(make_bot: BotFactory, sqlite_url: str, clock: FakeClock) -
     return await make_bot(settings, coord=coord)
 
 
+@pytest.mark.parametrize("dispatch", [{}, {"fold_at": 3, "fold_max": 7}])
 async def test_burst_folds_into_batch_cards_within_the_limit(
-    make_bot: BotFactory, sqlite_url: str, clock: FakeClock
+    make_bot: BotFactory, sqlite_url: str, clock: FakeClock, dispatch: dict[str, int]
 ) -> None:
-    bot = await limited_bot(make_bot, sqlite_url, clock)
+    bot = await limited_bot(make_bot, sqlite_url, clock, **dispatch)
     for i in range(120):
         amount = "30.00" if i % 3 == 0 else "128.00"
         shipping = {"status": "unshipped"} if i % 3 == 0 else {"status": "delivered"}
