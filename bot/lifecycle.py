@@ -17,6 +17,7 @@ from bot.keys import DISPATCHER, HTTP, METRICS, PROCESSOR, SANDBOX, SCHEDULER, S
 from bot.processor import EventProcessor
 from bot.scheduler import Scheduler
 from bot.settings import Settings
+from bot.wecom import CHANNELS as WECOM_CHANNELS
 from handlers.context import Services
 from integrations.channel import Channel
 from integrations.commerce.client import Commerce, NoCommerce, SimulatedCommerce, WebhookCommerce
@@ -102,7 +103,10 @@ def _sandbox(app: web.Application) -> Channel:
 
 
 # Channel name (DESIGN §5) → how to build it for this app; built when a group uses it.
-CHANNELS: dict[str, Callable[[web.Application], Channel]] = {"sandbox": _sandbox}
+CHANNELS: dict[str, Callable[[web.Application], Channel]] = {
+    "sandbox": _sandbox,
+    **WECOM_CHANNELS,
+}
 
 
 async def make_coordination(settings: Settings) -> Coordination:
