@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -85,6 +86,7 @@ class AibotChannel:
         self.userids = {s.id: s.wecom_userid for s in settings.staff if s.wecom_userid}
         self.authenticated = asyncio.Event()
         self.update_window_s = UPDATE_WINDOW_S
+        self.waits: list[float] = []
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._acks: dict[str, asyncio.Future[AibotFrame]] = {}
         self._missed_pings = 0
@@ -160,6 +162,7 @@ class AibotChannel:
                         future.set_exception(RetryableError("AI bot websocket closed"))
             delay = min(self.config.reconnect_max_s, self.config.reconnect_base_s * 2**attempt)
             attempt += 1
+            self.waits = [*self.waits[-99:], delay]
             log.info("AI bot reconnecting in %.1f s (attempt %d)", delay, attempt)
             await asyncio.sleep(delay)
 
@@ -177,7 +180,10 @@ class AibotChannel:
                     "body": {"bot_id": self.config.bot_id, "secret": secret},
                 }
             )
-            ack = await asyncio.wait_for(ws.receive_json(), ACK_TIMEOUT_S * 2)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # lands as the ack arrives, and this loop would then outlive its shutdown.
+            async with asyncio.timeout(ACK_TIMEOUT_S * 2):
+                ack = await ws.receive_json()
             if ack.get("headers", {}).get("req_id") != req_id or ack.get("errcode") != 0:
                 log.error(
                     "AI bot subscription refused (errcode %s %s): check wecom.aibot.bot_id and secret",
@@ -233,7 +239,8 @@ class AibotChannel:
         self._acks[req_id] = waiting
         try:
             await ws.send_json({"cmd": cmd, "headers": {"req_id": req_id}, "body": body})
-            ack = await asyncio.wait_for(waiting, ACK_TIMEOUT_S)
+            async with asyncio.timeout(ACK_TIMEOUT_S):
+                ack = await waiting
         except (TimeoutError, ConnectionError, RuntimeError) as exc:
             raise RetryableError(f"{cmd}: no ack ({type(exc).__name__})") from exc
         finally:
@@ -276,6 +283,8 @@ class AibotChannel:
 
     async def _on_message(self, frame: AibotFrame, body: AibotBody) -> None:
         outcome = await self.handler(self.inbound(body, text=body.content))
+        if body.chattype == "group" and body.chatid not in self.groups:
+            outcome = unknown_group(outcome, body.chatid, self.name)
         await self.request(
             RESPOND, reply_body(outcome, self.userids, self.source), req_id=frame.req_id
         )
@@ -304,6 +313,15 @@ class AibotChannel:
             await self.send_markdown(
                 body.conversation, render.markdown_text(text, outcome.reply.mentions, self.userids)
             )
+
+
+def unknown_group(outcome: Outcome, chatid: str, channel: str) -> Outcome:
+    """Setting up: a group no [[groups]] entry names learns its chatid from the bot's answer."""
+    log.info("%s: message from group chatid %s, which no [[groups]] entry names", channel, chatid)
+    hint = f"\n（本群 chatid：{chatid}，还没有写进 [[groups]] 的 chat_id）"
+    return dataclasses.replace(
+        outcome, reply=dataclasses.replace(outcome.reply, text=outcome.reply.text + hint)
+    )
 
 
 def reply_body(outcome: Outcome, userids: dict[str, str], source: str) -> dict[str, Any]:

@@ -51,41 +51,55 @@ class WecomAppChannel:
         self, group: GroupSettings, card: Card, placement: CardMessage | None
     ) -> Placement:
         touser = self.touser(group)
-        now = self.clock.now()
         if placement is None or not placement.ref:
             task_id = render.new_task_id(card)
-            sent = await self.client.send_card(
-                touser, render.template_card(card, task_id, source=self.source)
-            )
+            rendered = render.template_card(card, task_id, source=self.source)
+            sent = await self.client.send_card(touser, rendered)
             return Placement(
                 task_id,
                 {
                     "msgid": sent.msgid,
                     "response_code": sent.response_code,
-                    "code_at": now.isoformat(),
+                    "code_at": self.clock.now().isoformat(),
                     "state": card.state,
+                    "drawn": card.version,
                 },
             )
         if placement.version >= card.version:
             return Placement(placement.ref)
-        code = str(placement.extra.get("response_code", ""))
-        code_at = placement.extra.get("code_at")
-        fresh = bool(code) and code_at and now - datetime.fromisoformat(code_at) < CODE_LIFETIME
-        if fresh:
-            try:
-                await self.client.update_card(
-                    code, render.template_card(card, placement.ref, source=self.source)
-                )
-                return Placement(placement.ref, {"response_code": "", "state": card.state})
-            except PermanentError as exc:
-                log.warning(
-                    "card %s not updated in place (%s); a line follows instead", card.handle, exc
-                )
+        try:
+            redrawn = await self.redraw(card, placement)
+        except PermanentError as exc:
+            log.warning("card %s not updated in place (%s); a line follows", card.handle, exc)
+            redrawn = None
+        if redrawn is not None:
+            return redrawn
         if followup_due(placement, card):
             await self.client.send_text(
                 touser, render.plain_text(render.follow_up(card), card.mentions)
             )
         return Placement(placement.ref, {"response_code": "", "state": card.state})
+
+    def stale(self, card: Card, placement: CardMessage) -> bool:
+        """The card people see is older than `card`, and a response code is at hand to fix it."""
+        drawn = int(placement.extra.get("drawn", placement.version))
+        code = str(placement.extra.get("response_code", ""))
+        code_at = str(placement.extra.get("code_at", ""))
+        if drawn >= card.version or not code or not code_at:
+            return False
+        return self.clock.now() - datetime.fromisoformat(code_at) < CODE_LIFETIME
+
+    async def redraw(self, card: Card, placement: CardMessage) -> Placement | None:
+        """Replace the card for everyone it went to, spending the newest response code."""
+        if not self.stale(card, placement):
+            return None
+        code = str(placement.extra["response_code"])
+        await self.client.update_card(
+            code, render.template_card(card, placement.ref, source=self.source)
+        )
+        return Placement(
+            placement.ref, {"response_code": "", "state": card.state, "drawn": card.version}
+        )
 
     async def deliver_text(
         self, group: GroupSettings, text: str, mentions: tuple[Mention, ...]

@@ -144,7 +144,8 @@ class FakeWeComAPI:
                     return result
                 await self._changed.wait()
 
-        return await asyncio.wait_for(settle(), within)
+        async with asyncio.timeout(within):
+            return await settle()
 
     def app_calls(self, path: str) -> list[Call]:
         return [c for c in self.calls if c.path == path]
@@ -348,8 +349,8 @@ class FakeWeComAIBot:
 
     async def wait_for(self, check: Callable[[], Any], within: float = 5.0) -> Any:
         """Wait until `check()` is truthy (re-checked on every frame) and return it."""
-        async with self._condition():
-            await asyncio.wait_for(self._condition().wait_for(check), within)
+        async with asyncio.timeout(within), self._condition():
+            await self._condition().wait_for(check)
         return check()
 
     async def push_text(
