@@ -11,13 +11,13 @@ from typing import Any, Protocol, runtime_checkable
 import aiohttp
 from aiohttp import web
 
+from bot import wecom
 from bot.clock import Clock
 from bot.dispatch import Dispatcher
 from bot.keys import DISPATCHER, HTTP, METRICS, PROCESSOR, SANDBOX, SCHEDULER, SERVICES, SETTINGS
 from bot.processor import EventProcessor
 from bot.scheduler import Scheduler
 from bot.settings import Settings
-from bot.wecom import CHANNELS as WECOM_CHANNELS
 from handlers.context import Services
 from integrations.channel import Channel
 from integrations.commerce.client import Commerce, NoCommerce, SimulatedCommerce, WebhookCommerce
@@ -105,7 +105,10 @@ def _sandbox(app: web.Application) -> Channel:
 # Channel name (DESIGN §5) → how to build it for this app; built when a group uses it.
 CHANNELS: dict[str, Callable[[web.Application], Channel]] = {
     "sandbox": _sandbox,
-    **WECOM_CHANNELS,
+    "wecom_aibot": wecom.aibot_channel,
+    "wecom_aibot_http": wecom.aibot_http_channel,
+    "wecom_app": wecom.app_channel,
+    "wecom_webhook": wecom.webhook_channel,
 }
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Protocol
 
@@ -39,8 +38,8 @@ log = logging.getLogger(__name__)
 
 INPUT = "wecom.input"
 REPLY = "wecom.reply"
-# Channels whose click answer redraws the card itself (the AI bot, within its 5 s).
-REDRAWN_BY_ANSWER = frozenset({"wecom_aibot", "wecom_aibot_http"})
+# Channels whose group card is redrawn by the click's own answer (the AI bot, within its 5 s).
+REDRAWN_BY_ANSWER = frozenset({"wecom_aibot"})
 EXPIRED_BUTTON = "这个按钮已失效，请在群里用命令操作（@我 帮助）"
 
 
@@ -188,33 +187,47 @@ async def remember_code(tx: Tx, inbound: Inbound) -> None:
 
 
 async def redraw(d: Dispatcher, case_pk: int, inbound: Inbound) -> None:
-    """Bring the clicked card up to date: its pending updates first, then (a card left stale
-    while no response code was at hand) the current state directly."""
-    await d.flush_case(case_pk)
-    async with d.svc.tx() as tx:
-        placement = await tx.cards.by_ref(inbound.channel, inbound.task_id)
-        case = await tx.cases.get(case_pk)
-        if placement is None or case is None or placement.version >= case.version:
+    """Bring the clicked app card up to date: its queued updates first; then, when it was left
+    stale for want of a response code, directly with the one this click brought. One click at a
+    time per case, since a response code works once."""
+    async with d.svc.coord.lock(f"wecom:redraw:{case_pk}", ttl_s=30):
+        async with d.svc.tx() as tx:
+            queued = [item.id for item in await tx.outbox.pending_for_case(case_pk, "card")]
+        for item_id in queued:
+            await perform_now(d, item_id)
+        async with d.svc.tx() as tx:
+            if await tx.outbox.pending_for_case(case_pk, "card"):
+                return
+            placement = await tx.cards.by_ref(inbound.channel, inbound.task_id)
+            case = await tx.cases.get(case_pk)
+            if placement is None or case is None:
+                return
+            card = build_card(case, tx)
+        channel = d.channels.get(placement.channel)
+        if not isinstance(channel, WecomAppChannel) or not channel.stale(card, placement):
             return
-        card = build_card(case, tx)
-    group, channel = await destination(d, placement.group_id)
-    where = await channel.deliver_card(group, card, placement)
-    async with d.svc.tx() as tx:
-        await tx.cards.record(
-            case_pk=case_pk,
-            group_id=group.id,
-            channel=group.channel,
-            ref=where.ref,
-            version=card.version,
-            now=tx.now,
-            extra=where.extra or None,
-        )
+        group, _ = await destination(d, placement.group_id)
+        where = await channel.redraw(card, placement)
+        if where is not None:
+            async with d.svc.tx() as tx:
+                await tx.cards.record(
+                    case_pk=case_pk,
+                    group_id=group.id,
+                    channel=group.channel,
+                    ref=where.ref,
+                    version=max(card.version, placement.version),
+                    now=tx.now,
+                    extra=where.extra,
+                )
 
 
 async def perform_now(d: Dispatcher, item_id: str) -> None:
-    """Lease one pending item and perform it at once (the person is waiting for it)."""
+    """Lease one pending item (row-locked, so no other instance or loop takes it too) and
+    perform it at once: a person is waiting for it."""
     async with d.svc.tx() as tx:
-        item = await tx.outbox.get(item_id)
+        item = await tx.session.get(
+            OutboxItem, item_id, with_for_update=True, populate_existing=True
+        )
         if item is None or item.state != OutboxState.PENDING:
             return
         if item.lease_until is not None and item.lease_until > tx.now:
@@ -248,7 +261,7 @@ PERFORMERS.update({INPUT: _input, REPLY: _reply})
 KIND_TEXT.update({INPUT: "企业微信消息处理", REPLY: "企业微信回复发送"})
 
 
-# -- channel factories (bot.lifecycle.CHANNELS) --------------------------------------------------
+# -- channel factories (registered in bot.lifecycle.CHANNELS) ---------------------------------
 
 
 def app_client(app: web.Application) -> WeComClient:
@@ -281,11 +294,3 @@ def app_channel(app: web.Application) -> Channel:
 
 def webhook_channel(app: web.Application) -> Channel:
     return WecomWebhookChannel(WebhookClient(app[HTTP]), app[SERVICES].settings)
-
-
-CHANNELS: dict[str, Callable[[web.Application], Channel]] = {
-    "wecom_aibot": aibot_channel,
-    "wecom_aibot_http": aibot_http_channel,
-    "wecom_app": app_channel,
-    "wecom_webhook": webhook_channel,
-}

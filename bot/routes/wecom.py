@@ -21,7 +21,7 @@ from bot.keys import DISPATCHER, METRICS, SERVICES, SETTINGS
 from bot.message import Reply
 from bot.wecom import Bridge, perform_now, words_for
 from integrations.wecom import render
-from integrations.wecom.aibot import WELCOME, reply_body
+from integrations.wecom.aibot import WELCOME, reply_body, unknown_group
 from integrations.wecom.crypto import (
     CallbackCrypto,
     CallbackRejectedError,
@@ -250,6 +250,8 @@ async def aibot_callback(request: web.Request) -> web.StreamResponse:
     def passive(outcome: Outcome) -> tuple[web.Response, Reply | None]:
         words: Reply | None = None
         if not inbound.key:
+            if body.chattype == "group" and group is None:
+                outcome = unknown_group(outcome, body.chatid, inbound.channel)
             payload = reply_body(outcome, userids, settings.bot.name)
         elif outcome.card is not None:
             card = render.template_card(outcome.card, inbound.task_id, source=settings.bot.name)

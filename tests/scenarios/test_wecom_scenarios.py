@@ -12,10 +12,12 @@ from sqlalchemy import func, select
 
 from bot.app import create_app
 from bot.clock import FakeClock
-from bot.keys import DISPATCHER
+from bot.keys import DISPATCHER, METRICS
+from bot.wecom import Bridge
 from integrations.wecom.aibot import AibotChannel
 from integrations.wecom.crypto import CallbackCrypto
 from integrations.wecom.fake import FakeWeComAIBot, FakeWeComAPI, WeComCallbacks
+from integrations.wecom.models import Inbound
 from storage.coordination import InProcessCoordination
 from storage.models import AuditEntry, Case
 from tests.conftest import Bot, BotFactory, make_refund
@@ -93,7 +95,8 @@ async def aibot_group(
     channel = bot.app[DISPATCHER].channels["wecom_aibot"]
     assert isinstance(channel, AibotChannel)
     task = asyncio.create_task(channel.run())
-    await asyncio.wait_for(channel.authenticated.wait(), 5)
+    async with asyncio.timeout(5):
+        await channel.authenticated.wait()
     try:
         yield bot
     finally:
@@ -423,6 +426,15 @@ async def test_http_mode_answers_and_redraws_in_the_response(
     again = await bot.client.post(f"/wecom/aibot?{query}", data=body)
     assert (again.status, await again.read()) == (200, b"")
 
+    other = {
+        **message(userid("sup1"), msgtype="text", text={"content": "帮助"}),
+        "chatid": "wrkOTHER",
+    }
+    query, body = bot_crypto.aibot(other)
+    resp = await bot.client.post(f"/wecom/aibot?{query}", data=body)
+    content = bot_crypto.open_json(await resp.read())["stream"]["content"]
+    assert content.endswith("（本群 chatid：wrkOTHER，还没有写进 [[groups]] 的 chat_id）")
+
     stranger = {
         **tap,
         "msgid": "m-stranger",
@@ -471,3 +483,88 @@ async def test_a_burst_reaches_a_webhook_group_without_exceeding_twenty_a_minute
     }
     assert api.max_per_minute("robot-key") <= 20
     assert not [c for c in api.calls if c.errcode == 45009]
+
+
+async def test_two_supervisors_tap_at_once_and_exactly_one_approval_lands(
+    make_bot: BotFactory,
+    db_url: str,
+    clock: FakeClock,
+    api: FakeWeComAPI,
+    callbacks: WeComCallbacks,
+) -> None:
+    bot = await make_bot(app_settings(db_url, api), coord=coordination(clock))
+    await new_refund(bot)
+    ((task_id, _),) = api.cards.items()
+    key = f"approve:R1:{(await case_row(bot)).version}"
+    taps = [
+        callbacks.app_click(userid(who), task_id, key, api.click_code(task_id))
+        for who in ("sup1", "sup2")
+    ]
+    answers = await asyncio.gather(*(post_callback(bot, *tap) for tap in taps))
+    assert answers == [(200, b""), (200, b"")]
+    assert await count(bot, AuditEntry.action == "approve") == 1
+    winner = (await case_row(bot)).last_actor
+    loser = "sup2" if winner == "sup1" else "sup1"
+    await api.wait_for(lambda: api.texts)
+    assert len(api.texts) == 1, (api.texts, [(c.path, c.errcode) for c in api.calls])
+    ((to, told),) = api.texts
+    assert to == userid(loser)
+    assert f"{winner.upper()} 通过" in told
+    assert api.cards[task_id]["main_title"]["desc"] == "已通过 · 退款提交中"
+
+
+async def test_a_click_redraws_a_card_left_stale_and_late_clicks_answer_by_dm(
+    make_bot: BotFactory,
+    sqlite_url: str,
+    clock: FakeClock,
+    api: FakeWeComAPI,
+    callbacks: WeComCallbacks,
+) -> None:
+    bot = await make_bot(app_settings(sqlite_url, api, passive_wait_s=0), coord=coordination(clock))
+    await new_refund(bot)
+    ((task_id, _),) = api.cards.items()
+    version = (await case_row(bot)).version
+    assert await post_callback(bot, *callbacks.app_text(userid("agent1"), "认领 R1")) == (200, b"")
+    await api.wait_for(lambda: api.texts)
+    await bot.drain()
+    assert api.cards[task_id]["main_title"]["desc"] == "待审核"
+    assert "AGENT1 认领" in api.cards[task_id]["sub_title_text"], "the send's own code redrew it"
+
+    await bot.post_event(
+        make_refund(
+            data_refund_id=(await case_row(bot)).case_id, type="refund.closed", data_status="closed"
+        )
+    )
+    await bot.drain()
+    assert api.cards[task_id]["main_title"]["desc"] == "待审核", "no response code left"
+    assert [t for _, t in api.texts if t.startswith("📌")] == [
+        "📌 R1 更新：平台已关闭（平台 关闭 · 11-23 10:00）"
+    ] * 2
+
+    texts = len(api.texts)
+    tap = callbacks.app_click(
+        userid("agent2"), task_id, f"claim:R1:{version}", api.click_code(task_id)
+    )
+    assert await post_callback(bot, *tap) == (200, b"")
+    await api.wait_for(lambda: len(api.texts) > texts)
+    assert api.cards[task_id]["main_title"]["desc"] == "平台已关闭", (
+        "the click's fresh code redraws it"
+    )
+    assert api.texts[-1] == (userid("agent2"), "R1 已经是「平台已关闭」，无需认领")
+
+
+async def test_an_input_left_behind_by_a_stopped_instance_is_finished_by_the_dispatcher(
+    make_bot: BotFactory, sqlite_url: str, clock: FakeClock, api: FakeWeComAPI
+) -> None:
+    bot = await make_bot(app_settings(sqlite_url, api), coord=coordination(clock))
+    await new_refund(bot)
+    inbound = Inbound(channel="wecom_app", user=userid("sup1"), dedup="msg:42", text="通过 R1")
+    bridge = Bridge(bot.svc, bot.app[METRICS])
+    assert await bridge.accept(inbound) is not None
+    assert await bridge.accept(inbound) is None
+    await bot.drain()
+    assert (await case_row(bot)).state == "awaiting_review", "its callback may still be working"
+    clock.advance(seconds=bot.svc.settings.dispatch.lease_s + 1)
+    await bot.drain()
+    assert await count(bot, AuditEntry.action == "approve") == 1
+    assert (userid("sup1"), "✅ 已通过 R1（¥128.00），正在提交退款") in api.texts
