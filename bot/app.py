@@ -8,7 +8,7 @@ from bot import lifecycle
 from bot.clock import Clock, SystemClock
 from bot.keys import METRICS, SETTINGS
 from bot.metrics import Metrics
-from bot.routes import dashboard, dingtalk, health, ingest, openapi, sandbox
+from bot.routes import dashboard, dingtalk, health, ingest, openapi, sandbox, wecom
 from bot.settings import Settings
 from integrations.commerce.client import Commerce
 from storage.coordination import Coordination
@@ -36,6 +36,10 @@ def create_app(
         app.on_shutdown.append(sandbox.close_watchers)
     if "dingtalk_http" in settings.channels:
         app.router.add_routes(dingtalk.routes)
+    if "wecom_app" in settings.channels:
+        app.router.add_routes(wecom.app_routes)
+    if "wecom_aibot_http" in settings.channels:
+        app.router.add_routes(wecom.aibot_routes)
     app.router.add_get("/", _index)
     app.cleanup_ctx.extend(
         lifecycle.contexts(clock or SystemClock(), coord, commerce, workers=workers)

@@ -17,6 +17,7 @@ from handlers.refund import RefundState
 from handlers.rules import RuleTable
 from handlers.templates import TemplateBook
 from integrations.payout.client import config_problems as payout_problems
+from integrations.wecom.crypto import valid_aes_key
 
 ID_KEYS = {"wecom": "wecom_userid", "dingtalk": "dingtalk_staff_id"}
 CHAT_ID_NAMES = {
@@ -87,6 +88,18 @@ def _group_problems(settings: Settings, group: GroupSettings) -> list[str]:
         found.append(f"{where}: chat_id is empty ({CHAT_ID_NAMES[group.channel]})")
     if group.channel in ("wecom_webhook", "dingtalk_webhook") and not group.webhook_url:
         found.append(f"{where}: webhook_url is empty")
+    if group.channel == "wecom_aibot_http" and not group.webhook_url:
+        found.append(
+            f"{where}: webhook_url is empty (the AI bot's HTTP mode cannot post by itself; "
+            "new cards reach the group through its webhook robot)"
+        )
+    if group.channel == "wecom_app":
+        staff = {s.id: s for s in settings.staff}
+        found += [
+            f"{where}: chat_id names {p}, who has no wecom_userid"
+            for p in group.chat_id.split("|")
+            if p in staff and not staff[p].wecom_userid
+        ]
     if group.channel == "dingtalk_webhook" and not group.webhook_secret.get_secret_value():
         found.append(f"{where}: webhook_secret is empty (加签 secret, in the secrets file)")
     if (
@@ -129,8 +142,20 @@ def channel_needs(settings: Settings, channel: str) -> list[str]:
         *required["dingtalk_stream"],
         ("server.public_base_url", bool(settings.server.public_base_url)),
     ]
-    return [
+    needs = [
         f"channel {channel} needs {key} (REFUNDOPS_{key.upper().replace('.', '__')})"
         for key, present in required.get(channel, [])
         if not present
     ]
+    aes_keys = {
+        "wecom_app": ("wecom", wecom.encoding_aes_key.get_secret_value()),
+        "wecom_aibot_http": ("wecom.aibot", aibot.encoding_aes_key.get_secret_value()),
+    }
+    if channel in aes_keys:
+        prefix, key = aes_keys[channel]
+        if key and not valid_aes_key(key):
+            needs.append(
+                f"channel {channel}: {prefix}.encoding_aes_key is not a valid EncodingAESKey "
+                "(the 43 characters shown beside the callback URL)"
+            )
+    return needs

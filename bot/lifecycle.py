@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 import aiohttp
 from aiohttp import web
 
-from bot import dingtalk
+from bot import dingtalk, wecom
 from bot.clock import Clock
 from bot.dispatch import Dispatcher
 from bot.group_commit import GroupCommit
@@ -134,6 +134,10 @@ CHANNELS: dict[str, Callable[[web.Application], Channel]] = {
     "dingtalk_stream": dingtalk.stream_channel,
     "dingtalk_http": dingtalk.http_channel,
     "dingtalk_webhook": dingtalk.webhook_channel,
+    "wecom_aibot": wecom.aibot_channel,
+    "wecom_aibot_http": wecom.aibot_http_channel,
+    "wecom_app": wecom.app_channel,
+    "wecom_webhook": wecom.webhook_channel,
 }
 
 

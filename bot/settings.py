@@ -72,6 +72,9 @@ class WecomAibotSettings(Section):
     token: SecretStr = SecretStr("")
     encoding_aes_key: SecretStr = SecretStr("")
     ws_url: str = "wss://openws.work.weixin.qq.com"
+    heartbeat_s: float = Field(default=30.0, gt=0)
+    reconnect_base_s: float = Field(default=1.0, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
 
 
 class WecomSettings(Section):
@@ -82,6 +85,7 @@ class WecomSettings(Section):
     encoding_aes_key: SecretStr = SecretStr("")
     callback_max_skew_s: int = Field(default=0, ge=0)
     api_base: str = "https://qyapi.weixin.qq.com"
+    passive_wait_s: float = Field(default=3.0, ge=0, lt=5)
     aibot: WecomAibotSettings = WecomAibotSettings()
 
 

@@ -1,0 +1,173 @@
+"""The HTTP-side WeCom channels: the self-built app (cards by DM), group webhooks, and the
+AI bot's HTTP mode (which cannot post by itself, so its group's webhook carries new cards).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from bot.clock import Clock
+from bot.errors import PermanentError
+from bot.message import Card, Mention, Notice
+from bot.settings import GroupSettings, Settings
+from integrations.channel import Budget, Placement
+from integrations.wecom import render
+from integrations.wecom.aibot import followup_due
+from integrations.wecom.client import WebhookClient, WeComClient
+from storage.models import CardMessage
+
+log = logging.getLogger(__name__)
+
+# A response code works once, for 72 h (doc 94888); keep a margin.
+CODE_LIFETIME = timedelta(hours=71)
+
+
+def webhook_budget(limit_per_min: int) -> Budget:
+    """`limit_per_min` as a bucket no 60 s window can exceed: burst + a minute's refill = limit."""
+    burst = limit_per_min // 4
+    return Budget(per_minute=limit_per_min - burst, burst=burst)
+
+
+class WecomAppChannel:
+    """`wecom_app`: cards go by DM to the group's `chat_id` list (`sup1|sup2`: staff ids or userids)."""
+
+    name = "wecom_app"
+
+    def __init__(self, client: WeComClient, settings: Settings, clock: Clock) -> None:
+        self.client = client
+        self.clock = clock
+        self.source = settings.bot.name
+        self.userids = {s.id: s.wecom_userid for s in settings.staff if s.wecom_userid}
+
+    def budget(self, group: GroupSettings) -> Budget | None:  # noqa: ARG002
+        # message/send allows 30 a minute per member per app; every card goes to each member.
+        return webhook_budget(30)
+
+    def touser(self, group: GroupSettings) -> str:
+        return "|".join(self.userids.get(p, p) for p in group.chat_id.split("|") if p.strip())
+
+    async def deliver_card(
+        self, group: GroupSettings, card: Card, placement: CardMessage | None
+    ) -> Placement:
+        touser = self.touser(group)
+        if placement is None or not placement.ref:
+            task_id = render.new_task_id(card)
+            rendered = render.template_card(card, task_id, source=self.source)
+            sent = await self.client.send_card(touser, rendered)
+            return Placement(
+                task_id,
+                {
+                    "msgid": sent.msgid,
+                    "response_code": sent.response_code,
+                    "code_at": self.clock.now().isoformat(),
+                    "state": card.state,
+                    "drawn": card.version,
+                },
+            )
+        if placement.version >= card.version:
+            return Placement(placement.ref)
+        try:
+            redrawn = await self.redraw(card, placement)
+        except PermanentError as exc:
+            log.warning("card %s not updated in place (%s); a line follows", card.handle, exc)
+            redrawn = None
+        if redrawn is not None:
+            return redrawn
+        if followup_due(placement, card):
+            await self.client.send_text(
+                touser, render.plain_text(render.follow_up(card), card.mentions)
+            )
+        return Placement(placement.ref, {"response_code": "", "state": card.state})
+
+    def stale(self, card: Card, placement: CardMessage) -> bool:
+        """The card people see is older than `card`, and a response code is at hand to fix it."""
+        drawn = int(placement.extra.get("drawn", placement.version))
+        code = str(placement.extra.get("response_code", ""))
+        code_at = str(placement.extra.get("code_at", ""))
+        if drawn >= card.version or not code or not code_at:
+            return False
+        return self.clock.now() - datetime.fromisoformat(code_at) < CODE_LIFETIME
+
+    async def redraw(self, card: Card, placement: CardMessage) -> Placement | None:
+        """Replace the card for everyone it went to, spending the newest response code."""
+        if not self.stale(card, placement):
+            return None
+        code = str(placement.extra["response_code"])
+        await self.client.update_card(
+            code, render.template_card(card, placement.ref, source=self.source)
+        )
+        return Placement(
+            placement.ref, {"response_code": "", "state": card.state, "drawn": card.version}
+        )
+
+    async def deliver_text(
+        self, group: GroupSettings, text: str, mentions: tuple[Mention, ...]
+    ) -> None:
+        await self.client.send_text(self.touser(group), render.plain_text(text, mentions))
+
+    async def deliver_notice(self, group: GroupSettings, notice: Notice) -> None:
+        await self.client.send_text(self.touser(group), render.plain_notice(notice))
+
+    async def send_reply(self, to: str, text: str, mentions: tuple[Mention, ...]) -> None:
+        """Words for one person (a command's answer that missed the passive reply)."""
+        await self.client.send_text(to, render.plain_text(text, mentions))
+
+
+class WecomWebhookChannel:
+    """`wecom_webhook`: a group robot (消息推送): markdown only, 20 messages a minute."""
+
+    name = "wecom_webhook"
+    hint = ""
+
+    def __init__(self, client: WebhookClient, settings: Settings) -> None:
+        self.client = client
+        self.userids = {s.id: s.wecom_userid for s in settings.staff if s.wecom_userid}
+
+    def budget(self, group: GroupSettings) -> Budget | None:  # noqa: ARG002
+        return webhook_budget(20)
+
+    def url(self, group: GroupSettings) -> str:
+        if not group.webhook_url:
+            raise PermanentError(f"group {group.id!r} ({self.name}) has no webhook_url")
+        return group.webhook_url
+
+    async def deliver_card(
+        self, group: GroupSettings, card: Card, placement: CardMessage | None
+    ) -> Placement:
+        if placement is None or not placement.ref:
+            hint = self.hint.format(handle=card.handle)
+            await self.client.send_markdown(
+                self.url(group), render.markdown_card(card, self.userids, hint=hint)
+            )
+            return Placement("webhook", {"state": card.state})
+        if placement.version >= card.version:
+            return Placement(placement.ref)
+        if followup_due(placement, card):
+            line = render.markdown_text(render.follow_up(card), card.mentions, self.userids)
+            await self.client.send_markdown(self.url(group), line)
+        return Placement(placement.ref, {"state": card.state})
+
+    async def deliver_text(
+        self, group: GroupSettings, text: str, mentions: tuple[Mention, ...]
+    ) -> None:
+        await self.client.send_markdown(
+            self.url(group), render.markdown_text(text, mentions, self.userids)
+        )
+
+    async def deliver_notice(self, group: GroupSettings, notice: Notice) -> None:
+        await self.client.send_markdown(self.url(group), render.markdown_notice(notice))
+
+
+class WecomAibotHttpChannel(WecomWebhookChannel):
+    """`wecom_aibot_http`: people talk to the AI bot through `/wecom/aibot`; it can only answer,
+    so new cards and notices reach the group through the group's webhook robot."""
+
+    name = "wecom_aibot_http"
+    hint = "在群里 @机器人 查 {handle} 可以直接处理"
+
+    async def send_reply(self, to: str, text: str, mentions: tuple[Mention, ...]) -> None:
+        """Words through a callback's single-use `response_url` (valid an hour)."""
+        await self.client.send_markdown(
+            to, render.markdown_text(text, mentions, self.userids), "response_url"
+        )

@@ -1,0 +1,177 @@
+"""Card → WeCom: `template_card` (button_interaction) for the AI bot and the app, markdown for
+webhooks and notices, plain text for app DMs. Limits are the ones docs 90236/94888 state.
+
+A button's key carries `action:handle:version` so a click names the case and the card
+version the person saw; `task_id` is unique per app (a fresh suffix per placement).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bot.message import Button, ButtonStyle, Card, Mention, Notice, Tone
+
+MAX_BUTTONS = 6
+MAX_FIELDS = 6
+MAX_KEY_BYTES = 1024
+MAX_TASK_ID_BYTES = 128
+SOURCE_CHARS = 13
+TITLE_CHARS = 26
+DESC_CHARS = 30
+SUBTITLE_CHARS = 112
+KEYNAME_CHARS = 5
+VALUE_CHARS = 26
+BUTTON_CHARS = 10
+MARKDOWN_BYTES = 4096
+TEXT_BYTES = 2048
+
+KEY = re.compile(r"^(?P<action>[a-z_]{1,32}):(?P<handle>[A-Za-z0-9_-]{1,64}):(?P<version>\d{1,9})$")
+NOT_TASK_ID = re.compile(r"[^0-9A-Za-z_\-@]")
+BUTTON_STYLE = {ButtonStyle.PRIMARY: 1, ButtonStyle.DEFAULT: 2, ButtonStyle.DANGER: 3}
+# source.desc_color: 0 grey, 1 black, 2 red, 3 green.
+TONE_COLOR = {Tone.INFO: 1, Tone.WARNING: 1, Tone.DANGER: 2, Tone.SUCCESS: 3, Tone.MUTED: 0}
+TONE_FONT = {
+    Tone.INFO: "info",
+    Tone.WARNING: "warning",
+    Tone.DANGER: "warning",
+    Tone.SUCCESS: "info",
+    Tone.MUTED: "comment",
+}
+DETAILS = Button("show", "查看详情")
+
+
+@dataclass(frozen=True)
+class Click:
+    """A parsed button key."""
+
+    action: str
+    handle: str
+    version: int
+
+
+def button_key(button: Button, card: Card) -> str:
+    return f"{button.key}:{card.handle}:{card.version}"
+
+
+def parse_key(key: str) -> Click | None:
+    match = KEY.match(key)
+    if match is None:
+        return None
+    return Click(match["action"], match["handle"], int(match["version"]))
+
+
+def new_task_id(card: Card) -> str:
+    """A task id no earlier card of this app can have used (handles restart with a new database)."""
+    raw = f"{card.kind}-{card.handle}-{secrets.token_hex(6)}"
+    return NOT_TASK_ID.sub("_", raw)[:MAX_TASK_ID_BYTES]
+
+
+def clip(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
+def clip_bytes(text: str, limit: int) -> str:
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    return data[: limit - 3].decode(errors="ignore") + "…"
+
+
+def template_card(card: Card, task_id: str, *, source: str = "refundops") -> dict[str, Any]:
+    """The case as a `button_interaction` card (at most 6 rows and 6 buttons)."""
+    fields = list(card.fields)
+    shown, overflow = fields[:MAX_FIELDS], fields[MAX_FIELDS:]
+    details = [f"{f.label}：{f.value}" for f in overflow] + list(card.lines)
+    if card.footer:
+        details.append(card.footer)
+    buttons = list(card.buttons[:MAX_BUTTONS]) or [DETAILS]
+    rendered: dict[str, Any] = {
+        "card_type": "button_interaction",
+        "source": {
+            "desc": clip(f"{source} · {card.handle}", 13),
+            "desc_color": TONE_COLOR[card.tone],
+        },
+        "main_title": {
+            "title": clip(card.title, TITLE_CHARS),
+            "desc": clip(card.status, DESC_CHARS),
+        },
+        "horizontal_content_list": [
+            {"keyname": clip(f.label, KEYNAME_CHARS), "value": clip(f.value or "—", VALUE_CHARS)}
+            for f in shown
+        ],
+        "task_id": task_id,
+        "button_list": [
+            {
+                "text": clip(b.text, BUTTON_CHARS),
+                "style": BUTTON_STYLE[b.style],
+                "key": button_key(b, card),
+            }
+            for b in buttons
+        ],
+    }
+    if details:
+        rendered["sub_title_text"] = clip(" · ".join(details), SUBTITLE_CHARS)
+    return rendered
+
+
+def mention_tokens(mentions: Iterable[Mention], userids: Mapping[str, str]) -> list[str]:
+    """`<@userid>` for staff with a WeCom userid (a real @ in markdown), else `@name`."""
+    tokens: list[str] = []
+    for m in mentions:
+        userid = userids.get(m.staff_id, "")
+        token = f"<@{userid}>" if userid else f"@{m.name}"
+        if token not in tokens:
+            tokens.append(token)
+    return tokens
+
+
+def markdown_text(text: str, mentions: Iterable[Mention], userids: Mapping[str, str]) -> str:
+    tokens = mention_tokens(mentions, userids)
+    body = f"{text} {' '.join(tokens)}" if tokens else text
+    return clip_bytes(body, MARKDOWN_BYTES)
+
+
+def markdown_card(card: Card, userids: Mapping[str, str], *, hint: str = "") -> str:
+    """The card for a group that cannot click (webhook robots): every field, then who to @."""
+    lines = [
+        f"**{card.title}**",
+        f'> 状态：<font color="{TONE_FONT[card.tone]}">{card.status}</font>',
+    ]
+    lines += [f"> {f.label}：{f.value}" for f in card.fields]
+    lines += list(card.lines)
+    if card.footer:
+        lines.append(f'<font color="comment">{card.footer}</font>')
+    if hint:
+        lines.append(f'<font color="comment">{hint}</font>')
+    tokens = mention_tokens(card.mentions, userids)
+    if tokens:
+        lines.append(" ".join(tokens))
+    return clip_bytes("\n".join(lines), MARKDOWN_BYTES)
+
+
+def markdown_notice(notice: Notice) -> str:
+    """A standalone card (the daily digest, a batch) as WeCom markdown, within its size limit."""
+    return clip_bytes(notice.markdown(), MARKDOWN_BYTES)
+
+
+def plain_notice(notice: Notice) -> str:
+    """The same for app DMs, which take no markdown."""
+    lines = [notice.title, notice.status, *(f"{f.label}：{f.value}" for f in notice.fields)]
+    lines += [*notice.lines, notice.link or notice.footer]
+    return clip_bytes("\n".join(line for line in lines if line), TEXT_BYTES)
+
+
+def follow_up(card: Card) -> str:
+    """The line that stands in for a card edit the platform no longer allows."""
+    line = f"📌 {card.handle} 更新：{card.status}"
+    return f"{line}（{card.footer}）" if card.footer else line
+
+
+def plain_text(text: str, mentions: Iterable[Mention] = ()) -> str:
+    """Text for app DMs and passive replies (no markdown there): mentions become names."""
+    names = " ".join(f"@{m.name}" for m in mentions)
+    return clip_bytes(f"{text} {names}" if names else text, TEXT_BYTES)
