@@ -21,6 +21,8 @@ from bot.app import create_app
 from bot.clock import FakeClock
 from bot.keys import DISPATCHER, PROCESSOR, SCHEDULER, SERVICES
 from bot.settings import Settings
+from integrations.carrier.fake import PATH as CARRIER_PATH
+from integrations.carrier.fake import FakeCarrier
 from integrations.commerce.fake import FakeCommerce
 from integrations.signing import signed_headers
 from storage import migrate
@@ -175,6 +177,15 @@ async def fake_commerce(clock: FakeClock) -> AsyncIterator[tuple[FakeCommerce, s
     server = TestServer(fake.app())
     await server.start_server()
     yield fake, str(server.make_url("/refundops"))
+    await server.close()
+
+
+@pytest.fixture
+async def fake_carrier(clock: FakeClock) -> AsyncIterator[tuple[FakeCarrier, str]]:
+    fake = FakeCarrier(now=lambda: clock.now().timestamp())
+    server = TestServer(fake.app())
+    await server.start_server()
+    yield fake, str(server.make_url(CARRIER_PATH))
     await server.close()
 
 

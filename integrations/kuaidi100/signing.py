@@ -1,0 +1,19 @@
+"""快递100 push signature: `sign = MD5(param + salt)`, 32 upper-case hex digits.
+
+The salt is the one given in the subscription request (`parameters.salt`); `param` is the
+raw JSON text of the form field, exactly as received.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+
+def sign(param: str, salt: str) -> str:
+    return hashlib.md5((param + salt).encode("utf-8"), usedforsecurity=False).hexdigest().upper()
+
+
+def verify(param: str, salt: str, signature: str) -> bool:
+    """Constant-time check; the vendor documents upper case, lower case is accepted too."""
+    return bool(salt) and hmac.compare_digest(sign(param, salt), signature.strip().upper())
