@@ -19,9 +19,10 @@ from bot.errors import PermanentError, RetryableError, ThrottledError
 from bot.message import Mention
 from bot.metrics import Metrics
 from bot.settings import GroupSettings
-from handlers import refund
+from handlers import intercept, refund
 from handlers.cards import build_card
 from handlers.context import Services, Tx
+from integrations.carrier.client import Carrier, NoCarrier
 from integrations.channel import Channel
 from integrations.commerce.client import Commerce
 from storage.enums import OutboxState
@@ -42,6 +43,7 @@ class Dispatcher:
     metrics: Metrics
     batch: int = 50
     rng: random.Random = field(default_factory=random.Random)
+    carrier: Carrier = field(default_factory=NoCarrier)
 
     async def run(self) -> None:
         settings = self.svc.settings.dispatch
@@ -145,6 +147,7 @@ KIND_TEXT = {
     "commerce.approve_refund": "退款提交",
     "commerce.reject_refund": "拒绝提交",
     "commerce.stop_shipment": "截单",
+    "carrier.intercept": "快递拦截申请",
 }
 
 
@@ -168,6 +171,15 @@ async def destination(d: Dispatcher, group_id: str) -> tuple[GroupSettings, Chan
 
 async def _card(d: Dispatcher, item: OutboxItem) -> None:
     group, channel = await destination(d, item.group_id)
+    # Two versions of one case's card may be claimed together (or by two instances): one at
+    # a time, so the second finds the first's placement and edits it instead of posting again.
+    async with d.svc.coord.lock(f"card:{item.case_pk}:{group.id}", ttl_s=30):
+        await _deliver_card(d, item, group, channel)
+
+
+async def _deliver_card(
+    d: Dispatcher, item: OutboxItem, group: GroupSettings, channel: Channel
+) -> None:
     async with d.svc.tx() as tx:
         case = await tx.cases.get(item.case_pk or 0)
         if case is None:
@@ -211,7 +223,24 @@ async def _commerce_gave_up(tx: Tx, case: Case, item: OutboxItem, error: str) ->
     await refund.on_commerce_result(tx, case, item.kind, ok=False, error=error)
 
 
+async def _carrier(d: Dispatcher, item: OutboxItem) -> None:
+    answer = await d.carrier.intercept(item.id, item.payload)
+    async with d.svc.tx() as tx:
+        case = await tx.cases.get(item.case_pk or 0)
+        if case is not None:
+            await intercept.on_carrier_answer(tx, case, answer)
+
+
+async def _carrier_gave_up(tx: Tx, case: Case, _item: OutboxItem, error: str) -> None:
+    await intercept.on_carrier_gave_up(tx, case, error)
+
+
 # Outbox kinds (or their prefix before ".") → what performs them.
-PERFORMERS: dict[str, Perform] = {"card": _card, "text": _text, "commerce": _commerce}
+PERFORMERS: dict[str, Perform] = {
+    "card": _card,
+    "text": _text,
+    "commerce": _commerce,
+    "carrier": _carrier,
+}
 # Kind prefix → what the case's flow does when an item is dead-lettered.
-ON_DEAD: dict[str, GiveUp] = {"commerce": _commerce_gave_up}
+ON_DEAD: dict[str, GiveUp] = {"commerce": _commerce_gave_up, "carrier": _carrier_gave_up}

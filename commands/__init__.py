@@ -1,6 +1,6 @@
 """Chat commands: parse, check authority, call one handler, return a Reply."""
 
-from commands import case, general  # noqa: F401  (registers the commands)
+from commands import case, general, logistics  # noqa: F401  (registers the commands)
 from commands.router import ChatInput, CommandContext, router
 
 __all__ = ["ChatInput", "CommandContext", "router"]

@@ -51,7 +51,12 @@ class StaffDirectory:
             return staff.display
         if actor.startswith("rule:"):
             return f"规则 {actor[5:]}"
-        return {"system": "系统", "platform": "平台", "commerce": "店铺系统"}.get(actor, actor)
+        return {
+            "system": "系统",
+            "platform": "平台",
+            "commerce": "店铺系统",
+            "carrier": "快递",
+        }.get(actor, actor)
 
     # -- authority ---------------------------------------------------------------------------
 

@@ -6,12 +6,18 @@ from collections.abc import Callable
 
 from bot.message import Card
 from handlers.context import Tx
+from handlers.intercept import intercept_card
+from handlers.logistics import anomaly_card
 from handlers.refund import refund_card
 from storage.models import Case
 
 CardBuilder = Callable[[Case, Tx], Card]
 
-BUILDERS: dict[str, CardBuilder] = {"refund": refund_card}
+BUILDERS: dict[str, CardBuilder] = {
+    "refund": refund_card,
+    "intercept": intercept_card,
+    "anomaly": anomaly_card,
+}
 
 
 def build_card(case: Case, tx: Tx) -> Card:

@@ -26,6 +26,7 @@ from storage.repositories import (
     CaseRepository,
     EventRepository,
     OutboxRepository,
+    ParcelRepository,
     SandboxMessageRepository,
     TimerRepository,
 )
@@ -95,6 +96,10 @@ class Tx:
     @cached_property
     def cards(self) -> CardMessageRepository:
         return CardMessageRepository(self.session)
+
+    @cached_property
+    def parcels(self) -> ParcelRepository:
+        return ParcelRepository(self.session)
 
     @cached_property
     def sandbox(self) -> SandboxMessageRepository:

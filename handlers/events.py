@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from handlers import refund
+from handlers import intercept, logistics, refund
 from handlers.context import Tx
 from handlers.schema import (
     Envelope,
     Inbound,
+    InterceptResult,
     RefundEnded,
     RefundRequested,
     RefundUpdated,
+    ShipmentTracking,
     parse_event,
 )
 from storage.models import Event
@@ -42,11 +44,23 @@ async def _refund_closed(tx: Tx, _envelope: Envelope, data: Inbound) -> None:
     await refund.on_ended(tx, data, cancelled=False)
 
 
+async def _shipment_tracking(tx: Tx, envelope: Envelope, data: Inbound) -> None:
+    assert isinstance(data, ShipmentTracking)
+    await logistics.on_tracking(tx, envelope, data)
+
+
+async def _intercept_result(tx: Tx, _envelope: Envelope, data: Inbound) -> None:
+    assert isinstance(data, InterceptResult)
+    await intercept.on_result(tx, data)
+
+
 HANDLERS: dict[str, EventHandler] = {
     "refund.requested": _refund_requested,
     "refund.updated": _refund_updated,
     "refund.cancelled": _refund_cancelled,
     "refund.closed": _refund_closed,
+    "shipment.tracking": _shipment_tracking,
+    "intercept.result": _intercept_result,
 }
 
 

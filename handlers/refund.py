@@ -168,6 +168,7 @@ ACTION_TEXT = {
     "return_received": "签收退货",
     "intercepted": "拦截成功",
     "intercept_failed": "拦截失败",
+    "stop_shipment": "截单",
 }
 
 
@@ -206,6 +207,10 @@ def refund_card(case: Case, tx: Tx) -> Card:
         Field("原因", case.reason or "—"),
         Field("物流", _shipping_text(data.get("shipping", {}))),
     ]
+    if case.data.get("stop_shipment"):
+        fields.append(Field("截单", stop_shipment_text(case.data)))
+    if isinstance(shown := case.data.get("intercept"), dict):
+        fields.append(Field("拦截", f"{shown['handle']} · {shown['text']}"))
     if nick := data.get("buyer", {}).get("nick"):
         fields.append(Field("买家", nick))
     if case.deadline_at is not None and state in OPEN:
@@ -241,7 +246,7 @@ def refund_card(case: Case, tx: Tx) -> Card:
         status=STATE_TEXT[state],
         tone=TONE.get(state, Tone.INFO),
         fields=tuple(fields),
-        buttons=refund_buttons(state),
+        buttons=refund_buttons(state) + _intercept_button(case, state),
         lines=tuple(lines),
         footer=footer(case, tx),
         mentions=mentions,
@@ -262,6 +267,18 @@ def refund_buttons(state: RefundState) -> tuple[Button, ...]:
         return (reject, claim)
     if state is S.FAILED:
         return (Button("retry", "重新提交", ButtonStyle.PRIMARY), claim)
+    return ()
+
+
+def _intercept_button(case: Case, state: RefundState) -> tuple[Button, ...]:
+    """A shipped parcel nobody has asked the carrier about yet can be intercepted from the card."""
+    shipping = case.data.get("refund", {}).get("shipping", {}).get("status")
+    if (
+        shipping in ("shipped", "in_transit")
+        and state in (S.AWAITING_REVIEW, S.ESCALATED, S.WAITING_INTERCEPT)
+        and not case.data.get("intercept")
+    ):
+        return (Button("intercept", "拦截包裹"),)
     return ()
 
 
@@ -360,6 +377,10 @@ async def _enter(tx: Tx, case: Case, state: RefundState) -> None:
         await tx.timers.cancel(case.id)
     elif state not in NEEDS_PERSON | {S.WAITING_INTERCEPT}:
         await tx.timers.cancel(case.id, ["deadline_warn"])
+    if state is S.WAITING_INTERCEPT:
+        from handlers import intercept  # the intercept flow builds on this module
+
+        await intercept.request_for_refund(tx, case)
 
 
 def _commerce_payload(case: Case) -> dict[str, Any]:
@@ -370,6 +391,33 @@ def _commerce_payload(case: Case) -> dict[str, Any]:
         "platform": case.platform,
         "amount": str(fen_to_yuan(case.amount_fen)),
     }
+
+
+STOP_TEXT = {
+    "requested": "已通知仓库截单，等待结果",
+    "pending": "已提交，等仓库确认（未接 ERP 时请手动截单）",
+    "done": "✅ 已截单",
+}
+
+
+def stop_shipment_text(data: dict[str, Any]) -> str:
+    status = str(data.get("stop_shipment", ""))
+    if status.startswith("failed: "):
+        return f"❌ 截单失败：{status[8:]}"
+    return STOP_TEXT.get(status, status)
+
+
+async def request_stop_shipment(tx: Tx, case: Case, *, actor: str, channel: str = "") -> bool:
+    """Tell the warehouse/ERP to stop an unshipped order (截单); False when already under way."""
+    if case.data.get("stop_shipment") in ("requested", "pending", "done"):
+        return False
+    attempt = int(case.data.get("stop_attempt", 0)) + 1
+    data = {**case.data, "stop_shipment": "requested", "stop_attempt": attempt}
+    await tx.cases.touch(case, now=tx.now, data=data)
+    await tx.audit(case, actor, "stop_shipment", from_state=case.state, channel=channel)
+    await tx.sync_card(case)
+    await tx.side_effect(case, "commerce.stop_shipment", _commerce_payload(case), attempt=attempt)
+    return True
 
 
 # -- events ---------------------------------------------------------------------------------
@@ -429,7 +477,7 @@ async def apply_decision(tx: Tx, case: Case, decision: Decision) -> None:
     else:
         await move(tx, case, T.REVIEW, actor=actor, data=data, first_response_at=None)
     if Action.STOP_SHIPMENT in decision.actions:
-        await tx.side_effect(case, "commerce.stop_shipment", _commerce_payload(case))
+        await request_stop_shipment(tx, case, actor=actor)
     await arm_timers(tx, case)
 
 
@@ -599,7 +647,8 @@ async def on_commerce_result(
     """The commerce system answered (or gave up on) an approve/reject/stop-shipment call."""
     commerce = {**case.data.get("commerce", {})}
     if action == "commerce.stop_shipment":
-        data = {**case.data, "stop_shipment": "done" if ok else f"failed: {error}"}
+        outcome = ("done" if status == "done" else "pending") if ok else f"failed: {error}"
+        data = {**case.data, "stop_shipment": outcome}
         await tx.cases.touch(case, now=tx.now, data=data)
         await tx.sync_card(case)
         return

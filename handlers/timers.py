@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from bot.message import Mention
+from handlers import intercept, logistics
 from handlers.context import Tx
 from handlers.money import format_fen
 from handlers.refund import NEEDS_PERSON, OPEN, S
 from storage.models import Case, Timer
 
 TimerRunner = Callable[[Tx, Case, Timer], Awaitable[None]]
+JobRunner = Callable[[Tx, Timer], Awaitable[None]]
 
 
 def owners(tx: Tx, case: Case) -> tuple[Mention, ...]:
@@ -88,11 +90,17 @@ RUNNERS: dict[str, TimerRunner] = {
     "first_response": _first_response,
     "deadline_warn": _deadline_warn,
     "approval": _approval,
+    "intercept_feedback": intercept.on_feedback_timer,
 }
+# Timers that belong to no case (periodic jobs that re-arm themselves).
+JOBS: dict[str, JobRunner] = {"logistics_scan": logistics.run_scan}
 
 
 async def fire(tx: Tx, timer: Timer) -> None:
     """Run a due timer inside the transaction that marks it fired."""
+    if (job := JOBS.get(timer.kind)) is not None:
+        await job(tx, timer)
+        return
     runner = RUNNERS.get(timer.kind)
     case = await tx.cases.get(timer.case_pk) if timer.case_pk is not None else None
     if runner is None or case is None:
