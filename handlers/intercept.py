@@ -1,12 +1,6 @@
-"""Intercept cases: ask the carrier to stop a parcel, follow up, and let the refund move on.
+"""Intercept cases (X): ask the carrier to stop a parcel, follow up, and let the refund move on.
 
-Requested by the rule (a shipped refund enters waiting_intercept), by a card button or by
-`拦截 R12`. One case per parcel (X handle); the carrier call goes through the outbox with
-an idempotency key. The carrier's answer or an `intercept.result` event settles it:
-intercepted → the refund is approved without a click; failed → the refund waits for the
-return. No answer within `[timers] intercept_feedback_h` → a reminder, after as long
-again → escalation to the supervisors. An unshipped order is stopped at the warehouse
-instead (截单); a delivered one cannot be intercepted and the reply says why.
+Intercepted → the refund is approved without a click; failed → it waits for the return.
 """
 
 from __future__ import annotations
@@ -31,6 +25,13 @@ from storage.enums import CaseKind
 from storage.models import Case, Timer
 
 log = logging.getLogger(__name__)
+
+# Requested by the rule (a shipped refund enters waiting_intercept), a card button or
+# `拦截 R12`; one case per parcel, the carrier call goes through the outbox under an
+# idempotency key. The carrier's answer or an `intercept.result` settles it. No answer in
+# `[timers] intercept_feedback_h` → a reminder, after as long again → the supervisors.
+# An unshipped order is stopped at the warehouse instead (截单); a delivered one cannot
+# be intercepted and the reply says why.
 
 
 class InterceptState(StrEnum):
@@ -65,7 +66,7 @@ TRANSITIONS: dict[tuple[InterceptState, InterceptTrigger], InterceptState] = {
     (S.ERROR, T.RETRY): S.REQUESTED,
 }
 
-STATE_TEXT = {
+STATE_TEXT: dict[str, str] = {
     S.REQUESTED: "已申请 · 提交快递中",
     S.SENT: "快递已受理 · 等待拦截结果",
     S.OVERDUE: "快递超时未反馈 · 已升级主管",
@@ -102,7 +103,7 @@ def advance(state: str, trigger: InterceptTrigger) -> InterceptState:
         return TRANSITIONS[(InterceptState(state), trigger)]
     except (KeyError, ValueError):
         raise IllegalInterceptMoveError(
-            f"这个拦截现在是「{STATE_TEXT.get(InterceptState(state), state)}」，"
+            f"这个拦截现在是「{STATE_TEXT.get(state, state)}」，"
             f"不能{TRIGGER_TEXT.get(trigger, trigger.value)}"
         ) from None
 
@@ -129,7 +130,7 @@ async def move(
     try:
         after = advance(before, trigger)
     except IllegalInterceptMoveError:
-        status = STATE_TEXT.get(InterceptState(before), before)
+        status = STATE_TEXT.get(before, before)
         raise ConflictError(
             f"{case.handle} 现在是「{status}」（{footer(case, tx)}），"
             f"不能再{TRIGGER_TEXT.get(trigger, trigger.value)}"

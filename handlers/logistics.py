@@ -1,10 +1,6 @@
-"""Parcels and logistics anomalies: the watch over every tracked parcel, and the anomaly cards.
+"""Parcels and logistics anomalies: one record per parcel, the anomaly scan, the anomaly cards.
 
-A `shipment.tracking` event (or a 快递100 push) updates the parcel's row. Exception,
-returned and rejected scans are raised at once; stalls (no pickup, no update after pickup,
-stuck in transit, no movement = lost) are found by the anomaly scan, a durable timer
-that wakes on a fixed grid when some parcel's next check has come. One anomaly case per
-parcel and problem: a recurrence updates its card, it never posts a second one.
+One anomaly case per parcel and problem: a recurrence updates its card, never posts another.
 """
 
 from __future__ import annotations
@@ -25,6 +21,11 @@ from storage.enums import CaseKind
 from storage.models import Case, Parcel, Timer
 
 log = logging.getLogger(__name__)
+
+# Exception / returned / rejected scans are raised as they arrive. Stalls (no pickup, no
+# update after pickup, stuck in transit, no movement = lost) are raised by the anomaly
+# scan: a durable timer on a fixed grid, armed for the first grid point after some
+# parcel's next check, so it survives restarts and fires once across instances.
 
 
 class Anomaly(StrEnum):
@@ -190,7 +191,7 @@ ANOMALY_TRANSITIONS: dict[tuple[AnomalyState, AnomalyTrigger], AnomalyState] = {
     (A.RECOVERED, AT.REOPEN): A.OPEN,
     (A.INTERCEPTING, AT.REOPEN): A.OPEN,
 }
-ANOMALY_STATE_TEXT = {
+ANOMALY_STATE_TEXT: dict[str, str] = {
     A.OPEN: "待处理",
     A.CONTACTING: "联系快递中",
     A.INTERCEPTING: "已转拦截",
@@ -225,7 +226,7 @@ def advance_anomaly(state: str, trigger: AnomalyTrigger) -> AnomalyState:
         return ANOMALY_TRANSITIONS[(AnomalyState(state), trigger)]
     except (KeyError, ValueError):
         raise IllegalAnomalyMoveError(
-            f"这个物流异常现在是「{ANOMALY_STATE_TEXT.get(AnomalyState(state), state)}」，"
+            f"这个物流异常现在是「{ANOMALY_STATE_TEXT.get(state, state)}」，"
             f"不能{TRIGGER_TEXT.get(trigger, trigger.value)}"
         ) from None
 
@@ -245,7 +246,7 @@ async def move_anomaly(
         after = advance_anomaly(before, trigger)
     except IllegalAnomalyMoveError:
         raise ConflictError(
-            f"{case.handle} 现在是「{ANOMALY_STATE_TEXT.get(AnomalyState(before), before)}」"
+            f"{case.handle} 现在是「{ANOMALY_STATE_TEXT.get(before, before)}」"
             f"（{anomaly_footer(case, tx)}），不能再{TRIGGER_TEXT.get(trigger, trigger.value)}"
         ) from None
     values: dict[str, Any] = {"last_actor": actor, "last_action": trigger.value, **changes}
@@ -420,14 +421,15 @@ async def on_tracking(tx: Tx, envelope: Envelope, data: ShipmentTracking) -> Par
         await _recover(tx, parcel, ended)
     if latest and not seen and data.status in settings.alert_statuses:
         kind = Anomaly(data.status)
-        if not (kind is Anomaly.RETURNED and await _returning_on_purpose(tx, parcel)):
+        expected = kind in (Anomaly.RETURNED, Anomaly.EXCEPTION)
+        if not (expected and await _being_intercepted(tx, parcel)):
             await raise_anomaly(tx, parcel, kind)
     await watch(tx, parcel, Thresholds.from_settings(settings), raise_due=False)
     return parcel
 
 
-async def _returning_on_purpose(tx: Tx, parcel: Parcel) -> bool:
-    """An intercepted parcel is expected to come back; its return scans are no problem."""
+async def _being_intercepted(tx: Tx, parcel: Parcel) -> bool:
+    """An intercepted parcel is expected to be held and sent back: those scans are no problem."""
     case = await tx.cases.by_case_id(
         CaseKind.INTERCEPT, parcel_key(parcel.carrier, parcel.tracking_no)
     )

@@ -1,8 +1,5 @@
-"""Digest inputs for the parcel side: intercepts tried / succeeded / failed, money saved,
-anomalies by kind and carrier, over a date range (and optionally one group).
-
-A case counts where it happened: tried by when it was requested, succeeded / failed and
-money saved by when it was settled, anomalies by when they were first raised.
+"""Digest inputs for parcels over a date range: intercepts tried / succeeded / failed, money
+saved, anomalies by kind and carrier (tried by request time, outcomes by settle time).
 """
 
 from __future__ import annotations

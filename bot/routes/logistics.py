@@ -1,11 +1,5 @@
-"""`POST /logistics/kuaidi100`: 快递100 tracking pushes, stored as `shipment.tracking` events.
-
-快递100 posts a form with `param` (JSON) and `sign` (MD5(param + salt), upper case) to the
-callbackurl given at subscription; query parameters on that URL (`order_id`, `shop`,
-`platform`) come back with every push. The push is verified, stored once under an id
-made of the parcel, state and newest scan time, and answered the way 快递100 expects:
-`{"result": true, "returnCode": "200", "message": "成功"}` (anything else is retried).
-"""
+"""`POST /logistics/kuaidi100`: 快递100 tracking pushes, verified and stored as `shipment.tracking`
+events, answered `{"result": true, "returnCode": "200", "message": "成功"}` as the vendor expects."""
 
 from __future__ import annotations
 
@@ -23,6 +17,10 @@ from integrations.kuaidi100.signing import verify
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
+
+# Query parameters on the subscribed callbackurl (`order_id`, `shop`, `platform`) come
+# back with every push. A push is stored once, under an id made of the parcel, its state
+# and the newest scan time; anything but the success answer makes 快递100 push again.
 
 
 def answer(ok: bool, message: str, status: int = 200) -> web.Response:

@@ -1,16 +1,4 @@
-"""Intercept requests to the merchant's carrier or ERP endpoint (a generic signed webhook).
-
-Webhook protocol (the merchant's carrier/ERP bridge implements it):
-    POST <[carrier] url>   JSON {"action": "intercept", "idempotency_key", "data", "sent_at"}
-    headers X-Refundops-Timestamp / X-Refundops-Signature (integrations.signing),
-            Idempotency-Key (the same key as in the body)
-    data: {"carrier", "tracking_no", "order_id", "shop", "platform", "refund_ids", "reason"}
-    → 200 {"status": "accepted" | "intercepted" | "failed", "detail": "..."}
-"accepted": the carrier took the request and reports later (an `intercept.result` event);
-"intercepted" / "failed": the carrier answered at once. The same idempotency key may
-arrive more than once (retries, restarts): answer it again, never intercept twice.
-5xx, 429 and timeouts are retried with backoff; other 4xx are final.
-"""
+"""Intercept requests to the merchant's carrier or ERP endpoint: a generic signed webhook."""
 
 from __future__ import annotations
 
@@ -23,6 +11,17 @@ import aiohttp
 from bot.clock import Clock
 from bot.errors import PermanentError, RetryableError
 from integrations.signing import signed_headers
+
+# The protocol (the merchant's carrier/ERP bridge implements it):
+#   POST <[carrier] url>  JSON {"action": "intercept", "idempotency_key", "data", "sent_at"}
+#   headers X-Refundops-Timestamp / X-Refundops-Signature (integrations.signing) and
+#   Idempotency-Key; data {"carrier", "tracking_no", "order_id", "shop", "platform",
+#   "refund_ids", "reason"}
+#   → 200 {"status": "accepted" | "intercepted" | "failed", "detail": "..."}
+# "accepted": the carrier took it and reports later (an `intercept.result` event);
+# "intercepted" / "failed": answered at once. A key may arrive again (retries, restarts):
+# answer it again, never intercept twice. 5xx, 429 and timeouts are retried; other 4xx
+# are final.
 
 AnswerStatus = Literal["accepted", "intercepted", "failed"]
 ANSWERS: tuple[AnswerStatus, ...] = ("accepted", "intercepted", "failed")

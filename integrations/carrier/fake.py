@@ -1,9 +1,6 @@
-"""FakeCarrier: the merchant's carrier/ERP endpoint of the intercept webhook, for tests.
+"""FakeCarrier: the merchant's end of the intercept webhook, for tests.
 
-It checks the signature and the ±300 s window, answers a repeated idempotency key with
-the first answer (intercepting once), and records what it received. Knobs inject
-failures, refusals and slow answers.
-"""
+It checks signature and ±300 s window, answers a repeated key with its first answer, records calls."""
 
 from __future__ import annotations
 

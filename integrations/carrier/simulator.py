@@ -1,9 +1,5 @@
-"""The demo's carrier: accepts every intercept and reports its outcome a little later.
-
-The outcome arrives the way a real carrier's does, as an `intercept.result` event through
-the ingest API: the shop simulator (integrations.simulator.feed) collects due results
-from here and sends them.
-"""
+"""The demo's carrier: accepts every intercept and reports the outcome a little later, as an
+`intercept.result` event that the shop simulator (integrations.simulator.feed) sends."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""FakeKuaidi100: builds the form posts 快递100 sends to a subscriber's callbackurl.
-
-The form has `param` (the push JSON, full history newest first) and `sign`
-(MD5(param + salt), upper case) exactly as the vendor sends them, so tests push into
-the real route.
-"""
+"""FakeKuaidi100: the form posts 快递100 sends to a subscriber's callbackurl, for tests —
+`param` (the push JSON, full history newest first) and `sign`, exactly as the vendor sends them."""
 
 from __future__ import annotations
 

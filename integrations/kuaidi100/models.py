@@ -1,12 +1,4 @@
-"""The 快递100 push (`param` JSON) as typed models, and its mapping onto our tracking events.
-
-Push fields (快递信息推送服务 · 推送接口): `status` polling | shutdown | abort | updateall,
-`message`, `lastResult {state, com, nu, data: [{context, time, ftime, status, statusCode}]}`
-with `data` newest first and times in China time. `state`: 0 在途, 1 揽收, 2 疑难, 3 签收,
-4 退签, 5 派件, 6 退回, 7 转投, 8 清关, 14 拒签; with `resultv2` the sub-states 101 已下单,
-102 待揽收, 103 已揽收, 1001–1003 在途, 501 投柜或驿站, 301–304 签收, 401 已销单,
-201–210 疑难 (203 拒收).
-"""
+"""The 快递100 push (`param` JSON) as typed models, and its mapping onto our tracking events."""
 
 from __future__ import annotations
 
@@ -15,6 +7,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
+
+# 快递信息推送服务 · 推送接口: `status` polling | shutdown | abort | updateall, `message`,
+# `lastResult {state, com, nu, data: [{context, time, ftime, status, statusCode}]}`, data
+# newest first, times in China time. `state`: 0 在途, 1 揽收, 2 疑难, 3 签收, 4 退签,
+# 5 派件, 6 退回, 7 转投, 8 清关, 14 拒签; with `resultv2` also sub-states 101 已下单,
+# 102 待揽收, 103 已揽收, 1001–1003 在途, 501 投柜或驿站, 301–304 签收, 401 已销单,
+# 201–210 疑难 (203 拒收).
 
 CHINA = ZoneInfo("Asia/Shanghai")
 

@@ -1,8 +1,5 @@
-"""快递100 push signature: `sign = MD5(param + salt)`, 32 upper-case hex digits.
-
-The salt is the one given in the subscription request (`parameters.salt`); `param` is the
-raw JSON text of the form field, exactly as received.
-"""
+"""快递100 push signature: `sign = MD5(param + salt)`, upper-case hex, over the raw `param` text
+and the salt given in the subscription (`parameters.salt`)."""
 
 from __future__ import annotations
 

@@ -4,12 +4,6 @@ It behaves like a merchant's order system during a normal day (the situations of
 ../shared/domain): 仅退款 before and after shipping, returns, price-difference claims,
 cashback payouts, parcels that move or stall, buyers who chase. Events go through the
 real ingest API, signed, so the demo exercises the same contract a shop would.
-
-Troubled parcels arrive with scans from hours or days ago (not picked up, stalled after
-pickup or in transit, no movement for days, exception / rejected / returned), so the
-anomaly watch has something to find on its next scan. With a simulated carrier attached,
-intercept results come from it (for whatever the team intercepts); without one, the feed
-answers the intercepts of its own shipped refunds itself.
 """
 
 from __future__ import annotations
@@ -93,7 +87,8 @@ SCAN_TEXT = {
     "rejected": "收件人拒收",
 }
 CITIES = ["杭州", "广州", "义乌", "苏州", "成都", "武汉", "郑州", "深圳"]
-# Troubled parcels: the scans each one arrives with, as (status, hours ago).
+# Troubled parcels arrive with scans from hours or days ago, so the anomaly watch finds
+# them on its next scan: the scans each one arrives with, as (status, hours ago).
 TROUBLE: dict[str, list[tuple[str, tuple[float, float]]]] = {
     "no_pickup": [("created", (25, 32))],
     "no_update": [("created", (60, 62)), ("picked_up", (49, 58))],
@@ -120,6 +115,8 @@ class ShopSimulator:
         self, clock: Clock, seed: int | None = None, carrier: SimulatedCarrier | None = None
     ) -> None:
         self.clock = clock
+        # With a simulated carrier attached, intercept results come from it (for whatever
+        # the team intercepts); without one, the feed answers its shipped refunds itself.
         self.carrier = carrier
         self.random = random.Random(seed)
         self._later: list[_Later] = []

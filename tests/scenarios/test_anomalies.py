@@ -246,8 +246,9 @@ async def test_anomaly_buttons(
     x1 = next(m for m in await bot.cards("ops") if m["handle"] == "X1")
     assert {"label": "关联异常", "value": d["handle"]} in x1["card"]["fields"]
     # The intercepted parcel coming back is expected, not a new problem.
-    await scan(bot, tracking("SF-D", "returned", bot.clock.now()))
-    assert "SF:SF-D:returned" not in await anomalies(bot)
+    await scan(bot, tracking("SF-D", "exception", bot.clock.now(), description="拦截件"))
+    await scan(bot, tracking("SF-D", "returned", bot.clock.now() + timedelta(minutes=1)))
+    assert not {"SF:SF-D:returned", "SF:SF-D:exception"} & set(await anomalies(bot))
     # A failed intercept hands the problem back to the team.
     await scan(
         bot,
@@ -271,11 +272,12 @@ async def test_anomaly_buttons(
 async def test_anomaly_links_the_orders_refund(bot: Bot) -> None:
     await bot.refund(
         data_order_id="T-LINK",
+        data_amount="30.00",
         data_shipping={"status": "in_transit", "carrier": "YTO", "tracking_no": "YT1"},
     )
     await scan(bot, tracking("YT1", "exception", bot.clock.now(), carrier="YTO", order_id="T-LINK"))
     (card,) = (await anomalies(bot)).values()
-    assert {"label": "关联退款", "value": "R1 · ¥128.00"} in card["card"]["fields"]
+    assert {"label": "关联退款", "value": "R1 · ¥30.00"} in card["card"]["fields"]
     assert {"label": "运单", "value": "圆通 YT1"} in card["card"]["fields"]
 
 

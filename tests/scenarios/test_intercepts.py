@@ -337,3 +337,59 @@ async def test_intercept_flow_on_both_databases(
     await bot.drain()
     # commerce mode "none": the approved refunds wait for a person to refund by hand.
     assert {(await card(bot, h))["state"] for h in ("R1", "R2")} == {"submitted"}
+
+
+async def test_a_shipped_refund_without_tracking_number_is_called_out(
+    wired: tuple[Bot, FakeCarrier, FakeCommerce],
+) -> None:
+    bot, carrier, _ = wired
+    r1 = await bot.refund(data_shipping={"status": "shipped"})
+    assert r1["state"] == "waiting_intercept"
+    assert "intercept" in [b["key"] for b in r1["card"]["buttons"]]
+    (notice,) = [t for t in await bot.texts() if t.startswith("⚠")]
+    assert "R1 显示已发货但没有运单号，无法自动拦截：补充运单号后输入「拦截 R1」" in notice
+    reply = await bot.say("agent1", "拦截 R1")
+    assert not reply["ok"]
+    assert "没有运单号，无法拦截" in reply["reply"]["text"]
+    assert carrier.requests == []
+
+
+async def test_tracking_we_hold_decides_where_the_goods_are(
+    wired: tuple[Bot, FakeCarrier, FakeCommerce],
+) -> None:
+    bot, carrier, _ = wired
+    at = bot.clock.now().isoformat()
+    await bot.post_event(
+        {
+            "id": "evt_delivered_scan",
+            "type": "shipment.tracking",
+            "occurred_at": at,
+            "data": {
+                "carrier": "SF",
+                "tracking_no": "SF1234567890",
+                "order_id": "T88001",
+                "status": "delivered",
+                "at": at,
+            },
+        }
+    )
+    await bot.refund(data_shipping=SHIPPED)
+    (notice,) = [t for t in await bot.texts() if t.startswith("⚠")]
+    assert "R1 的包裹轨迹显示已签收（顺丰 SF1234567890），无法拦截" in notice
+    assert carrier.requests == []
+    reply = await bot.say("agent1", "拦截 R1")
+    assert "已签收（顺丰 SF1234567890 · 11-23 10:00 签收）" in reply["reply"]["text"]
+
+
+async def test_intercept_on_an_intercept_case_reports_its_state(
+    wired: tuple[Bot, FakeCarrier, FakeCommerce],
+) -> None:
+    bot, _, _ = wired
+    await bot.refund(data_shipping=SHIPPED)
+    reply = await bot.say("agent1", "拦截 X1", group="ops")
+    assert reply["reply"]["text"].startswith("X1：快递已受理 · 等待拦截结果（快递 快递受理")
+    await bot.post_event(result("failed", "已派送"))
+    await bot.drain()
+    reply = await bot.say("agent1", "拦截 X1", group="ops")
+    assert not reply["ok"]
+    assert "X1 已拦截失败（已派送）：退款按退货流程处理" in reply["reply"]["text"]
