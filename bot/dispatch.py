@@ -186,7 +186,7 @@ async def _deliver_card(
             raise PermanentError(f"case {item.case_pk} is gone")
         card = build_card(case, tx)
         placement = await tx.cards.get(case.id, group.id)
-    if placement is not None and placement.version > card.version:
+    if placement is not None and placement.version >= card.version:
         return
     where = await channel.deliver_card(group, card, placement)
     async with d.svc.tx() as tx:

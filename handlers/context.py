@@ -128,7 +128,10 @@ class Tx:
 
     async def sync_card(self, case: Case) -> None:
         """Queue the card of `case` to be (re)drawn from its current row."""
-        if case.group_id:
+        # The card is drawn from the row at delivery time: once per transaction is enough.
+        queued: set[int] = self.session.info.setdefault("cards_queued", set())
+        if case.group_id and case.id not in queued:
+            queued.add(case.id)
             await self.outbox.add(
                 f"card:{case.id}:{case.version}",
                 "card",

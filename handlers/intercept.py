@@ -91,6 +91,20 @@ ACTION_TEXT = {
     "late_result": "迟到的快递反馈",
 }
 SOURCE_TEXT = {"rule": "规则", "command": "命令", "anomaly": "物流异常"}
+# How an intercept shows on its refunds' and anomalies' cards: coarser than its own states,
+# so the carrier's "accepted" does not redraw every linked card.
+LINK_TEXT: dict[str, str] = {
+    S.REQUESTED: "拦截中 · 等快递结果",
+    S.SENT: "拦截中 · 等快递结果",
+    S.OVERDUE: "快递超时未反馈 · 已升级主管",
+    S.INTERCEPTED: "拦截成功",
+    S.FAILED: "拦截失败",
+    S.ERROR: "未能提交给快递",
+}
+
+
+def shown_on_links(case: Case) -> dict[str, str]:
+    return {"handle": case.handle, "text": LINK_TEXT[case.state]}
 
 
 class IllegalInterceptMoveError(ConflictError):
@@ -302,7 +316,7 @@ async def _link(
 async def _show_on_links(tx: Tx, case: Case, *, actor: str) -> None:
     """Reflect the intercept on its refunds' and anomalies' cards; a settled one moves them on."""
     state = InterceptState(case.state)
-    shown = {"handle": case.handle, "state": state.value, "text": STATE_TEXT[state]}
+    shown = shown_on_links(case)
     for link in case.data.get("refunds", []):
         refund = await tx.cases.get(link["pk"])
         if refund is None or refund.data.get("intercept") == shown:
@@ -662,18 +676,13 @@ async def _for_anomaly(tx: Tx, anomaly: Case, staff: StaffSettings, channel: str
         anomaly=anomaly,
         channel=channel,
     )
-    shown = {
-        "handle": case.handle,
-        "state": case.state,
-        "text": STATE_TEXT[InterceptState(case.state)],
-    }
     await logistics.move_anomaly(
         tx,
         anomaly,
         logistics.AT.INTERCEPT,
         actor=staff.id,
         channel=channel,
-        data={**anomaly.data, "intercept": shown},
+        data={**anomaly.data, "intercept": shown_on_links(case)},
         assignee=anomaly.assignee or staff.id,
     )
     verb = "已申请拦截" if new else "已在拦截"

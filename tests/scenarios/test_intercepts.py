@@ -84,7 +84,7 @@ async def test_shipped_refund_is_intercepted_then_refunded_without_a_click(
     assert x1["state"] == "sent"
     assert [b["key"] for b in x1["card"]["buttons"]] == ["intercepted", "intercept_failed"]
     assert field(x1, "申请").startswith("规则 shipped-intercept · ")
-    assert field(await card(bot, "R1"), "拦截") == "X1 · 快递已受理 · 等待拦截结果"
+    assert field(await card(bot, "R1"), "拦截") == "X1 · 拦截中 · 等快递结果"
 
     assert (await bot.post_event(result("intercepted", "拦截成功，快件退回中")))[0] == 202
     await bot.drain()
