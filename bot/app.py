@@ -8,7 +8,7 @@ from bot import lifecycle
 from bot.clock import Clock, SystemClock
 from bot.keys import METRICS, SETTINGS
 from bot.metrics import Metrics
-from bot.routes import dashboard, dingtalk, health, ingest, openapi, sandbox, wecom
+from bot.routes import dashboard, dingtalk, health, ingest, logistics, openapi, sandbox, wecom
 from bot.settings import Settings
 from integrations.commerce.client import Commerce
 from storage.coordination import Coordination
@@ -30,6 +30,8 @@ def create_app(
     app.router.add_routes(ingest.routes)
     app.router.add_routes(openapi.routes)
     app.router.add_routes(dashboard.routes)
+    if settings.carrier.kuaidi100_salt.get_secret_value():
+        app.router.add_routes(logistics.routes)
     if settings.sandbox_enabled:
         app.router.add_routes(sandbox.routes)
         app[sandbox.WATCHERS] = set()

@@ -72,6 +72,25 @@ def problems(settings: Settings) -> list[str]:
         if not settings.commerce.secret.get_secret_value():
             found.append("missing secret commerce.secret (set REFUNDOPS_COMMERCE__SECRET)")
     found += payout_problems(settings.payout)
+    found += _carrier_problems(settings)
+    return found
+
+
+def _carrier_problems(settings: Settings) -> list[str]:
+    carrier, logistics = settings.carrier, settings.logistics
+    found = []
+    if carrier.mode == "webhook":
+        if not carrier.url:
+            found.append("carrier.url is empty but carrier.mode is 'webhook'")
+        if not carrier.secret.get_secret_value():
+            found.append("missing secret carrier.secret (set REFUNDOPS_CARRIER__SECRET)")
+    salt = carrier.kuaidi100_salt.get_secret_value()
+    if salt and salt in PLACEHOLDER_SECRETS and not settings.demo:
+        found.append("carrier.kuaidi100_salt is a placeholder; use a long random value")
+    if logistics.stuck_in_transit_h >= logistics.lost_days * 24:
+        found.append(
+            "logistics.stuck_in_transit_h is not below lost_days: parcels would be lost first"
+        )
     return found
 
 

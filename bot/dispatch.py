@@ -22,9 +22,10 @@ from bot.metrics import Metrics
 from bot.settings import GroupSettings
 from bot.transfer import gave_up as _transfer_gave_up
 from bot.transfer import perform as _transfer
-from handlers import payout, refund, reply
+from handlers import intercept, payout, refund, reply
 from handlers.cards import build_card
 from handlers.context import Services, Tx
+from integrations.carrier.client import Carrier, NoCarrier
 from integrations.channel import Budget, Channel
 from integrations.commerce.client import Commerce
 from integrations.payout.client import Payouts
@@ -49,6 +50,7 @@ class Dispatcher:
     batch: int = 50
     rng: random.Random = field(default_factory=random.Random)
     payouts: Payouts | None = None
+    carrier: Carrier = field(default_factory=NoCarrier)
 
     async def run(self) -> None:
         settings = self.svc.settings.dispatch
@@ -181,6 +183,7 @@ KIND_TEXT = {
     "commerce.send_buyer_message": "买家回复发送",
     "commerce.notify_payout": "打款通知买家",
     "payout.transfer": "支付宝转账",
+    "carrier.intercept": "快递拦截申请",
 }
 
 
@@ -277,12 +280,15 @@ async def _place_card(
             raise PermanentError(f"case {item.case_pk} is gone")
         card = build_card(case, tx)
         placement = await tx.cards.get(case.id, group.id)
+    refresh = item.id.count(":") > 2
     if placement is not None and flood.folded(placement.ref):
         if placement.version >= card.version:
             return  # the batch card already shows this version
         placement = None  # its first card of its own, now that the rush is over
-    elif placement is not None and placement.version > card.version:
-        return  # a newer version is already on the platform
+    elif placement is not None and (
+        placement.version > card.version or (placement.version == card.version and not refresh)
+    ):
+        return  # this version (or a newer one) is already on the platform
     where = await channel.deliver_card(group, card, placement)
     async with d.svc.tx() as tx:
         await tx.cards.record(
@@ -345,6 +351,19 @@ async def _buyer_message_gave_up(tx: Tx, case: Case, item: OutboxItem, error: st
     await reply.on_delivered(tx, case, item.id, ok=False, detail=error)
 
 
+async def _carrier(d: Dispatcher, item: OutboxItem) -> None:
+    answer = await d.carrier.intercept(item.id, item.payload)
+
+    async def record(tx: Tx, case: Case) -> None:
+        await intercept.on_carrier_answer(tx, case, answer)
+
+    await d.on_case(item.case_pk, record)
+
+
+async def _carrier_gave_up(tx: Tx, case: Case, _item: OutboxItem, error: str) -> None:
+    await intercept.on_carrier_gave_up(tx, case, error)
+
+
 # Outbox kinds (or their prefix before ".") → what performs them.
 PERFORMERS: dict[str, Perform] = {
     "card": _card,
@@ -353,10 +372,12 @@ PERFORMERS: dict[str, Perform] = {
     "commerce": _commerce,
     "commerce.send_buyer_message": _buyer_message,
     "payout": _transfer,
+    "carrier": _carrier,
 }
 # Kind (or its prefix) → what the case's flow does when an item is dead-lettered.
 ON_DEAD: dict[str, GiveUp] = {
     "commerce": _commerce_gave_up,
     "commerce.send_buyer_message": _buyer_message_gave_up,
     "payout": _transfer_gave_up,
+    "carrier": _carrier_gave_up,
 }

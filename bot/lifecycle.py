@@ -32,6 +32,8 @@ from bot.scheduler import Scheduler
 from bot.settings import Settings
 from handlers import digest
 from handlers.context import Services
+from integrations.carrier.client import Carrier, NoCarrier, WebhookCarrier
+from integrations.carrier.simulator import SimulatedCarrier
 from integrations.channel import Channel
 from integrations.commerce.client import Commerce, NoCommerce, SimulatedCommerce, WebhookCommerce
 from integrations.payout import client as payout_client
@@ -82,6 +84,7 @@ def contexts(
             commerce or make_commerce(app),
             metrics,
             payouts=payout_client.from_settings(svc.settings.payout, app[HTTP], svc.clock),
+            carrier=make_carrier(app),
         )
         app[PROCESSOR] = EventProcessor(svc, metrics)
         app[SCHEDULER] = Scheduler(svc, metrics)
@@ -158,7 +161,12 @@ async def simulate(app: web.Application) -> None:
         settings.ingest.secret.get_secret_value(),
         svc.clock,
     )
-    sim = feed.ShopSimulator(svc.clock, settings.simulator.seed)
+    carrier = app[DISPATCHER].carrier
+    sim = feed.ShopSimulator(
+        svc.clock,
+        settings.simulator.seed,
+        carrier=carrier if isinstance(carrier, SimulatedCarrier) else None,
+    )
     await feed.run(sim, send, settings.simulator.interval_s)
 
 
@@ -175,3 +183,18 @@ def make_commerce(app: web.Application) -> Commerce:
     if settings.mode == "simulator":
         return SimulatedCommerce()
     return NoCommerce()
+
+
+def make_carrier(app: web.Application) -> Carrier:
+    settings = app[SETTINGS].carrier
+    if settings.mode == "webhook":
+        return WebhookCarrier(
+            app[HTTP],
+            settings.url,
+            settings.secret.get_secret_value(),
+            app[SERVICES].clock,
+            settings.timeout_s,
+        )
+    if settings.mode == "simulator":
+        return SimulatedCarrier(app[SERVICES].clock, app[SETTINGS].simulator.seed)
+    return NoCarrier()

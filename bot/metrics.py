@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from handlers.logistics_stats import LogisticsStats
 
 
 class Metrics:
@@ -59,3 +64,29 @@ class Metrics:
             registry=self.registry,
             buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
         )
+        # Read from the database at scrape time, so every instance reports the same totals.
+        self.intercepts = Gauge(
+            "refundops_intercepts",
+            "Parcel intercepts so far, by outcome (requested, succeeded, failed)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.intercept_saved = Gauge(
+            "refundops_intercept_saved_yuan",
+            "Money saved: refund amounts of intercepted parcels, in yuan",
+            registry=self.registry,
+        )
+        self.anomalies = Gauge(
+            "refundops_anomalies",
+            "Logistics anomalies raised so far, by kind and carrier",
+            ["kind", "carrier"],
+            registry=self.registry,
+        )
+
+    def observe_logistics(self, stats: LogisticsStats) -> None:
+        self.intercepts.labels("requested").set(stats.intercepts_tried)
+        self.intercepts.labels("succeeded").set(stats.intercepts_succeeded)
+        self.intercepts.labels("failed").set(stats.intercepts_failed)
+        self.intercept_saved.set(stats.money_saved_fen / 100)
+        for (kind, carrier), n in stats.anomalies.items():
+            self.anomalies.labels(kind, carrier).set(n)

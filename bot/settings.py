@@ -199,6 +199,23 @@ class CarrierSettings(Section):
     url: str = ""
     secret: SecretStr = SecretStr("")
     timeout_s: float = Field(default=10.0, gt=0)
+    kuaidi100_salt: SecretStr = SecretStr("")
+
+
+class LogisticsSettings(Section):
+    """When a parcel counts as a problem (DESIGN §4), and how often parcels are checked."""
+
+    no_pickup_h: float = Field(default=24.0, gt=0)
+    no_update_after_pickup_h: float = Field(default=48.0, gt=0)
+    stuck_in_transit_h: float = Field(default=48.0, gt=0)
+    lost_days: float = Field(default=5.0, gt=0)
+    alert_statuses: list[Literal["exception", "returned", "rejected"]] = [
+        "exception",
+        "returned",
+        "rejected",
+    ]
+    scan_interval_s: float = Field(default=300.0, ge=1)
+    scan_batch: int = Field(default=500, ge=1)
 
 
 class PayoutSettings(Section):
@@ -266,6 +283,7 @@ class Settings(BaseSettings):
     dispatch: DispatchSettings = DispatchSettings()
     commerce: CommerceSettings = CommerceSettings()
     carrier: CarrierSettings = CarrierSettings()
+    logistics: LogisticsSettings = LogisticsSettings()
     payout: PayoutSettings = PayoutSettings()
     simulator: SimulatorSettings = SimulatorSettings()
     replies: ReplySettings = ReplySettings()

@@ -1,6 +1,6 @@
 """Chat commands: parse, check authority, call one handler, return a Reply."""
 
-from commands import case, digest, fold, general, payout, reply  # noqa: F401  (registers the commands)
+from commands import case, digest, fold, general, logistics, payout, reply  # noqa: F401  (registers the commands)
 from commands.router import ChatInput, CommandContext, router
 
 __all__ = ["ChatInput", "CommandContext", "router"]

@@ -56,7 +56,7 @@ class StaffDirectory:
             "platform": "平台",
             "commerce": "店铺系统",
             "warehouse": "仓库",
-            "carrier": "快递公司",
+            "carrier": "快递",
             "buyer": "买家",
         }.get(actor, actor)
 

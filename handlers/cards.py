@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 from bot.message import Card
 from handlers.context import Tx
+from handlers.intercept import intercept_card
+from handlers.logistics import anomaly_card
 from handlers.payout import batch_card, payout_card
 from handlers.refund import refund_card
 from storage.models import Case
@@ -16,6 +18,8 @@ BUILDERS: dict[str, CardBuilder] = {
     "refund": refund_card,
     "payout": payout_card,
     "payout_batch": batch_card,
+    "intercept": intercept_card,
+    "anomaly": anomaly_card,
 }
 
 

@@ -27,6 +27,7 @@ from storage.repositories import (
     CaseRepository,
     EventRepository,
     OutboxRepository,
+    ParcelRepository,
     SandboxMessageRepository,
     TimerRepository,
 )
@@ -100,6 +101,10 @@ class Tx:
         return CardMessageRepository(self.session)
 
     @cached_property
+    def parcels(self) -> ParcelRepository:
+        return ParcelRepository(self.session)
+
+    @cached_property
     def sandbox(self) -> SandboxMessageRepository:
         return SandboxMessageRepository(self.session)
 
@@ -127,9 +132,12 @@ class Tx:
     async def sync_card(self, case: Case, *, refresh: str = "") -> None:
         """Queue the card of `case` to be (re)drawn from its current row.
 
-        One item per case version; `refresh` redraws an unchanged version (a countdown).
+        The card is drawn from the row at delivery time, so once per transaction is enough;
+        `refresh` redraws an unchanged version (a countdown).
         """
-        if case.group_id:
+        queued: set[int] = self.session.info.setdefault("cards_queued", set())
+        if case.group_id and (refresh or case.id not in queued):
+            queued.add(case.id)
             await self.outbox.add(
                 f"card:{case.id}:{case.version}" + (f":{refresh}" if refresh else ""),
                 "card",

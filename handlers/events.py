@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from handlers import payout, refund, reply
+from handlers import intercept, logistics, payout, refund, reply
 from handlers.context import Tx
 from handlers.schema import (
     BuyerMessage,
     Envelope,
     Inbound,
+    InterceptResult,
     PayoutRequested,
     RefundEnded,
     RefundRequested,
     RefundUpdated,
+    ShipmentTracking,
     parse_event,
 )
 from storage.models import Event
@@ -54,6 +56,16 @@ async def _payout_requested(tx: Tx, envelope: Envelope, data: Inbound) -> None:
     await payout.on_requested(tx, envelope.shop, envelope.platform, data)
 
 
+async def _shipment_tracking(tx: Tx, envelope: Envelope, data: Inbound) -> None:
+    assert isinstance(data, ShipmentTracking)
+    await logistics.on_tracking(tx, envelope, data)
+
+
+async def _intercept_result(tx: Tx, _envelope: Envelope, data: Inbound) -> None:
+    assert isinstance(data, InterceptResult)
+    await intercept.on_result(tx, data)
+
+
 HANDLERS: dict[str, EventHandler] = {
     "refund.requested": _refund_requested,
     "refund.updated": _refund_updated,
@@ -61,6 +73,8 @@ HANDLERS: dict[str, EventHandler] = {
     "refund.closed": _refund_closed,
     "buyer.message": _buyer_message,
     "payout.requested": _payout_requested,
+    "shipment.tracking": _shipment_tracking,
+    "intercept.result": _intercept_result,
 }
 
 

@@ -143,7 +143,6 @@ TRIGGER_TEXT: dict[str, str] = {
 }
 # Actors whose moves are not a response to the buyer (rules are: they decide).
 AUTOMATIC = ("platform", "commerce", "system", "warehouse", "carrier")
-STOP_TEXT = {"requested": "截单中", "done": "已截单"}
 KIND_TEXT = {"refund_only": "仅退款", "return_refund": "退货退款", "price_diff": "退差价"}
 SHIPPING_TEXT = {
     "unshipped": "未发货",
@@ -184,6 +183,7 @@ ACTION_TEXT = {
     "reply": "回复买家",
     "buyer_message": "留言",
     "reply_failed": "回复未送达",
+    "stop_shipment": "截单",
 }
 
 
@@ -222,6 +222,10 @@ def refund_card(case: Case, tx: Tx) -> Card:
         Field("原因", case.reason or "—"),
         Field("物流", _shipping_text(data.get("shipping", {}))),
     ]
+    if case.data.get("stop_shipment"):
+        fields.append(Field("截单", stop_shipment_text(case.data)))
+    if isinstance(shown := case.data.get("intercept"), dict):
+        fields.append(Field("拦截", f"{shown['handle']} · {shown['text']}"))
     if nick := data.get("buyer", {}).get("nick"):
         fields.append(Field("买家", nick))
     if case.deadline_at is not None and state in OPEN:
@@ -234,8 +238,6 @@ def refund_card(case: Case, tx: Tx) -> Card:
         fields.append(Field("决定", f"{directory.name(decided['by'])} {what} · {at:%m-%d %H:%M}"))
     if rule := case.data.get("rule"):
         fields.append(Field("规则", rule))
-    if stop := case.data.get("stop_shipment"):
-        fields.append(Field("截单", STOP_TEXT.get(stop, stop.replace("failed: ", "失败："))))
     lines = [f"📝 {directory.name(n['by'])}：{n['text']}" for n in case.data.get("notes", [])[-3:]]
     if state is S.ESCALATED and (esc := case.data.get("escalation")):
         lines.append(
@@ -250,7 +252,7 @@ def refund_card(case: Case, tx: Tx) -> Card:
     if state is S.REJECTED and (why := case.data.get("reject_reason")):
         lines.append(f"拒绝原因：{why}")
     lines += conversation_lines(case, tx)
-    buttons = refund_buttons(state)
+    buttons = refund_buttons(state) + _intercept_button(case, state)
     if state in OPEN and tx.svc.templates:
         buttons += (Button("templates", "常用回复"),)
     mentions: tuple[Mention, ...] = ()
@@ -288,6 +290,18 @@ def refund_buttons(state: RefundState) -> tuple[Button, ...]:
         return (reject, claim)
     if state is S.FAILED:
         return (Button("retry", "重新提交", ButtonStyle.PRIMARY), claim)
+    return ()
+
+
+def _intercept_button(case: Case, state: RefundState) -> tuple[Button, ...]:
+    """A shipped parcel nobody has asked the carrier about yet can be intercepted from the card."""
+    shipping = case.data.get("refund", {}).get("shipping", {}).get("status")
+    if (
+        shipping in ("shipped", "in_transit")
+        and state in (S.AWAITING_REVIEW, S.ESCALATED, S.WAITING_INTERCEPT)
+        and not case.data.get("intercept")
+    ):
+        return (Button("intercept", "拦截包裹"),)
     return ()
 
 
@@ -399,6 +413,10 @@ async def _enter(tx: Tx, case: Case, state: RefundState) -> None:
         await tx.schedule(case, "return_tracking", tx.after(hours=waits.return_tracking_h))
     elif state is S.INSPECTING:
         await tx.schedule(case, "qc", tx.after(hours=waits.qc_h))
+    if state is S.WAITING_INTERCEPT:
+        from handlers import intercept  # the intercept flow builds on this module
+
+        await intercept.request_for_refund(tx, case)
 
 
 def _commerce_payload(case: Case) -> dict[str, Any]:
@@ -409,6 +427,33 @@ def _commerce_payload(case: Case) -> dict[str, Any]:
         "platform": case.platform,
         "amount": str(fen_to_yuan(case.amount_fen)),
     }
+
+
+STOP_TEXT = {
+    "requested": "已通知仓库截单，等待结果",
+    "pending": "已提交，等仓库确认（未接 ERP 时请手动截单）",
+    "done": "✅ 已截单",
+}
+
+
+def stop_shipment_text(data: dict[str, Any]) -> str:
+    status = str(data.get("stop_shipment", ""))
+    if status.startswith("failed: "):
+        return f"❌ 截单失败：{status[8:]}"
+    return STOP_TEXT.get(status, status)
+
+
+async def request_stop_shipment(tx: Tx, case: Case, *, actor: str, channel: str = "") -> bool:
+    """Tell the warehouse/ERP to stop an unshipped order (截单); False when already under way."""
+    if case.data.get("stop_shipment") in ("requested", "pending", "done"):
+        return False
+    attempt = int(case.data.get("stop_attempt", 0)) + 1
+    data = {**case.data, "stop_shipment": "requested", "stop_attempt": attempt}
+    await tx.cases.touch(case, now=tx.now, data=data)
+    await tx.audit(case, actor, "stop_shipment", from_state=case.state, channel=channel)
+    await tx.sync_card(case)
+    await tx.side_effect(case, "commerce.stop_shipment", _commerce_payload(case), attempt=attempt)
+    return True
 
 
 # -- events ---------------------------------------------------------------------------------
@@ -468,8 +513,7 @@ async def apply_decision(tx: Tx, case: Case, decision: Decision) -> None:
     else:
         await move(tx, case, T.REVIEW, actor=actor, data=data, first_response_at=None)
     if Action.STOP_SHIPMENT in decision.actions:
-        await tx.side_effect(case, "commerce.stop_shipment", _commerce_payload(case))
-        await tx.cases.touch(case, now=tx.now, data={**case.data, "stop_shipment": "requested"})
+        await request_stop_shipment(tx, case, actor=actor)
     await arm_timers(tx, case)
 
 
@@ -659,7 +703,8 @@ async def on_commerce_result(
     """The commerce system answered (or gave up on) an approve/reject/stop-shipment call."""
     commerce = {**case.data.get("commerce", {})}
     if action == "commerce.stop_shipment":
-        data = {**case.data, "stop_shipment": "done" if ok else f"failed: {error}"}
+        outcome = ("done" if status == "done" else "pending") if ok else f"failed: {error}"
+        data = {**case.data, "stop_shipment": outcome}
         await tx.cases.touch(case, now=tx.now, data=data)
         await tx.sync_card(case)
         return

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from bot.message import Mention
 from bot.settings import TimerSettings
-from handlers import digest
+from handlers import digest, intercept, logistics
 from handlers.context import Tx
 from handlers.conversation import awaiting_reply
 from handlers.money import format_fen
@@ -16,6 +16,7 @@ from handlers.refund import NEEDS_PERSON, OPEN, TIMER_STATES, S
 from storage.models import Case, Timer
 
 TimerRunner = Callable[[Tx, Case, Timer], Awaitable[None]]
+JobRunner = Callable[[Tx, Timer], Awaitable[None]]
 
 
 def owners(tx: Tx, case: Case) -> tuple[Mention, ...]:
@@ -144,17 +145,19 @@ RUNNERS: dict[str, TimerRunner] = {
     "return_tracking": RETURN_TRACKING,
     "qc": QC,
     "buyer_reply": BUYER_REPLY,
+    "intercept_feedback": intercept.on_feedback_timer,
 }
-
-
-# Timers that belong to no case.
-GLOBAL_RUNNERS: dict[str, Callable[[Tx, Timer], Awaitable[None]]] = {"digest": digest.run_scheduled}
+# Timers that belong to no case (periodic jobs that re-arm themselves).
+JOBS: dict[str, JobRunner] = {
+    "logistics_scan": logistics.run_scan,
+    "digest": digest.run_scheduled,
+}
 
 
 async def fire(tx: Tx, timer: Timer) -> None:
     """Run a due timer inside the transaction that marks it fired."""
-    if timer.kind in GLOBAL_RUNNERS:
-        await GLOBAL_RUNNERS[timer.kind](tx, timer)
+    if (job := JOBS.get(timer.kind)) is not None:
+        await job(tx, timer)
         return
     runner = RUNNERS.get(timer.kind)
     case = await tx.cases.get(timer.case_pk) if timer.case_pk is not None else None

@@ -256,3 +256,40 @@ class Fold(Base):
     group_id: Mapped[str] = mapped_column(String(64))
     case_pks: Mapped[list[int]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Parcel(Base):
+    """One parcel per carrier + tracking number: its newest scan and what the watch knows.
+
+    `next_check_at` is the earliest moment a threshold could be crossed without a new
+    scan (None when nothing is left to watch); the anomaly scan looks only at parcels
+    whose moment has come. `flags` remembers, per anomaly kind, the last scan time it
+    was raised for, so one stall is raised once; `anomalies` maps kind → anomaly case id.
+    """
+
+    __tablename__ = "parcels"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    carrier: Mapped[str] = mapped_column(String(32))
+    tracking_no: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[str] = mapped_column(String(128), default="")
+    shop: Mapped[str] = mapped_column(String(128), default="")
+    platform: Mapped[str] = mapped_column(String(32), default="")
+    status: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(16), default="event")
+    shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    picked_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    flags: Mapped[Json] = mapped_column(JSON, default=dict)
+    anomalies: Mapped[Json] = mapped_column(JSON, default=dict)
+    scans: Mapped[list[Json]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("carrier", "tracking_no", name="uq_parcels_carrier_tracking_no"),
+        Index("ix_parcels_next_check_at", "next_check_at"),
+        Index("ix_parcels_order_id", "order_id"),
+    )

@@ -21,6 +21,8 @@ from bot.app import create_app
 from bot.clock import FakeClock
 from bot.keys import DISPATCHER, PROCESSOR, SCHEDULER, SERVICES
 from bot.settings import Settings
+from integrations.carrier.fake import PATH as CARRIER_PATH
+from integrations.carrier.fake import FakeCarrier
 from integrations.commerce.fake import FakeCommerce
 from integrations.signing import signed_headers
 from storage import migrate
@@ -178,6 +180,15 @@ async def fake_commerce(clock: FakeClock) -> AsyncIterator[tuple[FakeCommerce, s
     await server.close()
 
 
+@pytest.fixture
+async def fake_carrier(clock: FakeClock) -> AsyncIterator[tuple[FakeCarrier, str]]:
+    fake = FakeCarrier(now=lambda: clock.now().timestamp())
+    server = TestServer(fake.app())
+    await server.start_server()
+    yield fake, str(server.make_url(CARRIER_PATH))
+    await server.close()
+
+
 class Bot:
     """A test client for one app, with signed requests, the sandbox and draining."""
 
@@ -225,7 +236,12 @@ class Bot:
         return result
 
     async def cards(self, group: str = "aftersales") -> list[dict[str, Any]]:
-        return [m for m in await self.messages(group) if m["kind"] == "card"]
+        """The group's case cards (not digests or batch cards)."""
+        return [m for m in await self.messages(group) if m["kind"] == "card" and m["case_id"]]
+
+    async def notices(self, group: str = "aftersales") -> list[dict[str, Any]]:
+        """The group's standalone cards: digests, batch cards."""
+        return [m for m in await self.messages(group) if m["kind"] == "card" and not m["case_id"]]
 
     async def texts(self, group: str = "aftersales") -> list[str]:
         return [m["text"] for m in await self.messages(group) if m["kind"] == "text"]

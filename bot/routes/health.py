@@ -6,6 +6,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.keys import METRICS, SERVICES
+from handlers.logistics_stats import EPOCH, logistics_stats
 
 routes = web.RouteTableDef()
 
@@ -39,6 +40,7 @@ async def metrics(request: web.Request) -> web.Response:
     async with request.app[SERVICES].tx() as tx:
         depth = await tx.outbox.depth()
         pending = await tx.events.pending_count()
+        m.observe_logistics(await logistics_stats(tx, EPOCH, tx.after(days=1)))
     for state in ("pending", "dead"):
         m.outbox_depth.labels(state).set(depth.get(state, 0))
     m.events_pending.set(pending)

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 
 from bot.clock import Clock
+from integrations.carrier.simulator import SimulatedCarrier
 from integrations.signing import signed_headers
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ CONVERSATIONS: dict[int, list[list[str]]] = {
     ],
 }
 SCAN_TEXT = {
+    "created": "商家已发货，等待快递揽收",
     "picked_up": "【{city}】快件已揽收",
     "in_transit": "快件到达【{city}转运中心】",
     "delivering": "【{city}】快递员正在派件",
@@ -109,6 +111,18 @@ SCAN_TEXT = {
     "rejected": "收件人拒收",
 }
 CITIES = ["杭州", "广州", "义乌", "苏州", "成都", "武汉", "郑州", "深圳"]
+# Troubled parcels arrive with scans from hours or days ago, so the anomaly watch finds
+# them on its next scan: the scans each one arrives with, as (status, hours ago).
+TROUBLE: dict[str, list[tuple[str, tuple[float, float]]]] = {
+    "no_pickup": [("created", (25, 32))],
+    "no_update": [("created", (60, 62)), ("picked_up", (49, 58))],
+    "stuck": [("created", (80, 82)), ("picked_up", (75, 78)), ("in_transit", (49, 66))],
+    "lost": [("created", (170, 172)), ("picked_up", (166, 168)), ("in_transit", (122, 150))],
+    "exception": [("created", (40, 42)), ("picked_up", (36, 38)), ("exception", (0, 0.2))],
+    "rejected": [("created", (70, 72)), ("in_transit", (40, 44)), ("rejected", (0, 0.2))],
+    "returned": [("created", (90, 92)), ("in_transit", (60, 64)), ("returned", (0, 0.2))],
+    "recovers": [("created", (80, 82)), ("picked_up", (75, 78)), ("in_transit", (49, 55))],
+}
 
 
 @dataclass(order=True)
@@ -121,8 +135,13 @@ class _Later:
 class ShopSimulator:
     """Generates the next events of a simulated shop; follow-ups are queued by time."""
 
-    def __init__(self, clock: Clock, seed: int | None = None) -> None:
+    def __init__(
+        self, clock: Clock, seed: int | None = None, carrier: SimulatedCarrier | None = None
+    ) -> None:
         self.clock = clock
+        # With a simulated carrier attached, intercept results come from it (for whatever
+        # the team intercepts); without one, the feed answers its shipped refunds itself.
+        self.carrier = carrier
         self.random = random.Random(seed)
         self._later: list[_Later] = []
         self._seq = itertools.count(1)
@@ -135,6 +154,11 @@ class ShopSimulator:
         now, ready = self.clock.now(), []
         while self._later and self._later[0].due <= now:
             ready.append(heapq.heappop(self._later).event)
+        if self.carrier is not None:
+            ready += [
+                self.envelope("intercept.result", r.data, shop=r.shop, platform=r.platform)
+                for r in self.carrier.due_results()
+            ]
         return ready
 
     def later(self, seconds: float, event: Event) -> None:
@@ -147,6 +171,7 @@ class ShopSimulator:
         """A morning's backlog, so the group is not empty when someone opens the page."""
         events = [self.refund(path) for path in (1, 3, 2, 4, 3, 5, 1, 3)]
         events.append(self.payout())
+        events += self.troubled_parcel("stuck") + self.troubled_parcel("exception")
         return events
 
     def tick(self) -> list[Event]:
@@ -154,6 +179,8 @@ class ShopSimulator:
         roll = self.random.random()
         if roll < 0.12:
             return [self.payout()]
+        if roll < 0.24:
+            return self.troubled_parcel()
         weights = [(1, 25), (2, 20), (3, 30), (4, 15), (5, 10)]
         path = self.random.choices([p for p, _ in weights], [w for _, w in weights])[0]
         return [self.refund(path)]
@@ -235,17 +262,18 @@ class ShopSimulator:
             self.later(seconds, self.envelope(type_, payload, shop=shop, platform=platform))
 
         if path == 2:
+            later(
+                rnd.uniform(20, 60),
+                "shipment.tracking",
+                self.scan(carrier, tracking, data["order_id"], "in_transit"),
+            )
+        if path == 2 and self.carrier is None:
             result = rnd.choices(["intercepted", "failed", "returned"], [70, 20, 10])[0]
             detail = {
                 "intercepted": "拦截成功，快件退回中",
                 "failed": "快件已派送，拦截失败",
                 "returned": "快件已退回发件人",
             }[result]
-            later(
-                rnd.uniform(20, 60),
-                "shipment.tracking",
-                self.scan(carrier, tracking, data["order_id"], "in_transit"),
-            )
             later(
                 rnd.uniform(60, 120),
                 "intercept.result",
@@ -274,18 +302,6 @@ class ShopSimulator:
                 rnd.uniform(60, 120),
                 "refund.cancelled",
                 {"refund_id": refund_id, "detail": "买家撤销了退款申请"},
-            )
-        if path == 1 and rnd.random() < 0.3:
-            stuck_carrier, stuck_no = self.parcel()
-            later(
-                rnd.uniform(10, 40),
-                "shipment.tracking",
-                self.scan(
-                    stuck_carrier,
-                    stuck_no,
-                    self.order_id(platform),
-                    rnd.choice(["exception", "rejected", "picked_up"]),
-                ),
             )
 
     def _conversation(self, path: int, event: Event) -> None:
@@ -325,14 +341,49 @@ class ShopSimulator:
         }
         return self.envelope("payout.requested", data, shop=rnd.choice(SHOPS), platform=platform)
 
-    def scan(self, carrier: str, tracking: str, order_id: str, status: str) -> dict[str, Any]:
+    def troubled_parcel(self, scenario: str | None = None) -> list[Event]:
+        """A parcel of an ordinary order that went wrong, with the scans it arrives with."""
+        rnd = self.random
+        scenario = scenario or rnd.choice(sorted(TROUBLE))
+        platform, _, _ = rnd.choices(PLATFORMS, [w for _, w, _ in PLATFORMS])[0]
+        shop, order_id = rnd.choice(SHOPS), self.order_id(platform)
+        carrier, tracking = self.parcel()
+        now = self.clock.now()
+        events = []
+        for status, (low, high) in TROUBLE[scenario]:
+            at = now - timedelta(hours=rnd.uniform(low, high))
+            scan = self.scan(carrier, tracking, order_id, status, at=at)
+            events.append(
+                self.envelope("shipment.tracking", scan, shop=shop, platform=platform, at=at)
+            )
+        if scenario == "recovers":
+            self.later(
+                rnd.uniform(60, 180),
+                self.envelope(
+                    "shipment.tracking",
+                    self.scan(carrier, tracking, order_id, "delivering"),
+                    shop=shop,
+                    platform=platform,
+                ),
+            )
+        return events
+
+    def scan(
+        self,
+        carrier: str,
+        tracking: str,
+        order_id: str,
+        status: str,
+        *,
+        at: datetime | None = None,
+    ) -> dict[str, Any]:
         text = SCAN_TEXT.get(status, "运输中").format(city=self.random.choice(CITIES))
         return {
             "carrier": carrier,
             "tracking_no": tracking,
             "order_id": order_id,
             "status": status,
-            "at": self.clock.now().isoformat(),
+            "at": (at or self.clock.now()).isoformat(),
             "description": text,
         }
 

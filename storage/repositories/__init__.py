@@ -5,6 +5,7 @@ from storage.repositories.cases import CaseRepository, StaleCaseError
 from storage.repositories.events import EventRepository
 from storage.repositories.messages import CardMessageRepository, SandboxMessageRepository
 from storage.repositories.outbox import OutboxRepository
+from storage.repositories.parcels import ParcelRepository
 from storage.repositories.timers import TimerRepository
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "CaseRepository",
     "EventRepository",
     "OutboxRepository",
+    "ParcelRepository",
     "SandboxMessageRepository",
     "StaleCaseError",
     "TimerRepository",

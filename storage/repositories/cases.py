@@ -71,6 +71,17 @@ class CaseRepository:
             select(Case).where(Case.case_id == ref).order_by(Case.id).limit(1)
         )
 
+    async def latest_for_order(self, kind: CaseKind, order_id: str) -> Case | None:
+        """The newest case of `kind` on an order (a parcel's refund, for example)."""
+        if not order_id:
+            return None
+        return await self.session.scalar(
+            select(Case)
+            .where(Case.kind == kind.value, Case.order_id == order_id)
+            .order_by(Case.id.desc())
+            .limit(1)
+        )
+
     async def transition(
         self, case: Case, new_state: str, *, now: datetime, **changes: Any
     ) -> None:

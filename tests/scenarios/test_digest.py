@@ -97,7 +97,9 @@ async def test_scheduled_digest_once_per_group_per_day_across_restarts(
     await third.drain()
     await second.drain()
     for group in ("aftersales", "ops"):
-        cards = [c for c in await second.cards(group) if c["card"]["title"].startswith("售后日报")]
+        cards = [
+            c for c in await second.notices(group) if c["card"]["title"].startswith("售后日报")
+        ]
         assert len(cards) == 1, group
         assert cards[0]["card"]["title"].endswith("· 11-23")
     async with second.svc.tx() as tx:
@@ -106,7 +108,7 @@ async def test_scheduled_digest_once_per_group_per_day_across_restarts(
     await second.drain()
     titles = [
         c["card"]["title"]
-        for c in await second.cards()
+        for c in await second.notices()
         if c["card"]["title"].startswith("售后日报")
     ]
     assert titles == ["售后日报 · 售后一组 · 11-23", "售后日报 · 售后一组 · 11-24"]
@@ -117,7 +119,7 @@ async def test_digest_on_demand_in_the_group_and_in_a_dm(bot: Bot) -> None:
     reply = await bot.say("agent1", "日报")
     assert reply["reply"]["text"] == "📊 售后日报 · 售后一组 · 11-23 已发到群里"
     await bot.drain()
-    (card,) = [c for c in await bot.cards() if c["card"]["title"].startswith("售后日报")]
+    (card,) = [c for c in await bot.notices() if c["card"]["title"].startswith("售后日报")]
     assert card["state"] is None
     assert any(f["label"] == "首次响应" for f in card["card"]["fields"])
     reply = await bot.say("agent1", "digest yesterday")

@@ -59,7 +59,7 @@ async def test_path1_unshipped_is_refunded_and_stopped_without_anyone(
     card = await bot.refund(data_shipping={"status": "unshipped"}, data_amount="128.00")
     assert card["state"] == "refunded"
     assert field(card, "规则") == "unshipped-auto"
-    assert field(card, "截单") == "已截单"
+    assert field(card, "截单") == "✅ 已截单"
     assert field(card, "决定").startswith("规则 unshipped-auto 自动通过")
     assert len(fake.performed("approve_refund")) == 1
     assert len(fake.performed("stop_shipment")) == 1
@@ -95,7 +95,7 @@ async def test_stop_shipment_refused_by_the_warehouse_shows_on_the_card(
     card = await bot.refund(
         data_shipping={"status": "unshipped"}, data_amount="30.00", data_order_amount="30.00"
     )
-    assert field(card, "截单") == "失败：仓库已出库，无法截单"
+    assert field(card, "截单") == "❌ 截单失败：仓库已出库，无法截单"
     (notice,) = await bot.texts("ops")
     assert "R1 的截单多次失败，已放弃" in notice
 

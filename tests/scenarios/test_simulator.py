@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.clock import FakeClock
-from handlers.schema import parse_event
-from integrations.simulator.feed import ShopSimulator
+from bot.keys import DISPATCHER
+from handlers.schema import ShipmentTracking, parse_event
+from integrations.carrier.simulator import SimulatedCarrier
+from integrations.simulator.feed import TROUBLE, ShopSimulator
 from tests.conftest import Bot
 
 
@@ -57,8 +59,53 @@ async def test_opening_backlog_lands_as_cards_on_every_path(bot: Bot) -> None:
     for event in sim.due():
         assert (await bot.post_event(event))[0] == 202
     await bot.drain()
-    states = {c["state"] for c in await bot.cards()}
+    cards = await bot.cards()
+    states = {c["state"] for c in cards}
     # path 1 and price differences were approved by rule and submitted to the (absent) ERP,
-    # path 2 waits for the carrier, path 3 for a person, path 4's return has arrived.
-    assert {"submitted", "waiting_intercept", "awaiting_review", "inspecting"} <= states
-    assert len(await bot.cards()) == 8
+    # path 3 waits for a person, path 4's return has arrived; path 2's parcel was
+    # intercepted at once and the feed, standing in for the carrier, has answered.
+    assert {"submitted", "awaiting_review", "inspecting"} <= states
+    assert len(cards) == 8
+    (intercept,) = [c for c in await bot.cards("ops") if c["handle"].startswith("X")]
+    (shipped,) = [c for c in cards if any(f["label"] == "拦截" for f in c["card"]["fields"])]
+    expected = {"intercepted": "submitted", "intercept_failed": "waiting_return"}
+    assert shipped["state"] == expected[intercept["state"]]
+
+
+def test_troubled_parcels_arrive_with_old_scans() -> None:
+    clock = FakeClock()
+    sim = ShopSimulator(clock, seed=9)
+    for scenario in TROUBLE:
+        events = sim.troubled_parcel(scenario)
+        scans = [parse_event(e)[1] for e in events]
+        assert all(isinstance(s, ShipmentTracking) for s in scans), scenario
+        statuses = [s.status for s in scans if isinstance(s, ShipmentTracking)]
+        assert statuses == [status for status, _ in TROUBLE[scenario]]
+        assert (
+            len({(s.carrier, s.tracking_no) for s in scans if isinstance(s, ShipmentTracking)}) == 1
+        )
+    newest = max(e["data"]["at"] for e in sim.troubled_parcel("lost"))
+    assert clock.now() - datetime.fromisoformat(newest) > timedelta(days=5)
+    clock.advance(minutes=5)
+    (recovery,) = sim.due()
+    assert recovery["data"]["status"] == "delivering"
+
+
+async def test_the_demo_shows_anomalies_and_intercept_results(bot: Bot) -> None:
+    carrier = bot.app[DISPATCHER].carrier
+    assert isinstance(carrier, SimulatedCarrier)
+    sim = ShopSimulator(bot.clock, seed=5, carrier=carrier)
+    for event in sim.opening():
+        assert (await bot.post_event(event))[0] == 202
+    await bot.drain()
+    for _ in range(20):
+        bot.clock.advance(seconds=15)
+        for event in sim.due():
+            assert event["type"] != "intercept.result" or event["data"]["tracking_no"]
+            assert (await bot.post_event(event))[0] == 202
+        await bot.drain()
+    ops = await bot.cards("ops")
+    (intercept,) = [c for c in ops if c["handle"].startswith("X")]
+    assert intercept["state"] in ("intercepted", "intercept_failed")
+    kinds = {c["case_id"].rsplit(":", 1)[1] for c in ops if c["handle"].startswith("A")}
+    assert kinds == {"stuck", "exception"}

@@ -163,3 +163,28 @@ def test_example_config_documents_every_key_and_loads() -> None:
         assert re.search(rf"^#? ?{key} =", section, re.MULTILINE), f"{table} {key}"
     assert settings.groups
     assert settings.staff
+
+
+def test_check_config_names_carrier_and_logistics_problems() -> None:
+    settings = Settings(
+        ingest={"secret": "long-random-0123456789"},
+        groups=[{"id": "ops", "channel": "sandbox"}],
+        staff=[{"id": "admin1", "roles": ["admin"]}],
+        carrier={"mode": "webhook", "kuaidi100_salt": "changeme"},
+        logistics={"stuck_in_transit_h": 200, "lost_days": 5},
+    )
+    found = "\n".join(problems(settings))
+    for expected in (
+        "carrier.url is empty but carrier.mode is 'webhook'",
+        "missing secret carrier.secret (set REFUNDOPS_CARRIER__SECRET)",
+        "carrier.kuaidi100_salt is a placeholder",
+        "logistics.stuck_in_transit_h is not below lost_days",
+    ):
+        assert expected in found, expected
+    fine = Settings(
+        ingest={"secret": "long-random-0123456789"},
+        groups=[{"id": "ops", "channel": "sandbox"}],
+        staff=[{"id": "admin1", "roles": ["admin"]}],
+        carrier={"mode": "webhook", "url": "https://erp.example/intercepts", "secret": "s3cret-x"},
+    )
+    assert problems(fine) == []
