@@ -9,11 +9,12 @@ from pydantic import Field
 from bot.errors import UsageError
 from bot.message import Reply
 from commands.router import Args, CommandContext, router
-from handlers import payout, refund
+from handlers import intercept, logistics, payout, refund
 from handlers.authority import DECIDERS
 from handlers.cards import build_card
 from handlers.context import Tx
 from handlers.money import format_fen
+from storage.enums import CaseKind
 from storage.models import Case
 
 CASE = Field(description="单号", min_length=1, max_length=128)
@@ -48,11 +49,15 @@ async def show(ctx: CommandContext, args: CaseArgs) -> Reply:
         lines = [f"【{card.title}】{card.status}"]
         lines += [f"{f.label}：{f.value}" for f in card.fields]
         lines += list(card.lines)
+        notes = [
+            f"📝 {tx.svc.staff.name(n['by'])}：{n['text']}" for n in case.data.get("notes", [])[-3:]
+        ]
+        lines += [n for n in notes if n not in card.lines]
         lines.append("记录：")
+        texts = ACTION_TEXTS.get(case.kind, refund.ACTION_TEXT)
         for entry in history[-8:]:
             who = tx.svc.staff.name(entry.actor)
-            texts = payout.ACTION_TEXT if case.kind in payout.PAYOUT_KINDS else refund.ACTION_TEXT
-            what = texts.get(entry.action, entry.action)
+            what = texts.get(entry.action, refund.ACTION_TEXT.get(entry.action, entry.action))
             lines.append(f"  {tx.local(entry.at):%m-%d %H:%M} {who} {what}")
         return Reply("\n".join(lines), card=card)
 
@@ -95,6 +100,7 @@ async def approve(ctx: CommandContext, args: CaseArgs) -> Reply:
         case = await refund.load_for_change(tx, args.case)
         if case.kind in payout.PAYOUT_KINDS:
             return await payout.approve(tx, case, staff, ctx.channel)
+        _refund_only(case)
         return await refund.approve(tx, case, staff, ctx.channel)
 
 
@@ -112,6 +118,7 @@ async def reject(ctx: CommandContext, args: ReasonArgs) -> Reply:
         if case.kind in payout.PAYOUT_KINDS:
             return await payout.reject(tx, case, ctx.me, args.reason, ctx.channel)
         staff = ctx.require(DECIDERS, "拒绝退款")
+        _refund_only(case)
         return await refund.reject(tx, case, staff, args.reason, ctx.channel)
 
 
@@ -135,6 +142,23 @@ async def note(ctx: CommandContext, args: NoteArgs) -> Reply:
     async with ctx.svc.tx() as tx:
         case = await refund.load_for_change(tx, args.case)
         return await refund.note(tx, case, staff, args.text, ctx.channel)
+
+
+ACTION_TEXTS = {
+    CaseKind.PAYOUT.value: payout.ACTION_TEXT,
+    CaseKind.PAYOUT_BATCH.value: payout.ACTION_TEXT,
+    CaseKind.INTERCEPT.value: intercept.ACTION_TEXT,
+    CaseKind.ANOMALY.value: logistics.ANOMALY_ACTION_TEXT,
+}
+OTHER_KINDS = {
+    CaseKind.INTERCEPT.value: "拦截单：快递答复后用「拦截成功 {h}」或「拦截失败 {h} 原因」记录",
+    CaseKind.ANOMALY.value: "物流异常：用卡片按钮，或「拦截 {h}」「补发 {h}」「联系快递 {h}」「忽略 {h} 原因」",
+}
+
+
+def _refund_only(case: Case) -> None:
+    if case.kind in OTHER_KINDS:
+        raise UsageError(f"{case.handle} 是" + OTHER_KINDS[case.kind].format(h=case.handle))
 
 
 def _is_mine(tx: Tx, case: Case, staff_id: str) -> bool:

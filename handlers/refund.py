@@ -731,10 +731,10 @@ async def on_commerce_result(
 
 
 async def claim(tx: Tx, case: Case, staff: StaffSettings, channel: str) -> Reply:
-    if RefundState(case.state) in TERMINAL:
-        raise ConflictError(
-            f"{case.handle} 已经是「{STATE_TEXT[RefundState(case.state)]}」，无需认领"
-        )
+    """Take a case (any kind): the card names the assignee, reminders go to them."""
+    if case.closed_at is not None:
+        status = STATE_TEXT.get(case.state, "已办结") if case.kind == CaseKind.REFUND else "已办结"
+        raise ConflictError(f"{case.handle} 已经是「{status}」，无需认领")
     if case.assignee == staff.id:
         return Reply(f"{case.handle} 已经由你处理")
     if case.assignee and "supervisor" not in staff.roles and "admin" not in staff.roles:

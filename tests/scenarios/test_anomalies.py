@@ -359,3 +359,17 @@ async def test_two_instances_raise_each_anomaly_once(make_bot: BotFactory, db_ur
         )
     assert raised == 20
     assert len(await anomalies(first)) == 20
+
+
+async def test_case_commands_on_an_anomaly_point_to_its_own_actions(bot: Bot) -> None:
+    await scan(bot, tracking("SF-CMD", "exception", bot.clock.now()))
+    (card,) = (await anomalies(bot)).values()
+    handle = card["handle"]
+    refused = await bot.say("sup1", f"通过 {handle}", group="ops")
+    assert not refused["ok"]
+    assert f"{handle} 是物流异常" in refused["reply"]["text"]
+    assert f"拦截 {handle}" in refused["reply"]["text"]
+    assert (await bot.say("agent1", f"认领 {handle}", group="ops"))["ok"]
+    assert (await bot.say("agent1", f"备注 {handle} 已联系顺丰客服", group="ops"))["ok"]
+    shown = (await bot.say("fin1", f"查 {handle}", group="ops"))["reply"]["text"]
+    assert "已联系顺丰客服" in shown
