@@ -18,6 +18,7 @@ from sqlalchemy import and_, func, or_, select
 from bot.message import Field, Notice, Tone
 from handlers import payout
 from handlers.context import Services, Tx
+from handlers.logistics_stats import logistics_stats
 from handlers.money import format_fen
 from handlers.refund import AUTOMATIC, NEEDS_PERSON, OPEN, RefundState
 from storage.enums import CaseKind
@@ -306,7 +307,18 @@ async def _payouts(
     return "打款", [Field("打款", text)], []
 
 
-SECTIONS.append(_payouts)
+async def _parcels(
+    tx: Tx, group_id: str | None, span: Span
+) -> tuple[str, list[Field], list[str]] | None:
+    stats = await logistics_stats(tx, span.since, span.until, group_id=group_id)
+    if not (stats.intercepts_tried or stats.intercepts_succeeded or stats.anomalies):
+        return None
+    intercepts, anomalies = stats.lines()
+    fields = [Field("拦截", intercepts.removeprefix("拦截 "))]
+    return "物流", fields, [anomalies]
+
+
+SECTIONS.extend([_parcels, _payouts])
 
 
 # -- the schedule ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.keys import PROCESSOR
+from handlers import digest
 from integrations.carrier.fake import FakeCarrier
 from integrations.commerce.fake import FakeCommerce
 from storage.enums import CaseKind
@@ -399,3 +400,19 @@ async def test_intercept_on_an_intercept_case_reports_its_state(
     reply = await bot.say("agent1", "拦截 X1", group="ops")
     assert not reply["ok"]
     assert "X1 已拦截失败（已派送）：退款按退货流程处理" in reply["reply"]["text"]
+
+
+async def test_intercepts_and_money_saved_in_the_digest(
+    wired: tuple[Bot, FakeCarrier, FakeCommerce],
+) -> None:
+    bot, _, _ = wired
+    assert (await bot.post_event(make_refund(data_shipping=SHIPPED)))[0] == 202
+    await bot.drain()
+    assert (await bot.post_event(result("intercepted", "拦截成功")))[0] == 202
+    await bot.drain()
+    async with bot.svc.tx() as tx:
+        # Intercept cases go to the group that takes kind "intercept": here the ops group.
+        notice = await digest.build(tx, "ops", digest.span_for(bot.svc, "", tx.now))
+    fields = {f.label: f.value for f in notice.fields}
+    assert fields["拦截"] == "1 单，成功 1，失败 0，挽回 ¥128.00"
+    assert "物流：物流异常 0 起" in notice.lines
