@@ -150,7 +150,8 @@ class Dispatcher:
                 what = f"{case.handle} 的" if case else ""
                 await tx.post(
                     self.svc.admin_group,
-                    f"⚠ {what}{KIND_TEXT.get(item.kind, item.kind)}多次失败，已放弃：{error[:300]}",
+                    f"⚠ {what}{KIND_TEXT.get(item.kind, item.kind)}"
+                    f"{'多次失败，已放弃' if item.attempts else '失败（不会再试）'}：{error[:300]}",
                     key=f"dead:{item.id}",
                     mentions=tx.svc.staff.mentions(tx.svc.staff.with_role(["admin"])),
                     case=case,

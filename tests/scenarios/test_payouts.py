@@ -180,7 +180,7 @@ async def test_a_buyer_notice_the_shop_refuses_is_shown_not_retried(
     assert "⚠ 未能通知买家：买家账号已注销" in card["card"]["lines"]
     assert len(commerce.requests) == 1
     (notice,) = await bot.texts("ops")
-    assert "P1 的打款通知买家多次失败，已放弃：买家账号已注销" in notice
+    assert "P1 的打款通知买家失败（不会再试）：买家账号已注销" in notice
 
 
 async def test_the_approver_cannot_confirm_even_as_admin(pbot: Bot) -> None:

@@ -97,7 +97,7 @@ async def test_stop_shipment_refused_by_the_warehouse_shows_on_the_card(
     )
     assert field(card, "截单") == "❌ 截单失败：仓库已出库，无法截单"
     (notice,) = await bot.texts("ops")
-    assert "R1 的截单多次失败，已放弃" in notice
+    assert "R1 的截单失败（不会再试）：仓库已出库" in notice
 
 
 async def test_path3_review_reminds_then_escalates_then_is_approved(

@@ -311,7 +311,7 @@ async def test_undeliverable_reply_shows_on_the_card_and_is_dead_lettered(
         t.startswith("@agent2 ⚠ R1 给买家的回复没有送达：买家会话已关闭") for t in await bot.texts()
     )
     (notice,) = await bot.texts("ops")
-    assert "R1 的买家回复发送多次失败，已放弃：买家会话已关闭" in notice
+    assert "R1 的买家回复发送失败（不会再试）：买家会话已关闭" in notice
     async with bot.svc.tx() as tx:
         assert await tx.outbox.depth() == {"dead": 1}
 

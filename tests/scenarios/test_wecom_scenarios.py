@@ -347,7 +347,7 @@ async def test_untrusted_ip_is_explained_to_the_admin_group(
     api.untrusted_ip = True
     await new_refund(bot)
     (notice,) = [m["content"] for m in api.webhook_messages["ops-key"]]
-    assert "R1 的卡片发送多次失败，已放弃" in notice
+    assert "R1 的卡片发送失败（不会再试）" in notice
     assert "企业可信IP" in notice
     assert f"<@{userid('admin1')}>" in notice
 
