@@ -19,11 +19,13 @@ def stacked_bars(
     pad_l, pad_r, pad_t, pad_b = 36, 12, 16, 42
     plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
     totals = [sum(values[i] for _, values in series) for i in range(len(labels))]
-    peak = max([*totals, *(line[1] if line else []), 1])
+    top = max([*totals, *(line[1] if line else []), 1])
+    step_y = max(1, round(top / 4))
+    peak = -(-top // step_y) * step_y  # the axis ends on a tick at or above the tallest bar
     step = plot_w / max(len(labels), 1)
     bar = max(step * 0.62, 2)
     parts = [_svg_open(width, height, "按天新增（柱）与完结（线）")]
-    for tick in _ticks(peak):
+    for tick in range(0, peak + 1, step_y):
         y = pad_t + plot_h - plot_h * tick / peak
         parts.append(
             f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eef0f3"/>'
@@ -87,11 +89,6 @@ def _svg_open(width: int, height: int, title: str) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
         f'role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>'
     )
-
-
-def _ticks(peak: int) -> list[int]:
-    step = max(1, round(peak / 4))
-    return list(range(0, peak + 1, step))
 
 
 def _legend(names: list[str], x: float, y: float, *, with_line: bool) -> list[str]:
