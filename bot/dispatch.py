@@ -22,6 +22,7 @@ from bot.metrics import Metrics
 from bot.settings import GroupSettings
 from bot.transfer import gave_up as _transfer_gave_up
 from bot.transfer import perform as _transfer
+from bot.worker import forever
 from handlers import intercept, payout, refund, reply
 from handlers.cards import build_card
 from handlers.context import Services, Tx
@@ -53,15 +54,8 @@ class Dispatcher:
     carrier: Carrier = field(default_factory=NoCarrier)
 
     async def run(self) -> None:
-        settings = self.svc.settings.dispatch
-        while True:
-            try:
-                busy = await self.run_once()
-            except Exception:
-                log.exception("dispatcher cycle failed")
-                busy = 0
-            if not busy:
-                await self.svc.coord.wait(OUTBOX_TOPIC, settings.poll_s)
+        poll_s = self.svc.settings.dispatch.poll_s
+        await forever("dispatcher", self.run_once, self.svc.coord, OUTBOX_TOPIC, poll_s)
 
     async def run_once(self) -> int:
         """Claim and perform one batch of due items; the number handled."""

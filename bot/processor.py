@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from bot.errors import UserError
 from bot.metrics import Metrics
+from bot.worker import forever
 from handlers import events
 from handlers.context import Services
 from handlers.schema import InvalidEventError
@@ -29,14 +30,8 @@ class EventProcessor:
     batch: int = 100
 
     async def run(self) -> None:
-        while True:
-            try:
-                busy = await self.run_once()
-            except Exception:
-                log.exception("event processor cycle failed")
-                busy = 0
-            if not busy:
-                await self.svc.coord.wait(EVENTS_TOPIC, self.svc.settings.dispatch.poll_s)
+        poll_s = self.svc.settings.dispatch.poll_s
+        await forever("event processor", self.run_once, self.svc.coord, EVENTS_TOPIC, poll_s)
 
     async def run_once(self) -> int:
         async with self.svc.tx() as tx:

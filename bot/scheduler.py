@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from bot.metrics import Metrics
+from bot.worker import forever
 from handlers import timers
 from handlers.context import Services
 from storage.models import Timer
@@ -21,14 +22,8 @@ class Scheduler:
     batch: int = 100
 
     async def run(self) -> None:
-        while True:
-            try:
-                busy = await self.run_once()
-            except Exception:
-                log.exception("scheduler cycle failed")
-                busy = 0
-            if not busy:
-                await self.svc.coord.wait(TIMERS_TOPIC, self.svc.settings.timers.poll_s)
+        poll_s = self.svc.settings.timers.poll_s
+        await forever("scheduler", self.run_once, self.svc.coord, TIMERS_TOPIC, poll_s)
 
     async def run_once(self) -> int:
         async with self.svc.tx() as tx:

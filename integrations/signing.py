@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 
 TIMESTAMP_HEADER = "X-Refundops-Timestamp"
 SIGNATURE_HEADER = "X-Refundops-Signature"
@@ -20,6 +21,20 @@ def sign(secret: str, timestamp: int | str, body: bytes) -> str:
 
 def signed_headers(secret: str, timestamp: int, body: bytes) -> dict[str, str]:
     return {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(secret, timestamp, body)}
+
+
+def verify_headers(
+    secret: str, headers: Mapping[str, str], body: bytes, *, now: float, max_skew_s: int
+) -> str | None:
+    """`verify` with the timestamp and signature taken from request headers."""
+    return verify(
+        secret,
+        headers.get(TIMESTAMP_HEADER),
+        headers.get(SIGNATURE_HEADER),
+        body,
+        now=now,
+        max_skew_s=max_skew_s,
+    )
 
 
 def verify(

@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,8 +29,10 @@ from storage import migrate
 from storage.base import Base
 from storage.db import Database
 
+# One database per test run (dropped at the end), so runs side by side never meet.
 PG_URL = os.environ.get(
-    "REFUNDOPS_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/refundops_test"
+    "REFUNDOPS_TEST_PG_URL",
+    f"postgresql+asyncpg://postgres@127.0.0.1:5432/refundops_test_{os.getpid()}",
 )
 REDIS_URL = os.environ.get("REFUNDOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 T = TypeVar("T")
@@ -98,31 +100,43 @@ def make_refund(**overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> str:
+def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for the session, migrated; skips (fails in CI) without one."""
 
     async def prepare() -> str | None:
-        admin_url = PG_URL.rsplit("/", 1)[0] + "/postgres"
         name = PG_URL.rsplit("/", 1)[1]
         try:
-            engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+            engine = create_async_engine(admin_url(), isolation_level="AUTOCOMMIT")
             async with engine.connect() as conn:
                 await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
                 await conn.execute(text(f'CREATE DATABASE "{name}"'))
             await engine.dispose()
         except (OSError, ConnectionError) as exc:
-            return f"PostgreSQL at {admin_url} is not reachable: {exc}"
+            return f"PostgreSQL at {admin_url()} is not reachable: {exc}"
         db = Database(PG_URL)
         await migrate.upgrade(db)
         await db.dispose()
         return None
+
+    async def drop() -> None:
+        engine = create_async_engine(admin_url(), isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(
+                text(f'DROP DATABASE IF EXISTS "{PG_URL.rsplit("/", 1)[1]}" WITH (FORCE)')
+            )
+        await engine.dispose()
 
     problem = in_thread(prepare)
     if problem:
         if IN_CI:
             pytest.fail(f"CI=true needs PostgreSQL: {problem}")
         pytest.skip(problem)
-    return PG_URL
+    yield PG_URL
+    in_thread(drop)
+
+
+def admin_url() -> str:
+    return PG_URL.rsplit("/", 1)[0] + "/postgres"
 
 
 def in_thread(make: Callable[[], Awaitable[T]]) -> T:

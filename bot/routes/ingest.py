@@ -12,7 +12,7 @@ from bot.keys import METRICS, SERVICES, SETTINGS, WRITER
 from handlers.cards import build_card
 from handlers.money import fen_to_yuan
 from handlers.schema import Envelope, InvalidEventError, parse_event
-from integrations.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from integrations.signing import verify_headers
 from storage.models import Case
 
 routes = web.RouteTableDef()
@@ -32,10 +32,9 @@ async def signed_body(request: web.Request) -> bytes | web.Response:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return error(413, f"body is larger than {limit} bytes")
-    problem = verify(
+    problem = verify_headers(
         settings.ingest.secret.get_secret_value(),
-        request.headers.get(TIMESTAMP_HEADER),
-        request.headers.get(SIGNATURE_HEADER),
+        request.headers,
         body,
         now=request.app[SERVICES].clock.now().timestamp(),
         max_skew_s=settings.ingest.max_skew_s,

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from integrations.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from integrations.signing import verify_headers
 
 PATH = "/intercepts"
 
@@ -44,14 +44,7 @@ class FakeCarrier:
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        problem = verify(
-            self.secret,
-            request.headers.get(TIMESTAMP_HEADER),
-            request.headers.get(SIGNATURE_HEADER),
-            body,
-            now=self.now(),
-            max_skew_s=300,
-        )
+        problem = verify_headers(self.secret, request.headers, body, now=self.now(), max_skew_s=300)
         if problem:
             self.bad_signatures += 1
             return web.json_response({"error": problem}, status=401)

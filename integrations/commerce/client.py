@@ -13,7 +13,6 @@ text, template, sent_by}: the text goes to the buyer's conversation on the platf
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,7 +21,7 @@ import aiohttp
 
 from bot.clock import Clock
 from bot.errors import PermanentError, RetryableError
-from integrations.signing import signed_headers
+from integrations.webhook import SignedWebhook
 
 ACTIONS = (
     "approve_refund",
@@ -47,46 +46,15 @@ class WebhookCommerce:
     def __init__(
         self, session: aiohttp.ClientSession, url: str, secret: str, clock: Clock, timeout_s: float
     ) -> None:
-        self.session = session
-        self.url = url
-        self.secret = secret
-        self.clock = clock
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.webhook = SignedWebhook(session, url, secret, clock, timeout_s, "commerce")
 
     async def call(self, action: str, key: str, data: dict[str, Any]) -> CommerceResult:
-        now = self.clock.now()
-        body = json.dumps(
-            {"action": action, "idempotency_key": key, "data": data, "sent_at": now.isoformat()},
-            ensure_ascii=False,
-        ).encode()
-        headers = {"Content-Type": "application/json", "Idempotency-Key": key}
-        headers |= signed_headers(self.secret, int(now.timestamp()), body)
-        try:
-            async with self.session.post(
-                self.url, data=body, headers=headers, timeout=self.timeout
-            ) as resp:
-                text = await resp.text()
-                if resp.status == 429 or resp.status >= 500:
-                    retry_after = resp.headers.get("Retry-After", "")
-                    defer = float(retry_after) if retry_after.isdigit() else None
-                    raise RetryableError(
-                        f"commerce {action}: HTTP {resp.status} {text[:200]}", defer=defer
-                    )
-                if resp.status >= 400:
-                    raise PermanentError(f"commerce {action}: HTTP {resp.status} {text[:200]}")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RetryableError(f"commerce {action}: {type(exc).__name__} {exc}") from exc
-        try:
-            answer = json.loads(text)
-            status = str(answer["status"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RetryableError(f"commerce {action}: unreadable answer {text[:200]!r}") from exc
-        detail = str(answer.get("detail", ""))
-        if status == "failed":
-            raise PermanentError(detail or f"commerce refused {action}")
-        if status not in ("done", "pending"):
-            raise RetryableError(f"commerce {action}: unknown status {status!r}")
-        return CommerceResult(status, detail)
+        answer = await self.webhook.call(action, key, data)
+        if answer.status == "failed":
+            raise PermanentError(answer.detail or f"commerce refused {action}")
+        if answer.status not in ("done", "pending"):
+            raise RetryableError(f"commerce {action}: unknown status {answer.status!r}")
+        return CommerceResult(answer.status, answer.detail)
 
 
 class SimulatedCommerce:
