@@ -44,7 +44,7 @@ from tests.conftest import IN_CI, REDIS_URL, in_thread, make_refund, truncate
 
 pytestmark = [pytest.mark.chaos, pytest.mark.postgres, pytest.mark.redis]
 
-EVENTS = int(os.environ.get("REFUNDOPS_CHAOS_EVENTS", "240"))
+EVENTS = int(os.environ.get("REFUNDOPS_CHAOS_EVENTS", "160"))
 FAIL_RATE = 0.3
 DUPLICATE_RATE = 0.2
 MALFORMED_RATE = 0.05
