@@ -507,39 +507,23 @@ class Shown:
     batch_cards: Counter[str] = field(default_factory=Counter)
 
 
-async def shown(slots: list[Instance], platforms: Platforms) -> Shown:
+async def shown(url: str, platforms: Platforms) -> Shown:
     seen = Shown()
-    async with aiohttp.ClientSession() as session:
-        for group in ("aftersales", "ops"):
-            for m in await sandbox_messages(session, slots[1].url, group):
-                if m["kind"] != "card":
-                    continue
-                if m["handle"]:
-                    seen.own[group][m["handle"]] += 1
-                elif str(m["card"]["title"]).startswith("⚡"):
-                    seen.batch_cards[group] += 1
-                    seen.batched[group] |= set(HANDLE.findall(" ".join(m["card"]["lines"])))
+    # The sandbox platform keeps its messages in the database; read them all from there.
+    rows = await query(url, "SELECT group_id, card FROM sandbox_messages WHERE kind = 'card'")
+    for group, raw in rows:
+        card = json.loads(raw) if isinstance(raw, str) else raw
+        if card.get("handle"):
+            seen.own[group][card["handle"]] += 1
+        elif str(card["title"]).startswith("⚡"):
+            seen.batch_cards[group] += 1
+            seen.batched[group] |= set(HANDLE.findall(" ".join(card["lines"])))
     for message in platforms.wecom.webhook_messages["chaos-robot"]:
         collect(seen, "wecom", str(message["content"]), WECOM_CARD)
     for message in platforms.ding.robot_messages:
         if message.get("msgtype") == "markdown":
             collect(seen, "ding", str(message["markdown"]["text"]), DING_CARD)
     return seen
-
-
-async def sandbox_messages(
-    session: aiohttp.ClientSession, base: str, group: str
-) -> list[dict[str, Any]]:
-    """Every message of a sandbox group, page by page."""
-    messages: list[dict[str, Any]] = []
-    while True:
-        after = messages[-1]["id"] if messages else 0
-        url = f"{base}/sandbox/api/groups/{group}/messages?after={after}&limit=2000"
-        async with session.get(url) as resp:
-            page: list[dict[str, Any]] = await resp.json()
-        if not page:
-            return messages
-        messages += page
 
 
 def collect(seen: Shown, group: str, content: str, own: re.Pattern[str]) -> None:
@@ -562,7 +546,7 @@ async def test_chaos_nothing_lost_nothing_twice(
     tally = await traffic(instances, sends, rng)
     sending_s = time.monotonic() - began
     settle_s, states = await settle(pg_url)
-    seen = await shown(instances, platforms)
+    seen = await shown(pg_url, platforms)
 
     cases = await query(pg_url, "SELECT handle, kind, group_id, case_id, state FROM cases")
     stored = {row[0] for row in await query(pg_url, "SELECT id FROM events")}
