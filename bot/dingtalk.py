@@ -153,5 +153,6 @@ def http_channel(app: web.Application) -> Channel:
 
 def webhook_channel(app: web.Application) -> Channel:
     svc = app[SERVICES]
-    robot = CustomRobot(app[HTTP], svc.clock, svc.settings.dingtalk.timeout_s)
+    ding = svc.settings.dingtalk
+    robot = CustomRobot(app[HTTP], svc.clock, ding.timeout_s, ding.robot_mute_s)
     return DingtalkWebhookChannel(svc.settings, robot, svc.clock, svc.coord)

@@ -234,7 +234,15 @@ async def _card(d: Dispatcher, item: OutboxItem) -> None:
             waiting = await flood.backlog(tx, group.id, settings.fold_max)
             if all(w.id != item.id for w in waiting):
                 waiting = [*waiting[: settings.fold_max - 1], current]  # this item is folded too
-        await spend(d, group, budget)
+        try:
+            await spend(d, group, budget)
+        except ThrottledError as exc:
+            # The group's other cards would each be claimed and refused the same way until
+            # the bucket refills: one statement puts them all back instead.
+            async with d.svc.tx() as tx:
+                at = tx.now + timedelta(seconds=exc.defer)
+                await tx.outbox.defer_waiting(group.id, "card", at=at, now=tx.now)
+            raise
         if len(waiting) >= settings.fold_at:
             await _fold(d, group, channel, waiting)
         else:

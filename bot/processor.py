@@ -35,7 +35,9 @@ class EventProcessor:
 
     async def run_once(self) -> int:
         async with self.svc.tx() as tx:
-            claimed = await tx.events.claim(now=tx.now, limit=self.batch, lease_s=60)
+            claimed = await tx.events.claim(
+                now=tx.now, limit=self.batch, lease_s=self.svc.settings.dispatch.lease_s
+            )
         for event in claimed:
             await self.apply(event)
             if self.svc.db.busy():
@@ -46,8 +48,11 @@ class EventProcessor:
     async def apply(self, event: Event) -> None:
         try:
             async with self.svc.tx() as tx:
-                handled = await events.apply(tx, event)
-                await tx.events.processed(event, now=tx.now)
+                current = await tx.events.lock_pending(event.seq)
+                if current is None:
+                    return  # applied by another instance after our lease ran out
+                handled = await events.apply(tx, current)
+                await tx.events.processed(current, now=tx.now)
             self.metrics.events_applied.labels(event.type, "applied" if handled else "stored").inc()
         except Exception as exc:
             # A stale case or a refund not known yet (its request still on the way, or on

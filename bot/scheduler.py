@@ -27,7 +27,9 @@ class Scheduler:
 
     async def run_once(self) -> int:
         async with self.svc.tx() as tx:
-            due = await tx.timers.claim(now=tx.now, limit=self.batch, lease_s=60)
+            due = await tx.timers.claim(
+                now=tx.now, limit=self.batch, lease_s=self.svc.settings.dispatch.lease_s
+            )
         for timer in due:
             await self.fire(timer)
         return len(due)

@@ -86,6 +86,7 @@ class WecomSettings(Section):
     callback_max_skew_s: int = Field(default=0, ge=0)
     api_base: str = "https://qyapi.weixin.qq.com"
     passive_wait_s: float = Field(default=3.0, ge=0, lt=5)
+    throttle_wait_s: float = Field(default=60.0, gt=0)
     aibot: WecomAibotSettings = WecomAibotSettings()
 
 
@@ -101,6 +102,7 @@ class DingtalkSettings(Section):
     stream_backoff_base_s: float = Field(default=1.0, gt=0)
     stream_backoff_max_s: float = Field(default=60.0, gt=0)
     timeout_s: float = Field(default=10.0, gt=0)
+    robot_mute_s: float = Field(default=600.0, gt=0)
 
 
 class GroupSettings(Section):

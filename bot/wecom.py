@@ -274,6 +274,7 @@ def app_client(app: web.Application) -> WeComClient:
         corp_id=wecom.corp_id,
         agent_id=wecom.agent_id,
         secret=wecom.secret.get_secret_value(),
+        throttle_s=wecom.throttle_wait_s,
     )
 
 
@@ -284,7 +285,9 @@ def aibot_channel(app: web.Application) -> Channel:
 
 
 def aibot_http_channel(app: web.Application) -> Channel:
-    return WecomAibotHttpChannel(WebhookClient(app[HTTP]), app[SERVICES].settings)
+    settings = app[SERVICES].settings
+    client = WebhookClient(app[HTTP], throttle_s=settings.wecom.throttle_wait_s)
+    return WecomAibotHttpChannel(client, settings)
 
 
 def app_channel(app: web.Application) -> Channel:
@@ -293,4 +296,6 @@ def app_channel(app: web.Application) -> Channel:
 
 
 def webhook_channel(app: web.Application) -> Channel:
-    return WecomWebhookChannel(WebhookClient(app[HTTP]), app[SERVICES].settings)
+    settings = app[SERVICES].settings
+    client = WebhookClient(app[HTTP], throttle_s=settings.wecom.throttle_wait_s)
+    return WecomWebhookChannel(client, settings)

@@ -22,6 +22,10 @@ routes = web.RouteTableDef()
 WATCHERS = web.AppKey("sandbox_watchers", set[web.WebSocketResponse])
 
 
+# Ids are 64-bit in the database; a larger number is a bad request, not a server error.
+MAX_ID = 2**63 - 1
+
+
 class SayBody(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -33,7 +37,7 @@ class ClickBody(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     user: str = Field(min_length=1, max_length=64)
-    message_id: int
+    message_id: int = Field(ge=0, le=MAX_ID)
     key: str = Field(min_length=1, max_length=64)
 
 
@@ -96,6 +100,8 @@ async def messages(request: web.Request) -> web.Response:
         limit = min(int(request.query.get("limit", "500")), 2000)
     except ValueError:
         return web.json_response({"error": "after and limit must be integers"}, status=400)
+    if not (0 <= after <= MAX_ID and limit >= 0):
+        return web.json_response({"error": "after and limit must not be negative"}, status=400)
     async with request.app[SERVICES].tx() as tx:
         rows = await tx.sandbox.list(group.id, after=after, limit=limit)
     return web.json_response([message_json(m) for m in rows], dumps=_dumps)

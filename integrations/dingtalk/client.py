@@ -189,10 +189,17 @@ class DingtalkClient:
 class CustomRobot:
     """A group's custom robot webhook (加签): send-only, 20 messages a minute."""
 
-    def __init__(self, session: aiohttp.ClientSession, clock: Clock, timeout_s: float) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        clock: Clock,
+        timeout_s: float,
+        mute_s: float = ROBOT_THROTTLE_S,
+    ) -> None:
         self.session = session
         self.clock = clock
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.mute_s = mute_s
 
     async def send(self, webhook_url: str, secret: str, message: RobotSend) -> None:
         url = webhook_url
@@ -200,7 +207,7 @@ class CustomRobot:
             ts = int(self.clock.now().timestamp() * 1000)
             url += ("&" if "?" in url else "?") + robot_query(secret, ts)
         status, data = await request_json(self.session, "POST", url, message.dump(), self.timeout)
-        _check_robot_answer("custom robot", status, data)
+        _check_robot_answer("custom robot", status, data, mute_s=self.mute_s)
 
 
 async def request_json(
@@ -247,7 +254,9 @@ def _open_api_error(what: str, status: int, data: dict[str, Any]) -> Exception:
     return PermanentError(text)
 
 
-def _check_robot_answer(what: str, status: int, data: dict[str, Any]) -> None:
+def _check_robot_answer(
+    what: str, status: int, data: dict[str, Any], *, mute_s: float = ROBOT_THROTTLE_S
+) -> None:
     try:
         errcode = int(data.get("errcode", 0 if status == 200 else BUSY))
     except (TypeError, ValueError):
@@ -258,7 +267,7 @@ def _check_robot_answer(what: str, status: int, data: dict[str, Any]) -> None:
     if errcode == SESSION_EXPIRED and what == "session webhook":
         raise SessionExpiredError(text)
     if errcode == ROBOT_THROTTLED:
-        raise ThrottledError(text, defer=ROBOT_THROTTLE_S)
+        raise ThrottledError(text, defer=mute_s)
     if errcode == BUSY or status >= 500 or status == 429:
         raise RetryableError(text)
     raise PermanentError(text)

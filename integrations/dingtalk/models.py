@@ -62,7 +62,9 @@ class RobotMessage(Inbound):
         if self.text is not None:
             return self.text.content.strip()
         parts = (self.content or {}).get("richText", [])
-        return "".join(p.get("text", "") for p in parts if isinstance(p, dict)).strip()
+        if not isinstance(parts, list):
+            return ""
+        return "".join(str(p.get("text", "")) for p in parts if isinstance(p, dict)).strip()
 
 
 class CardPrivateData(Inbound):

@@ -38,6 +38,7 @@ def verify(
         return f"{TIMESTAMP_HEADER} must be unix milliseconds"
     if abs(now_ms - ts) > max_skew_s * 1000:
         return f"{TIMESTAMP_HEADER} is more than {max_skew_s} s away from the server clock"
-    if not secret or not hmac.compare_digest(sign(secret, ts).encode(), signature.encode()):
+    given = signature.encode(errors="replace")
+    if not secret or not hmac.compare_digest(sign(secret, ts).encode(), given):
         return "sign does not match"
     return None

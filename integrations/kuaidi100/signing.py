@@ -13,4 +13,5 @@ def sign(param: str, salt: str) -> str:
 
 def verify(param: str, salt: str, signature: str) -> bool:
     """Constant-time check; the vendor documents upper case, lower case is accepted too."""
-    return bool(salt) and hmac.compare_digest(sign(param, salt), signature.strip().upper())
+    given = signature.strip().upper().encode(errors="replace")  # non-ASCII str cannot be compared
+    return bool(salt) and hmac.compare_digest(sign(param, salt).encode(), given)

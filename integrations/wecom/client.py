@@ -22,7 +22,8 @@ from storage.coordination import Coordination
 log = logging.getLogger(__name__)
 
 TOKEN_INVALID = frozenset({40001, 40014, 42001})
-THROTTLED = {45009: 60.0, 45033: 2.0}
+FREQUENCY_LIMIT = 45009
+THROTTLED = {FREQUENCY_LIMIT: 60.0, 45033: 2.0}
 BUSY = -1
 BUSY_RETRIES = 3
 TOKEN_MARGIN_S = 300
@@ -39,14 +40,17 @@ EXPLAIN = {
 }
 
 
-def check(data: dict[str, Any], what: str) -> None:
-    """Raise the error an `errcode` stands for; return when it is 0."""
+def check(data: dict[str, Any], what: str, *, throttle_s: float | None = None) -> None:
+    """Raise the error an `errcode` stands for; return when it is 0.
+
+    `throttle_s` replaces the pause after 45009 (`wecom.throttle_wait_s`)."""
     code = int(data.get("errcode", 0) or 0)
     if code == 0:
         return
     message = f"{what}: errcode {code} {str(data.get('errmsg', ''))[:200]}"
     if code in THROTTLED:
-        raise ThrottledError(message, defer=THROTTLED[code])
+        wait = throttle_s if code == FREQUENCY_LIMIT and throttle_s is not None else THROTTLED[code]
+        raise ThrottledError(message, defer=wait)
     if code == BUSY:
         raise RetryableError(message)
     if code in EXPLAIN:
@@ -109,6 +113,7 @@ class WeComClient:
         secret: str,
         timeout_s: float = 10.0,
         busy_delay_s: float = 0.2,
+        throttle_s: float = THROTTLED[FREQUENCY_LIMIT],
     ) -> None:
         self.session = session
         self.coord = coord
@@ -118,6 +123,7 @@ class WeComClient:
         self.secret = secret
         self.timeout_s = timeout_s
         self.busy_delay_s = busy_delay_s
+        self.throttle_s = throttle_s
         self.cache_key = f"wecom:token:{corp_id}:{agent_id}"
 
     async def token(self, *, stale: str = "") -> str:
@@ -173,7 +179,7 @@ class WeComClient:
                 continue
             if code in TOKEN_INVALID:
                 raise RetryableError(f"{what}: a fresh access token was refused too ({code})")
-            check(data, what)
+            check(data, what, throttle_s=self.throttle_s)
             return data
 
     async def send_card(self, touser: str, card: dict[str, Any]) -> Sent:
@@ -218,11 +224,18 @@ class WeComClient:
 class WebhookClient:
     """Group robots (消息推送) and AI-bot response URLs: a URL that carries its own key."""
 
-    def __init__(self, session: aiohttp.ClientSession, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        timeout_s: float = 10.0,
+        throttle_s: float = THROTTLED[FREQUENCY_LIMIT],
+    ) -> None:
         self.session = session
         self.timeout_s = timeout_s
+        self.throttle_s = throttle_s
 
     async def send_markdown(self, url: str, content: str, what: str = "webhook/send") -> None:
         body = {"msgtype": "markdown", "markdown": {"content": content}}
         data = await post_json(self.session, "POST", url, what, body=body, timeout_s=self.timeout_s)
-        check(data, what)
+        check(data, what, throttle_s=self.throttle_s)

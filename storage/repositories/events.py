@@ -95,6 +95,15 @@ class EventRepository:
             lease_s=lease_s,
         )
 
+    async def lock_pending(self, seq: int) -> Event | None:
+        """The event, row-locked, while it is still pending: once a lease has run out another
+        instance may have claimed and applied it meanwhile."""
+        return await self.session.scalar(
+            select(Event)
+            .where(Event.seq == seq, Event.state == EventStatus.PENDING.value)
+            .with_for_update()
+        )
+
     async def processed(self, event: Event, *, now: datetime) -> None:
         event.state = EventStatus.PROCESSED.value
         event.processed_at = now

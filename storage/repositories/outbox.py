@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.enums import OutboxState
@@ -90,6 +90,20 @@ class OutboxRepository:
             update(OutboxItem)
             .where(OutboxItem.id == item_id)
             .values(next_attempt_at=at, lease_until=None)
+        )
+
+    async def defer_waiting(self, group_id: str, kind: str, *, at: datetime, now: datetime) -> None:
+        """Put every unleased `kind` item for a group that is due before `at` back until `at`."""
+        await self.session.execute(
+            update(OutboxItem)
+            .where(
+                OutboxItem.group_id == group_id,
+                OutboxItem.kind == kind,
+                OutboxItem.state == OutboxState.PENDING.value,
+                OutboxItem.next_attempt_at < at,
+                or_(OutboxItem.lease_until.is_(None), OutboxItem.lease_until < now),
+            )
+            .values(next_attempt_at=at)
         )
 
     async def dead(self, item_id: str, *, error: str, now: datetime) -> None:

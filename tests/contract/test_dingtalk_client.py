@@ -240,3 +240,7 @@ async def test_custom_robot_limits_map_to_our_errors(
     clock.advance(minutes=5, seconds=1)
     await robot.send(url, ROBOT_SECRET, robot_text("恢复了"))
     assert len(fake.robot_messages) == 21
+    fake.throttle_next_robot = 1
+    with pytest.raises(ThrottledError, match="130101") as caught:
+        await CustomRobot(session, clock, 5.0, mute_s=30).send(url, ROBOT_SECRET, robot_text("x"))
+    assert caught.value.defer == 30

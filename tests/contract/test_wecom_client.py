@@ -138,8 +138,12 @@ async def test_webhook_keys_and_the_twenty_a_minute_limit(
     hook = WebhookClient(session)
     for i in range(20):
         await hook.send_markdown(api.webhook_url(), f"**第 {i} 条**")
-    with pytest.raises(ThrottledError):
+    with pytest.raises(ThrottledError) as caught:
         await hook.send_markdown(api.webhook_url(), "21st")
+    assert caught.value.defer == 60
+    with pytest.raises(ThrottledError) as caught:
+        await WebhookClient(session, throttle_s=5).send_markdown(api.webhook_url(), "22nd")
+    assert caught.value.defer == 5
     with pytest.raises(PermanentError, match="93000"):
         await hook.send_markdown(api.webhook_url("removed"), "x")
     assert api.max_per_minute("robot-key") == 20
