@@ -95,12 +95,13 @@ async def config(request: web.Request) -> web.Response:
 @routes.get("/sandbox/api/groups/{group}/messages")
 async def messages(request: web.Request) -> web.Response:
     group = _group(request)
+    # Without `after`: the newest `limit` messages; with it: the next `limit` after that id.
     try:
-        after = int(request.query.get("after", "0"))
+        after = int(request.query["after"]) if "after" in request.query else None
         limit = min(int(request.query.get("limit", "500")), 2000)
     except ValueError:
         return web.json_response({"error": "after and limit must be integers"}, status=400)
-    if not (0 <= after <= MAX_ID and limit >= 0):
+    if not ((after is None or 0 <= after <= MAX_ID) and limit >= 0):
         return web.json_response({"error": "after and limit must not be negative"}, status=400)
     async with request.app[SERVICES].tx() as tx:
         rows = await tx.sandbox.list(group.id, after=after, limit=limit)

@@ -103,13 +103,13 @@ class SandboxMessageRepository:
         )
 
     async def list(
-        self, group_id: str, *, after: int = 0, limit: int = 500
+        self, group_id: str, *, after: int | None = None, limit: int = 500
     ) -> list[SandboxMessage]:
-        """The newest `limit` messages after id `after`, oldest first."""
-        newest = (
-            select(SandboxMessage)
-            .where(SandboxMessage.group_id == group_id, SandboxMessage.id > after)
-            .order_by(SandboxMessage.id.desc())
-            .limit(limit)
-        )
+        """Oldest first: the first `limit` messages after id `after` (paging forward), or,
+        without `after`, the newest `limit` (what a chat window shows)."""
+        stmt = select(SandboxMessage).where(SandboxMessage.group_id == group_id)
+        if after is not None:
+            stmt = stmt.where(SandboxMessage.id > after).order_by(SandboxMessage.id).limit(limit)
+            return list((await self.session.scalars(stmt)).all())
+        newest = stmt.order_by(SandboxMessage.id.desc()).limit(limit)
         return sorted((await self.session.scalars(newest)).all(), key=lambda m: m.id)

@@ -290,3 +290,14 @@ async def test_unhandled_event_types_are_stored_for_replay(bot: Bot) -> None:
     assert stored is not None
     assert stored.body["data"]["vendor_note"] == {"kept": True}
     assert await count(bot, Event) == 1
+
+
+async def test_messages_page_forward_with_after(bot: Bot) -> None:
+    for _ in range(5):
+        await bot.say("agent1", "帮助")
+    latest = await bot.client.get("/sandbox/api/groups/aftersales/messages?limit=4")
+    assert [m["id"] for m in await latest.json()] == [7, 8, 9, 10]
+    first = await bot.client.get("/sandbox/api/groups/aftersales/messages?after=0&limit=4")
+    assert [m["id"] for m in await first.json()] == [1, 2, 3, 4]
+    nxt = await bot.client.get("/sandbox/api/groups/aftersales/messages?after=4&limit=4")
+    assert [m["id"] for m in await nxt.json()] == [5, 6, 7, 8]
