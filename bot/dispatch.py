@@ -151,21 +151,27 @@ class Dispatcher:
                     case=case,
                 )
 
-    async def flush_case(self, case_pk: int) -> None:
-        """Deliver the pending card updates of one case now (the sandbox answers a click with them)."""
+    async def flush_case(self, case_pk: int, *, wait_s: float = 2.0) -> None:
+        """Deliver the pending card updates of one case now (the sandbox answers a click with
+        them); an update another worker already holds is waited for, up to `wait_s`."""
         async with self.svc.tx() as tx:
             pending = await tx.outbox.pending_for_case(case_pk, "card")
+        held: list[str] = []
         for item in pending:
             async with self.svc.tx() as tx:
                 claimed = await tx.outbox.get(item.id)
-                if (
-                    claimed is None
-                    or claimed.state != OutboxState.PENDING
-                    or (claimed.lease_until is not None and claimed.lease_until > tx.now)
-                ):
+                if claimed is None or claimed.state != OutboxState.PENDING:
+                    continue
+                if claimed.lease_until is not None and claimed.lease_until > tx.now:
+                    held.append(item.id)
                     continue
                 claimed.lease_until = tx.now + timedelta(seconds=self.svc.settings.dispatch.lease_s)
             await self.perform(claimed)
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while held and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+            async with self.svc.tx() as tx:
+                held = [i for i in held if await tx.outbox.is_pending(i)]
 
 
 KIND_TEXT = {

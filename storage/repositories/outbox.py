@@ -119,6 +119,10 @@ class OutboxRepository:
             )
         )
 
+    async def is_pending(self, item_id: str) -> bool:
+        state = await self.session.scalar(select(OutboxItem.state).where(OutboxItem.id == item_id))
+        return state == OutboxState.PENDING.value
+
     async def pending_for_case(self, case_pk: int, kind: str) -> list[OutboxItem]:
         return list(
             (

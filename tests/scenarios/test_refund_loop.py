@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.keys import PROCESSOR
+from bot.keys import DISPATCHER, PROCESSOR
 from integrations.commerce.fake import FakeCommerce
 from storage.models import AuditEntry, Case, Event, OutboxItem
 from tests.conftest import Bot, BotFactory, make_refund, make_settings
@@ -301,3 +301,31 @@ async def test_messages_page_forward_with_after(bot: Bot) -> None:
     assert [m["id"] for m in await first.json()] == [1, 2, 3, 4]
     nxt = await bot.client.get("/sandbox/api/groups/aftersales/messages?after=4&limit=4")
     assert [m["id"] for m in await nxt.json()] == [5, 6, 7, 8]
+
+
+async def test_click_answer_waits_for_a_card_update_another_worker_holds(
+    bot: Bot, monkeypatch: Any
+) -> None:
+    """The dispatcher loop may claim the card update first; the answer still shows it."""
+    card = await bot.refund()
+    dispatcher = bot.app[DISPATCHER]
+    held: list[asyncio.Task[None]] = []
+    real_flush = dispatcher.flush_case
+
+    async def loop_got_there_first(case_pk: int) -> None:
+        async with bot.svc.tx() as tx:
+            items = await tx.outbox.claim(now=tx.now, limit=10, lease_s=30)
+        assert items, "the click queued no card update"
+
+        async def later() -> None:
+            await asyncio.sleep(0.2)
+            for item in items:
+                await dispatcher.perform(item)
+
+        held.append(asyncio.create_task(later()))
+        await real_flush(case_pk)
+
+    monkeypatch.setattr(dispatcher, "flush_case", loop_got_there_first)
+    _, answer = await bot.click("sup1", card["id"], "claim")
+    await asyncio.gather(*held)
+    assert answer["message"]["card"]["footer"].startswith("sup1 认领")
