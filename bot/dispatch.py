@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from bot import flood
 from bot.errors import PermanentError, RetryableError, ThrottledError
-from bot.message import Mention, Notice
+from bot.message import Card, Mention, Notice
 from bot.metrics import Metrics
 from bot.settings import GroupSettings
 from bot.transfer import gave_up as _transfer_gave_up
@@ -31,7 +31,7 @@ from integrations.channel import Budget, Channel
 from integrations.commerce.client import Commerce
 from integrations.payout.client import Payouts
 from storage.enums import OutboxState
-from storage.models import Case, OutboxItem
+from storage.models import CardMessage, Case, OutboxItem
 from storage.repositories import StaleCaseError
 from storage.repositories.outbox import OUTBOX_TOPIC
 
@@ -237,9 +237,16 @@ async def _card(d: Dispatcher, item: OutboxItem) -> None:
             current = await tx.outbox.get(item.id)
             if current is None or current.state != OutboxState.PENDING:
                 return  # folded meanwhile
-            waiting = await flood.backlog(tx, group.id, settings.fold_max)
-            if all(w.id != item.id for w in waiting):
-                waiting = [*waiting[: settings.fold_max - 1], current]  # this item is folded too
+            card, placement = await _drawn(tx, item, group)
+            edit_only = _shown(item, card, placement) or not channel.sends(card, _own(placement))
+            if not edit_only:
+                waiting = await flood.backlog(tx, group.id, settings.fold_max)
+                if all(w.id != item.id for w in waiting):
+                    waiting = [*waiting[: settings.fold_max - 1], current]  # folded too
+        if edit_only:
+            # An edit in place (or nothing to do) posts no message: the budget is not spent.
+            await _place_card(d, item, group, channel)
+            return
         try:
             await spend(d, group, budget)
         except ThrottledError as exc:
@@ -253,6 +260,29 @@ async def _card(d: Dispatcher, item: OutboxItem) -> None:
             await _fold(d, group, channel, waiting)
         else:
             await _place_card(d, item, group, channel)
+
+
+async def _drawn(tx: Tx, item: OutboxItem, group: GroupSettings) -> tuple[Card, CardMessage | None]:
+    """The case's card as it is now, and where (if anywhere) the group already shows it."""
+    case = await tx.cases.get(item.case_pk or 0)
+    if case is None:
+        raise PermanentError(f"case {item.case_pk} is gone")
+    return build_card(case, tx), await tx.cards.get(case.id, group.id)
+
+
+def _own(placement: CardMessage | None) -> CardMessage | None:
+    """The card's own message; one shown only on a batch card gets its own now the rush is over."""
+    return None if placement is None or flood.folded(placement.ref) else placement
+
+
+def _shown(item: OutboxItem, card: Card, placement: CardMessage | None) -> bool:
+    """The platform already shows this version of the card (or a newer one)."""
+    if placement is None:
+        return False
+    if flood.folded(placement.ref):
+        return placement.version >= card.version  # on the batch card
+    refresh = item.id.count(":") > 2
+    return placement.version > card.version or (placement.version == card.version and not refresh)
 
 
 async def _fold(
@@ -284,20 +314,10 @@ async def _place_card(
     d: Dispatcher, item: OutboxItem, group: GroupSettings, channel: Channel
 ) -> None:
     async with d.svc.tx() as tx:
-        case = await tx.cases.get(item.case_pk or 0)
-        if case is None:
-            raise PermanentError(f"case {item.case_pk} is gone")
-        card = build_card(case, tx)
-        placement = await tx.cards.get(case.id, group.id)
-    refresh = item.id.count(":") > 2
-    if placement is not None and flood.folded(placement.ref):
-        if placement.version >= card.version:
-            return  # the batch card already shows this version
-        placement = None  # its first card of its own, now that the rush is over
-    elif placement is not None and (
-        placement.version > card.version or (placement.version == card.version and not refresh)
-    ):
-        return  # this version (or a newer one) is already on the platform
+        card, placement = await _drawn(tx, item, group)
+    if _shown(item, card, placement):
+        return
+    placement = _own(placement)
     where = await channel.deliver_card(group, card, placement)
     async with d.svc.tx() as tx:
         await tx.cards.record(

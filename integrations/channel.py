@@ -32,6 +32,10 @@ class Channel(Protocol):
     def budget(self, group: GroupSettings) -> Budget | None:
         """The platform's limit for one destination (None: no limit worth enforcing)."""
 
+    def sends(self, card: Card, placement: CardMessage | None) -> bool:
+        """Whether delivering a newer `card` posts a message (what a budget counts), rather
+        than only editing the one at `placement`."""
+
     async def deliver_card(
         self, group: GroupSettings, card: Card, placement: CardMessage | None
     ) -> Placement:

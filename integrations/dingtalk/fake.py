@@ -92,6 +92,7 @@ class FakeDingtalk:
     _robot_sent: dict[str, list[float]] = field(default_factory=dict)
     _robot_muted: dict[str, float] = field(default_factory=dict)
     _card_frames: dict[str, str] = field(default_factory=dict)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._record])
@@ -211,6 +212,20 @@ class FakeDingtalk:
             )
         return message_id
 
+    async def wait_for(self, check: Callable[[], Any], within: float = 5.0) -> Any:
+        """Wait until `check()` is truthy (re-checked after every request and every ack) and
+        return it; unlike `until`, it wakes the moment the thing happens (for timing)."""
+
+        async def settle() -> Any:
+            while True:
+                self._changed.clear()
+                if result := check():
+                    return result
+                await self._changed.wait()
+
+        async with asyncio.timeout(within):
+            return await settle()
+
     async def acked(self, message_id: str, within: float = 5.0) -> dict[str, Any]:
         """The first ack of a frame, waiting for it."""
         await until(lambda: bool(self.acks_of(message_id)), within)
@@ -298,6 +313,7 @@ class FakeDingtalk:
                 self.apply_callback_answer(
                     track, json.loads(ack.get("data") or "{}").get("response")
                 )
+            self._changed.set()
         return ws
 
     # -- the open API ----------------------------------------------------------------------
@@ -509,7 +525,10 @@ class FakeDingtalk:
         if left > 0:
             self.fail_next[request.path] = left - 1
             return _api_error(503, "ServiceUnavailable", "injected failure")
-        return await handler(request)
+        try:
+            return await handler(request)
+        finally:
+            self._changed.set()
 
     def count(self, method: str, path: str) -> int:
         return sum(1 for r in self.requests if r == (method, path))

@@ -15,6 +15,7 @@ from bot.app import create_app
 from bot.clock import FakeClock
 from bot.keys import DISPATCHER, METRICS
 from bot.wecom import Bridge
+from integrations.wecom.channel import webhook_budget
 from integrations.wecom.aibot import AibotChannel
 from integrations.wecom.crypto import CallbackCrypto
 from integrations.wecom.fake import FakeWeComAIBot, FakeWeComAPI, WeComCallbacks
@@ -568,3 +569,29 @@ async def test_an_input_left_behind_by_a_stopped_instance_is_finished_by_the_dis
     await bot.drain()
     assert await count(bot, AuditEntry.action == "approve") == 1
     assert (userid("sup1"), "✅ 已通过 R1（¥128.00），正在提交退款") in api.texts
+
+
+async def test_a_click_redraws_the_card_even_when_the_group_has_no_sends_left(
+    make_bot: BotFactory,
+    sqlite_url: str,
+    clock: FakeClock,
+    api: FakeWeComAPI,
+    callbacks: WeComCallbacks,
+) -> None:
+    """update_template_card edits a card already sent: it spends none of message/send's budget."""
+    coord = coordination(clock)
+    bot = await make_bot(app_settings(sqlite_url, api), coord=coord)
+    await new_refund(bot)
+    ((task_id, _),) = api.cards.items()
+    budget = webhook_budget(30)
+    while await coord.take("wecom_app:approvals", budget.per_minute, budget.burst) == 0:
+        pass
+    version = (await case_row(bot)).version
+    click = callbacks.app_click(
+        userid("sup1"), task_id, f"approve:R1:{version}", api.click_code(task_id)
+    )
+    assert await post_callback(bot, *click) == (200, b"")
+    assert api.cards[task_id]["main_title"]["desc"] == "已通过 · 退款提交中"
+    assert await coord.take("wecom_app:approvals", budget.per_minute, budget.burst) > 0, (
+        "the redraw took nothing from the bucket"
+    )
