@@ -1,0 +1,170 @@
+"""Auto rule → carrier intercept request: `python -m bench.intercept [--db sqlite|postgres]
+[--rates 10,50] [--seconds 20]`.
+
+Starts `refundops serve` with the default rules and the carrier adapter pointed at a fake
+carrier endpoint (which checks the signature, as the merchant's would). Refunds of shipped
+parcels arrive at a steady rate (open loop); the `shipped-intercept` rule asks the carrier
+to intercept each. Measures, per parcel, the time from sending the event to the carrier
+receiving the intercept request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from bench.server import quantile, serve, signed
+from integrations.carrier.fake import PATH, FakeCarrier
+
+CONFIG = """
+[server]
+host = "127.0.0.1"
+port = {port}
+[database]
+url = "{db}"
+[commerce]
+mode = "none"
+[carrier]
+mode = "webhook"
+url = "%s"
+[digest]
+enabled = false
+[[groups]]
+id = "aftersales"
+channel = "sandbox"
+[[staff]]
+id = "admin1"
+roles = ["admin"]
+"""
+
+
+def shipped_refund(tracking_no: str) -> bytes:
+    return json.dumps(
+        {
+            "id": f"icpt_{uuid.uuid4().hex}",
+            "type": "refund.requested",
+            "occurred_at": "2026-11-23T10:00:00+08:00",
+            "shop": "flagship",
+            "platform": "taobao",
+            "data": {
+                "refund_id": f"RFI{tracking_no}",
+                "order_id": f"T{tracking_no}",
+                "kind": "refund_only",
+                "amount": "89.00",
+                "order_amount": "89.00",
+                "reason": "不想要了",
+                "shipping": {"status": "in_transit", "carrier": "ZTO", "tracking_no": tracking_no},
+                "deadline_at": "2026-11-25T22:00:00+08:00",
+            },
+        },
+        ensure_ascii=False,
+    ).encode()
+
+
+class TimedCarrier:
+    """The fake carrier, noting when each tracking number's first request arrived."""
+
+    def __init__(self) -> None:
+        self.fake = FakeCarrier(secret="bench-carrier-secret")
+        self.arrived: dict[str, float] = {}
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post(PATH, self.handle)
+        return app
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        at = time.perf_counter()
+        call = json.loads(await request.read())  # aiohttp keeps the body for the fake
+        self.arrived.setdefault(call["data"]["tracking_no"], at)
+        return await self.fake.handle(request)
+
+
+async def one_rate(url: str, carrier: TimedCarrier, rate: float, seconds: float) -> dict[str, float]:
+    """Send `rate` events/s for `seconds`; wait for the intercepts; the latency figures."""
+    sent: dict[str, float] = {}
+    errors = 0
+    run = uuid.uuid4().hex[:6].upper()
+    total = int(rate * seconds)
+    started = time.perf_counter()
+
+    async def send(session: aiohttp.ClientSession, i: int) -> None:
+        nonlocal errors
+        tracking_no = f"ZT{run}{i:06d}"
+        body = shipped_refund(tracking_no)
+        sent[tracking_no] = time.perf_counter()
+        async with session.post(f"{url}/api/v1/events", data=body, headers=signed(body)) as resp:
+            await resp.read()
+            if resp.status != 202:
+                errors += 1
+
+    async with aiohttp.ClientSession() as session:
+        tasks = []
+        for i in range(total):
+            await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(send(session, i)))
+        await asyncio.gather(*tasks)
+    deadline = time.perf_counter() + 60
+    while time.perf_counter() < deadline and not set(sent) <= set(carrier.arrived):
+        await asyncio.sleep(0.05)
+    latencies = [carrier.arrived[t] - s for t, s in sent.items() if t in carrier.arrived]
+    return {
+        "rate": total / (max(sent.values()) - started) if sent else 0.0,
+        "events": total,
+        "intercepts": len(latencies),
+        "p50": statistics.median(latencies) if latencies else 0.0,
+        "p99": quantile(latencies, 99),
+        "max": max(latencies, default=0.0),
+        "errors": errors,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--rates", default="10,50", help="events per second, comma-separated")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    carrier = TimedCarrier()
+    endpoint = TestServer(carrier.app())
+    await endpoint.start_server()
+    config = CONFIG % endpoint.make_url(PATH)
+    secrets = {"REFUNDOPS_CARRIER__SECRET": carrier.fake.secret}
+    db_url = None
+    if args.db == "postgres":
+        from bench.digest import fresh_database
+
+        with tempfile.TemporaryDirectory() as workdir:
+            db_url = await fresh_database("postgres", Path(workdir))
+    results = []
+    try:
+        async with serve(config, db_url=db_url, secrets=secrets) as served:
+            for rate in (float(r) for r in args.rates.split(",")):
+                results.append(await one_rate(served.url, carrier, rate, args.seconds))
+    finally:
+        await endpoint.close()
+    print(f"refundops ({args.db}), {args.seconds:.0f} s per rate")
+    print("| events/s | events | intercept requests | p50 | p99 | max | ingest errors |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in results:
+        print(
+            f"| {r['rate']:.0f} | {r['events']:.0f} | {r['intercepts']:.0f} "
+            f"| {r['p50'] * 1000:.0f} ms | {r['p99'] * 1000:.0f} ms | {r['max'] * 1000:.0f} ms "
+            f"| {r['errors']:.0f} |"
+        )
+    duplicates = len(carrier.fake.requests) - len(carrier.arrived)
+    print(f"carrier requests repeated (same parcel twice): {duplicates}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

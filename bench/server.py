@@ -1,0 +1,123 @@
+"""What the benchmarks share: `refundops serve` in its own process, signed posts, percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from integrations.signing import signed_headers
+
+SECRET = "bench-secret-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def quantile(values: list[float], q: int) -> float:
+    """The q-th percentile (1..99); the maximum when there are too few values to cut."""
+    if len(values) <= 100:
+        return max(values, default=0.0)
+    return statistics.quantiles(values, n=100)[q - 1]
+
+
+def signed(body: bytes) -> dict[str, str]:
+    return {"Content-Type": "application/json", **signed_headers(SECRET, int(time.time()), body)}
+
+
+async def wait_up(
+    url: str, timeout: float = 60.0, proc: asyncio.subprocess.Process | None = None
+) -> None:
+    """Until `url` answers at all (any HTTP status); fails at once if `proc` has exited."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if proc is not None and proc.returncode is not None:
+                raise RuntimeError(f"the server exited with {proc.returncode}")
+            try:
+                async with session.get(url) as resp:
+                    await resp.read()
+                    return
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up within {timeout:.0f} s")
+
+
+async def run(*args: str, env: dict[str, str]) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", *args, env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    if await proc.wait():
+        raise RuntimeError(f"refundops {' '.join(args)} exited with {proc.returncode}")
+
+
+@dataclass
+class Served:
+    """A running `refundops serve`: its base URL and its process id."""
+
+    url: str
+    pid: int
+    workdir: Path
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    config: str,
+    *,
+    db_url: str | None = None,
+    secrets: dict[str, str] | None = None,
+    quiet: bool = True,
+) -> AsyncIterator[Served]:
+    """Start `refundops serve` with `config` (TOML; `{port}` and `{db}` are filled in) in a
+    temporary directory and stop it on exit. Secrets go in the environment, as in production
+    (`REFUNDOPS_<SECTION>__<KEY>`); the ingest secret is set. A PostgreSQL `db_url` is
+    migrated first."""
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        port = free_port()
+        db = db_url or f"sqlite+aiosqlite:///{workdir / 'refundops.db'}"
+        env = {**os.environ, "REFUNDOPS_INGEST__SECRET": SECRET, **(secrets or {})}
+        if db.startswith("postgresql"):
+            await run("db", "upgrade", env={**env, "REFUNDOPS_DATABASE__URL": db})
+        path = workdir / "refundops.toml"
+        path.write_text(config.format(port=port, db=db), encoding="utf-8")
+        out = asyncio.subprocess.DEVNULL if quiet else None  # stderr is kept: it says why
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "serve",
+            "--config",
+            str(path),
+            env=env,
+            stdout=out,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            await wait_up(f"{url}/healthz", proc=proc)
+            yield Served(url, proc.pid, workdir)
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+            await proc.wait()
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
