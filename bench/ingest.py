@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -21,9 +19,8 @@ from pathlib import Path
 
 import aiohttp
 
-from integrations.signing import signed_headers
+from bench.server import free_port, quantile, serve, signed, wait_up
 
-SECRET = "bench-secret-0123456789abcdef"
 BARE = """
 import json, sys
 from aiohttp import web
@@ -39,7 +36,7 @@ CONFIG = """
 host = "127.0.0.1"
 port = {port}
 [database]
-url = "{url}"
+url = "{db}"
 [commerce]
 mode = "none"
 [[groups]]
@@ -49,12 +46,6 @@ channel = "sandbox"
 id = "admin1"
 roles = ["admin"]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def event(i: int) -> bytes:
@@ -81,19 +72,6 @@ def event(i: int) -> bytes:
     ).encode()
 
 
-async def wait_up(url: str) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            try:
-                async with session.post(url, data=b"{}") as resp:
-                    if resp.status in (202, 400, 401, 500):
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
 async def drive(url: str, clients: int, seconds: float) -> tuple[int, list[float], int]:
     """Send signed events from `clients` loops for `seconds`; (ok count, latencies, errors)."""
     latencies: list[float] = []
@@ -106,12 +84,8 @@ async def drive(url: str, clients: int, seconds: float) -> tuple[int, list[float
         nonlocal ok, errors
         while time.perf_counter() < deadline:
             body = event(next(counter))
-            headers = {
-                "Content-Type": "application/json",
-                **signed_headers(SECRET, int(time.time()), body),
-            }
             started = time.perf_counter()
-            async with session.post(url, data=body, headers=headers) as resp:
+            async with session.post(url, data=body, headers=signed(body)) as resp:
                 await resp.read()
                 if resp.status == 202:
                     ok += 1
@@ -119,15 +93,10 @@ async def drive(url: str, clients: int, seconds: float) -> tuple[int, list[float
                 else:
                     errors += 1
 
-    async with aiohttp.ClientSession(connector=connector) as session:
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         await asyncio.gather(*(client(session) for _ in range(clients)))
     return ok, latencies, errors
-
-
-def p99(values: list[float]) -> float:
-    return (
-        statistics.quantiles(values, n=100)[98] if len(values) > 100 else max(values, default=0.0)
-    )
 
 
 async def measure(url: str, seconds: float) -> dict[str, float]:
@@ -136,7 +105,7 @@ async def measure(url: str, seconds: float) -> dict[str, float]:
     _, latencies, errors8 = await drive(url, 8, seconds)
     return {
         "rps": ok / seconds,
-        "p99_ms": p99(latencies) * 1000,
+        "p99_ms": quantile(latencies, 99) * 1000,
         "p50_ms": statistics.median(latencies) * 1000,
         "errors": errors + errors8,
     }
@@ -147,51 +116,23 @@ async def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    env = {**os.environ, "REFUNDOPS_INGEST__SECRET": SECRET}
-    with tempfile.TemporaryDirectory() as workdir:
-        if args.db == "sqlite":
-            url = f"sqlite+aiosqlite:///{Path(workdir) / 'ingest.db'}"
-        else:
-            from bench.digest import fresh_database
+    db_url = None
+    if args.db == "postgres":
+        from bench.digest import fresh_database
 
-            url = await fresh_database("postgres", Path(workdir))
-            upgrade = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot.cli",
-                "db",
-                "upgrade",
-                env={**env, "REFUNDOPS_DATABASE__URL": url},
-                stdout=asyncio.subprocess.DEVNULL,
-            )
-            await upgrade.wait()
-        port, bare_port = free_port(), free_port()
-        config = Path(workdir) / "bench.toml"
-        config.write_text(CONFIG.format(port=port, url=url), encoding="utf-8")
-        server = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "serve",
-            "--config",
-            str(config),
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        bare = await asyncio.create_subprocess_exec(sys.executable, "-c", BARE, str(bare_port))
-        try:
-            ours_url = f"http://127.0.0.1:{port}/api/v1/events"
-            bare_url = f"http://127.0.0.1:{bare_port}/api/v1/events"
-            await wait_up(ours_url)
-            await wait_up(bare_url)
-            baseline = await measure(bare_url, args.seconds)
-            ours = await measure(ours_url, args.seconds)
-        finally:
-            server.terminate()
-            bare.terminate()
-            await server.wait()
-            await bare.wait()
+        with tempfile.TemporaryDirectory() as workdir:
+            db_url = await fresh_database("postgres", Path(workdir))
+    bare_port = free_port()
+    bare = await asyncio.create_subprocess_exec(sys.executable, "-c", BARE, str(bare_port))
+    try:
+        bare_url = f"http://127.0.0.1:{bare_port}/api/v1/events"
+        await wait_up(bare_url, proc=bare)
+        baseline = await measure(bare_url, args.seconds)
+        async with serve(CONFIG, db_url=db_url) as served:
+            ours = await measure(f"{served.url}/api/v1/events", args.seconds)
+    finally:
+        bare.terminate()
+        await bare.wait()
     print("| server | events/s at 64 clients | p50 / p99 at 8 clients | errors |")
     print("| --- | --- | --- | --- |")
     for name, r in (("bare aiohttp (JSON parse only)", baseline), (f"refundops ({args.db})", ours)):

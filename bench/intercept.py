@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import tempfile
@@ -77,6 +78,7 @@ class TimedCarrier:
     def __init__(self) -> None:
         self.fake = FakeCarrier(secret="bench-carrier-secret")
         self.arrived: dict[str, float] = {}
+        self.arrival = asyncio.Event()
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -87,10 +89,13 @@ class TimedCarrier:
         at = time.perf_counter()
         call = json.loads(await request.read())  # aiohttp keeps the body for the fake
         self.arrived.setdefault(call["data"]["tracking_no"], at)
+        self.arrival.set()
         return await self.fake.handle(request)
 
 
-async def one_rate(url: str, carrier: TimedCarrier, rate: float, seconds: float) -> dict[str, float]:
+async def one_rate(
+    url: str, carrier: TimedCarrier, rate: float, seconds: float
+) -> dict[str, float]:
     """Send `rate` events/s for `seconds`; wait for the intercepts; the latency figures."""
     sent: dict[str, float] = {}
     errors = 0
@@ -114,9 +119,11 @@ async def one_rate(url: str, carrier: TimedCarrier, rate: float, seconds: float)
             await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
             tasks.append(asyncio.create_task(send(session, i)))
         await asyncio.gather(*tasks)
-    deadline = time.perf_counter() + 60
-    while time.perf_counter() < deadline and not set(sent) <= set(carrier.arrived):
-        await asyncio.sleep(0.05)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(60):
+            while not set(sent) <= set(carrier.arrived):
+                carrier.arrival.clear()
+                await carrier.arrival.wait()
     latencies = [carrier.arrived[t] - s for t, s in sent.items() if t in carrier.arrived]
     return {
         "rate": total / (max(sent.values()) - started) if sent else 0.0,

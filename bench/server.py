@@ -39,10 +39,10 @@ def signed(body: bytes) -> dict[str, str]:
 
 
 async def wait_up(
-    url: str, timeout: float = 60.0, proc: asyncio.subprocess.Process | None = None
+    url: str, within_s: float = 60.0, proc: asyncio.subprocess.Process | None = None
 ) -> None:
     """Until `url` answers at all (any HTTP status); fails at once if `proc` has exited."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within_s
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
             if proc is not None and proc.returncode is not None:
@@ -53,7 +53,7 @@ async def wait_up(
                     return
             except aiohttp.ClientError:
                 await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up within {timeout:.0f} s")
+    raise RuntimeError(f"{url} did not come up within {within_s:.0f} s")
 
 
 async def run(*args: str, env: dict[str, str]) -> None:
