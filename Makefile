@@ -39,8 +39,15 @@ pytest: $(VENV)/.dev browser
 
 test: lint typecheck pytest
 
+# Every benchmark in turn, on SQLite then PostgreSQL where both apply (about 45 minutes);
+# docs/benchmarks.md has the results and what each measures.
 bench: $(VENV)/.dev
-	$(BIN)/python -m bench.ingest
+	for db in sqlite postgres; do $(BIN)/python -m bench.ingest --db $$db; done
+	$(BIN)/python -m bench.click
+	for db in sqlite postgres; do $(BIN)/python -m bench.intercept --db $$db --rates 1,5,10,15; done
+	$(BIN)/python -m bench.burst
+	for db in sqlite postgres; do $(BIN)/python -m bench.digest --db $$db; done
+	for db in sqlite postgres; do $(BIN)/python -m bench.memory --db $$db; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

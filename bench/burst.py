@@ -10,45 +10,35 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import re
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from bench.server import SECRET, refund_requested, signed
 from bot.app import create_app
 from bot.settings import Settings
 from integrations.dingtalk.fake import FakeDingtalk
-from integrations.signing import signed_headers
 
-SECRET = "burst-secret-0123456789abcdef"
 ROBOT_SECRET = "SEC" + "0123456789abcdef" * 4
 
 
 def refund(i: int) -> bytes:
-    unshipped = i % 3 == 0
-    return json.dumps(
-        {
-            "id": f"burst_{uuid.uuid4().hex}",
-            "type": "refund.requested",
-            "occurred_at": "2026-11-23T10:00:00+08:00",
-            "shop": "flagship",
-            "platform": "pinduoduo",
-            "data": {
-                "refund_id": f"RFBURST{i:05d}",
-                "order_id": f"P{i}",
-                "kind": "refund_only",
-                "amount": "39.00" if unshipped else "129.00",
-                "order_amount": "39.00" if unshipped else "129.00",
-                "reason": "不想要了",
-                "shipping": {"status": "unshipped"} if unshipped else {"status": "delivered"},
-            },
-        }
-    ).encode()
+    """Every third not shipped yet (auto-approved), the others delivered (for review)."""
+    if i % 3 == 0:
+        return refund_requested(
+            f"RFBURST{i:05d}",
+            platform="pinduoduo",
+            amount="39.00",
+            order_amount="39.00",
+            shipping={"status": "unshipped"},
+        )
+    return refund_requested(
+        f"RFBURST{i:05d}", platform="pinduoduo", amount="129.00", order_amount="129.00"
+    )
 
 
 async def main() -> None:
@@ -100,11 +90,7 @@ async def main() -> None:
         async with aiohttp.ClientSession() as session:
             for i in range(args.refunds):
                 body = refund(i)
-                headers = {
-                    "Content-Type": "application/json",
-                    **signed_headers(SECRET, int(time.time()), body),
-                }
-                async with session.post(url, data=body, headers=headers) as resp:
+                async with session.post(url, data=body, headers=signed(body)) as resp:
                     assert resp.status == 202, await resp.text()
                 await asyncio.sleep(
                     max(0.0, started + (i + 1) * args.over / args.refunds - time.monotonic())

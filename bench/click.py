@@ -31,25 +31,19 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bench.server import quantile, serve, signed
+from bench.server import BASE_CONFIG, quantile, refund_requested, serve, signed
 from integrations.dingtalk.fake import GROUP_SPACE, FakeDingtalk, until
 from integrations.dingtalk.models import CARD_TOPIC
 from integrations.wecom.crypto import CallbackCrypto
 from integrations.wecom.fake import Call, FakeWeComAIBot, FakeWeComAPI, WeComCallbacks
 
-CONFIG = """
-[server]
-host = "127.0.0.1"
-port = {port}
-[database]
-url = "{db}"
-[commerce]
-mode = "none"
+CONFIG = (
+    BASE_CONFIG
+    + """
 [carrier]
 mode = "none"
-[digest]
-enabled = false
 """
+)
 CHANNELS = ("sandbox", "wecom_aibot", "wecom_app", "dingtalk_stream")
 CLICK_TIMEOUT_S = 5.0
 SETTLE_S = 0.5
@@ -72,29 +66,6 @@ def toml(value: str) -> str:
 
 def claimed(text: str, name: str) -> bool:
     return f"{name} 认领" in text
-
-
-def refund(i: int, shop: str, run: str) -> bytes:
-    return json.dumps(
-        {
-            "id": f"click_{uuid.uuid4().hex}",
-            "type": "refund.requested",
-            "occurred_at": "2026-11-23T10:00:00+08:00",
-            "shop": shop,
-            "platform": "taobao",
-            "data": {
-                "refund_id": f"RFC{run}{i:06d}",
-                "order_id": f"T{run}{i}",
-                "kind": "refund_only",
-                "amount": "128.00",
-                "order_amount": "128.00",
-                "reason": "尺码不合适",
-                "shipping": {"status": "delivered", "carrier": "SF", "tracking_no": f"SF{i:010d}"},
-                "buyer": {"nick": "t**1"},
-            },
-        },
-        ensure_ascii=False,
-    ).encode()
 
 
 @dataclass(frozen=True)
@@ -559,7 +530,7 @@ async def run_channel(platform: Platform, cases: int, gap_s: float, db: str) -> 
             platform.url, platform.session = served.url, session
             await platform.ready()
             for i in range(cases):
-                body = refund(i, platform.shop(i, cases), run)
+                body = refund_requested(f"RFC{run}{i:06d}", shop=platform.shop(i, cases))
                 events = f"{served.url}/api/v1/events"
                 async with session.post(events, data=body, headers=signed(body)) as resp:
                     if resp.status != 202:

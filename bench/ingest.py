@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -19,7 +18,16 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.server import free_port, quantile, serve, signed, wait_up
+from bench.server import (
+    BASE_CONFIG,
+    ONE_GROUP,
+    free_port,
+    quantile,
+    refund_requested,
+    serve,
+    signed,
+    wait_up,
+)
 
 BARE = """
 import json, sys
@@ -31,45 +39,7 @@ app = web.Application()
 app.router.add_post("/api/v1/events", handle)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
-CONFIG = """
-[server]
-host = "127.0.0.1"
-port = {port}
-[database]
-url = "{db}"
-[commerce]
-mode = "none"
-[[groups]]
-id = "aftersales"
-channel = "sandbox"
-[[staff]]
-id = "admin1"
-roles = ["admin"]
-"""
-
-
-def event(i: int) -> bytes:
-    return json.dumps(
-        {
-            "id": f"bench_{uuid.uuid4().hex}",
-            "type": "refund.requested",
-            "occurred_at": "2026-11-23T10:00:00+08:00",
-            "shop": "flagship",
-            "platform": "taobao",
-            "data": {
-                "refund_id": f"RFB{i:08d}{uuid.uuid4().hex[:6]}",
-                "order_id": f"T{i}",
-                "kind": "refund_only",
-                "amount": "128.00",
-                "order_amount": "128.00",
-                "reason": "尺码不合适",
-                "shipping": {"status": "delivered", "carrier": "SF", "tracking_no": f"SF{i:010d}"},
-                "buyer": {"nick": "t**1"},
-                "deadline_at": "2026-11-25T22:00:00+08:00",
-            },
-        },
-        ensure_ascii=False,
-    ).encode()
+CONFIG = BASE_CONFIG + ONE_GROUP
 
 
 async def drive(url: str, clients: int, seconds: float) -> tuple[int, list[float], int]:
@@ -83,7 +53,8 @@ async def drive(url: str, clients: int, seconds: float) -> tuple[int, list[float
     async def client(session: aiohttp.ClientSession) -> None:
         nonlocal ok, errors
         while time.perf_counter() < deadline:
-            body = event(next(counter))
+            i = next(counter)
+            body = refund_requested(f"RFB{i:08d}{uuid.uuid4().hex[:6]}")
             started = time.perf_counter()
             async with session.post(url, data=body, headers=signed(body)) as resp:
                 await resp.read()

@@ -24,52 +24,14 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bench.server import quantile, serve, signed
+from bench.server import BASE_CONFIG, ONE_GROUP, quantile, refund_requested, serve, signed
 from integrations.carrier.fake import PATH, FakeCarrier
 
-CONFIG = """
-[server]
-host = "127.0.0.1"
-port = {port}
-[database]
-url = "{db}"
-[commerce]
-mode = "none"
+CARRIER = """
 [carrier]
 mode = "webhook"
 url = "%s"
-[digest]
-enabled = false
-[[groups]]
-id = "aftersales"
-channel = "sandbox"
-[[staff]]
-id = "admin1"
-roles = ["admin"]
 """
-
-
-def shipped_refund(tracking_no: str) -> bytes:
-    return json.dumps(
-        {
-            "id": f"icpt_{uuid.uuid4().hex}",
-            "type": "refund.requested",
-            "occurred_at": "2026-11-23T10:00:00+08:00",
-            "shop": "flagship",
-            "platform": "taobao",
-            "data": {
-                "refund_id": f"RFI{tracking_no}",
-                "order_id": f"T{tracking_no}",
-                "kind": "refund_only",
-                "amount": "89.00",
-                "order_amount": "89.00",
-                "reason": "不想要了",
-                "shipping": {"status": "in_transit", "carrier": "ZTO", "tracking_no": tracking_no},
-                "deadline_at": "2026-11-25T22:00:00+08:00",
-            },
-        },
-        ensure_ascii=False,
-    ).encode()
 
 
 class TimedCarrier:
@@ -106,7 +68,13 @@ async def one_rate(
     async def send(session: aiohttp.ClientSession, i: int) -> None:
         nonlocal errors
         tracking_no = f"ZT{run}{i:06d}"
-        body = shipped_refund(tracking_no)
+        body = refund_requested(
+            f"RFI{tracking_no}",
+            amount="89.00",
+            order_amount="89.00",
+            reason="不想要了",
+            shipping={"status": "in_transit", "carrier": "ZTO", "tracking_no": tracking_no},
+        )
         sent[tracking_no] = time.perf_counter()
         async with session.post(f"{url}/api/v1/events", data=body, headers=signed(body)) as resp:
             await resp.read()
@@ -126,7 +94,7 @@ async def one_rate(
                 await carrier.arrival.wait()
     latencies = [carrier.arrived[t] - s for t, s in sent.items() if t in carrier.arrived]
     return {
-        "rate": total / (max(sent.values()) - started) if sent else 0.0,
+        "rate": rate,
         "events": total,
         "intercepts": len(latencies),
         "p50": statistics.median(latencies) if latencies else 0.0,
@@ -145,7 +113,7 @@ async def main() -> None:
     carrier = TimedCarrier()
     endpoint = TestServer(carrier.app())
     await endpoint.start_server()
-    config = CONFIG % endpoint.make_url(PATH)
+    config = BASE_CONFIG + CARRIER % endpoint.make_url(PATH) + ONE_GROUP
     secrets = {"REFUNDOPS_CARRIER__SECRET": carrier.fake.secret}
     db_url = None
     if args.db == "postgres":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import tempfile
 import time
 import tomllib
@@ -26,9 +25,10 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, insert, select, text, update
 
-from bench.server import SECRET, rss_mib, serve, signed
+from bench.server import BASE_CONFIG, SECRET, refund_requested, rss_mib, serve, signed
 from bot.app import create_app
 from bot.settings import Settings
+from storage import migrate
 from storage.base import Base
 from storage.db import Database
 from storage.enums import TimerState
@@ -36,18 +36,11 @@ from storage.models import AuditEntry, CardMessage, Case, Counter, SandboxMessag
 
 GROUP = "aftersales"
 DASHBOARD_TOKEN = "bench-dashboard-token-0123456789"
-CONFIG = """
-[server]
-host = "127.0.0.1"
-port = {port}
-[database]
-url = "{db}"
-[commerce]
-mode = "none"
+CONFIG = (
+    BASE_CONFIG
+    + """
 [carrier]
 mode = "none"
-[digest]
-enabled = false
 [bot]
 admin_group = "ops"
 [[groups]]
@@ -69,6 +62,7 @@ refund_limit = "2000"
 id = "admin1"
 roles = ["admin"]
 """
+)
 CHUNK = 5_000
 TABLES: tuple[tuple[type[Base], str], ...] = (
     (Timer, "timers"),
@@ -79,48 +73,31 @@ TABLES: tuple[tuple[type[Base], str], ...] = (
 DUE_SHARE = 0.01  # of the copies' timers, due during the run (reminders fire)
 
 
-def template_events() -> list[dict[str, Any]]:
+def template_events() -> list[bytes]:
     """Refunds that stay open, one per kind of waiting."""
-
-    def refund(kind: str, amount: str, shipping: dict[str, str], reason: str) -> dict[str, Any]:
-        return {
-            "id": f"mem_{uuid.uuid4().hex}",
-            "type": "refund.requested",
-            "occurred_at": datetime.now(UTC).isoformat(),
-            "shop": "flagship",
-            "platform": "taobao",
-            "data": {
-                "refund_id": f"RFM{uuid.uuid4().hex[:10].upper()}",
-                "order_id": f"T{uuid.uuid4().hex[:8]}",
-                "kind": kind,
-                "amount": amount,
-                "order_amount": amount,
-                "reason": reason,
-                "shipping": shipping,
-                "buyer": {"nick": "t**1"},
-                "deadline_at": (datetime.now(UTC) + timedelta(hours=40)).isoformat(),
-            },
-        }
-
-    delivered = {"status": "delivered", "carrier": "SF", "tracking_no": "SF1234567890"}
     in_transit = {"status": "in_transit", "carrier": "ZTO", "tracking_no": "ZT7788990011"}
     return [
-        refund("refund_only", "128.00", delivered, "尺码不合适"),
-        refund("return_refund", "259.00", delivered, "质量问题"),
-        refund("refund_only", "3200.00", delivered, "与商品描述不符"),
-        refund("refund_only", "89.00", in_transit, "不想要了"),
+        refund_requested(f"RFM{uuid.uuid4().hex[:10].upper()}", **data)
+        for data in (
+            {},
+            {"kind": "return_refund", "amount": "259.00", "order_amount": "259.00"},
+            {"amount": "3200.00", "order_amount": "3200.00", "reason": "与商品描述不符"},
+            {"amount": "89.00", "order_amount": "89.00", "shipping": in_transit},
+        )
     ]
 
 
 async def make_templates(url: str) -> None:
     """The template cases, made by the product itself (in this process)."""
+    db = Database(url)
+    await migrate.upgrade(db)  # PostgreSQL is not migrated on start
+    await db.dispose()
     settings = Settings(**tomllib.loads(CONFIG.format(port=0, db=url)), ingest={"secret": SECRET})
     server = TestServer(create_app(settings))
     await server.start_server()
     try:
         async with aiohttp.ClientSession() as session:
-            for event in template_events():
-                body = json.dumps(event, ensure_ascii=False).encode()
+            for body in template_events():
                 async with session.post(
                     server.make_url("/api/v1/events"), data=body, headers=signed(body)
                 ) as resp:
@@ -244,8 +221,15 @@ async def copy_templates(db: Database, cases: int) -> float:
     async with db.begin() as s:
         for name, value in next_handle.items():
             await s.execute(update(Counter).where(Counter.name == name).values(value=value))
-        if db.is_sqlite:
-            await s.execute(text("ANALYZE"))
+        if not db.is_sqlite:  # rows copied with their ids leave the sequences behind
+            for table in ("cases", "sandbox_messages"):
+                await s.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT max(id) FROM {table}))"
+                    )
+                )
+        await s.execute(text("ANALYZE"))
     return time.perf_counter() - started
 
 

@@ -4,21 +4,74 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from integrations.signing import signed_headers
 
 SECRET = "bench-secret-0123456789abcdef"
+# What every benchmark's `refundops serve` shares; `serve` fills in {port} and {db}.
+BASE_CONFIG = """
+[server]
+host = "127.0.0.1"
+port = {port}
+[database]
+url = "{db}"
+[commerce]
+mode = "none"
+[digest]
+enabled = false
+"""
+# One sandbox group and an admin, for benchmarks that need no more.
+ONE_GROUP = """
+[[groups]]
+id = "aftersales"
+channel = "sandbox"
+[[staff]]
+id = "admin1"
+roles = ["admin"]
+"""
+
+
+def refund_requested(
+    refund_id: str, *, shop: str = "flagship", platform: str = "taobao", **data: Any
+) -> bytes:
+    """A signed-ready refund.requested event: a delivered refund-only of ¥128 due in 40 hours,
+    unless `data` says otherwise."""
+    now = datetime.now(UTC)
+    envelope = {
+        "id": f"bench_{uuid.uuid4().hex}",
+        "type": "refund.requested",
+        "occurred_at": now.isoformat(timespec="seconds"),
+        "shop": shop,
+        "platform": platform,
+        "data": {
+            "refund_id": refund_id,
+            "order_id": f"T{refund_id}",
+            "kind": "refund_only",
+            "amount": "128.00",
+            "order_amount": "128.00",
+            "reason": "尺码不合适",
+            "shipping": {"status": "delivered", "carrier": "SF", "tracking_no": "SF1234567890"},
+            "buyer": {"nick": "t**1"},
+            "deadline_at": (now + timedelta(hours=40)).isoformat(timespec="seconds"),
+        }
+        | data,
+    }
+    return json.dumps(envelope, ensure_ascii=False).encode()
 
 
 def free_port() -> int:

@@ -20,6 +20,7 @@ from typing import Any, TypeGuard
 
 from aiohttp import WSMsgType, web
 
+from integrations import fake_waiting
 from integrations.dingtalk.models import CARD_TOPIC, ROBOT_TOPIC
 from integrations.dingtalk.signing import sign
 
@@ -215,16 +216,7 @@ class FakeDingtalk:
     async def wait_for(self, check: Callable[[], Any], within: float = 5.0) -> Any:
         """Wait until `check()` is truthy (re-checked after every request and every ack) and
         return it; unlike `until`, it wakes the moment the thing happens (for timing)."""
-
-        async def settle() -> Any:
-            while True:
-                self._changed.clear()
-                if result := check():
-                    return result
-                await self._changed.wait()
-
-        async with asyncio.timeout(within):
-            return await settle()
+        return await fake_waiting.wait_for(self._changed, check, within)
 
     async def acked(self, message_id: str, within: float = 5.0) -> dict[str, Any]:
         """The first ack of a frame, waiting for it."""

@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 from aiohttp import WSMsgType, web
 
+from integrations import fake_waiting
 from integrations.wecom.crypto import CallbackCrypto, cdata, parse_xml
 
 TASK_ID = re.compile(r"^[0-9A-Za-z_\-@]{1,128}$")
@@ -136,16 +137,7 @@ class FakeWeComAPI:
 
     async def wait_for(self, check: Callable[[], Any], within: float = 5.0) -> Any:
         """Wait until `check()` is truthy (re-checked after every call) and return it."""
-
-        async def settle() -> Any:
-            while True:
-                self._changed.clear()
-                if result := check():
-                    return result
-                await self._changed.wait()
-
-        async with asyncio.timeout(within):
-            return await settle()
+        return await fake_waiting.wait_for(self._changed, check, within)
 
     def app_calls(self, path: str) -> list[Call]:
         return [c for c in self.calls if c.path == path]
