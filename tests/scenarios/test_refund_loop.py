@@ -157,11 +157,13 @@ async def test_forty_concurrent_approvals_give_exactly_one(
     bot = await make_bot(make_settings(db_url))
     card = await bot.refund()
     users = ["sup1", "sup2"] * 20
-    answers = await asyncio.gather(*(bot.click(u, card["id"], "approve") for u in users))
-    winners = [(u, a) for u, (_, a) in zip(users, answers, strict=True) if a["ok"]]
-    assert len(winners) == 1, [a["reply"]["text"] for _, a in answers]
+    results = await asyncio.gather(*(bot.click(u, card["id"], "approve") for u in users))
+    assert all(status == 200 for status, _ in results), [r for r in results if r[0] != 200]
+    answers = [answer for _, answer in results]
+    winners = [(u, a) for u, a in zip(users, answers, strict=True) if a["ok"]]
+    assert len(winners) == 1, [a["reply"]["text"] for a in answers]
     winner = winners[0][0]
-    losers = [a for _, a in answers if not a["ok"]]
+    losers = [a for a in answers if not a["ok"]]
     assert all(f"{winner} 通过" in a["reply"]["text"] for a in losers), losers[0]
     async with bot.svc.tx() as tx:
         approvals = await tx.session.scalar(
@@ -329,3 +331,16 @@ async def test_click_answer_waits_for_a_card_update_another_worker_holds(
     _, answer = await bot.click("sup1", card["id"], "claim")
     await asyncio.gather(*held)
     assert answer["message"]["card"]["footer"].startswith("sup1 认领")
+
+
+async def test_a_tap_on_a_button_the_card_no_longer_shows_is_answered_not_refused(bot: Bot) -> None:
+    """Like a platform, the sandbox takes a tap on a card someone else just changed."""
+    card = await bot.refund()
+    assert (await bot.click("sup1", card["id"], "approve"))[1]["ok"]
+    status, late = await bot.click("sup2", card["id"], "approve")
+    assert status == 200
+    assert not late["ok"]
+    assert "sup1 通过" in late["reply"]["text"]
+    status, wrong = await bot.click("sup2", card["id"], "launch")
+    assert status == 400
+    assert wrong["error"] == "the card has no button 'launch'"

@@ -15,8 +15,8 @@ from bot.app import create_app
 from bot.clock import FakeClock
 from bot.keys import DISPATCHER, METRICS
 from bot.wecom import Bridge
-from integrations.wecom.channel import webhook_budget
 from integrations.wecom.aibot import AibotChannel
+from integrations.wecom.channel import webhook_budget
 from integrations.wecom.crypto import CallbackCrypto
 from integrations.wecom.fake import FakeWeComAIBot, FakeWeComAPI, WeComCallbacks
 from integrations.wecom.models import Inbound

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from storage.db import WriteLock
 
 
@@ -50,3 +52,21 @@ async def test_cancelled_waiter_does_not_keep_the_lock() -> None:
     await holder
     await asyncio.wait_for(hold(False, False), 1)
     assert doomed.cancelled()
+
+
+async def test_a_waiter_cancelled_as_the_lock_is_released_leaves_it_free() -> None:
+    lock = WriteLock()
+
+    async def enter() -> None:
+        async with lock.hold(urgent=False):
+            pass
+
+    async with lock.hold(urgent=True):
+        waiting = asyncio.create_task(enter())
+        await asyncio.sleep(0)  # queued behind us
+        waiting.cancel()
+    # Released before the waiter saw its cancellation: the release passed it over.
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    async with asyncio.timeout(1), lock.hold(urgent=False):
+        pass
