@@ -20,6 +20,7 @@ from handlers.context import Tx
 from handlers.logistics import carrier_hotline, carrier_name, parcel_key, parcel_text
 from handlers.money import format_fen
 from handlers.schema import InterceptResult
+from handlers.states import Machine
 from integrations.carrier.client import CarrierAnswer
 from storage.enums import CaseKind
 from storage.models import Case, Timer
@@ -74,11 +75,13 @@ STATE_TEXT: dict[str, str] = {
     S.FAILED: "拦截失败",
     S.ERROR: "未能提交给快递",
 }
-TRIGGER_TEXT = {
+TRIGGER_TEXT: dict[str, str] = {
     T.INTERCEPTED: "登记拦截成功",
     T.FAIL: "登记拦截失败",
     T.RETRY: "重新提交",
 }
+MACHINE = Machine("这个拦截", InterceptState, TRANSITIONS, STATE_TEXT, TRIGGER_TEXT)
+advance = MACHINE.advance
 ACTION_TEXT = {
     "requested": "申请拦截",
     T.SENT.value: "快递受理",
@@ -107,21 +110,6 @@ def shown_on_links(case: Case) -> dict[str, str]:
     return {"handle": case.handle, "text": LINK_TEXT[case.state]}
 
 
-class IllegalInterceptMoveError(ConflictError):
-    pass
-
-
-def advance(state: str, trigger: InterceptTrigger) -> InterceptState:
-    """The next state, or IllegalInterceptMoveError naming the current one."""
-    try:
-        return TRANSITIONS[(InterceptState(state), trigger)]
-    except (KeyError, ValueError):
-        raise IllegalInterceptMoveError(
-            f"这个拦截现在是「{STATE_TEXT.get(state, state)}」，"
-            f"不能{TRIGGER_TEXT.get(trigger, trigger.value)}"
-        ) from None
-
-
 def footer(case: Case, tx: Tx) -> str:
     if not case.last_action:
         return ""
@@ -141,14 +129,7 @@ async def move(
 ) -> InterceptState:
     """Advance `case` with compare-and-set; audit, card, and what arriving in the state means."""
     before = case.state
-    try:
-        after = advance(before, trigger)
-    except IllegalInterceptMoveError:
-        status = STATE_TEXT.get(before, before)
-        raise ConflictError(
-            f"{case.handle} 现在是「{status}」（{footer(case, tx)}），"
-            f"不能再{TRIGGER_TEXT.get(trigger, trigger.value)}"
-        ) from None
+    after = MACHINE.ensure(case.handle, before, trigger, footer(case, tx))
     values: dict[str, Any] = {"last_actor": actor, "last_action": trigger.value}
     if data is not None:
         values["data"] = data

@@ -11,12 +11,13 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from bot.errors import ConflictError, UsageError
+from bot.errors import UsageError
 from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone
 from bot.settings import LogisticsSettings, StaffSettings
 from handlers.context import Tx
 from handlers.money import format_fen
 from handlers.schema import Envelope, ShipmentTracking
+from handlers.states import Machine
 from storage.enums import CaseKind
 from storage.models import Case, Parcel, Timer
 
@@ -209,7 +210,7 @@ ANOMALY_ACTION_TEXT = {
     AT.RECOVER.value: "物流恢复",
     AT.REOPEN.value: "重新打开",
 }
-TRIGGER_TEXT = {
+TRIGGER_TEXT: dict[str, str] = {
     AT.CONTACT: "联系快递",
     AT.INTERCEPT: "拦截",
     AT.RESHIP: "补发",
@@ -217,18 +218,10 @@ TRIGGER_TEXT = {
 }
 
 
-class IllegalAnomalyMoveError(ConflictError):
-    pass
-
-
-def advance_anomaly(state: str, trigger: AnomalyTrigger) -> AnomalyState:
-    try:
-        return ANOMALY_TRANSITIONS[(AnomalyState(state), trigger)]
-    except (KeyError, ValueError):
-        raise IllegalAnomalyMoveError(
-            f"这个物流异常现在是「{ANOMALY_STATE_TEXT.get(state, state)}」，"
-            f"不能{TRIGGER_TEXT.get(trigger, trigger.value)}"
-        ) from None
+ANOMALY = Machine(
+    "这个物流异常", AnomalyState, ANOMALY_TRANSITIONS, ANOMALY_STATE_TEXT, TRIGGER_TEXT
+)
+advance_anomaly = ANOMALY.advance
 
 
 async def move_anomaly(
@@ -242,13 +235,7 @@ async def move_anomaly(
     **changes: Any,
 ) -> AnomalyState:
     before = case.state
-    try:
-        after = advance_anomaly(before, trigger)
-    except IllegalAnomalyMoveError:
-        raise ConflictError(
-            f"{case.handle} 现在是「{ANOMALY_STATE_TEXT.get(before, before)}」"
-            f"（{anomaly_footer(case, tx)}），不能再{TRIGGER_TEXT.get(trigger, trigger.value)}"
-        ) from None
+    after = ANOMALY.ensure(case.handle, before, trigger, anomaly_footer(case, tx))
     values: dict[str, Any] = {"last_actor": actor, "last_action": trigger.value, **changes}
     if data is not None:
         values["data"] = data

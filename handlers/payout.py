@@ -20,6 +20,7 @@ from bot.settings import StaffSettings
 from handlers.context import Tx
 from handlers.money import fen_to_yuan, format_fen
 from handlers.schema import PLATFORMS, PayoutRequested
+from handlers.states import IllegalTransitionError, Machine
 from storage.enums import CaseKind
 from storage.models import Case
 from storage.repositories.payouts import PayoutRepository, Tally
@@ -83,29 +84,6 @@ BATCH_TRANSITIONS: dict[tuple[BatchState, BatchTrigger], BatchState] = {
 }
 
 
-class IllegalTransitionError(ConflictError):
-    pass
-
-
-def advance(state: str, trigger: Trigger) -> PayoutState:
-    """The next state, or IllegalTransitionError naming the current one."""
-    try:
-        return TRANSITIONS[(PayoutState(state), trigger)]
-    except (KeyError, ValueError):
-        raise IllegalTransitionError(
-            f"这笔打款现在是「{STATE_TEXT.get(state, state)}」，不能{TRIGGER_TEXT[trigger]}"
-        ) from None
-
-
-def advance_batch(state: str, trigger: BatchTrigger) -> BatchState:
-    try:
-        return BATCH_TRANSITIONS[(BatchState(state), trigger)]
-    except (KeyError, ValueError):
-        raise IllegalTransitionError(
-            f"这个批次现在是「{BATCH_STATE_TEXT.get(state, state)}」，不能{BATCH_TRIGGER_TEXT[trigger]}"
-        ) from None
-
-
 STATE_TEXT: dict[str, str] = {
     S.REQUESTED: "待审批",
     S.APPROVED: "已审批 · 待财务打款",
@@ -133,6 +111,12 @@ BATCH_TRIGGER_TEXT: dict[str, str] = {
     BatchTrigger.SETTLE: "结束",
     BatchTrigger.CANCEL: "取消",
 }
+MACHINE = Machine("这笔打款", PayoutState, TRANSITIONS, STATE_TEXT, TRIGGER_TEXT)
+BATCH_MACHINE = Machine(
+    "这个批次", BatchState, BATCH_TRANSITIONS, BATCH_STATE_TEXT, BATCH_TRIGGER_TEXT
+)
+advance = MACHINE.advance
+advance_batch = BATCH_MACHINE.advance
 KINDS = ("cashback", "price_diff", "compensation")
 KIND_TEXT = {"cashback": "返现", "price_diff": "补差价", "compensation": "补偿"}
 KIND_ALIASES = {
@@ -453,13 +437,7 @@ def _step(tx: Tx, actor: str, at: str | None) -> str:
 
 def ensure(tx: Tx, case: Case, trigger: Trigger) -> PayoutState:
     """Like `advance`, but the refusal says who moved the payout last and when."""
-    try:
-        return advance(case.state, trigger)
-    except IllegalTransitionError:
-        status = STATE_TEXT.get(case.state, case.state)
-        raise ConflictError(
-            f"{case.handle} 现在是「{status}」（{footer(case, tx)}），不能再{TRIGGER_TEXT[trigger]}"
-        ) from None
+    return MACHINE.ensure(case.handle, case.state, trigger, footer(case, tx))
 
 
 # -- moves ----------------------------------------------------------------------------------

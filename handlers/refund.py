@@ -19,6 +19,7 @@ from handlers.conversation import card_lines as conversation_lines
 from handlers.money import fen_to_yuan, format_fen
 from handlers.rules import Action, Decision, RefundFacts
 from handlers.schema import PLATFORMS, RefundEnded, RefundRequested, RefundUpdated
+from handlers.states import Machine
 from storage.enums import CaseKind
 from storage.models import Case
 
@@ -101,20 +102,6 @@ TRANSITIONS: dict[tuple[RefundState, Trigger], RefundState] = {
 }
 
 
-class IllegalTransitionError(ConflictError):
-    pass
-
-
-def advance(state: str, trigger: Trigger) -> RefundState:
-    """The next state, or IllegalTransitionError naming the current one."""
-    try:
-        return TRANSITIONS[(RefundState(state), trigger)]
-    except (KeyError, ValueError):
-        raise IllegalTransitionError(
-            f"这个退款现在是「{STATE_TEXT.get(state, state)}」，不能{TRIGGER_TEXT.get(trigger, trigger)}"
-        ) from None
-
-
 STATE_TEXT: dict[str, str] = {
     S.NEW: "新申请",
     S.AWAITING_REVIEW: "待审核",
@@ -141,6 +128,8 @@ TRIGGER_TEXT: dict[str, str] = {
     T.INTERCEPTED: "确认拦截",
     T.RETURN_RECEIVED: "确认收货",
 }
+MACHINE = Machine("这个退款", RefundState, TRANSITIONS, STATE_TEXT, TRIGGER_TEXT)
+advance = MACHINE.advance
 # Actors whose moves are not a response to the buyer (rules are: they decide).
 AUTOMATIC = ("platform", "commerce", "system", "warehouse", "carrier")
 KIND_TEXT = {"refund_only": "仅退款", "return_refund": "退货退款", "price_diff": "退差价"}
@@ -341,14 +330,7 @@ def _deadline_text(deadline: datetime, tx: Tx) -> str:
 
 def ensure(tx: Tx, case: Case, trigger: Trigger) -> RefundState:
     """Like `advance`, but the refusal says who moved the case and when."""
-    try:
-        return advance(case.state, trigger)
-    except IllegalTransitionError:
-        status = STATE_TEXT.get(RefundState(case.state), case.state)
-        raise ConflictError(
-            f"{case.handle} 现在是「{status}」（{footer(case, tx)}），"
-            f"不能再{TRIGGER_TEXT.get(trigger, trigger.value)}"
-        ) from None
+    return MACHINE.ensure(case.handle, case.state, trigger, footer(case, tx))
 
 
 # -- moves ----------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from handlers.payout import (
     TRANSITIONS,
     BatchState,
     BatchTrigger,
-    IllegalTransitionError,
     PayoutState,
     Trigger,
     advance,
@@ -21,6 +20,7 @@ from handlers.payout import (
     mask_name,
     out_biz_no,
 )
+from handlers.states import IllegalTransitionError
 
 S, T = PayoutState, Trigger
 

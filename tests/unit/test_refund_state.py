@@ -8,11 +8,11 @@ from handlers.refund import (
     OPEN,
     TERMINAL,
     TRANSITIONS,
-    IllegalTransitionError,
     RefundState,
     Trigger,
     advance,
 )
+from handlers.states import IllegalTransitionError
 
 S, T = RefundState, Trigger
 
