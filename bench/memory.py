@@ -25,7 +25,7 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, insert, select, text, update
 
-from bench.server import BASE_CONFIG, SECRET, refund_requested, rss_mib, serve, signed
+from bench.server import BASE_CONFIG, SECRET, memory_mib, refund_requested, serve, signed
 from bot.app import create_app
 from bot.settings import Settings
 from storage import migrate
@@ -235,10 +235,10 @@ async def copy_templates(db: Database, cases: int) -> float:
 
 async def readings(url: str, pid: int, due_wait_s: float) -> dict[str, float]:
     """RSS after each step of a working day's heavier reads."""
-    seen = {"start": rss_mib(pid)}
+    seen = {"start": memory_mib(pid)}
     async with aiohttp.ClientSession() as session:
         await asyncio.sleep(5)
-        seen["idle 5 s"] = rss_mib(pid)
+        seen["idle 5 s"] = memory_mib(pid)
 
         async def say(text_: str) -> None:
             async with session.post(
@@ -247,26 +247,19 @@ async def readings(url: str, pid: int, due_wait_s: float) -> dict[str, float]:
                 assert resp.status == 200, await resp.text()
 
         await say("待办 全部")
-        seen["todo all"] = rss_mib(pid)
+        seen["todo all"] = memory_mib(pid)
         await say("日报")
-        seen["digest"] = rss_mib(pid)
+        seen["digest"] = memory_mib(pid)
         today = datetime.now(UTC).date()
         query = f"token={DASHBOARD_TOKEN}&from={today - timedelta(days=30)}&to={today}"
         async with session.get(f"{url}/dashboard?{query}") as resp:
             assert resp.status == 200, await resp.text()
             await resp.read()
-        seen["dashboard 30 days"] = rss_mib(pid)
+        seen["dashboard 30 days"] = memory_mib(pid)
         await asyncio.sleep(due_wait_s)
-        seen["reminders fired"] = rss_mib(pid)
-    seen["peak"] = hwm_mib(pid)
+        seen["reminders fired"] = memory_mib(pid)
+    seen["peak"] = memory_mib(pid, "VmHWM")
     return seen
-
-
-def hwm_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmHWM for process {pid}")
 
 
 async def measure(

@@ -168,9 +168,9 @@ async def serve(
             await proc.wait()
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process, from /proc."""
+def memory_mib(pid: int, field: str = "VmRSS") -> float:
+    """A process's memory figure from /proc (VmRSS resident now, VmHWM its peak), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    raise RuntimeError(f"no {field} for process {pid}")

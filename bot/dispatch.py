@@ -237,15 +237,15 @@ async def _card(d: Dispatcher, item: OutboxItem) -> None:
             current = await tx.outbox.get(item.id)
             if current is None or current.state != OutboxState.PENDING:
                 return  # folded meanwhile
-            card, placement = await _drawn(tx, item, group)
-            edit_only = _shown(item, card, placement) or not channel.sends(card, _own(placement))
-            if not edit_only:
+            drawn = await _drawn(tx, item, group)
+            if not _posts(channel, item, *drawn):
+                waiting = None  # an edit in place (or nothing): no send to spend
+            else:
                 waiting = await flood.backlog(tx, group.id, settings.fold_max)
                 if all(w.id != item.id for w in waiting):
                     waiting = [*waiting[: settings.fold_max - 1], current]  # folded too
-        if edit_only:
-            # An edit in place (or nothing to do) posts no message: the budget is not spent.
-            await _place_card(d, item, group, channel)
+        if waiting is None:
+            await _place_card(d, item, group, channel, drawn)
             return
         try:
             await spend(d, group, budget)
@@ -259,7 +259,16 @@ async def _card(d: Dispatcher, item: OutboxItem) -> None:
         if len(waiting) >= settings.fold_at:
             await _fold(d, group, channel, waiting)
         else:
-            await _place_card(d, item, group, channel)
+            await _place_card(d, item, group, channel, drawn)
+
+
+def _posts(channel: Channel, item: OutboxItem, card: Card, placement: CardMessage | None) -> bool:
+    """Delivering `item` posts a message: a first card, or an update the platform cannot
+    make in place."""
+    if _shown(item, card, placement):
+        return False
+    own = _own(placement)
+    return own is None or not own.ref or channel.update_sends(card, own)
 
 
 async def _drawn(tx: Tx, item: OutboxItem, group: GroupSettings) -> tuple[Card, CardMessage | None]:
@@ -311,10 +320,17 @@ async def _fold(
 
 
 async def _place_card(
-    d: Dispatcher, item: OutboxItem, group: GroupSettings, channel: Channel
+    d: Dispatcher,
+    item: OutboxItem,
+    group: GroupSettings,
+    channel: Channel,
+    drawn: tuple[Card, CardMessage | None] | None = None,
 ) -> None:
-    async with d.svc.tx() as tx:
-        card, placement = await _drawn(tx, item, group)
+    """Post or update the case's card; `drawn` is the card and placement already read."""
+    if drawn is None:
+        async with d.svc.tx() as tx:
+            drawn = await _drawn(tx, item, group)
+    card, placement = drawn
     if _shown(item, card, placement):
         return
     placement = _own(placement)

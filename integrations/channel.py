@@ -32,9 +32,9 @@ class Channel(Protocol):
     def budget(self, group: GroupSettings) -> Budget | None:
         """The platform's limit for one destination (None: no limit worth enforcing)."""
 
-    def sends(self, card: Card, placement: CardMessage | None) -> bool:
-        """Whether delivering a newer `card` posts a message (what a budget counts), rather
-        than only editing the one at `placement`."""
+    def update_sends(self, card: Card, placement: CardMessage) -> bool:
+        """Whether bringing the card at `placement` up to `card` posts a message (what a
+        budget counts) rather than only editing the one there."""
 
     async def deliver_card(
         self, group: GroupSettings, card: Card, placement: CardMessage | None

@@ -124,10 +124,10 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         options: dict[str, Any] = {"echo": echo}
-        if not self.is_sqlite:
-            options |= {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
         if self.is_sqlite:
             options["async_creator"] = self._connect_sqlite
+        else:
+            options |= {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_connect)

@@ -99,8 +99,8 @@ class DingtalkChannel:
         # App robots are limited per API (QPS), answered as throttling, not per group.
         return None
 
-    def sends(self, card: Card, placement: CardMessage | None) -> bool:  # noqa: ARG002
-        return placement is None or not placement.ref  # later versions update the card instance
+    def update_sends(self, card: Card, placement: CardMessage) -> bool:  # noqa: ARG002
+        return False  # the card instance is updated
 
     async def deliver_card(
         self, group: GroupSettings, card: Card, placement: CardMessage | None
@@ -239,7 +239,7 @@ class DingtalkWebhookChannel:
         # At most burst + rate·60 s = 5 + 15 = 20 messages in any minute: DingTalk's limit.
         return Budget(per_minute=15, burst=5)
 
-    def sends(self, card: Card, placement: CardMessage | None) -> bool:  # noqa: ARG002
+    def update_sends(self, card: Card, placement: CardMessage) -> bool:  # noqa: ARG002
         return True  # a robot message cannot be edited: every change is a new one
 
     async def deliver_card(

@@ -33,8 +33,8 @@ class SandboxChannel:
     def budget(self, group: GroupSettings) -> Budget | None:  # noqa: ARG002
         return None
 
-    def sends(self, card: Card, placement: CardMessage | None) -> bool:  # noqa: ARG002
-        return placement is None or not placement.ref
+    def update_sends(self, card: Card, placement: CardMessage) -> bool:  # noqa: ARG002
+        return False
 
     async def deliver_card(
         self, group: GroupSettings, card: Card, placement: CardMessage | None

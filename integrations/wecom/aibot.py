@@ -98,8 +98,8 @@ class AibotChannel:
         # (20 a minute): burst + a minute's refill, so no 60 s window carries more than 20.
         return Budget(per_minute=15, burst=5)
 
-    def sends(self, card: Card, placement: CardMessage | None) -> bool:
-        return placement is None or not placement.ref or followup_due(placement, card)
+    def update_sends(self, card: Card, placement: CardMessage) -> bool:
+        return followup_due(placement, card)
 
     async def deliver_card(
         self, group: GroupSettings, card: Card, placement: CardMessage | None

@@ -44,10 +44,8 @@ class WecomAppChannel:
         # message/send allows 30 a minute per member per app; every card goes to each member.
         return webhook_budget(30)
 
-    def sends(self, card: Card, placement: CardMessage | None) -> bool:
+    def update_sends(self, card: Card, placement: CardMessage) -> bool:
         # update_template_card edits what was sent; only a line after it counts as a send.
-        if placement is None or not placement.ref:
-            return True
         return not self.stale(card, placement) and followup_due(placement, card)
 
     def touser(self, group: GroupSettings) -> str:
@@ -133,8 +131,8 @@ class WecomWebhookChannel:
     def budget(self, group: GroupSettings) -> Budget | None:  # noqa: ARG002
         return webhook_budget(20)
 
-    def sends(self, card: Card, placement: CardMessage | None) -> bool:
-        return placement is None or not placement.ref or followup_due(placement, card)
+    def update_sends(self, card: Card, placement: CardMessage) -> bool:
+        return followup_due(placement, card)
 
     def url(self, group: GroupSettings) -> str:
         if not group.webhook_url:
