@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -242,6 +243,13 @@ class Bot:
             if not busy:
                 return
         raise AssertionError("still busy after draining")
+
+    async def later(self, **delta: float) -> list[str]:
+        """Advance the clock, run what falls due, and return the group's new lines."""
+        before = len(await self.texts())
+        self.clock.advance(timedelta(**delta))
+        await self.drain()
+        return (await self.texts())[before:]
 
     async def messages(self, group: str = "aftersales") -> list[dict[str, Any]]:
         resp = await self.client.get(f"/sandbox/api/groups/{group}/messages")

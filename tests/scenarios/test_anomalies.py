@@ -58,11 +58,6 @@ async def anomalies(bot: Bot) -> dict[str, dict[str, Any]]:
     return {c["case_id"]: c for c in await bot.cards("ops") if c["handle"].startswith("A")}
 
 
-async def later(bot: Bot, **delta: float) -> None:
-    bot.clock.advance(timedelta(**delta))
-    await bot.drain()
-
-
 async def test_tracking_events_keep_one_record_per_parcel(bot: Bot) -> None:
     now = bot.clock.now()
     await scan(
@@ -110,11 +105,11 @@ async def test_each_anomaly_kind_is_raised_once(bot: Bot) -> None:
     assert found["SF:SF-REJ:rejected"]["card"]["mentions"] == ["agent1", "agent2", "sup1", "sup2"]
     assert {"label": "异常", "value": "【杭州】地址不详，联系不上收件人"} in exc["card"]["fields"]
 
-    await later(bot, hours=23, minutes=50)
+    await bot.later(hours=23, minutes=50)
     assert len(await anomalies(bot)) == 3
-    await later(bot, minutes=15)
+    await bot.later(minutes=15)
     assert "SF:SF-PICKUP:no_pickup" in await anomalies(bot)
-    await later(bot, hours=24)
+    await bot.later(hours=24)
     found = await anomalies(bot)
     assert {"SF:SF-NOUPD:no_update", "SF:SF-STUCK:stuck"} <= set(found)
     stuck = found["SF:SF-STUCK:stuck"]
@@ -122,11 +117,11 @@ async def test_each_anomaly_kind_is_raised_once(bot: Bot) -> None:
         "card"
     ]["fields"]
     assert any("虚假发货" in line for line in stuck["card"]["lines"])
-    await later(bot, days=3, hours=1)
+    await bot.later(days=3, hours=1)
     lost = {k for k in await anomalies(bot) if k.endswith(":lost")}
     assert lost == {f"SF:SF-{n}:lost" for n in ("NOUPD", "STUCK", "EXC", "RET", "REJ")}
     for _ in range(4):
-        await later(bot, days=3)
+        await bot.later(days=3)
     assert len(await anomalies(bot)) == 3 + 1 + 2 + 5
     async with bot.svc.tx() as tx:
         count = await tx.session.scalar(
@@ -143,7 +138,7 @@ async def test_a_parcel_overdue_on_arrival_is_raised_by_the_next_scan(bot: Bot) 
     now = bot.clock.now()
     await scan(bot, tracking("SF-LATE", "created", now - timedelta(hours=30)))
     assert await anomalies(bot) == {}
-    await later(bot, minutes=5)
+    await bot.later(minutes=5)
     (late,) = (await anomalies(bot)).values()
     assert late["case_id"] == "SF:SF-LATE:no_pickup"
     assert {"label": "异常", "value": "发货 30 小时仍未揽收（时限 24 小时）"} in late["card"][
@@ -160,16 +155,16 @@ async def test_the_scan_survives_a_restart(make_bot: BotFactory, sqlite_url: str
     await first.client.close()
 
     second = await make_bot(make_settings(sqlite_url))
-    await later(second, hours=1, minutes=5)
+    await second.later(hours=1, minutes=5)
     assert set(await anomalies(second)) == {"SF:SF-R2:stuck"}
-    await later(second, hours=47)
+    await second.later(hours=47)
     assert set(await anomalies(second)) == {"SF:SF-R2:stuck", "SF:SF-R1:no_update"}
 
 
 async def test_movement_recovers_and_a_recurrence_updates_the_same_card(bot: Bot) -> None:
     t0 = bot.clock.now()
     await scan(bot, tracking("SF-S", "in_transit", t0))
-    await later(bot, hours=48, minutes=5)
+    await bot.later(hours=48, minutes=5)
     (stuck,) = (await anomalies(bot)).values()
     assert stuck["state"] == "open"
     await scan(
@@ -180,7 +175,7 @@ async def test_movement_recovers_and_a_recurrence_updates_the_same_card(bot: Bot
     assert recovered["state"] == "recovered"
     assert recovered["card"]["buttons"] == []
     assert any("到达【郑州转运中心】" in line for line in recovered["card"]["lines"])
-    await later(bot, hours=48, minutes=5)
+    await bot.later(hours=48, minutes=5)
     (again,) = (await anomalies(bot)).values()
     assert again["id"] == stuck["id"]
     assert again["state"] == "open"

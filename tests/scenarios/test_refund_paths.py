@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -44,14 +43,6 @@ async def event(bot: Bot, type_: str, **data: Any) -> None:
     await bot.drain()
 
 
-async def later(bot: Bot, **delta: float) -> list[str]:
-    """Advance the clock, run what falls due, and return the new group lines."""
-    before = len(await bot.texts())
-    bot.clock.advance(timedelta(**delta))
-    await bot.drain()
-    return (await bot.texts())[before:]
-
-
 async def test_path1_unshipped_is_refunded_and_stopped_without_anyone(
     shop: tuple[Bot, FakeCommerce],
 ) -> None:
@@ -63,7 +54,7 @@ async def test_path1_unshipped_is_refunded_and_stopped_without_anyone(
     assert field(card, "决定").startswith("规则 unshipped-auto 自动通过")
     assert len(fake.performed("approve_refund")) == 1
     assert len(fake.performed("stop_shipment")) == 1
-    assert await later(bot, hours=2) == []
+    assert await bot.later(hours=2) == []
 
 
 async def test_path1_above_the_cap_stops_shipment_and_waits_for_a_supervisor(
@@ -107,17 +98,17 @@ async def test_path3_review_reminds_then_escalates_then_is_approved(
     card = await bot.refund(data_amount="40.00", data_order_amount="128.00")
     assert card["state"] == "awaiting_review"
     assert field(card, "金额") == "¥40.00（订单 ¥128.00，部分退款）"
-    assert await later(bot, minutes=29) == []
-    (reminder,) = await later(bot, minutes=2)
+    assert await bot.later(minutes=29) == []
+    (reminder,) = await bot.later(minutes=2)
     assert "R1（¥40.00）30 分钟无人响应" in reminder
     assert reminder.startswith("@agent1 @agent2 @sup1 @sup2 @admin1")
-    (escalation,) = await later(bot, minutes=30)
+    (escalation,) = await bot.later(minutes=30)
     assert "R1 已 1 小时无人响应，升级主管跟进" in escalation
     assert escalation.startswith("@sup1 @sup2 @admin1")
     assert (await bot.say("agent2", "通过 R1"))["ok"]
     await bot.drain()
     assert (await card_of(bot, "R1"))["state"] == "refunded"
-    assert await later(bot, hours=3) == []
+    assert await bot.later(hours=3) == []
 
 
 async def test_claim_counts_as_first_response(shop: tuple[Bot, FakeCommerce]) -> None:
@@ -125,7 +116,7 @@ async def test_claim_counts_as_first_response(shop: tuple[Bot, FakeCommerce]) ->
     await bot.refund()
     bot.clock.advance(minutes=10)
     await bot.say("agent1", "认领 R1")
-    assert await later(bot, hours=1) == []
+    assert await bot.later(hours=1) == []
 
 
 async def test_escalated_approval_reminds_supervisors_then_admins(
@@ -134,11 +125,11 @@ async def test_escalated_approval_reminds_supervisors_then_admins(
     bot, _ = shop
     await bot.refund(data_amount="128.00", data_deadline_at=None)
     await bot.say("agent1", "通过 R1")
-    assert await later(bot, hours=3.9) == []
-    (first,) = await later(bot, hours=0.2)
+    assert await bot.later(hours=3.9) == []
+    (first,) = await bot.later(hours=0.2)
     assert "等待主管审批已超过 4 小时" in first
     assert first.startswith("@sup1 @sup2 @admin1 ")
-    (second,) = await later(bot, hours=4)
+    (second,) = await bot.later(hours=4)
     assert second.startswith("@admin1 ")
     assert "请管理员介入" in second
 
@@ -147,7 +138,7 @@ async def test_path4_return_tracking_receipt_qc_refund(shop: tuple[Bot, FakeComm
     bot, fake = shop
     card = await bot.refund(data_kind="return_refund", data_refund_id="RF4", data_deadline_at=None)
     assert card["state"] == "waiting_return"
-    (reminder,) = await later(bot, hours=12.1)
+    (reminder,) = await bot.later(hours=12.1)
     assert "R1 买家 12 小时未填写退货单号" in reminder
     await event(
         bot,
@@ -157,12 +148,12 @@ async def test_path4_return_tracking_receipt_qc_refund(shop: tuple[Bot, FakeComm
         return_tracking={"carrier": "YTO", "tracking_no": "YT123"},
     )
     assert (await card_of(bot, "R1"))["state"] == "returning"
-    assert await later(bot, hours=13) == []
+    assert await bot.later(hours=13) == []
     await event(bot, "refund.updated", refund_id="RF4", return_status="received")
     card = await card_of(bot, "R1")
     assert card["state"] == "inspecting"
     assert next(b["text"] for b in card["card"]["buttons"]) == "质检通过 · 退款"
-    (qc,) = await later(bot, hours=12.1)
+    (qc,) = await bot.later(hours=12.1)
     assert "R1 退货已签收 12 小时，请尽快质检并退款" in qc
     _, answer = await bot.click("agent1", card["id"], "approve")
     assert answer["ok"]
@@ -211,13 +202,13 @@ async def test_deadline_passes_unhandled(shop: tuple[Bot, FakeCommerce]) -> None
     bot, _ = shop
     await bot.refund(data_refund_id="RFD", data_deadline_at=DEADLINE_IN_8H)
     await bot.say("agent2", "认领 R1")
-    (six,) = await later(bot, hours=2)
+    (six,) = await bot.later(hours=2)
     assert six.startswith("@agent2 ⏳ R1（¥128.00）距平台自动同意还剩 6 小时（11-23 18:00）")
-    (one,) = await later(bot, hours=5)
+    (one,) = await bot.later(hours=5)
     assert one.startswith("@agent2 @sup1 @sup2 @admin1 ⏳ R1")
     assert "还剩 1 小时" in one
     assert "剩 1 小时" in field(await card_of(bot, "R1"), "平台时限")
-    (passed,) = await later(bot, hours=1)
+    (passed,) = await bot.later(hours=1)
     assert "⛔ R1（¥128.00）已过平台处理时限，平台可能已自动同意退款" in passed
     assert field(await card_of(bot, "R1"), "平台时限").endswith("（已超时）")
     await event(bot, "refund.closed", refund_id="RFD", status="refunded", detail="超时平台自动退款")
@@ -226,7 +217,7 @@ async def test_deadline_passes_unhandled(shop: tuple[Bot, FakeCommerce]) -> None
     assert "平台：超时平台自动退款" in closed["card"]["lines"]
     async with bot.svc.tx() as tx:
         assert await tx.timers.pending_for_case(1) == []
-    assert await later(bot, days=2) == []
+    assert await bot.later(days=2) == []
 
 
 async def test_case_arriving_inside_the_windows_warns_once_at_once(
@@ -236,8 +227,8 @@ async def test_case_arriving_inside_the_windows_warns_once_at_once(
     await bot.refund(data_deadline_at="2026-11-23T10:40:00+08:00")
     (warning,) = await bot.texts()
     assert "距平台自动同意还剩 40 分钟" in warning
-    assert await later(bot, minutes=20) == []
-    texts = await later(bot, minutes=20)
+    assert await bot.later(minutes=20) == []
+    texts = await bot.later(minutes=20)
     assert [t for t in texts if "⛔ R1" in t] == [texts[-1]]
 
 
@@ -248,7 +239,7 @@ async def test_cancelled_request_cancels_its_timers(shop: tuple[Bot, FakeCommerc
     card = await card_of(bot, "R1")
     assert card["state"] == "cancelled"
     assert card["card"]["buttons"] == []
-    assert await later(bot, days=1) == []
+    assert await bot.later(days=1) == []
 
 
 async def test_timers_survive_a_restart_and_fire_once(
@@ -278,7 +269,7 @@ async def test_updated_deadline_moves_the_warnings(shop: tuple[Bot, FakeCommerce
     await bot.refund(data_refund_id="RFU", data_deadline_at=DEADLINE_IN_8H)
     await bot.say("agent1", "claim R1")
     await event(bot, "refund.updated", refund_id="RFU", deadline_at="2026-11-24T18:00:00+08:00")
-    assert await later(bot, hours=8.5) == []
-    warnings = [t for t in await later(bot, hours=17.5) if "⏳" in t]
+    assert await bot.later(hours=8.5) == []
+    warnings = [t for t in await bot.later(hours=17.5) if "⏳" in t]
     assert len(warnings) == 1
     assert "还剩 6 小时（11-24 18:00）" in warnings[0]

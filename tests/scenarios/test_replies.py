@@ -50,14 +50,6 @@ async def buyer_says(bot: Bot, refund_id: str, text: str) -> None:
     await bot.drain()
 
 
-async def later(bot: Bot, **delta: float) -> list[str]:
-    """Advance the clock, run what falls due, and return the new group lines."""
-    before = len(await bot.texts())
-    bot.clock.advance(timedelta(**delta))
-    await bot.drain()
-    return (await bot.texts())[before:]
-
-
 async def test_reply_reaches_the_buyer_once_and_shows_on_the_card(
     shop: tuple[Bot, FakeCommerce],
 ) -> None:
@@ -82,7 +74,7 @@ async def test_reply_reaches_the_buyer_once_and_shows_on_the_card(
         in (updated["card"]["lines"])
     )
     assert updated["card"]["footer"] == "agent1 回复买家 · 11-23 10:05"
-    assert [t for t in await later(bot, hours=2) if "无人响应" in t] == []
+    assert [t for t in await bot.later(hours=2) if "无人响应" in t] == []
     async with bot.svc.tx() as tx:
         case = await tx.cases.find("R1")
         assert case is not None
@@ -107,7 +99,7 @@ async def test_without_a_reply_the_first_response_reminder_still_fires(
 ) -> None:
     bot, _ = shop
     await bot.refund()
-    assert [t for t in await later(bot, minutes=31) if "30 分钟无人响应" in t]
+    assert [t for t in await bot.later(minutes=31) if "30 分钟无人响应" in t]
 
 
 async def test_a_template_is_filled_for_the_case_and_sent(shop: tuple[Bot, FakeCommerce]) -> None:
@@ -185,15 +177,15 @@ async def test_buyer_message_shows_in_the_group_and_rearms_the_reminder_once(
     assert (await bot.texts())[-1] == "@agent1 🗨 R1 买家 t**1：亲，什么时候处理呀？"
     card = await card_of(bot)
     assert "🗨 买家 11-23 10:03：亲，什么时候处理呀？（待回复）" in card["card"]["lines"]
-    assert await later(bot, minutes=20) == []
+    assert await bot.later(minutes=20) == []
     await buyer_says(bot, "RFB", "客服怎么不回消息？")
-    reminders = await later(bot, minutes=11)
+    reminders = await bot.later(minutes=11)
     assert reminders == [
         "@agent1 ⏰ R1（¥128.00）买家留言 30 分钟未回复，请尽快回复"
         "（回复 R1 内容，或点卡片上的「常用回复」）"
     ]
-    assert await later(bot, minutes=20) == []
-    escalation = await later(bot, minutes=10)
+    assert await bot.later(minutes=20) == []
+    escalation = await bot.later(minutes=10)
     assert escalation == ["@sup1 @sup2 @admin1 🔺 R1 买家留言已 1 小时未回复，升级主管跟进"]
 
     assert (await bot.say("agent1", "回复 R1 #仅退款核实"))["ok"]
@@ -201,11 +193,11 @@ async def test_buyer_message_shows_in_the_group_and_rearms_the_reminder_once(
     lines = (await card_of(bot))["card"]["lines"]
     assert not any("待回复" in line for line in lines)
     assert lines[-1].startswith("💬 agent1")
-    assert await later(bot, hours=3) == []
+    assert await bot.later(hours=3) == []
 
     await buyer_says(bot, "RFB", "好的，那我等着")
     assert (await card_of(bot))["card"]["lines"][-1].endswith("（待回复）")
-    assert [t for t in await later(bot, minutes=31) if "买家留言 30 分钟未回复" in t]
+    assert [t for t in await bot.later(minutes=31) if "买家留言 30 分钟未回复" in t]
 
 
 async def test_unanswered_case_keeps_its_first_response_clock(
@@ -214,7 +206,7 @@ async def test_unanswered_case_keeps_its_first_response_clock(
     bot, _ = shop
     await bot.refund(data_refund_id="RFN")
     await buyer_says(bot, "RFN", "在吗")
-    texts = await later(bot, minutes=31)
+    texts = await bot.later(minutes=31)
     assert any("30 分钟无人响应" in t for t in texts)
     assert any("买家留言 30 分钟未回复" in t for t in texts)
 
