@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import text
@@ -97,7 +99,27 @@ def make_refund(**overrides: Any) -> dict[str, Any]:
     return envelope
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 # -- databases ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def redis_url() -> str:
+    """The test Redis, emptied; skips without it (fails under CI=true)."""
+    try:
+        client = aioredis.Redis.from_url(REDIS_URL)
+        await client.flushdb()
+        await client.aclose()
+    except (OSError, aioredis.ConnectionError) as exc:
+        if IN_CI:
+            pytest.fail(f"CI=true needs Redis at {REDIS_URL}: {exc}")
+        pytest.skip(f"Redis at {REDIS_URL} is not reachable: {exc}")
+    return REDIS_URL
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ import os
 import random
 import re
 import signal
-import socket
 import sys
 import time
 from collections import Counter, defaultdict
@@ -28,7 +27,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy import text
@@ -40,7 +38,7 @@ from integrations.commerce.fake import FakeCommerce
 from integrations.dingtalk.fake import FakeDingtalk
 from integrations.signing import signed_headers
 from integrations.wecom.fake import FakeWeComAPI
-from tests.conftest import IN_CI, REDIS_URL, in_thread, make_refund, truncate
+from tests.conftest import free_port, in_thread, make_refund, truncate
 
 pytestmark = [pytest.mark.chaos, pytest.mark.postgres, pytest.mark.redis]
 
@@ -211,12 +209,6 @@ async def platforms() -> AsyncIterator[Platforms]:
 # -- the instances ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Instance:
     """One `refundops serve` process slot: started, killed and restarted on the same port."""
@@ -273,19 +265,6 @@ class Instance:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.terminate()
             await self.proc.wait()
-
-
-@pytest.fixture
-async def redis_url() -> str:
-    try:
-        client = aioredis.Redis.from_url(REDIS_URL)
-        await client.flushdb()
-        await client.aclose()
-    except (OSError, aioredis.ConnectionError) as exc:
-        if IN_CI:
-            pytest.fail(f"CI=true needs Redis at {REDIS_URL}: {exc}")
-        pytest.skip(f"Redis at {REDIS_URL} is not reachable: {exc}")
-    return REDIS_URL
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 import time
 from collections import Counter
@@ -16,12 +15,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 
 from integrations.commerce.fake import FakeCommerce
 from integrations.signing import signed_headers
-from tests.conftest import IN_CI, REDIS_URL, in_thread, make_refund, truncate
+from tests.conftest import free_port, in_thread, make_refund, truncate
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 SECRET = "two-instances-secret-0123456789"
@@ -52,25 +50,6 @@ refund_limit = 2000
 id = "admin1"
 roles = ["admin"]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-async def redis_url() -> str:
-    try:
-        client = aioredis.Redis.from_url(REDIS_URL)
-        await client.flushdb()
-        await client.aclose()
-    except (OSError, aioredis.ConnectionError) as exc:
-        if IN_CI:
-            pytest.fail(f"CI=true needs Redis at {REDIS_URL}: {exc}")
-        pytest.skip(f"Redis at {REDIS_URL} is not reachable: {exc}")
-    return REDIS_URL
 
 
 @pytest.fixture
