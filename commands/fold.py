@@ -6,6 +6,7 @@ from pydantic import Field
 
 from bot.errors import NotFoundError
 from bot.message import Reply
+from bot.settings import StaffSettings
 from commands.case import ANYONE
 from commands.router import Args, CommandContext, router
 from handlers import refund
@@ -35,28 +36,27 @@ async def _cases(ctx: CommandContext, ref: str) -> list[Case]:
 )
 async def approve_all(ctx: CommandContext, args: FoldArgs) -> Reply:
     """通过合并卡片里我有权限批准的全部待审核退款"""
-    staff, done, beyond = ctx.me, [], []
+    staff, directory = ctx.me, ctx.svc.staff
+    done: list[str] = []
+    beyond: list[str] = []
+    able: dict[str, StaffSettings] = {}
     for case in await _cases(ctx, args.fold):
-        if case.kind != CaseKind.REFUND or case.state not in BULK:
-            continue
-        role = (
-            "supervisor"
-            if case.state == refund.S.ESCALATED
-            else case.data.get("review_role", "agent")
-        )
-        if not ctx.svc.staff.may_approve(staff, case.amount_fen, role):
-            beyond.append(case.handle)
-            continue
         async with ctx.svc.tx() as tx:
             fresh = await tx.cases.get(case.id)
-            if fresh is None or fresh.state not in BULK:
+            if fresh is None or fresh.kind != CaseKind.REFUND or fresh.state not in BULK:
+                continue
+            role = refund.approval_role(fresh)
+            if not directory.may_approve(staff, fresh.amount_fen, role):
+                beyond.append(fresh.handle)
+                able |= {s.id: s for s in directory.approvers(fresh.amount_fen, role)}
                 continue
             await refund.approve(tx, fresh, staff, ctx.channel)
             done.append(f"{fresh.handle} {format_fen(fresh.amount_fen)}")
     text = f"✅ 已通过 {len(done)} 件：{'、'.join(done)}" if done else "没有你可以批准的待审核单据"
     if beyond:
-        text += f"\n超出 {staff.display} 的权限，未处理：{'、'.join(beyond)}"
-    return Reply(text, ok=bool(done))
+        who = "、".join(s.display for s in able.values()) or "管理员"
+        text += f"\n超出 {staff.display} 的权限，未处理：{'、'.join(beyond)}。可以批准的是：{who}"
+    return Reply(text, mentions=directory.mentions(able.values()), ok=bool(done))
 
 
 @router.command("list", "列表", args=FoldArgs, roles=ANYONE, what="查看合并卡片")

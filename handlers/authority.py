@@ -103,16 +103,26 @@ class StaffDirectory:
             mentions=self.mentions(able),
         )
 
+    def who_may_approve(self, amount_fen: int, role: str) -> tuple[str, tuple[Mention, ...]]:
+        """Who may approve this amount, as text with their limits, and as @-mentions."""
+        able = self.approvers(amount_fen, role)
+        who = "、".join(_with_limit(s, self.refund_limit_fen(s)) for s in able) or "管理员"
+        return who, self.mentions(able)
+
+    def limit_text(self, staff: StaffSettings | None) -> str:
+        if staff is None:
+            return format_fen(0)
+        limit = self.refund_limit_fen(staff)
+        return "无" if limit is None else format_fen(limit)
+
     def refuse_amount(
         self, staff: StaffSettings, amount_fen: int, role: str
     ) -> PermissionDeniedError:
-        able = self.approvers(amount_fen, role)
-        limit = self.refund_limit_fen(staff)
-        who = "、".join(_with_limit(s, self.refund_limit_fen(s)) for s in able) or "管理员"
-        mine = "无" if limit is None else format_fen(limit)
+        who, mentions = self.who_may_approve(amount_fen, role)
         return PermissionDeniedError(
-            f"{format_fen(amount_fen)} 超出 {staff.display} 的退款权限（{mine}）。可以批准的是：{who}",
-            mentions=self.mentions(able),
+            f"{format_fen(amount_fen)} 超出 {staff.display} 的退款权限"
+            f"（{self.limit_text(staff)}）。可以批准的是：{who}",
+            mentions=mentions,
         )
 
 

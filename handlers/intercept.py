@@ -1,6 +1,7 @@
 """Intercept cases (X): ask the carrier to stop a parcel, follow up, and let the refund move on.
 
-Intercepted → the refund is approved without a click; failed → it waits for the return.
+Intercepted on the carrier's word → the refund is approved without a click; recorded by a
+person → only within that person's refund limit; failed → it waits for the return.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ ACTION_TEXT = {
     T.RETRY.value: "重新提交",
     "linked": "关联单据",
     "late_result": "迟到的快递反馈",
+    "carrier_confirmed": "快递确认拦截成功",
 }
 SOURCE_TEXT = {"rule": "规则", "command": "命令", "anomaly": "物流异常"}
 # How an intercept shows on its refunds' and anomalies' cards: coarser than its own states,
@@ -104,6 +106,13 @@ LINK_TEXT: dict[str, str] = {
     S.FAILED: "拦截失败",
     S.ERROR: "未能提交给快递",
 }
+
+
+def recorded_by(case: Case) -> str:
+    """Whose word settled the intercept: "carrier" once the carrier's API or event said so."""
+    if case.data.get("carrier_confirmed"):
+        return "carrier"
+    return str(case.data.get("result", {}).get("by", ""))
 
 
 def shown_on_links(case: Case) -> dict[str, str]:
@@ -304,12 +313,12 @@ async def _show_on_links(tx: Tx, case: Case, *, actor: str) -> None:
             continue
         data = {**refund.data, "intercept": shown}
         waiting = refund.state == refund_flow.S.WAITING_INTERCEPT
-        if state in DONE and waiting:
-            trigger = (
-                refund_flow.T.INTERCEPTED
-                if state is S.INTERCEPTED
-                else refund_flow.T.INTERCEPT_FAILED
+        if state is S.INTERCEPTED and waiting:
+            await refund_flow.on_intercepted(
+                tx, refund, recorded_by=recorded_by(case), via=case.handle, actor=actor, data=data
             )
+        elif state is S.FAILED and waiting:
+            trigger = refund_flow.T.INTERCEPT_FAILED
             await refund_flow.move(tx, refund, trigger, actor=actor, data=data)
         else:
             await tx.cases.touch(refund, now=tx.now, data=data)
@@ -429,7 +438,9 @@ async def on_result(tx: Tx, result: InterceptResult) -> Case | None:
         return None
     ok = result.result in ("intercepted", "returned")
     if InterceptState(case.state) in DONE:
-        if (case.data.get("outcome") == "intercepted") != ok:
+        if ok and case.state == S.INTERCEPTED and recorded_by(case) != "carrier":
+            await _carrier_confirms(tx, case, result)
+        elif (case.data.get("outcome") == "intercepted") != ok:
             late = [
                 *case.data.get("late_results", []),
                 {"result": result.result, "detail": result.detail, "at": tx.now.isoformat()},
@@ -450,6 +461,25 @@ async def on_result(tx: Tx, result: InterceptResult) -> Case | None:
         return case
     await decide(tx, case, ok=ok, actor="carrier", detail=result.detail, result=result.result)
     return case
+
+
+async def _carrier_confirms(tx: Tx, case: Case, result: InterceptResult) -> None:
+    """The carrier agrees with what a person recorded: refunds held for that person's limit
+    go on, on the carrier's word."""
+    confirmed = {"result": result.result, "detail": result.detail, "at": tx.now.isoformat()}
+    await tx.cases.touch(
+        case,
+        now=tx.now,
+        data={**case.data, "carrier_confirmed": confirmed},
+        last_actor="carrier",
+        last_action="carrier_confirmed",
+    )
+    await tx.audit(case, "carrier", "carrier_confirmed", from_state=case.state)
+    await tx.sync_card(case)
+    for link in case.data.get("refunds", []):
+        refund = await tx.cases.get(link["pk"])
+        if refund is not None:
+            await refund_flow.on_carrier_confirmed(tx, refund, via=case.handle)
 
 
 # -- following up ---------------------------------------------------------------------------
@@ -545,7 +575,12 @@ def intercept_card(case: Case, tx: Tx) -> Card:
     if state is S.ERROR:
         lines.append(f"⚠ 未能提交给快递：{data.get('error') or '接口多次失败'}")
     if state is S.INTERCEPTED and case.amount_fen:
-        lines.append(f"✅ 快件退回中，挽回 {format_fen(case.amount_fen)}，退款自动继续")
+        then = (
+            "退款自动继续"
+            if recorded_by(case) == "carrier"
+            else "退款在登记人的权限内继续，超出的等主管审批"
+        )
+        lines.append(f"✅ 快件退回中，挽回 {format_fen(case.amount_fen)}，{then}")
     if state is S.FAILED and data.get("refunds"):
         lines.append("退款已转入退货流程：等买家寄回")
     for late in data.get("late_results", [])[-1:]:
@@ -714,6 +749,21 @@ async def confirm(
         detail=detail.strip()[:200] or ("人工确认拦截成功" if ok else "人工确认拦截失败"),
         channel=channel,
     )
-    if ok:
+    if not ok:
+        return Reply(f"已登记 {case.handle} 拦截失败，关联退款转入退货流程")
+    held = [
+        refund
+        for link in case.data.get("refunds", [])
+        if (refund := await tx.cases.get(link["pk"])) is not None
+        and refund_flow.held_for(refund, case.handle)
+    ]
+    if not held:
         return Reply(f"✅ {case.handle} 已登记拦截成功，关联退款自动继续")
-    return Reply(f"已登记 {case.handle} 拦截失败，关联退款转入退货流程")
+    directory = tx.svc.staff
+    who, mentions = directory.who_may_approve(max(r.amount_fen for r in held), "supervisor")
+    refunds = "、".join(f"{r.handle} {format_fen(r.amount_fen)}" for r in held)
+    return Reply(
+        f"✅ {case.handle} 已登记拦截成功。{refunds} 超出 {staff.display} 的退款权限"
+        f"（{directory.limit_text(staff)}），已转主管审批：{who}",
+        mentions=mentions,
+    )

@@ -229,9 +229,11 @@ def refund_card(case: Case, tx: Tx) -> Card:
         fields.append(Field("规则", rule))
     lines = [f"📝 {directory.name(n['by'])}：{n['text']}" for n in case.data.get("notes", [])[-3:]]
     if state is S.ESCALATED and (esc := case.data.get("escalation")):
-        lines.append(
-            f"⬆ {directory.name(esc['by'])} 建议通过，超出其权限 {esc['limit']}，请主管审批"
-        )
+        who = directory.name(esc["by"])
+        if via := esc.get("intercept"):
+            lines.append(f"⬆ {who} 登记 {via} 拦截成功，退款超出其权限 {esc['limit']}，请主管审批")
+        else:
+            lines.append(f"⬆ {who} 建议通过，超出其权限 {esc['limit']}，请主管审批")
     if state is S.FAILED and (error := case.data.get("commerce", {}).get("error")):
         lines.append(f"⚠ 失败原因：{error}")
     if state is S.INSPECTING and case.data.get("qc", {}).get("result") == "failed":
@@ -333,6 +335,13 @@ def ensure(tx: Tx, case: Case, trigger: Trigger) -> RefundState:
     return MACHINE.ensure(case.handle, case.state, trigger, footer(case, tx))
 
 
+def approval_role(case: Case) -> str:
+    """The role a person needs to let this refund's money move: a supervisor once escalated."""
+    if case.state == S.ESCALATED:
+        return "supervisor"
+    return str(case.data.get("review_role") or "agent")
+
+
 # -- moves ----------------------------------------------------------------------------------
 
 
@@ -374,9 +383,7 @@ async def _enter(tx: Tx, case: Case, state: RefundState) -> None:
         await tx.timers.cancel(case.id, ["first_response"])
     if state in (S.APPROVED, S.AUTO_APPROVED):
         attempt = int(case.data.get("commerce", {}).get("attempt", 1))
-        await tx.side_effect(
-            case, "commerce.approve_refund", _commerce_payload(case), attempt=attempt
-        )
+        await tx.side_effect(case, APPROVE_REFUND, _commerce_payload(case), attempt=attempt)
     elif state is S.REJECTED:
         payload = _commerce_payload(case) | {"reason": case.data.get("reject_reason", "")}
         await tx.side_effect(case, "commerce.reject_refund", payload)
@@ -399,6 +406,9 @@ async def _enter(tx: Tx, case: Case, state: RefundState) -> None:
         from handlers import intercept  # the intercept flow builds on this module
 
         await intercept.request_for_refund(tx, case)
+
+
+APPROVE_REFUND = "commerce.approve_refund"
 
 
 def _commerce_payload(case: Case) -> dict[str, Any]:
@@ -622,7 +632,7 @@ async def approve(tx: Tx, case: Case, staff: StaffSettings, channel: str) -> Rep
     if state is S.FAILED:
         return await retry(tx, case, staff, channel)
     ensure(tx, case, T.APPROVE)
-    role = "supervisor" if state is S.ESCALATED else case.data.get("review_role", "agent")
+    role = approval_role(case)
     directory = tx.svc.staff
     if not directory.may_approve(staff, case.amount_fen, role):
         if state is S.ESCALATED or not directory.may_approve(staff, 0, "agent"):
@@ -651,8 +661,10 @@ async def approve(tx: Tx, case: Case, staff: StaffSettings, channel: str) -> Rep
 
 
 async def retry(tx: Tx, case: Case, staff: StaffSettings, channel: str) -> Reply:
-    if not tx.svc.staff.may_approve(staff, case.amount_fen, "agent"):
-        raise tx.svc.staff.refuse_amount(staff, case.amount_fen, "agent")
+    """Submit a failed refund again: a new approval, so it needs the same authority."""
+    role = approval_role(case)
+    if not tx.svc.staff.may_approve(staff, case.amount_fen, role):
+        raise tx.svc.staff.refuse_amount(staff, case.amount_fen, role)
     commerce = dict(case.data.get("commerce", {}))
     commerce["attempt"] = int(commerce.get("attempt", 1)) + 1
     commerce.pop("error", None)
@@ -696,7 +708,7 @@ async def on_commerce_result(
             await tx.cases.touch(case, now=tx.now, data=data)
             await tx.sync_card(case)
         return
-    if action != "commerce.approve_refund":
+    if action != APPROVE_REFUND:
         return  # other calls (a message to the buyer) never move the refund
     state = RefundState(case.state)
     if state not in PAYING:
@@ -710,6 +722,44 @@ async def on_commerce_result(
     else:
         data = {**case.data, "commerce": commerce | {"error": error}}
         await move(tx, case, T.FAIL, actor="commerce", data=data)
+
+
+async def on_intercepted(
+    tx: Tx, case: Case, *, recorded_by: str, via: str, actor: str, data: dict[str, Any]
+) -> None:
+    """The parcel of a refund waiting for its intercept was stopped (intercept `via`).
+
+    On the carrier's word (its API or a signed `intercept.result`) the refund goes on, as the
+    rule says. On a person's word it goes on only within that person's refund limit; above
+    it, it is escalated and waits for someone who may approve the amount.
+    """
+    directory = tx.svc.staff
+    staff = directory.get(recorded_by)
+    if recorded_by == "carrier" or (
+        staff is not None and directory.may_approve(staff, case.amount_fen, approval_role(case))
+    ):
+        await move(tx, case, T.INTERCEPTED, actor=actor, data=data)
+        return
+    escalation = {
+        "by": recorded_by,
+        "limit": directory.limit_text(staff),
+        "at": tx.now.isoformat(),
+        "intercept": via,
+    }
+    await move(tx, case, T.ESCALATE, actor=actor, data={**data, "escalation": escalation})
+
+
+def held_for(case: Case, via: str) -> bool:
+    """The refund waits for an approver only because a person recorded intercept `via`."""
+    escalation = case.data.get("escalation") or {}
+    return case.state == S.ESCALATED and escalation.get("intercept") == via
+
+
+async def on_carrier_confirmed(tx: Tx, case: Case, *, via: str) -> None:
+    """The carrier confirmed intercept `via`, which a person had recorded first: a refund
+    held for that person's limit goes on, on the carrier's word."""
+    if held_for(case, via):
+        await move(tx, case, T.APPROVE, actor="carrier")
 
 
 async def claim(tx: Tx, case: Case, staff: StaffSettings, channel: str) -> Reply:

@@ -77,8 +77,9 @@ async def test_approve_all_eligible_from_the_batch_card(
     status, answer = await bot.click("agent1", fold["id"], "approve_all")
     assert status == 200
     approved = answer["reply"]["text"]
-    assert approved.startswith("@agent1 ✅ 已通过")
+    assert approved.startswith("@agent1 @sup1 @sup2 @admin1 ✅ 已通过")
     assert "超出 agent1 的权限，未处理" in approved
+    assert approved.endswith("可以批准的是：sup1、sup2、admin1")
     listing = (await bot.say("fin1", "列表 F1"))["reply"]["text"]
     states = Counter(line.split(" ", 2)[2] for line in listing.splitlines()[1:])
     assert states["已通过 · 退款提交中"] + states["已提交 · 等待平台退款"] >= 1

@@ -210,7 +210,8 @@ async def test_a_person_records_the_carriers_answer_from_the_card(
     wired: tuple[Bot, FakeCarrier, FakeCommerce],
 ) -> None:
     bot, _, _ = wired
-    await bot.refund(data_shipping=SHIPPED)
+    # Within agent2's refund limit (¥50): the refund goes on at once.
+    await bot.refund(data_shipping=SHIPPED, data_amount="30.00", data_order_amount="30.00")
     x1 = await card(bot, "X1")
     _, answer = await bot.click("agent2", x1["id"], "intercepted", group="ops")
     assert answer["ok"], answer
