@@ -363,6 +363,9 @@ async def _notice(d: Dispatcher, item: OutboxItem) -> None:
 
 async def _commerce(d: Dispatcher, item: OutboxItem) -> None:
     action = item.kind.split(".", 1)[1]
+    if item.kind == refund.APPROVE_REFUND and (why := await _unsendable(d, item)):
+        log.warning("outbox item %s not sent: %s", item.id, why)
+        return
     result = await d.commerce.call(action, item.id, item.payload)
 
     async def record(tx: Tx, case: Case) -> None:
@@ -372,6 +375,13 @@ async def _commerce(d: Dispatcher, item: OutboxItem) -> None:
             await refund.on_commerce_result(tx, case, item.kind, ok=True, status=result.status)
 
     await d.on_case(item.case_pk, record)
+
+
+async def _unsendable(d: Dispatcher, item: OutboxItem) -> str:
+    """Why this approval must not reach the shop now ('' when it may)."""
+    async with d.svc.tx() as tx:
+        case = await tx.cases.get(item.case_pk) if item.case_pk is not None else None
+        return "its case is gone" if case is None else refund.unsendable_approval(case, item.id)
 
 
 async def _commerce_gave_up(tx: Tx, case: Case, item: OutboxItem, error: str) -> None:

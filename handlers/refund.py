@@ -14,7 +14,7 @@ from typing import Any
 from bot.errors import ConflictError, NotFoundError, UsageError
 from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone
 from bot.settings import StaffSettings
-from handlers.context import Tx
+from handlers.context import Tx, effect_key
 from handlers.conversation import card_lines as conversation_lines
 from handlers.money import fen_to_yuan, format_fen
 from handlers.rules import Action, Decision, RefundFacts
@@ -409,6 +409,22 @@ async def _enter(tx: Tx, case: Case, state: RefundState) -> None:
 
 
 APPROVE_REFUND = "commerce.approve_refund"
+
+
+def unsendable_approval(case: Case, key: str) -> str:
+    """Why the `approve_refund` item `key` must not reach the shop now ('' when it may).
+
+    Only the current attempt of a refund that is approved and not yet submitted is sent: an
+    old attempt brought back from the dead letters never pays a failed refund (that needs a
+    person's retry, within their limit) nor pays one twice.
+    """
+    state = RefundState(case.state)
+    if state not in (S.APPROVED, S.AUTO_APPROVED):
+        return f"{case.handle} is {state.value}"
+    attempt = int(case.data.get("commerce", {}).get("attempt", 1))
+    if key != effect_key(case, APPROVE_REFUND, attempt):
+        return f"{case.handle} is on attempt {attempt}"
+    return ""
 
 
 def _commerce_payload(case: Case) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from bot.clock import FakeClock
 from bot.message import Card
@@ -22,7 +23,8 @@ from handlers.cards import build_card
 from integrations.carrier.fake import FakeCarrier
 from integrations.commerce.fake import FakeCommerce
 from storage.coordination import InProcessCoordination
-from storage.enums import CaseKind
+from storage.enums import CaseKind, OutboxState
+from storage.models import OutboxItem
 from tests.conftest import Bot, BotFactory, make_refund, make_settings
 from tests.payout_support import GROUPS, make_payout
 
@@ -62,6 +64,7 @@ PATHS: dict[tuple[str, str], dict[str, str]] = {
     (S.INSPECTING, T.APPROVE): {"qc_passed_button": "person"},
     (S.FAILED, T.RETRY): {
         "retry_failed_refund": "person",
+        "revived_approve_item": "dispatcher: only the current attempt of an approved refund",
     },
 }
 
@@ -364,6 +367,42 @@ async def test_authority_the_carriers_word_still_moves_a_refund_held_for_approva
         case = await tx.cases.by_case_id(CaseKind.REFUND, attempt.refund_id)
         assert case is not None
         assert case.decided_by == "carrier"
+
+
+async def revive(bot: Bot, item_id: str) -> None:
+    """What requeueing a dead outbox item does."""
+    async with bot.svc.tx() as tx:
+        await tx.session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id == item_id)
+            .values(state=OutboxState.PENDING.value, attempts=0, next_attempt_at=tx.now)
+        )
+
+
+async def test_authority_a_revived_approve_item_pays_nothing_for_a_failed_refund(
+    env: Env,
+) -> None:
+    attempt = await retry_failed_refund(env)
+    bot = attempt.bot
+    await revive(bot, f"commerce.approve_refund:refund:{attempt.refund_id}:1")
+    await bot.drain()
+    assert env.commerce.performed("approve_refund") == []
+    assert await case_state(bot, attempt.refund_id) == S.FAILED
+
+
+async def test_authority_a_revived_approve_item_never_pays_twice_after_a_retry(
+    env: Env,
+) -> None:
+    attempt = await retry_failed_refund(env)
+    bot = attempt.bot
+    env.commerce.status = "pending"  # the shop accepted the retry; the platform pays later
+    await say(bot, "sup1", "重试 R1")
+    assert await case_state(bot, attempt.refund_id) == S.SUBMITTED
+    await revive(bot, f"commerce.approve_refund:refund:{attempt.refund_id}:1")
+    bot.clock.advance(timedelta(seconds=1))
+    await bot.drain()
+    (paid,) = env.commerce.performed("approve_refund")
+    assert paid["idempotency_key"].endswith(":2")
 
 
 async def test_authority_payouts_keep_their_own_limit_and_two_person_rule(env: Env) -> None:
