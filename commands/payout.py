@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from pydantic import Field
 
@@ -12,16 +13,18 @@ from commands.case import ANYONE, CASE, CaseArgs
 from commands.router import Args, CommandContext, NoArgs, router
 from handlers import payout
 from handlers.authority import DECIDERS
-from handlers.money import format_fen, yuan_to_fen
+from handlers.money import MAX_AMOUNT_FEN, format_fen, yuan_to_fen
 
 FINANCE = tuple(sorted(payout.FINANCE))
 ACCOUNT = re.compile(r"[\w.@+-]{4,64}")
+# Plain yuan as people type them: no exponents, signs, NaN/Infinity or a third decimal.
+AMOUNT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")
 
 
 class PayoutArgs(Args):
     kind: str = Field(description="类型:返现|补差价|补偿", max_length=16)
     order: str = Field(description="订单号(无则写-)", max_length=128)
-    amount: str = Field(description="金额", max_length=16)
+    amount: str = Field(description="金额", max_length=64)
     account: str = Field(description="收款账号", max_length=64)
     name: str = Field(description="收款人", max_length=64)
     reason: str = Field(
@@ -139,12 +142,13 @@ def _kind(text: str) -> str:
 
 
 def _amount(text: str) -> int:
-    try:
-        fen = yuan_to_fen(text.strip().lstrip("¥￥").removesuffix("元"))
-    except ValueError:
-        fen = 0
-    if fen <= 0:
-        raise UsageError(f"金额「{text}」不对，例如 5 或 12.50。{_usage()}")
+    plain = unicodedata.normalize("NFKC", text).strip().lstrip("¥").removesuffix("元")
+    fen = yuan_to_fen(plain) if AMOUNT.fullmatch(plain) else 0
+    if not 0 < fen <= MAX_AMOUNT_FEN:
+        raise UsageError(
+            f"金额「{text}」不对：写元，最多两位小数，大于 0 且不超过 {format_fen(MAX_AMOUNT_FEN)}，"
+            f"例如 5 或 12.50。{_usage()}"
+        )
     return fen
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+MAX_AMOUNT_FEN = 100_000_000 * 100
+
 
 def yuan_to_fen(value: str | int | Decimal) -> int:
     """'128.00' → 12800; refuses more than two decimals, negatives and non-numbers."""

@@ -18,7 +18,7 @@ from bot.errors import ConflictError, NotFoundError, PermissionDeniedError, Usag
 from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone
 from bot.settings import StaffSettings
 from handlers.context import Tx
-from handlers.money import fen_to_yuan, format_fen
+from handlers.money import MAX_AMOUNT_FEN, fen_to_yuan, format_fen
 from handlers.schema import PLATFORMS, PayoutRequested
 from handlers.states import IllegalTransitionError, Machine
 from storage.enums import CaseKind
@@ -531,6 +531,8 @@ async def on_requested(tx: Tx, envelope_shop: str, platform: str, data: PayoutRe
 
 async def start_payout(tx: Tx, new: NewPayout, *, chat_group: str, channel: str) -> Reply:
     """An agent asks for a payout in chat."""
+    if not 0 < new.amount_fen <= MAX_AMOUNT_FEN:
+        raise UsageError(f"打款金额要大于 0 且不超过 {format_fen(MAX_AMOUNT_FEN)}")
     case, created = await create(tx, new, group_id=_command_group(tx, chat_group), channel=channel)
     able = approvers_for(tx, case)
     where = ""
