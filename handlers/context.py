@@ -182,7 +182,7 @@ class Tx:
         self, case: Case, action: str, payload: dict[str, Any] | None = None, *, attempt: int = 1
     ) -> str:
         """Queue a call to the commerce/carrier/payout systems; its id is the idempotency key."""
-        key = f"{action}:{case.kind}:{case.case_id}:{attempt}"
+        key = effect_key(case, action, attempt)
         await self.outbox.add(
             key, action, now=self.now, case_pk=case.id, group_id=case.group_id, payload=payload
         )
@@ -205,3 +205,8 @@ class Tx:
 
     def local(self, at: datetime) -> datetime:
         return at.astimezone(self.svc.tz)
+
+
+def effect_key(case: Case, action: str, attempt: int = 1) -> str:
+    """The outbox id (and the external system's idempotency key) of a call about `case`."""
+    return f"{action}:{case.kind}:{case.case_id}:{attempt}"
