@@ -8,7 +8,7 @@ from bot.errors import NotFoundError
 from bot.message import Reply
 from commands.case import ANYONE
 from commands.router import Args, CommandContext, router
-from handlers import refund
+from handlers import material, refund
 from handlers.authority import DECIDERS
 from handlers.cards import build_card
 from handlers.money import format_fen
@@ -22,12 +22,16 @@ class FoldArgs(Args):
     fold: str = Field(description="F编号", min_length=2, max_length=16)
 
 
-async def _cases(ctx: CommandContext, ref: str) -> list[Case]:
+async def _fold(ctx: CommandContext, ref: str) -> tuple[Fold, list[Case]]:
     async with ctx.svc.tx() as tx:
         fold = await tx.session.get(Fold, ref.strip().upper())
         if fold is None:
             raise NotFoundError(f"找不到合并卡片 {ref}")
-        return [c for c in [await tx.cases.get(pk) for pk in fold.case_pks] if c is not None]
+        return fold, [c for c in [await tx.cases.get(pk) for pk in fold.case_pks] if c is not None]
+
+
+async def _cases(ctx: CommandContext, ref: str) -> list[Case]:
+    return (await _fold(ctx, ref))[1]
 
 
 @router.command(
@@ -35,8 +39,9 @@ async def _cases(ctx: CommandContext, ref: str) -> list[Case]:
 )
 async def approve_all(ctx: CommandContext, args: FoldArgs) -> Reply:
     """通过合并卡片里我有权限批准的全部待审核退款"""
-    staff, done, beyond = ctx.me, [], []
-    for case in await _cases(ctx, args.fold):
+    staff, done, beyond, stale = ctx.me, [], [], []
+    fold, cases = await _fold(ctx, args.fold)
+    for case in cases:
         if case.kind != CaseKind.REFUND or case.state not in BULK:
             continue
         role = (
@@ -51,11 +56,19 @@ async def approve_all(ctx: CommandContext, args: FoldArgs) -> Reply:
             fresh = await tx.cases.get(case.id)
             if fresh is None or fresh.state not in BULK:
                 continue
+            drawn = (fold.versions or {}).get(str(fresh.id), 0)
+            if drawn < material.version(fresh):
+                # The batch card shows the amount as it was when the card was drawn.
+                await tx.sync_card(fresh, refresh=f"stale-{fold.key}")
+                stale.append(fresh.handle)
+                continue
             await refund.approve(tx, fresh, staff, ctx.channel)
             done.append(f"{fresh.handle} {format_fen(fresh.amount_fen)}")
     text = f"✅ 已通过 {len(done)} 件：{'、'.join(done)}" if done else "没有你可以批准的待审核单据"
     if beyond:
         text += f"\n超出 {staff.display} 的权限，未处理：{'、'.join(beyond)}"
+    if stale:
+        text += f"\n{material.STALE_TEXT}，未处理：{'、'.join(stale)}"
     return Reply(text, ok=bool(done))
 
 

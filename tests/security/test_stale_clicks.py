@@ -22,7 +22,7 @@ from integrations.wecom.crypto import CallbackCrypto
 from integrations.wecom.fake import FakeWeComAIBot, FakeWeComAPI, WeComCallbacks
 from storage.coordination import InProcessCoordination
 from storage.models import AuditEntry, Case
-from tests.conftest import Bot, BotFactory, make_refund
+from tests.conftest import Bot, BotFactory, make_refund, make_settings
 from tests.dingtalk_helpers import ding, ding_settings, running_fake, streaming
 from tests.wecom_support import AES_KEY, CORP_ID, TOKEN, serve, userid, wecom_settings
 
@@ -299,3 +299,46 @@ async def test_dingtalk_click_from_a_card_drawn_before_versions_uses_what_dingta
     assert await approvals(bot) == 0
     assert card.params["title"].endswith("¥1,800.00")
 
+
+# -- batch cards -------------------------------------------------------------------------------
+
+
+async def test_approve_all_skips_a_case_whose_amount_changed_after_the_batch_card(
+    make_bot: BotFactory, sqlite_url: str, clock: FakeClock
+) -> None:
+    settings = make_settings(
+        sqlite_url,
+        groups=[
+            {"id": "aftersales", "channel": "sandbox", "kinds": ["refund"], "max_per_minute": 20},
+            {"id": "ops", "channel": "sandbox"},
+        ],
+    )
+    bot = await make_bot(settings, coord=coordination(clock))
+    for _ in range(12):
+        assert (
+            await bot.post_event(make_refund(data_amount="40.00", data_order_amount="5000.00"))
+        )[0] == 202
+    await bot.drain()
+    (fold,) = [m for m in await bot.messages() if m["card"] and m["card"]["title"].startswith("⚡")]
+    listed = [part.split(" ")[0] for line in fold["card"]["lines"] for part in line.split(" · ")]
+    handle = listed[0]
+    async with bot.svc.tx() as tx:
+        case = await tx.cases.find(handle)
+    assert case is not None
+    event = {
+        "id": "evt_raise_in_fold",
+        "type": "refund.updated",
+        "occurred_at": clock.now().isoformat(),
+        "data": {"refund_id": case.case_id, "amount": "45.00"},
+    }
+    assert (await bot.post_event(event))[0] == 202
+    assert await bot.app[PROCESSOR].run_once() == 1
+
+    status, answer = await bot.click("agent1", fold["id"], "approve_all")
+    assert status == 200
+    assert f"{STALE}，未处理：{handle}" in answer["reply"]["text"]
+    async with bot.svc.tx() as tx:
+        after = await tx.cases.find(handle)
+    assert after is not None
+    assert after.state == "awaiting_review"
+    assert f"{handle} ¥45.00" not in answer["reply"]["text"]
