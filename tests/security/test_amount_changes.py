@@ -206,3 +206,19 @@ async def test_an_order_amount_lowered_below_the_refund_is_refused(
     assert (case.amount_fen, case.data["order_amount_fen"]) == (4000, 12800)
     assert "amount_refused" in await actions(bot)
     assert fake.performed("approve_refund") == []
+
+
+async def test_an_update_carrying_both_amounts_must_be_consistent_at_the_door(
+    shop: tuple[Bot, FakeCommerce],
+) -> None:
+    bot, _ = shop
+    card = await bot.refund(data_amount="40.00", data_order_amount="128.00")
+    envelope = {
+        "id": "evt_upd_both",
+        "type": "refund.updated",
+        "occurred_at": bot.clock.now().isoformat(),
+        "data": {"refund_id": card["case_id"], "amount": "4800.00", "order_amount": "128.00"},
+    }
+    status, body = await bot.post_event(envelope)
+    assert status == 400
+    assert [e["field"] for e in body["fields"]] == ["data.order_amount"]
