@@ -88,6 +88,11 @@ class DingtalkInbound:
         if not callback.action or not handle:
             log.warning("dingtalk card tap without action or case: %s", callback)
             return None
+        # A card from an older template sends no version: the one last delivered to this
+        # card instance is what DingTalk shows.
+        drawn = callback.card_version
+        if drawn is None:
+            drawn = placement.version if placement is not None else 0
         chat = ChatInput(
             channel=self.channel.name,
             platform="dingtalk",
@@ -96,6 +101,7 @@ class DingtalkInbound:
             action=callback.action,
             case_ref=handle,
             input_id=f"card:{callback.out_track_id}:{callback.user_id}",
+            card_version=drawn,
         )
         reply = await self._run(chat)
         if case is not None:

@@ -14,6 +14,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from bot import flood
 from bot.errors import PermanentError, RetryableError, ThrottledError
@@ -363,10 +364,13 @@ async def _notice(d: Dispatcher, item: OutboxItem) -> None:
 
 async def _commerce(d: Dispatcher, item: OutboxItem) -> None:
     action = item.kind.split(".", 1)[1]
-    if item.kind == refund.APPROVE_REFUND and (why := await _unsendable(d, item)):
-        log.warning("outbox item %s not sent: %s", item.id, why)
+    payload: dict[str, Any] | None = item.payload
+    if item.kind == refund.APPROVE_REFUND:
+        payload = await _standing_approval(d, item)
+    if payload is None:
+        log.info("outbox item %s: its approval was withdrawn; nothing sent", item.id)
         return
-    result = await d.commerce.call(action, item.id, item.payload)
+    result = await d.commerce.call(action, item.id, payload)
 
     async def record(tx: Tx, case: Case) -> None:
         if case.kind == "payout":
@@ -377,11 +381,17 @@ async def _commerce(d: Dispatcher, item: OutboxItem) -> None:
     await d.on_case(item.case_pk, record)
 
 
-async def _unsendable(d: Dispatcher, item: OutboxItem) -> str:
-    """Why this approval must not reach the shop now ('' when it may)."""
-    async with d.svc.tx() as tx:
-        case = await tx.cases.get(item.case_pk) if item.case_pk is not None else None
-        return "its case is gone" if case is None else refund.unsendable_approval(case, item.id)
+async def _standing_approval(d: Dispatcher, item: OutboxItem) -> dict[str, Any] | None:
+    """The approval's payload as the case holds it now (the approved amount), or None when the
+    approval no longer stands; marks the call as begun, in its own transaction, before it is made."""
+    sent: dict[str, Any] | None = None
+
+    async def begin(tx: Tx, case: Case) -> None:
+        nonlocal sent
+        sent = await refund.begin_submission(tx, case, item.id, item.payload)
+
+    await d.on_case(item.case_pk, begin)
+    return sent
 
 
 async def _commerce_gave_up(tx: Tx, case: Case, item: OutboxItem, error: str) -> None:

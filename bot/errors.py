@@ -6,6 +6,8 @@
     │   ├── NotFoundError .... no such case / message
     │   ├── PermissionDeniedError  not allowed: says why and who can (with mentions)
     │   └── ConflictError .... illegal move for the case's state, or someone else won
+    │       └── StaleCardError  a button drawn before the case's last material change:
+    │                          refused, and the card is redrawn
     ├── ExternalError ........ a platform / commerce / carrier call failed
     │   ├── RetryableError ... retry later (5xx, timeouts); counts as an attempt; `defer` hints when
     │   └── PermanentError ... will never succeed (4xx): dead-letter and tell the admin group
@@ -45,6 +47,12 @@ class PermissionDeniedError(UserError):
 
 class ConflictError(UserError):
     pass
+
+
+class StaleCardError(ConflictError):
+    def __init__(self, message: str, *, case_pk: int) -> None:
+        super().__init__(message)
+        self.case_pk = case_pk
 
 
 class ExternalError(RefundopsError):

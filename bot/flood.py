@@ -32,7 +32,13 @@ async def backlog(tx: Tx, group_id: str, limit: int) -> list[OutboxItem]:
 async def fold_notice(tx: Tx, group: GroupSettings, cases: list[Case]) -> Notice:
     key = await tx.cases.next_number("F")
     tx.session.add(
-        Fold(key=key, group_id=group.id, case_pks=[c.id for c in cases], created_at=tx.now)
+        Fold(
+            key=key,
+            group_id=group.id,
+            case_pks=[c.id for c in cases],
+            versions={str(c.id): c.version for c in cases},
+            created_at=tx.now,
+        )
     )
     decide = [c for c in cases if c.state in NEEDS_PERSON]
     total = sum(c.amount_fen for c in cases)

@@ -72,7 +72,9 @@ class Bridge:
             before = await tx.cases.find(click.handle)
             version = before.version if before else 0
         reply = await self._run(
-            dataclasses.replace(chat, action=click.action, case_ref=click.handle)
+            dataclasses.replace(
+                chat, action=click.action, case_ref=click.handle, card_version=click.version
+            )
         )
         async with self.svc.tx() as tx:
             case = await tx.cases.find(click.handle)

@@ -9,7 +9,7 @@ from pydantic import Field
 from bot.errors import UsageError
 from bot.message import Reply
 from commands.router import Args, CommandContext, router
-from handlers import intercept, logistics, payout, refund
+from handlers import intercept, logistics, material, payout, refund
 from handlers.authority import DECIDERS
 from handlers.cards import build_card
 from handlers.context import Tx
@@ -98,6 +98,7 @@ async def approve(ctx: CommandContext, args: CaseArgs) -> Reply:
     staff = ctx.me
     async with ctx.svc.tx() as tx:
         case = await refund.load_for_change(tx, args.case)
+        material.ensure_fresh(case, ctx.input.drawn)
         if case.kind in payout.PAYOUT_KINDS:
             return await payout.approve(tx, case, staff, ctx.channel)
         _refund_only(case)

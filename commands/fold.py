@@ -9,7 +9,7 @@ from bot.message import Reply
 from bot.settings import StaffSettings
 from commands.case import ANYONE
 from commands.router import Args, CommandContext, router
-from handlers import refund
+from handlers import material, refund
 from handlers.authority import DECIDERS
 from handlers.cards import build_card
 from handlers.money import format_fen
@@ -23,12 +23,16 @@ class FoldArgs(Args):
     fold: str = Field(description="F编号", min_length=2, max_length=16)
 
 
-async def _cases(ctx: CommandContext, ref: str) -> list[Case]:
+async def _fold(ctx: CommandContext, ref: str) -> tuple[Fold, list[Case]]:
     async with ctx.svc.tx() as tx:
         fold = await tx.session.get(Fold, ref.strip().upper())
         if fold is None:
             raise NotFoundError(f"找不到合并卡片 {ref}")
-        return [c for c in [await tx.cases.get(pk) for pk in fold.case_pks] if c is not None]
+        return fold, [c for c in [await tx.cases.get(pk) for pk in fold.case_pks] if c is not None]
+
+
+async def _cases(ctx: CommandContext, ref: str) -> list[Case]:
+    return (await _fold(ctx, ref))[1]
 
 
 @router.command(
@@ -39,8 +43,10 @@ async def approve_all(ctx: CommandContext, args: FoldArgs) -> Reply:
     staff, directory = ctx.me, ctx.svc.staff
     done: list[str] = []
     beyond: list[str] = []
+    stale: list[str] = []
     able: dict[str, StaffSettings] = {}
-    for case in await _cases(ctx, args.fold):
+    fold, cases = await _fold(ctx, args.fold)
+    for case in cases:
         async with ctx.svc.tx() as tx:
             fresh = await tx.cases.get(case.id)
             if fresh is None or fresh.kind != CaseKind.REFUND or fresh.state not in BULK:
@@ -50,12 +56,20 @@ async def approve_all(ctx: CommandContext, args: FoldArgs) -> Reply:
                 beyond.append(fresh.handle)
                 able |= {s.id: s for s in directory.approvers(fresh.amount_fen, role)}
                 continue
+            drawn = (fold.versions or {}).get(str(fresh.id), 0)
+            if drawn < material.version(fresh):
+                # The batch card shows the amount as it was when the card was drawn.
+                await tx.sync_card(fresh, refresh=f"stale-{fold.key}")
+                stale.append(fresh.handle)
+                continue
             await refund.approve(tx, fresh, staff, ctx.channel)
             done.append(f"{fresh.handle} {format_fen(fresh.amount_fen)}")
     text = f"✅ 已通过 {len(done)} 件：{'、'.join(done)}" if done else "没有你可以批准的待审核单据"
     if beyond:
         who = "、".join(s.display for s in able.values()) or "管理员"
         text += f"\n超出 {staff.display} 的权限，未处理：{'、'.join(beyond)}。可以批准的是：{who}"
+    if stale:
+        text += f"\n{material.STALE_TEXT}，未处理：{'、'.join(stale)}"
     return Reply(text, mentions=directory.mentions(able.values()), ok=bool(done))
 
 

@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bot.errors import UsageError, UserError
+from bot.errors import StaleCardError, UsageError, UserError
 from bot.message import Reply
 from bot.settings import StaffSettings
+from handlers import material
 from handlers.context import Services
 from storage.repositories import StaleCaseError
 
@@ -42,7 +43,11 @@ class NoArgs(Args):
 
 @dataclass(frozen=True)
 class ChatInput:
-    """One thing a person did in a chat, already verified and parsed by the platform adapter."""
+    """One thing a person did in a chat, already verified and parsed by the platform adapter.
+
+    A click (`action`) carries `card_version`, the version of the card it was drawn from (0
+    when the platform cannot tell); typed text has None.
+    """
 
     channel: str
     platform: str
@@ -52,6 +57,14 @@ class ChatInput:
     action: str = ""
     case_ref: str = ""
     input_id: str = ""
+    card_version: int | None = None
+
+    @property
+    def drawn(self) -> int | None:
+        """The card version a click acts from (0 when unknown); None for typed text."""
+        if not self.action:
+            return None
+        return 0 if self.card_version is None else self.card_version
 
 
 @dataclass
@@ -153,6 +166,8 @@ class Router:
         try:
             command, args = self._resolve(chat)
             ctx.require(command.roles or {"agent", "supervisor", "finance", "admin"}, command.what)
+            if chat.action:
+                await _ensure_fresh(svc, chat)
             for attempt in range(STALE_RETRIES):
                 try:
                     return await command.handler(ctx, args)
@@ -160,6 +175,9 @@ class Router:
                     if attempt == STALE_RETRIES - 1:
                         raise
             raise AssertionError("unreachable")
+        except StaleCardError as exc:
+            await _redraw(svc, exc.case_pk, input_id)
+            return Reply(exc.message, ok=False)
         except UserError as exc:
             return Reply(exc.message, mentions=exc.mentions, ok=False)
         except Exception:
@@ -192,6 +210,23 @@ class Router:
 
     def hint(self) -> str:
         return "试试：帮助 · 待办 · 查 R12 · 通过 R12 · 拒绝 R12 原因（英文：help / todo / show / approve / reject）"
+
+
+async def _ensure_fresh(svc: Services, chat: ChatInput) -> None:
+    """Refuse any click on a card drawn before its case last changed materially. Commands that
+    move money check again inside their own transaction, where nothing can slip in between."""
+    async with svc.tx() as tx:
+        case = await tx.cases.find(chat.case_ref) if chat.case_ref else None
+        if case is not None:
+            material.ensure_fresh(case, chat.drawn)
+
+
+async def _redraw(svc: Services, case_pk: int, input_id: str) -> None:
+    """Queue the refused click's card to be drawn again as the case is now."""
+    async with svc.tx() as tx:
+        case = await tx.cases.get(case_pk)
+        if case is not None:
+            await tx.sync_card(case, refresh=f"stale-{input_id[-24:]}")
 
 
 router = Router()

@@ -14,6 +14,8 @@ from typing import Any
 from bot.errors import ConflictError, NotFoundError, UsageError
 from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone
 from bot.settings import StaffSettings
+from handlers import material
+from handlers.authority import SUPERVISORS
 from handlers.context import Tx, effect_key
 from handlers.conversation import card_lines as conversation_lines
 from handlers.money import fen_to_yuan, format_fen
@@ -60,6 +62,7 @@ class Trigger(StrEnum):
     RETURN_RECEIVED = "return_received"
     CANCEL = "cancel"
     PLATFORM_CLOSE = "platform_close"
+    REOPEN = "reopen"
 
 
 S, T = RefundState, Trigger
@@ -69,6 +72,10 @@ FINAL_DECISIONS = frozenset({T.APPROVE, T.AUTO_APPROVE, T.REJECT})
 OPEN = frozenset(S) - TERMINAL
 DECIDABLE = frozenset({S.AWAITING_REVIEW, S.ESCALATED, S.WAITING_INTERCEPT, S.INSPECTING})
 PAYING = frozenset({S.APPROVED, S.AUTO_APPROVED, S.SUBMITTED})
+APPROVING = frozenset({S.APPROVED, S.AUTO_APPROVED})
+# Decided, and no money has moved: an amount change withdraws the decision.
+REOPENABLE = APPROVING | {S.FAILED}
+APPROVE_REFUND = "commerce.approve_refund"
 NEEDS_PERSON = frozenset({S.AWAITING_REVIEW, S.ESCALATED, S.INSPECTING, S.FAILED})
 # Which states each timer kind watches; leaving them cancels the timer.
 TIMER_STATES: dict[str, frozenset[RefundState]] = {
@@ -99,6 +106,7 @@ TRANSITIONS: dict[tuple[RefundState, Trigger], RefundState] = {
     **{(s, T.FAIL): S.FAILED for s in PAYING},
     **{(s, T.CANCEL): S.CANCELLED for s in OPEN - PAYING},
     **{(s, T.PLATFORM_CLOSE): S.CLOSED_BY_PLATFORM for s in OPEN},
+    **{(s, T.REOPEN): S.NEW for s in REOPENABLE},
 }
 
 
@@ -173,6 +181,9 @@ ACTION_TEXT = {
     "buyer_message": "留言",
     "reply_failed": "回复未送达",
     "stop_shipment": "截单",
+    "amount_changed": "金额变更",
+    "amount_refused": "金额变更未采用",
+    "reopen": "撤回审批，重新判定",
 }
 
 
@@ -208,6 +219,7 @@ def refund_card(case: Case, tx: Tx) -> Card:
         Field("订单", case.order_id),
         Field("平台", f"{PLATFORMS.get(case.platform, case.platform)} · {case.shop}"),
         Field("金额", _amount_text(case)),
+        *_approved_field(case),
         Field("原因", case.reason or "—"),
         Field("物流", _shipping_text(data.get("shipping", {}))),
     ]
@@ -227,7 +239,8 @@ def refund_card(case: Case, tx: Tx) -> Card:
         fields.append(Field("决定", f"{directory.name(decided['by'])} {what} · {at:%m-%d %H:%M}"))
     if rule := case.data.get("rule"):
         fields.append(Field("规则", rule))
-    lines = [f"📝 {directory.name(n['by'])}：{n['text']}" for n in case.data.get("notes", [])[-3:]]
+    lines = _amount_lines(case, state)
+    lines += [f"📝 {directory.name(n['by'])}：{n['text']}" for n in case.data.get("notes", [])[-3:]]
     if state is S.ESCALATED and (esc := case.data.get("escalation")):
         who = directory.name(esc["by"])
         if via := esc.get("intercept"):
@@ -311,6 +324,34 @@ def _amount_text(case: Case) -> str:
     return format_fen(case.amount_fen)
 
 
+def _approved_field(case: Case) -> tuple[Field, ...]:
+    approved = approved_fen(case)
+    if approved is None or approved == case.amount_fen:
+        return ()
+    return (Field("批准金额", format_fen(approved)),)
+
+
+def _amount_lines(case: Case, state: RefundState) -> list[str]:
+    """What the card says about amounts the platform changed (or tried to) under it."""
+    lines: list[str] = []
+    if isinstance(refused := case.data.get("amount_refused"), dict):
+        lines.append(f"⚠ 平台推送的金额变更未采用：{refused.get('why', '')}，请人工核对")
+    change = case.data.get("amount_change")
+    if not isinstance(change, dict):
+        return lines
+    moved = f"{format_fen(int(change['from']))} → {format_fen(int(change['to']))}"
+    outcome = change.get("outcome")
+    if outcome == "flagged":
+        approved = change.get("approved")
+        sent = format_fen(int(approved if approved is not None else change["from"]))
+        lines.append(f"⚠ 金额已变更 {moved}：退款已按 {sent} 提交，不会再次提交，请人工核对")
+    elif outcome == "reopened" and state in NEEDS_PERSON:
+        lines.append(f"⚠ 金额已变更 {moved}，原审批已撤回，需重新审核")
+    elif state in OPEN:
+        lines.append(f"金额已变更 {moved}")
+    return lines
+
+
 def _shipping_text(shipping: dict[str, Any]) -> str:
     status = SHIPPING_TEXT.get(shipping.get("status", ""), shipping.get("status", "—"))
     parcel = " ".join(
@@ -364,6 +405,17 @@ async def move(
         data = {**(data if data is not None else case.data), "decision": decision}
         if trigger in FINAL_DECISIONS and case.decided_at is None:
             values |= {"decided_at": tx.now, "decided_by": actor}
+    if after in APPROVING:
+        # What the ERP is sent is this, not the requested amount (which may change later).
+        base = data if data is not None else case.data
+        attempt = int(base.get("commerce", {}).get("attempt", 1))
+        approved = {
+            "amount_fen": changes.get("amount_fen", case.amount_fen),
+            "by": actor,
+            "at": tx.now.isoformat(),
+            "key": effect_key(case, APPROVE_REFUND, attempt),
+        }
+        data = {**base, "approved": approved}
     if data is not None:
         values["data"] = data
     if after in TERMINAL and case.closed_at is None:
@@ -381,9 +433,9 @@ async def _enter(tx: Tx, case: Case, state: RefundState) -> None:
     """Side effects and timers that belong to arriving in `state`."""
     if case.first_response_at is not None:
         await tx.timers.cancel(case.id, ["first_response"])
-    if state in (S.APPROVED, S.AUTO_APPROVED):
+    if state in APPROVING:
         attempt = int(case.data.get("commerce", {}).get("attempt", 1))
-        await tx.side_effect(case, APPROVE_REFUND, _commerce_payload(case), attempt=attempt)
+        await tx.side_effect(case, APPROVE_REFUND, approve_payload(case), attempt=attempt)
     elif state is S.REJECTED:
         payload = _commerce_payload(case) | {"reason": case.data.get("reject_reason", "")}
         await tx.side_effect(case, "commerce.reject_refund", payload)
@@ -406,9 +458,6 @@ async def _enter(tx: Tx, case: Case, state: RefundState) -> None:
         from handlers import intercept  # the intercept flow builds on this module
 
         await intercept.request_for_refund(tx, case)
-
-
-APPROVE_REFUND = "commerce.approve_refund"
 
 
 def unsendable_approval(case: Case, key: str) -> str:
@@ -435,6 +484,56 @@ def _commerce_payload(case: Case) -> dict[str, Any]:
         "platform": case.platform,
         "amount": str(fen_to_yuan(case.amount_fen)),
     }
+
+
+def approved_fen(case: Case) -> int | None:
+    """The amount of the approval that stands (kept apart from the requested amount)."""
+    approved = case.data.get("approved")
+    amount = approved.get("amount_fen") if isinstance(approved, dict) else None
+    return amount if isinstance(amount, int) else None
+
+
+def approve_payload(case: Case) -> dict[str, Any]:
+    amount = approved_fen(case)
+    return _commerce_payload(case) | {
+        "amount": str(fen_to_yuan(case.amount_fen if amount is None else amount))
+    }
+
+
+def _sending(case: Case) -> bool:
+    """The ERP call for the standing approval has begun (it may have moved money)."""
+    approved = case.data.get("approved")
+    sent = case.data.get("commerce", {}).get("sent")
+    return isinstance(approved, dict) and bool(sent) and sent == approved.get("key")
+
+
+async def begin_submission(
+    tx: Tx, case: Case, key: str, queued: dict[str, Any]
+) -> dict[str, Any] | None:
+    """What to send the ERP for outbox item `key`, or None when its approval was withdrawn
+    (an amount change re-opened review, or it is not the current attempt of an approved
+    refund). The case is marked first, so that an amount change arriving while the call is
+    under way is flagged for a person rather than re-decided."""
+    if unsendable_approval(case, key):
+        return None
+    data = dict(case.data)
+    approved = data.get("approved")
+    if not isinstance(approved, dict):
+        # Queued before approvals were kept apart: it stands only for the amount it carries.
+        if queued.get("amount") != str(fen_to_yuan(case.amount_fen)):
+            error = f"金额已变更（提交时 ¥{queued.get('amount')}），请重新审核"
+            commerce = {**data.get("commerce", {}), "error": error}
+            await move(tx, case, T.FAIL, actor="system", data={**data, "commerce": commerce})
+            return None
+        approved = {"amount_fen": case.amount_fen, "key": key}
+        data["approved"] = approved
+    elif approved.get("key") != key:
+        return None
+    commerce = dict(data.get("commerce", {}))
+    if commerce.get("sent") != key:
+        data["commerce"] = commerce | {"sent": key}
+        await tx.cases.touch(case, now=tx.now, data=data)
+    return approve_payload(case)
 
 
 STOP_TEXT = {
@@ -508,18 +607,22 @@ async def on_requested(tx: Tx, envelope_shop: str, platform: str, data: RefundRe
     return case
 
 
-async def apply_decision(tx: Tx, case: Case, decision: Decision) -> None:
+async def apply_decision(tx: Tx, case: Case, decision: Decision, *, again: bool = False) -> None:
+    """Route a new case by the rules' decision; `again` for one whose decision was withdrawn,
+    where the intercept or return it waited for has already happened: a person reviews it."""
     actor = f"rule:{decision.rule}"
     route = decision.route
     data = {**case.data, "rule": decision.rule, "review_role": decision.review_role}
     if route is Action.AUTO_APPROVE:
         await move(tx, case, T.AUTO_APPROVE, actor=actor, data=data)
-    elif route is Action.REQUEST_INTERCEPT:
+    elif route is Action.REQUEST_INTERCEPT and not again:
         await move(tx, case, T.INTERCEPT, actor=actor, data=data)
-    elif route is Action.AWAIT_RETURN:
+    elif route is Action.AWAIT_RETURN and not again:
         await move(tx, case, T.AWAIT_RETURN, actor=actor, data=data)
     else:
-        await move(tx, case, T.REVIEW, actor=actor, data=data, first_response_at=None)
+        await move(
+            tx, case, T.REVIEW, actor=actor, data=data, first_response_at=case.first_response_at
+        )
     if Action.STOP_SHIPMENT in decision.actions:
         await request_stop_shipment(tx, case, actor=actor)
     await arm_timers(tx, case)
@@ -559,10 +662,21 @@ async def _apply_update(tx: Tx, case: Case, data: RefundUpdated) -> None:
     )
     new_data = {**case.data, "refund": refund}
     changes: dict[str, Any] = {}
-    if data.amount is not None:
-        changes["amount_fen"] = data.amount
-    if data.order_amount is not None:
-        new_data["order_amount_fen"] = data.order_amount
+    refused = _amount_problem(case, data)
+    change = None if refused else _amount_change(case, data)
+    if refused:
+        new_data["amount_refused"] = {
+            "amount_fen": data.amount,
+            "order_amount_fen": data.order_amount,
+            "why": refused,
+            "at": tx.now.isoformat(),
+        }
+    elif change is not None:
+        changes["amount_fen"] = change["to"]
+        new_data["order_amount_fen"] = change["order_to"]
+        new_data.pop("amount_refused", None)
+        new_data["amount_change"] = change | {"at": tx.now.isoformat()}
+        new_data = material.changed(new_data, version=case.version + 1)
     if data.reason is not None:
         changes["reason"] = data.reason[:255]
     if data.deadline_at is not None:
@@ -578,6 +692,10 @@ async def _apply_update(tx: Tx, case: Case, data: RefundUpdated) -> None:
         )
         await tx.audit(case, "platform", "updated", from_state=case.state, channel="api")
         await tx.sync_card(case)
+    if refused:
+        await _amount_refused(tx, case, refused)
+    elif change is not None:
+        await _amount_changed(tx, case, change)
     if case.state == S.INSPECTING and data.return_status == "qc_passed":
         await move(tx, case, T.AUTO_APPROVE, actor="warehouse")
     elif case.state == S.INSPECTING and data.return_status == "qc_failed":
@@ -604,6 +722,113 @@ async def _apply_update(tx: Tx, case: Case, data: RefundUpdated) -> None:
     if trigger is None and data.deadline_at is not None:
         await tx.timers.cancel(case.id, ["deadline_warn"])
         await arm_timers(tx, case)
+
+
+def _amount_problem(case: Case, data: RefundUpdated) -> str:
+    """Why the amounts in `data` cannot be taken, judged against what the case holds ("" if
+    they can): a refund above its order, or an order amount raised after the request."""
+    held = case.data.get("order_amount_fen")
+    held_order = held if isinstance(held, int) else None
+    amount = case.amount_fen if data.amount is None else data.amount
+    order = held_order if data.order_amount is None else data.order_amount
+    if held_order is not None and data.order_amount is not None and data.order_amount > held_order:
+        return f"订单金额不能调高（{format_fen(held_order)} → {format_fen(data.order_amount)}）"
+    if order is not None and amount > order:
+        return f"退款金额 {format_fen(amount)} 超过订单金额 {format_fen(order)}"
+    return ""
+
+
+def _amount_change(case: Case, data: RefundUpdated) -> dict[str, Any] | None:
+    """The amounts before and after `data`, and what the change means for the case; None when
+    neither the amount nor the order amount changes."""
+    held = case.data.get("order_amount_fen")
+    held_order = held if isinstance(held, int) else None
+    amount = case.amount_fen if data.amount is None else data.amount
+    order = held_order if data.order_amount is None else data.order_amount
+    if amount == case.amount_fen and order == held_order:
+        return None
+    state = RefundState(case.state)
+    if state in (S.SUBMITTED, S.REFUNDED) or (state in APPROVING and _sending(case)):
+        outcome = "flagged"  # money moved (or is moving): never sent again, a person looks
+    elif state in REOPENABLE:
+        outcome = "reopened"
+    elif state in TERMINAL:
+        outcome = "recorded"
+    else:
+        outcome = "changed"
+    return {
+        "from": case.amount_fen,
+        "to": amount,
+        "order_from": held_order,
+        "order_to": order,
+        "approved": approved_fen(case),
+        "outcome": outcome,
+    }
+
+
+async def _amount_refused(tx: Tx, case: Case, why: str) -> None:
+    await tx.audit(
+        case, "platform", "amount_refused", from_state=case.state, channel="api", why=why
+    )
+    supervisors = tx.svc.staff.with_role(SUPERVISORS)
+    await tx.post(
+        case.group_id,
+        f"⚠ {case.handle} 平台推送的金额变更未采用：{why}。请在平台后台核对",
+        key=f"amount_refused:{case.id}:{case.version}",
+        mentions=tx.svc.staff.mentions(supervisors),
+        case=case,
+    )
+
+
+async def _amount_changed(tx: Tx, case: Case, change: dict[str, Any]) -> None:
+    """After the new amount is on the row: withdraw a decision that moved no money (rules
+    decide again), or flag one that did; the audit log keeps both amounts."""
+    await tx.audit(
+        case,
+        "platform",
+        "amount_changed",
+        from_state=case.state,
+        channel="api",
+        amount_from=change["from"],
+        amount_to=change["to"],
+        order_from=change["order_from"],
+        order_to=change["order_to"],
+        outcome=change["outcome"],
+    )
+    moved = f"{format_fen(change['from'])} → {format_fen(change['to'])}"
+    directory = tx.svc.staff
+    if change["outcome"] == "reopened":
+        await _reopen(tx, case)
+        if case.state in NEEDS_PERSON:
+            role = case.data.get("review_role", "agent")
+            await tx.post(
+                case.group_id,
+                f"⚠ {case.handle} 金额已变更 {moved}，原审批已撤回，请重新审核",
+                key=f"amount_changed:{case.id}:{case.version}",
+                mentions=directory.mentions(directory.approvers(case.amount_fen, role)),
+                case=case,
+            )
+    elif change["outcome"] == "flagged":
+        sent = format_fen(change["approved"] if change["approved"] is not None else change["from"])
+        await tx.post(
+            case.group_id,
+            f"⚠ {case.handle} 金额已变更 {moved}，退款已按 {sent} 提交，不会再次提交，请人工核对",
+            key=f"amount_changed:{case.id}:{case.version}",
+            mentions=directory.mentions(directory.with_role(SUPERVISORS)),
+            case=case,
+        )
+
+
+async def _reopen(tx: Tx, case: Case) -> None:
+    """Withdraw the standing approval (its queued ERP call is refused by `begin_submission`) and
+    let the rules decide the new amount; anything but an automatic approval goes to review."""
+    commerce = {
+        k: v for k, v in case.data.get("commerce", {}).items() if k not in ("error", "sent")
+    }
+    commerce["attempt"] = int(commerce.get("attempt", 1)) + 1
+    data = {k: v for k, v in case.data.items() if k not in ("approved", "decision")}
+    await move(tx, case, T.REOPEN, actor="platform", data={**data, "commerce": commerce})
+    await apply_decision(tx, case, tx.svc.rules.decide(facts_of(case)), again=True)
 
 
 def _return_trigger(case: Case, data: RefundUpdated) -> Trigger | None:

@@ -106,6 +106,15 @@ class RefundUpdated(Inbound):
     return_status: Literal["shipped", "received", "qc_passed", "qc_failed"] | None = None
     qc_detail: str = ""
 
+    @field_validator("order_amount")
+    @classmethod
+    def _covers_amount(cls, order_amount: int | None, info: ValidationInfo) -> int | None:
+        # Only when both come together; one alone is checked against the case when applied.
+        amount = info.data.get("amount")
+        if order_amount is not None and amount is not None and amount > order_amount:
+            raise ValueError("order_amount is smaller than the refund amount")
+        return order_amount
+
 
 class RefundEnded(Inbound):
     refund_id: Id

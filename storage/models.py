@@ -255,6 +255,8 @@ class Fold(Base):
     key: Mapped[str] = mapped_column(String(16), primary_key=True)
     group_id: Mapped[str] = mapped_column(String(64))
     case_pks: Mapped[list[int]] = mapped_column(JSON)
+    # Each case's version as the batch card shows it ({"<case pk>": version}); None on older folds.
+    versions: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -39,6 +39,8 @@ class ClickBody(BaseModel):
     user: str = Field(min_length=1, max_length=64)
     message_id: int = Field(ge=0, le=MAX_ID)
     key: str = Field(min_length=1, max_length=64)
+    # The version of the card the page showed; without it, the one the message holds now.
+    version: int | None = Field(default=None, ge=0, le=MAX_ID)
 
 
 def _group(request: web.Request) -> GroupSettings:
@@ -153,6 +155,7 @@ async def click(request: web.Request) -> web.Response:
         action=body.key,
         case_ref=message.card["handle"],
         input_id=f"click-{message.id}-{body.user}",
+        card_version=body.version if body.version is not None else _version(message.card),
     )
     reply = await _run(request, chat)
     if message.case_pk is not None:
@@ -167,6 +170,11 @@ async def click(request: web.Request) -> web.Response:
         {"ok": reply.ok, "reply": message_json(answer), "message": message_json(updated)},
         dumps=_dumps,
     )
+
+
+def _version(card: dict[str, Any]) -> int:
+    value = card.get("version", 0)
+    return value if isinstance(value, int) else 0
 
 
 def _mention_of(request: web.Request, user: str) -> tuple[Any, ...]:

@@ -1,11 +1,13 @@
 """FakeCommerce: the merchant endpoint of the commerce webhook protocol, for tests.
 
 It checks the signature and the ±300 s window, answers a repeated idempotency key with
-the first answer (acting once), and records what it received. Knobs inject failures.
+the first answer (acting once), and records what it received. Knobs inject failures, and
+`gate` holds every answer until it is set (a call still under way).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -28,6 +30,7 @@ class FakeCommerce:
     effects: dict[str, dict[str, Any]] = field(default_factory=dict)
     answers: dict[str, dict[str, str]] = field(default_factory=dict)
     bad_signatures: int = 0
+    gate: asyncio.Event | None = None
     now: Callable[[], float] = time.time
 
     def app(self) -> web.Application:
@@ -47,6 +50,8 @@ class FakeCommerce:
             return web.json_response({"error": problem}, status=401)
         call = json.loads(body)
         self.requests.append(call)
+        if self.gate is not None:
+            await self.gate.wait()
         if self.fail_next > 0:
             self.fail_next -= 1
             return web.json_response({"error": "injected failure"}, status=self.fail_status)

@@ -161,12 +161,15 @@ class FakeDingtalk:
         }
 
     def click_payload(self, out_track_id: str, user_id: str, action: str) -> dict[str, Any]:
-        """A tap on a card button, with the params the shipped template sends."""
+        """A tap on a card button, with the params the shipped template sends: variables are
+        filled from the card's data as DingTalk holds it at the time of the tap."""
         card = self.cards[out_track_id]
-        private = {
-            "actionIds": [action],
-            "params": {"action": action, "case": card.params["handle"]},
+        params = {
+            "action": action,
+            "case": card.params["handle"],
+            "version": card.params.get("version", ""),
         }
+        private = {"actionIds": [action], "params": params}
         return {
             "type": "actionCallback",
             "outTrackId": out_track_id,

@@ -104,6 +104,17 @@ class CardCallback(Inbound):
     def case_ref(self) -> str:
         return str(self.content.card_private_data.params.get("case", ""))
 
+    @property
+    def card_version(self) -> int | None:
+        """The `version` param of the tapped card (cards from older templates send none)."""
+        value = self.content.card_private_data.params.get("version")
+        if value is None or value == "":
+            return None
+        try:
+            return max(0, int(str(value)))
+        except ValueError:
+            return 0
+
 
 class StreamHeaders(Inbound):
     topic: str = ""

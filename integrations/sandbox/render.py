@@ -73,6 +73,7 @@ def message_json(message: SandboxMessage) -> dict[str, Any]:
                     "mentions",
                 )
             }
+            | {"version": card.get("version")}
             if card
             else None
         ),
