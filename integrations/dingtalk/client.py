@@ -48,6 +48,8 @@ ROBOT_THROTTLE_S = 600.0
 BUSY = -1
 TOKEN_MARGIN_S = 300
 UA = "refundops-dingtalk/1.0"
+# createAndDeliver's error table: an outTrackId that already has a card.
+CARD_EXISTS = "param.cardAlreadyExist"
 
 
 class SessionExpiredError(PermanentError):
@@ -55,7 +57,8 @@ class SessionExpiredError(PermanentError):
 
 
 class CardExistsError(PermanentError):
-    """createAndDeliver refused an outTrackId that already has a card: update it instead."""
+    """createAndDeliver refused an outTrackId that already has a card (ours or not: never
+    update it in its place)."""
 
 
 class DingtalkClient:
@@ -144,8 +147,8 @@ class DingtalkClient:
         try:
             data = await self.call("POST", "/v1.0/card/instances/createAndDeliver", request)
         except PermanentError as exc:
-            if "outtrackid" in str(exc).lower():
-                raise CardExistsError(str(exc)) from exc
+            if CARD_EXISTS in str(exc):
+                raise CardExistsError(f"{exc} (outTrackId {request.out_track_id})") from exc
             raise
         answer = CreateAndDeliverAnswer.model_validate(data)
         failed = [r for r in answer.result.deliver_results if not r.success]

@@ -343,8 +343,8 @@ class FakeDingtalk:
         if deliver.get("robotCode") != self.robot_code:
             return _api_error(400, "param.invalid", "imGroupOpenDeliverModel.robotCode is wrong")
         if track in self.cards:
-            # Assumed shape of DingTalk's refusal of a reused outTrackId.
-            return _api_error(400, "param.outTrackIdExists", f"outTrackId {track} already exists")
+            # createAndDeliver's error table: 400 param.cardAlreadyExist 卡片已经存在.
+            return _api_error(400, "param.cardAlreadyExist", "卡片已经存在")
         conversation = space.removeprefix(GROUP_SPACE)
         if conversation in self.unreachable_groups:
             result = {"spaceType": "IM_GROUP", "spaceId": conversation, "success": False}
