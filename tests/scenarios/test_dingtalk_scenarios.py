@@ -294,13 +294,8 @@ async def test_lifecycle_runs_the_stream_and_stops_it_on_shutdown(
 # -- HTTP mode ------------------------------------------------------------------------------
 
 
-def signed(clock: FakeClock, secret: str, skew_ms: int = 0) -> dict[str, str]:
-    ts = int(clock.now().timestamp() * 1000) + skew_ms
-    return {"timestamp": str(ts), "sign": sign(secret, ts), "Content-Type": "application/json"}
-
-
 async def test_http_mode_verifies_answers_and_updates_cards(
-    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk, clock: FakeClock
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk
 ) -> None:
     bot = await ding_bot(make_bot, sqlite_url, fake, channel="dingtalk_http")
     await refund(bot)
@@ -312,20 +307,20 @@ async def test_http_mode_verifies_answers_and_updates_cards(
     message = fake.robot_message("认领 R1", sender_staff_id=ding("agent1"), conversation_id=CHAT)
     body = json.dumps(message, ensure_ascii=False).encode()
     post = bot.client.post
-    assert (await post("/dingtalk/robot", data=body, headers=signed(clock, "wrong"))).status == 401
-    late = signed(clock, fake.app_secret, skew_ms=-3_600_001)
+    forged = fake.robot_headers() | {"sign": sign("wrong", fake.now_ms())}
+    assert (await post("/dingtalk/robot", data=body, headers=forged)).status == 401
+    late = fake.robot_headers(at_ms=fake.now_ms() - 300_001)
     assert (await post("/dingtalk/robot", data=body, headers=late)).status == 401
-    bad = await post(
-        "/dingtalk/robot", data=b'{"msgtype": "text"}', headers=signed(clock, fake.app_secret)
-    )
+    bad = await post("/dingtalk/robot", data=b'{"msgtype": "text"}', headers=fake.robot_headers())
     assert bad.status == 400
     assert {"field": "msgId", "message": "Field required"} in (await bad.json())["fields"]
-    for _ in range(2):
-        resp = await post("/dingtalk/robot", data=body, headers=signed(clock, fake.app_secret))
+    for skew_ms in (1, 2):
+        headers = fake.robot_headers(at_ms=fake.now_ms() + skew_ms)
+        resp = await post("/dingtalk/robot", data=body, headers=headers)
         assert resp.status == 200
     assert replies(fake) == [f"@{ding('agent1')} 👌 R1 由 agent1 处理"]
     click = json.dumps(fake.click_payload(card.out_track_id, ding("sup1"), "approve")).encode()
-    resp = await post("/dingtalk/card", data=click, headers=signed(clock, fake.app_secret))
+    resp = await post("/dingtalk/card", data=click, headers=fake.card_headers(card.out_track_id))
     assert resp.status == 200
     answer = await resp.json()
     assert answer["cardData"]["cardParamMap"]["status"].startswith("已")
@@ -334,8 +329,8 @@ async def test_http_mode_verifies_answers_and_updates_cards(
     assert unsigned.status == 401
     torn = await post(
         "/dingtalk/card",
-        data=b'{"outTrackId": "refund-R1"}',
-        headers=signed(clock, fake.app_secret),
+        data=json.dumps({"outTrackId": card.out_track_id}),
+        headers=fake.card_headers(card.out_track_id, at_ms=fake.now_ms() + 1),
     )
     assert torn.status == 400
     assert {"field": "userId", "message": "Field required"} in (await torn.json())["fields"]
