@@ -2,7 +2,7 @@
 
 App robot: one interactive card per case, created with `createAndDeliver` under an
 outTrackId with a random suffix (stored with the card) and updated in place under it; lines
-and replies go through the session webhook, else
+and replies go through the session webhook when it is DingTalk's own, else
 `groupMessages/send`. Custom robot: markdown only (it can neither edit nor call back), a
 new short line per change, never past DingTalk's 20 messages a minute.
 """
@@ -22,6 +22,7 @@ from integrations.dingtalk.client import (
     CustomRobot,
     DingtalkClient,
     SessionExpiredError,
+    session_webhook_allowed,
 )
 from integrations.dingtalk.models import (
     CardCallback,
@@ -173,11 +174,17 @@ class DingtalkChannel:
             mentions = (asker, *(w for w in mentions if w.at != asker.at))
         now_ms = int(self.clock.now().timestamp() * 1000)
         expires = message.session_webhook_expired_time
-        if message.session_webhook and (not expires or expires > now_ms):
+        webhook = message.session_webhook
+        if webhook and not session_webhook_allowed(webhook, self.settings.dingtalk.oapi_base):
+            log.warning(
+                "message %s names a session webhook off DingTalk's robot host; "
+                "answering by the open API",
+                message.msg_id,
+            )
+            webhook = ""
+        if webhook and (not expires or expires > now_ms):
             try:
-                await self.client.reply_by_session(
-                    message.session_webhook, robot_text(reply.text, mentions)
-                )
+                await self.client.reply_by_session(webhook, robot_text(reply.text, mentions))
                 return
             except SessionExpiredError:
                 log.info("session webhook of %s expired; answering by the open API", message.msg_id)

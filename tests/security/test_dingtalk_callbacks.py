@@ -1,7 +1,8 @@
 """DingTalk HTTP callbacks cannot be replayed, re-bodied or pointed elsewhere.
 
 The robot's `sign` covers only its timestamp, so a captured header pair once let a forged
-body approve a ¥1,500 refund as sup1 for an hour. Card callbacks were checked with the robot's headers, which
+body approve a ¥1,500 refund as sup1 for an hour, and the bot POSTed its answer to whatever
+`sessionWebhook` the body named. Card callbacks were checked with the robot's headers, which
 DingTalk does not send for cards (it signs them with the registered apiSecret).
 """
 
@@ -12,18 +13,46 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from bot.clock import FakeClock
+from integrations.dingtalk.client import session_webhook_allowed
 from integrations.dingtalk.fake import FakeDingtalk
+from integrations.dingtalk.models import ROBOT_TOPIC
 from integrations.dingtalk.signing import CARD_SIGN_HEADER, CARD_TIMESTAMP_HEADER, card_sign
 from tests.conftest import Bot, BotFactory, make_refund
-from tests.dingtalk_helpers import CHAT, ding, ding_settings, running_fake
+from tests.dingtalk_helpers import CHAT, ding, ding_settings, running_fake, streaming
 
 
 @pytest.fixture
 async def fake(clock: FakeClock) -> AsyncIterator[FakeDingtalk]:
     async with running_fake(clock) as running:
         yield running
+
+
+class Attacker:
+    """A server that records whatever reaches it."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, bytes]] = []
+
+    async def record(self, request: web.Request) -> web.Response:
+        self.received.append((request.path_qs, await request.read()))
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+
+@pytest.fixture
+async def attacker() -> AsyncIterator[tuple[Attacker, str]]:
+    evil = Attacker()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", evil.record)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        yield evil, str(server.make_url("/robot/sendBySession?session=stolen"))
+    finally:
+        await server.close()
 
 
 async def http_bot(make_bot: BotFactory, db_url: str, fake: FakeDingtalk, **kw: Any) -> Bot:
@@ -141,6 +170,63 @@ async def test_dingtalk_genuine_messages_still_work_without_robot_code_in_the_bo
     resp = await post(bot, "/dingtalk/robot", message, fake.robot_headers())
     assert resp.status == 200
     assert await approvals(bot) == ["sup1"]
+
+
+async def test_dingtalk_reply_never_goes_to_a_session_webhook_off_dingtalk_http(
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk, attacker: tuple[Attacker, str]
+) -> None:
+    evil, url = attacker
+    bot = await http_bot(make_bot, sqlite_url, fake)
+    message = say(fake, "查 R1", "fin1", sessionWebhook=url)
+    resp = await post(bot, "/dingtalk/robot", message, fake.robot_headers())
+    assert resp.status == 200
+    assert evil.received == []
+    assert fake.session_replies == []
+    (answer,) = fake.group_messages
+    assert answer["conversation"] == CHAT
+    assert str(answer["param"]["content"]).startswith("@fin1 【仅退款 R1 · ¥1,500.00】")
+
+
+async def test_dingtalk_reply_never_goes_to_a_session_webhook_off_dingtalk_stream(
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk, attacker: tuple[Attacker, str]
+) -> None:
+    evil, url = attacker
+    bot = await make_bot(ding_settings(sqlite_url, fake))
+    message = say(fake, "帮助", "agent1", sessionWebhook=url)
+    async with streaming(bot):
+        await fake.acked(await fake.push(ROBOT_TOPIC, message))
+    assert evil.received == []
+    (answer,) = fake.group_messages
+    assert str(answer["param"]["content"]).startswith("@agent1 可用命令")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://oapi.dingtalk.com.evil.example/robot/sendBySession?session=x",
+        "https://evil.example/robot/sendBySession?session=x&h=oapi.dingtalk.com",
+        "http://oapi.dingtalk.com/robot/sendBySession?session=x",
+        "https://oapi.dingtalk.com:8443/robot/sendBySession?session=x",
+        "https://user:pw@oapi.dingtalk.com/robot/sendBySession?session=x",
+        "https://oapi.dingtalk.com/robot/send?access_token=x",
+        "https://oapi.dingtalk.com/robot/sendBySession/../send?session=x",
+        "//oapi.dingtalk.com/robot/sendBySession?session=x",
+        "",
+    ],
+)
+def test_dingtalk_session_webhook_must_be_dingtalks_own(url: str) -> None:
+    assert not session_webhook_allowed(url, "https://oapi.dingtalk.com")
+    assert not session_webhook_allowed(url, "http://127.0.0.1:9")
+
+
+def test_dingtalk_session_webhook_on_dingtalk_or_the_configured_oapi_base_is_used() -> None:
+    url = "https://oapi.dingtalk.com/robot/sendBySession?session=c610ee93"
+    assert session_webhook_allowed(url, "https://oapi.dingtalk.com")
+    assert session_webhook_allowed(url, "http://127.0.0.1:9")
+    fake = "http://127.0.0.1:9/robot/sendBySession?session=c610ee93"
+    assert session_webhook_allowed(fake, "http://127.0.0.1:9/")
+    assert not session_webhook_allowed(fake, "http://127.0.0.1:10")
+    assert not session_webhook_allowed(fake, "https://oapi.dingtalk.com")
 
 
 # -- card callbacks in HTTP mode ------------------------------------------------------------
