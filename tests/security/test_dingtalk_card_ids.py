@@ -98,6 +98,23 @@ async def test_dingtalk_tap_on_another_deployments_card_never_acts_on_our_case(
     assert fake.group_messages == []
 
 
+async def test_dingtalk_tap_on_a_card_we_no_longer_know_in_our_group_is_told_so(
+    make_bot: BotFactory, tmp_path: Path, fake: FakeDingtalk
+) -> None:
+    bot = await deployment(make_bot, tmp_path, fake, "ours", CHAT_A)
+    await refund(bot)
+    (card,) = fake.cards.values()
+    async with bot.svc.tx() as tx:
+        await tx.session.execute(update(CardMessage).values(ref="refund-R1-lost"))
+    async with streaming(bot):
+        assert await fake.click(card.out_track_id, ding("sup1"), "approve") == {}
+    _, case = await bot.get_case("R1")
+    assert case["state"] == "awaiting_review"
+    (told,) = fake.group_messages
+    assert told["conversation"] == CHAT_A
+    assert str(told["param"]["content"]).startswith("@sup1 这张卡片已失效")
+
+
 async def test_dingtalk_card_ids_carry_a_random_suffix_per_card(
     make_bot: BotFactory, tmp_path: Path, fake: FakeDingtalk
 ) -> None:
