@@ -94,14 +94,13 @@ class DingtalkInbound:
         if not callback.action:
             log.warning("dingtalk card tap without action: %s", callback)
             return None
-        handle = case.handle
         chat = ChatInput(
             channel=self.channel.name,
             platform="dingtalk",
             user=callback.user_id,
             group_id=group.id if group else "",
             action=callback.action,
-            case_ref=handle,
+            case_ref=case.handle,
             input_id=f"card:{callback.out_track_id}:{callback.user_id}",
         )
         reply = await self._run(chat)
