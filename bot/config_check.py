@@ -159,6 +159,7 @@ def channel_needs(settings: Settings, channel: str) -> list[str]:
     }
     required["dingtalk_http"] = [
         *required["dingtalk_stream"],
+        ("dingtalk.corp_id", bool(ding.corp_id)),
         ("server.public_base_url", bool(settings.server.public_base_url)),
     ]
     needs = [

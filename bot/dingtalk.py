@@ -35,6 +35,7 @@ from integrations.dingtalk.render import card_params
 log = logging.getLogger(__name__)
 
 DEDUP_TTL_S = 2 * 3600
+UNKNOWN_CARD = "这张卡片已失效，请输入「待办」或「查 单号」查看最新状态"
 
 
 class DingtalkInbound:
@@ -77,16 +78,21 @@ class DingtalkInbound:
                     )
 
     async def on_card_callback(self, callback: CardCallback) -> dict[str, Any] | None:
-        """Run the tapped button's command; answer with the card as it now is."""
+        """Run the tapped button's command; answer with the card as it now is.
+
+        The card is found by the outTrackId stored with it, never by what its buttons carry:
+        another deployment on the same DingTalk app has its own R1."""
         svc = self.app[SERVICES]
         async with svc.tx() as tx:
             placement = await tx.cards.by_ref(self.channel.name, callback.out_track_id)
             case = await tx.cases.get(placement.case_pk) if placement is not None else None
-        group = svc.settings.group(placement.group_id) if placement else None
-        group = group or self.group(callback.space_id)
-        handle = case.handle if case is not None else callback.case_ref
-        if not callback.action or not handle:
-            log.warning("dingtalk card tap without action or case: %s", callback)
+        if placement is None or case is None:
+            log.warning("dingtalk card tap on %s: not a card of ours", callback.out_track_id)
+            await self._unknown_card(callback)
+            return None
+        group = svc.settings.group(placement.group_id) or self.group(callback.space_id)
+        if not callback.action:
+            log.warning("dingtalk card tap without action: %s", callback)
             return None
         # A card from an older template sends no version: the one last delivered to this
         # card instance is what DingTalk shows.
@@ -99,26 +105,34 @@ class DingtalkInbound:
             user=callback.user_id,
             group_id=group.id if group else "",
             action=callback.action,
-            case_ref=handle,
+            case_ref=case.handle,
             input_id=f"card:{callback.out_track_id}:{callback.user_id}",
             card_version=drawn,
         )
         reply = await self._run(chat)
-        if case is not None:
-            await self.app[DISPATCHER].flush_case(case.id)
+        await self.app[DISPATCHER].flush_case(case.id)
         if not reply.ok or reply.mentions:
-            try:
-                await self.channel.tell(callback, group.chat_id if group else "", reply)
-            except (ExternalError, ThrottledError) as exc:
-                log.warning("answer to a tap on %s failed: %s", callback.out_track_id, exc)
-        if case is None:
-            return None
+            await self._tell(callback, group, reply)
         async with svc.tx() as tx:
             fresh = await tx.cases.get(case.id)
             if fresh is None:
                 return None
             card = build_card(fresh, tx)
         return CardCallbackAnswer(card_data=CardData(card_param_map=card_params(card))).dump()
+
+    async def _unknown_card(self, callback: CardCallback) -> None:
+        """Tell whoever tapped a card we do not know, in one of our groups only."""
+        group = self.group(callback.space_id)
+        if group is not None:
+            await self._tell(callback, group, Reply(UNKNOWN_CARD, ok=False))
+
+    async def _tell(
+        self, callback: CardCallback, group: GroupSettings | None, reply: Reply
+    ) -> None:
+        try:
+            await self.channel.tell(callback, group.chat_id if group else "", reply)
+        except (ExternalError, ThrottledError) as exc:
+            log.warning("answer to a tap on %s failed: %s", callback.out_track_id, exc)
 
     def group(self, chat_id: str) -> GroupSettings | None:
         return next(

@@ -93,12 +93,13 @@ class WecomSettings(Section):
 class DingtalkSettings(Section):
     app_key: str = ""
     app_secret: SecretStr = SecretStr("")
+    corp_id: str = ""
     robot_code: str = ""
     card_template_id: str = ""
     api_base: str = "https://api.dingtalk.com"
     oapi_base: str = "https://oapi.dingtalk.com"
     card_callback_route_key: str = "refundops"
-    callback_max_skew_s: int = Field(default=3600, ge=1)
+    callback_max_skew_s: int = Field(default=300, ge=1, le=3600)
     stream_backoff_base_s: float = Field(default=1.0, gt=0)
     stream_backoff_max_s: float = Field(default=60.0, gt=0)
     timeout_s: float = Field(default=10.0, gt=0)

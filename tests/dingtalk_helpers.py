@@ -59,6 +59,7 @@ def ding_settings(
         "dingtalk": {
             "app_key": fake.app_key,
             "app_secret": fake.app_secret,
+            "corp_id": fake.corp_id,
             "robot_code": fake.robot_code,
             "card_template_id": TEMPLATE,
             "api_base": fake.base_url.rstrip("/"),

@@ -1,12 +1,18 @@
 """DingTalk app robot in HTTP mode: `POST /dingtalk/robot` (@-messages), `POST /dingtalk/card` (taps).
 
-Both carry `timestamp` (ms) and `sign` headers, checked against the app secret within
-`dingtalk.callback_max_skew_s` (constant-time) before the body is read; bad bodies get 400.
+Before the body is read: robot messages carry `timestamp` (ms) and `sign` (the app secret),
+card callbacks `x-ddpaas-signature-timestamp` and `x-ddpaas-signature` (the apiSecret we
+registered); either is checked in constant time within `dingtalk.callback_max_skew_s`, and a
+signature is accepted once across instances (SET NX, kept while it could still be
+accepted). Neither covers the body, so a robot message must also come from our corp and
+robot and have been created when it was signed, and a tap must be on one of our own cards
+by someone of our corp. Refused: 401 (404 for a card that is not ours); bad bodies get 400.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -17,15 +23,50 @@ from bot.keys import DISPATCHER, SERVICES, SETTINGS
 from handlers.schema import field_errors
 from integrations.dingtalk.channel import DingtalkChannel
 from integrations.dingtalk.models import CardCallback, RobotMessage
-from integrations.dingtalk.signing import SIGN_HEADER, TIMESTAMP_HEADER, verify
+from integrations.dingtalk.signing import (
+    CARD_SIGN_HEADER,
+    CARD_TIMESTAMP_HEADER,
+    SIGN_HEADER,
+    TIMESTAMP_HEADER,
+    replay_ttl_s,
+    robot_message_problem,
+    signed_ms,
+    verify,
+    verify_card,
+)
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 
 @routes.post("/dingtalk/robot")
 async def robot(request: web.Request) -> web.Response:
     inbound = _inbound(request)
-    message: RobotMessage = await _verified_body(request, RobotMessage)
+    ding = request.app[SETTINGS].dingtalk
+    timestamp = await _signed(
+        request,
+        "robot",
+        TIMESTAMP_HEADER,
+        SIGN_HEADER,
+        verify(
+            ding.app_secret.get_secret_value(),
+            request.headers.get(TIMESTAMP_HEADER),
+            request.headers.get(SIGN_HEADER),
+            now_ms=_now_ms(request),
+            max_skew_s=ding.callback_max_skew_s,
+        ),
+    )
+    message: RobotMessage = await _body(request, RobotMessage)
+    problem = robot_message_problem(
+        message,
+        signed_ms(timestamp),
+        robot_code=inbound.channel.client.robot_code,
+        corp_id=ding.corp_id,
+        max_skew_s=ding.callback_max_skew_s,
+    )
+    if problem:
+        log.warning("dingtalk robot message %s refused: %s", message.msg_id, problem)
+        raise _error(web.HTTPUnauthorized, problem)
     await inbound.on_robot_message(message)
     return web.json_response({})
 
@@ -33,7 +74,29 @@ async def robot(request: web.Request) -> web.Response:
 @routes.post("/dingtalk/card")
 async def card(request: web.Request) -> web.Response:
     inbound = _inbound(request)
-    callback: CardCallback = await _verified_body(request, CardCallback)
+    ding = request.app[SETTINGS].dingtalk
+    await _signed(
+        request,
+        "card",
+        CARD_TIMESTAMP_HEADER,
+        CARD_SIGN_HEADER,
+        verify_card(
+            ding.app_secret.get_secret_value(),
+            request.headers.get(CARD_TIMESTAMP_HEADER),
+            request.headers.get(CARD_SIGN_HEADER),
+            now_ms=_now_ms(request),
+            max_skew_s=ding.callback_max_skew_s,
+        ),
+    )
+    callback: CardCallback = await _body(request, CardCallback)
+    if not ding.corp_id or callback.corp_id != ding.corp_id:
+        log.warning("dingtalk card tap on %s refused: corpId", callback.out_track_id)
+        raise _error(web.HTTPUnauthorized, "corpId is not this organisation's corp id")
+    async with request.app[SERVICES].tx() as tx:
+        ours = await tx.cards.by_ref(inbound.channel.name, callback.out_track_id)
+    if ours is None:
+        log.warning("dingtalk card tap on %s refused: not our card", callback.out_track_id)
+        raise _error(web.HTTPNotFound, "outTrackId is not a card of this deployment")
     answer = await inbound.on_card_callback(callback)
     return web.json_response(answer or {}, dumps=_dumps)
 
@@ -45,22 +108,31 @@ def _inbound(request: web.Request) -> DingtalkInbound:
     return DingtalkInbound(request.app, channel)
 
 
-async def _verified_body(request: web.Request, model: type[BaseModel]) -> Any:
-    settings = request.app[SETTINGS].dingtalk
-    now_ms = int(request.app[SERVICES].clock.now().timestamp() * 1000)
-    problem = verify(
-        settings.app_secret.get_secret_value(),
-        request.headers.get(TIMESTAMP_HEADER),
-        request.headers.get(SIGN_HEADER),
-        now_ms=now_ms,
-        max_skew_s=settings.callback_max_skew_s,
-    )
+async def _signed(
+    request: web.Request, surface: str, ts_header: str, sign_header: str, problem: str | None
+) -> str:
+    """The verified timestamp header, once: a signature seen before (here or on another
+    instance) is refused."""
     if problem:
         raise _error(web.HTTPUnauthorized, problem)
+    timestamp, signature = request.headers[ts_header], request.headers[sign_header]
+    ttl = replay_ttl_s(request.app[SETTINGS].dingtalk.callback_max_skew_s)
+    key = f"dingtalk:signed:{surface}:{timestamp}:{signature}"
+    if not await request.app[SERVICES].coord.first_seen(key, ttl):
+        log.warning("dingtalk %s callback signed at %s again; refused", surface, timestamp)
+        raise _error(web.HTTPUnauthorized, f"{ts_header} and {sign_header} already used")
+    return timestamp
+
+
+async def _body(request: web.Request, model: type[BaseModel]) -> Any:
     try:
         return model.model_validate_json(await request.read())
     except ValidationError as exc:
         raise _error(web.HTTPBadRequest, "invalid body", fields=field_errors(exc)) from exc
+
+
+def _now_ms(request: web.Request) -> int:
+    return int(request.app[SERVICES].clock.now().timestamp() * 1000)
 
 
 def _error(kind: type[web.HTTPError], message: str, **extra: Any) -> web.HTTPError:

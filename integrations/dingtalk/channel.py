@@ -1,7 +1,8 @@
 """The DingTalk channels: the app robot (Stream or HTTP mode) and the custom robot webhook.
 
-App robot: one interactive card per case, created with `createAndDeliver` under a stable
-outTrackId and updated in place; lines and replies go through the session webhook, else
+App robot: one interactive card per case, created with `createAndDeliver` under an
+outTrackId with a random suffix (stored with the card) and updated in place under it; lines
+and replies go through the session webhook when it is DingTalk's own, else
 `groupMessages/send`. Custom robot: markdown only (it can neither edit nor call back), a
 new short line per change, never past DingTalk's 20 messages a minute.
 """
@@ -18,10 +19,10 @@ from bot.message import Card, Mention, Notice, Reply
 from bot.settings import GroupSettings, Settings
 from integrations.channel import Budget, Placement
 from integrations.dingtalk.client import (
-    CardExistsError,
     CustomRobot,
     DingtalkClient,
     SessionExpiredError,
+    session_webhook_allowed,
 )
 from integrations.dingtalk.models import (
     CardCallback,
@@ -40,9 +41,9 @@ from integrations.dingtalk.render import (
     change_markdown,
     group_markdown,
     group_message,
+    new_out_track_id,
     notice_markdown,
     open_space_id,
-    out_track_id,
     robot_markdown,
     robot_text,
 )
@@ -106,16 +107,13 @@ class DingtalkChannel:
         self, group: GroupSettings, card: Card, placement: CardMessage | None
     ) -> Placement:
         params = CardData(card_param_map=card_params(card))
-        track = placement.ref if placement is not None and placement.ref else out_track_id(card)
-        if placement is None or not placement.ref:
-            mentions = self.people.who(card.mentions)
-            try:
-                await self._create(group, track, params, mentions)
-            except CardExistsError:
-                log.info("card %s already exists (an earlier try got through); updating", track)
-                await self.client.update_card(UpdateCard(out_track_id=track, card_data=params))
-        else:
-            await self.client.update_card(UpdateCard(out_track_id=track, card_data=params))
+        if placement is not None and placement.ref:
+            # Cards from before the random suffix keep their `<kind>-<handle>` id.
+            await self.client.update_card(UpdateCard(out_track_id=placement.ref, card_data=params))
+            return Placement(placement.ref, {"space": open_space_id(group.chat_id)})
+        # A taken id (CardExistsError) is somebody's card, never one to update in its place.
+        track = new_out_track_id(card)
+        await self._create(group, track, params, self.people.who(card.mentions))
         return Placement(track, {"space": open_space_id(group.chat_id)})
 
     async def _create(
@@ -176,11 +174,17 @@ class DingtalkChannel:
             mentions = (asker, *(w for w in mentions if w.at != asker.at))
         now_ms = int(self.clock.now().timestamp() * 1000)
         expires = message.session_webhook_expired_time
-        if message.session_webhook and (not expires or expires > now_ms):
+        webhook = message.session_webhook
+        if webhook and not session_webhook_allowed(webhook, self.settings.dingtalk.oapi_base):
+            log.warning(
+                "message %s names a session webhook off DingTalk's robot host; "
+                "answering by the open API",
+                message.msg_id,
+            )
+            webhook = ""
+        if webhook and (not expires or expires > now_ms):
             try:
-                await self.client.reply_by_session(
-                    message.session_webhook, robot_text(reply.text, mentions)
-                )
+                await self.client.reply_by_session(webhook, robot_text(reply.text, mentions))
                 return
             except SessionExpiredError:
                 log.info("session webhook of %s expired; answering by the open API", message.msg_id)
@@ -251,7 +255,7 @@ class DingtalkWebhookChannel:
         else:
             markdown = change_markdown(card, mentions)
         await self._send(group, robot_markdown(markdown, mentions))
-        return Placement(out_track_id(card))
+        return Placement("webhook")
 
     async def deliver_text(
         self, group: GroupSettings, text: str, mentions: tuple[Mention, ...]

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 from pydantic import ValidationError
+from yarl import URL
 
 from bot.clock import Clock
 from bot.errors import PermanentError, RetryableError, ThrottledError
@@ -48,6 +49,10 @@ ROBOT_THROTTLE_S = 600.0
 BUSY = -1
 TOKEN_MARGIN_S = 300
 UA = "refundops-dingtalk/1.0"
+# createAndDeliver's error table: an outTrackId that already has a card.
+CARD_EXISTS = "param.cardAlreadyExist"
+DINGTALK_OAPI = "https://oapi.dingtalk.com"
+SESSION_PATH = "/robot/sendBySession"
 
 
 class SessionExpiredError(PermanentError):
@@ -55,7 +60,32 @@ class SessionExpiredError(PermanentError):
 
 
 class CardExistsError(PermanentError):
-    """createAndDeliver refused an outTrackId that already has a card: update it instead."""
+    """createAndDeliver refused an outTrackId that already has a card (ours or not: never
+    update it in its place)."""
+
+
+def session_webhook_allowed(url: str, oapi_base: str) -> bool:
+    """Whether `url` is a session webhook on DingTalk's own robot host (`https://oapi.dingtalk.com`
+    or the configured `oapi_base`: same scheme, host and port), without user info, at
+    `/robot/sendBySession`; parsed as aiohttp will send it. Any other URL in a message body
+    was chosen by whoever wrote the body."""
+    target = _absolute(url)
+    if target is None or target.user is not None or target.password is not None:
+        return False
+    if target.path != SESSION_PATH:
+        return False
+    hosts = [h for h in (_absolute(DINGTALK_OAPI), _absolute(oapi_base)) if h is not None]
+    return any(
+        (target.scheme, target.host, target.port) == (h.scheme, h.host, h.port) for h in hosts
+    )
+
+
+def _absolute(url: str) -> URL | None:
+    try:
+        parsed = URL(url)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.is_absolute() and parsed.host else None
 
 
 class DingtalkClient:
@@ -144,8 +174,8 @@ class DingtalkClient:
         try:
             data = await self.call("POST", "/v1.0/card/instances/createAndDeliver", request)
         except PermanentError as exc:
-            if "outtrackid" in str(exc).lower():
-                raise CardExistsError(str(exc)) from exc
+            if CARD_EXISTS in str(exc):
+                raise CardExistsError(f"{exc} (outTrackId {request.out_track_id})") from exc
             raise
         answer = CreateAndDeliverAnswer.model_validate(data)
         failed = [r for r in answer.result.deliver_results if not r.success]
@@ -177,6 +207,8 @@ class DingtalkClient:
         await self.call("POST", "/v1.0/robot/oToMessages/batchSend", body)
 
     async def reply_by_session(self, url: str, message: RobotSend) -> None:
+        if not session_webhook_allowed(url, self.settings.oapi_base):
+            raise PermanentError("dingtalk session webhook is not on DingTalk's robot host")
         status, data = await self._send("POST", url, message.dump())
         _check_robot_answer("session webhook", status, data)
 

@@ -4,7 +4,9 @@ One aiohttp app (run it on port 0 and set `base_url`) serving the stream gateway
 (`connections/open` + the websocket, pings, `disconnect`), the open API (token, card
 create/update, callback registration, robot group and 1:1 messages), session webhooks
 (which expire: 300001) and custom robots (加签 check, 20/min then muted 10 min: 130101,
-20,000-byte limit). It records what it received; knobs inject failures.
+20,000-byte limit). It records what it received; knobs inject failures. For HTTP mode it
+signs what DingTalk would POST: robot messages (`timestamp`/`sign`) and card callbacks
+(`x-ddpaas-signature-*` with the registered apiSecret).
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ from aiohttp import WSMsgType, web
 
 from integrations import fake_waiting
 from integrations.dingtalk.models import CARD_TOPIC, ROBOT_TOPIC
-from integrations.dingtalk.signing import sign
+from integrations.dingtalk.signing import (
+    CARD_SIGN_HEADER,
+    CARD_TIMESTAMP_HEADER,
+    SIGN_HEADER,
+    TIMESTAMP_HEADER,
+    card_sign,
+    sign,
+)
 
 TICKET_TTL_S = 90
 ROBOT_MUTE_S = 600
@@ -153,6 +162,7 @@ class FakeDingtalk:
             "senderNick": nick or sender_staff_id,
             "senderStaffId": sender_staff_id,
             "senderCorpId": self.corp_id,
+            "chatbotCorpId": self.corp_id,
             "chatbotUserId": "$:LWCP_v1:$bot",
             "robotCode": self.robot_code,
             "isInAtList": True,
@@ -179,6 +189,28 @@ class FakeDingtalk:
             "spaceId": card.space_id.removeprefix(GROUP_SPACE),
             "content": json.dumps({"cardPrivateData": private}, ensure_ascii=False),
         }
+
+    def robot_headers(self, *, at_ms: int | None = None) -> dict[str, str]:
+        """The headers of an HTTP-mode robot message: `timestamp` (ms) and its `sign`
+        (receive-message doc: base64 HMAC-SHA256 of "<timestamp>\\n<appSecret>")."""
+        ts = self.now_ms() if at_ms is None else at_ms
+        return {
+            TIMESTAMP_HEADER: str(ts),
+            SIGN_HEADER: sign(self.app_secret, ts),
+            "Content-Type": "application/json; charset=utf-8",
+        }
+
+    def card_headers(self, out_track_id: str, *, at_ms: int | None = None) -> dict[str, str]:
+        """The headers of an HTTP-mode card callback (event-callback-card doc, 回调签名验证):
+        base64 HMAC-SHA256(apiSecret, "<timestamp>") with the apiSecret registered for the
+        card's callbackRouteKey; none when no apiSecret was registered."""
+        card = self.cards[out_track_id]
+        secret = str(self.registrations.get(card.route_key, {}).get("apiSecret") or "")
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        if secret:
+            ts = self.now_ms() if at_ms is None else at_ms
+            headers |= {CARD_TIMESTAMP_HEADER: str(ts), CARD_SIGN_HEADER: card_sign(secret, ts)}
+        return headers
 
     def apply_callback_answer(self, out_track_id: str, answer: dict[str, Any] | None) -> None:
         """Do what DingTalk does with a card callback's answer: update the card for everyone."""
@@ -346,8 +378,8 @@ class FakeDingtalk:
         if deliver.get("robotCode") != self.robot_code:
             return _api_error(400, "param.invalid", "imGroupOpenDeliverModel.robotCode is wrong")
         if track in self.cards:
-            # Assumed shape of DingTalk's refusal of a reused outTrackId.
-            return _api_error(400, "param.outTrackIdExists", f"outTrackId {track} already exists")
+            # createAndDeliver's error table: 400 param.cardAlreadyExist 卡片已经存在.
+            return _api_error(400, "param.cardAlreadyExist", "卡片已经存在")
         conversation = space.removeprefix(GROUP_SPACE)
         if conversation in self.unreachable_groups:
             result = {"spaceType": "IM_GROUP", "spaceId": conversation, "success": False}

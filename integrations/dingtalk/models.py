@@ -47,6 +47,8 @@ class RobotMessage(Inbound):
     sender_id: str = Field(default="", alias="senderId")
     sender_nick: str = Field(default="", alias="senderNick")
     sender_staff_id: str = Field(default="", alias="senderStaffId")
+    sender_corp_id: str = Field(default="", alias="senderCorpId")
+    chatbot_corp_id: str = Field(default="", alias="chatbotCorpId")
     robot_code: str = Field(default="", alias="robotCode")
     is_in_at_list: bool = Field(default=False, alias="isInAtList")
     session_webhook: str = Field(default="", alias="sessionWebhook")

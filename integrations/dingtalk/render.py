@@ -8,6 +8,8 @@ DingTalk's byte limits rather than refused.
 from __future__ import annotations
 
 import json
+import re
+import secrets
 from dataclasses import dataclass
 
 from bot.message import Card, Notice, Tone
@@ -25,6 +27,9 @@ TAG_COLORS = {
 ROBOT_MAX_BYTES = 20_000
 MSG_PARAM_MAX_BYTES = 15_000
 CUT = "\n…（内容过长，已截断）"
+# outTrackId: at most 100 characters, 64 or fewer advised (createAndDeliver doc).
+MAX_TRACK_ID_CHARS = 64
+NOT_TRACK_ID = re.compile(r"[^A-Za-z0-9_-]")
 
 
 @dataclass(frozen=True)
@@ -40,9 +45,12 @@ class Who:
         return f"@{self.user_id or self.mobile or self.name}"
 
 
-def out_track_id(card: Card) -> str:
-    """One stable card instance per case: every change updates this one in place."""
-    return f"{card.kind}-{card.handle}"
+def new_out_track_id(card: Card) -> str:
+    """A card instance id no other deployment or database on the same DingTalk app can have
+    used (handles restart at R1 there too). Stored with the card; every change updates the
+    card under this id."""
+    raw = f"{card.kind}-{card.handle}-{secrets.token_hex(8)}"
+    return NOT_TRACK_ID.sub("_", raw)[-MAX_TRACK_ID_CHARS:]
 
 
 def open_space_id(open_conversation_id: str) -> str:

@@ -57,6 +57,12 @@ def replies(fake: FakeDingtalk) -> list[str]:
     return [r["text"]["content"] for r in fake.session_replies]
 
 
+def the_card(fake: FakeDingtalk) -> str:
+    """The outTrackId of the one card the fake holds."""
+    (card,) = fake.cards.values()
+    return card.out_track_id
+
+
 def group_lines(fake: FakeDingtalk) -> list[str]:
     return [str(m["param"]["content"]) for m in fake.group_messages]
 
@@ -67,7 +73,7 @@ async def test_typed_approval_then_a_late_tap_same_card_and_the_loser_told(
     bot = await ding_bot(make_bot, db_url, fake)
     await refund(bot)
     (card,) = fake.cards.values()
-    assert card.out_track_id == "refund-R1"
+    assert card.out_track_id.startswith("refund-R1-")
     assert card.space_id == f"dtv1.card//IM_GROUP.{CHAT}"
     assert card.template_id == TEMPLATE
     assert card.callback_type == "STREAM"
@@ -79,7 +85,7 @@ async def test_typed_approval_then_a_late_tap_same_card_and_the_loser_told(
         (answer,) = fake.session_replies
         assert answer["text"]["content"].startswith(f"@{ding('sup1')} ✅ 已通过 R1（¥128.00）")
         assert answer["at"]["atUserIds"] == [ding("sup1")]
-        response = await fake.click("refund-R1", ding("sup2"), "approve")
+        response = await fake.click(card.out_track_id, ding("sup2"), "approve")
     (told,) = group_lines(fake)
     assert told.startswith("@sup2 R1 现在是「已通过 · 退款提交中」（sup1 通过 · 11-23 10:00）")
     assert told.endswith("不能再通过")
@@ -89,7 +95,7 @@ async def test_typed_approval_then_a_late_tap_same_card_and_the_loser_told(
     await bot.drain()
     assert card.params["status"] == "已提交 · 等待平台退款"
     assert card.params["footer"].startswith("店铺系统 提交退款")
-    assert list(fake.cards) == ["refund-R1"]
+    assert list(fake.cards) == [card.out_track_id]
     assert fake.count("POST", "/v1.0/card/instances/createAndDeliver") == 1
     _, case = await bot.get_case("R1")
     approvals = [(h["actor"], h["channel"]) for h in case["history"] if h["action"] == "approve"]
@@ -102,8 +108,8 @@ async def test_tap_approve_updates_the_card_for_the_group_at_once(
     bot = await ding_bot(make_bot, sqlite_url, fake)
     await refund(bot, data_amount="30.00", data_order_amount="30.00")
     async with streaming(bot):
-        response = await fake.click("refund-R1", ding("agent1"), "approve")
-    card = fake.cards["refund-R1"]
+        response = await fake.click(the_card(fake), ding("agent1"), "approve")
+    card = fake.cards[the_card(fake)]
     assert response["cardUpdateOptions"] == {"updateCardDataByKey": True}
     assert response["cardData"]["cardParamMap"]["status"] == "已通过 · 退款提交中"
     assert card.params["status"] == "已通过 · 退款提交中"
@@ -119,8 +125,8 @@ async def test_two_taps_at_once_give_one_approval_and_the_loser_is_named(
     await refund(bot)
     async with streaming(bot):
         answers = await asyncio.gather(
-            fake.click("refund-R1", ding("sup1"), "approve"),
-            fake.click("refund-R1", ding("sup2"), "approve"),
+            fake.click(the_card(fake), ding("sup1"), "approve"),
+            fake.click(the_card(fake), ding("sup2"), "approve"),
         )
     assert all(a["cardData"]["cardParamMap"]["approve_visible"] == "false" for a in answers)
     _, case = await bot.get_case("R1")
@@ -141,7 +147,7 @@ async def test_agent_over_limit_escalates_with_mentions(
     assert "超出你的权限（¥50.00），已升级给主管：sup1、sup2、admin1" in answer["text"]["content"]
     assert answer["at"]["atUserIds"] == [ding(s) for s in ("agent1", "sup1", "sup2", "admin1")]
     await bot.drain()
-    card = fake.cards["refund-R1"]
+    card = fake.cards[the_card(fake)]
     assert card.params["status"] == "待主管审批"
     assert card.params["mentions"] == "sup1、sup2、admin1"
 
@@ -153,11 +159,11 @@ async def test_people_outside_the_directory_are_refused(
     await refund(bot)
     async with streaming(bot):
         await fake.say("通过 R1", sender_staff_id="stranger", conversation_id=CHAT)
-        await fake.click("refund-R1", "stranger", "approve")
+        await fake.click(the_card(fake), "stranger", "approve")
     assert "你不在售后名单中" in replies(fake)[0]
     (told,) = group_lines(fake)
     assert told.startswith("@stranger 你不在售后名单中")
-    assert fake.cards["refund-R1"].params["status"] == "待审核"
+    assert fake.cards[the_card(fake)].params["status"] == "待审核"
 
 
 async def test_duplicate_message_ids_are_acked_and_handled_once(
@@ -265,7 +271,7 @@ async def test_the_access_token_is_refreshed_when_refused(
     fake.expire_tokens()
     await bot.say("sup1", "通过 R1", group="ops")
     await bot.drain()
-    assert fake.cards["refund-R1"].params["status"] == "已提交 · 等待平台退款"
+    assert fake.cards[the_card(fake)].params["status"] == "已提交 · 等待平台退款"
     assert fake.tokens_issued == 2
 
 
@@ -288,17 +294,12 @@ async def test_lifecycle_runs_the_stream_and_stops_it_on_shutdown(
 # -- HTTP mode ------------------------------------------------------------------------------
 
 
-def signed(clock: FakeClock, secret: str, skew_ms: int = 0) -> dict[str, str]:
-    ts = int(clock.now().timestamp() * 1000) + skew_ms
-    return {"timestamp": str(ts), "sign": sign(secret, ts), "Content-Type": "application/json"}
-
-
 async def test_http_mode_verifies_answers_and_updates_cards(
-    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk, clock: FakeClock
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk
 ) -> None:
     bot = await ding_bot(make_bot, sqlite_url, fake, channel="dingtalk_http")
     await refund(bot)
-    card = fake.cards["refund-R1"]
+    card = fake.cards[the_card(fake)]
     assert (card.callback_type, card.route_key) == ("HTTP", "refundops")
     (registered,) = fake.registrations.values()
     assert registered["callbackUrl"] == "https://refundops.example.com/dingtalk/card"
@@ -306,20 +307,20 @@ async def test_http_mode_verifies_answers_and_updates_cards(
     message = fake.robot_message("认领 R1", sender_staff_id=ding("agent1"), conversation_id=CHAT)
     body = json.dumps(message, ensure_ascii=False).encode()
     post = bot.client.post
-    assert (await post("/dingtalk/robot", data=body, headers=signed(clock, "wrong"))).status == 401
-    late = signed(clock, fake.app_secret, skew_ms=-3_600_001)
+    forged = fake.robot_headers() | {"sign": sign("wrong", fake.now_ms())}
+    assert (await post("/dingtalk/robot", data=body, headers=forged)).status == 401
+    late = fake.robot_headers(at_ms=fake.now_ms() - 300_001)
     assert (await post("/dingtalk/robot", data=body, headers=late)).status == 401
-    bad = await post(
-        "/dingtalk/robot", data=b'{"msgtype": "text"}', headers=signed(clock, fake.app_secret)
-    )
+    bad = await post("/dingtalk/robot", data=b'{"msgtype": "text"}', headers=fake.robot_headers())
     assert bad.status == 400
     assert {"field": "msgId", "message": "Field required"} in (await bad.json())["fields"]
-    for _ in range(2):
-        resp = await post("/dingtalk/robot", data=body, headers=signed(clock, fake.app_secret))
+    for skew_ms in (1, 2):
+        headers = fake.robot_headers(at_ms=fake.now_ms() + skew_ms)
+        resp = await post("/dingtalk/robot", data=body, headers=headers)
         assert resp.status == 200
     assert replies(fake) == [f"@{ding('agent1')} 👌 R1 由 agent1 处理"]
-    click = json.dumps(fake.click_payload("refund-R1", ding("sup1"), "approve")).encode()
-    resp = await post("/dingtalk/card", data=click, headers=signed(clock, fake.app_secret))
+    click = json.dumps(fake.click_payload(card.out_track_id, ding("sup1"), "approve")).encode()
+    resp = await post("/dingtalk/card", data=click, headers=fake.card_headers(card.out_track_id))
     assert resp.status == 200
     answer = await resp.json()
     assert answer["cardData"]["cardParamMap"]["status"].startswith("已")
@@ -328,8 +329,8 @@ async def test_http_mode_verifies_answers_and_updates_cards(
     assert unsigned.status == 401
     torn = await post(
         "/dingtalk/card",
-        data=b'{"outTrackId": "refund-R1"}',
-        headers=signed(clock, fake.app_secret),
+        data=json.dumps({"outTrackId": card.out_track_id}),
+        headers=fake.card_headers(card.out_track_id, at_ms=fake.now_ms() + 1),
     )
     assert torn.status == 400
     assert {"field": "userId", "message": "Field required"} in (await torn.json())["fields"]

@@ -36,12 +36,14 @@ def test_missing_dingtalk_keys_are_each_named() -> None:
         "group 's': channel dingtalk_stream needs dingtalk.app_secret (REFUNDOPS_DINGTALK__APP_SECRET)",
         "group 's': channel dingtalk_stream needs dingtalk.robot_code",
         "group 's': channel dingtalk_stream needs dingtalk.card_template_id",
+        "group 'h': channel dingtalk_http needs dingtalk.corp_id (REFUNDOPS_DINGTALK__CORP_ID)",
         "group 'h': channel dingtalk_http needs server.public_base_url (REFUNDOPS_SERVER__PUBLIC_BASE_URL)",
         "group 'w': webhook_secret is empty",
         "group 'w': webhook_url has no access_token",
         "staff[0] (admin1): no chat id for the channels in use (set dingtalk_staff_id)",
     ):
         assert expected in found, expected
+    assert "group 's': channel dingtalk_stream needs dingtalk.corp_id" not in found
 
 
 def test_a_complete_dingtalk_config_has_no_problems() -> None:
@@ -50,6 +52,7 @@ def test_a_complete_dingtalk_config_has_no_problems() -> None:
         dingtalk={
             "app_key": "dingkey",
             "app_secret": "ding-secret",
+            "corp_id": "dingcorp",
             "robot_code": "dingkey",
             "card_template_id": "abc.schema",
         },

@@ -21,7 +21,7 @@ from integrations.dingtalk.render import (
     card_params,
     encode,
     group_message,
-    out_track_id,
+    new_out_track_id,
     robot_markdown,
     robot_text,
 )
@@ -105,7 +105,10 @@ def test_card_params_are_all_strings_named_as_the_template_declares() -> None:
     assert (params["approve_visible"], params["approve_text"]) == ("true", "通过")
     assert (params["reject_visible"], params["reject_text"]) == ("false", "")
     assert params["version"] == "3"
-    assert out_track_id(make_card()) == "refund-R12"
+    first, second = new_out_track_id(make_card()), new_out_track_id(make_card())
+    assert first.startswith("refund-R12-")
+    assert len(first) == len("refund-R12-") + 16
+    assert first != second
 
 
 def test_template_buttons_call_back_with_action_and_case() -> None:
