@@ -24,7 +24,11 @@ def error(status: int, message: str, **extra: Any) -> web.Response:
 
 
 async def signed_body(request: web.Request) -> bytes | web.Response:
-    """The raw body once size and signature check out, else the 413/401 response."""
+    """The raw body once size and signature check out, else the 413/401 response.
+
+    A POST signs its body; any other method signs its method and request target too
+    (integrations.signing), so a captured GET reads nothing but what it read.
+    """
     settings = request.app[SETTINGS]
     limit = settings.server.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
@@ -39,6 +43,7 @@ async def signed_body(request: web.Request) -> bytes | web.Response:
         body,
         now=request.app[SERVICES].clock.now().timestamp(),
         max_skew_s=settings.ingest.max_skew_s,
+        target="" if request.method == "POST" else f"{request.method} {request.raw_path}",
     )
     if problem:
         return error(401, problem)

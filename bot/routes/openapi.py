@@ -83,7 +83,10 @@ def build_spec() -> dict[str, Any]:
             "description": (
                 "Sign every request: `X-Refundops-Timestamp: <unix seconds>` and "
                 '`X-Refundops-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>`. '
-                "GET requests sign an empty body. Money is a decimal string in yuan."
+                "A GET signs its method and target with the empty body: "
+                '`"<timestamp>.GET <path>[?<query>]."`, the path and query exactly as sent '
+                "(percent-encoded), e.g. `1700000000.GET /api/v1/cases/R12.`; a signature "
+                "reads only the case it names. Money is a decimal string in yuan."
             ),
         },
         "components": {
