@@ -9,6 +9,7 @@ to one). Both are the sender's fault, so both become a 400 naming the field.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -16,6 +17,7 @@ MAX_DEPTH = 32
 # U+0000 and lone surrogates: nothing else that JSON can carry is refused by storage.
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 UNSTORABLE_MESSAGE = "contains U+0000 or a lone surrogate, which cannot be stored"
+NOT_FINITE_MESSAGE = "is a number too large to store"
 TOO_DEEP_MESSAGE = f"too deeply nested (more than {MAX_DEPTH} levels)"
 
 
@@ -30,7 +32,7 @@ class PayloadError(ValueError):
 def loads(raw: str | bytes | bytearray, *, max_depth: int = MAX_DEPTH) -> Any:
     """`json.loads`, refusing bodies nested deeper than `max_depth` (PayloadError, never a crash)."""
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_no_constant)
     except RecursionError:
         raise PayloadError([{"field": "body", "message": TOO_DEEP_MESSAGE}]) from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -39,6 +41,10 @@ def loads(raw: str | bytes | bytearray, *, max_depth: int = MAX_DEPTH) -> Any:
     if too_deep is not None:
         raise PayloadError([{"field": too_deep or "body", "message": TOO_DEEP_MESSAGE}])
     return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def deeper_than(value: Any, max_depth: int = MAX_DEPTH, prefix: str = "") -> str | None:
@@ -54,7 +60,8 @@ def deeper_than(value: Any, max_depth: int = MAX_DEPTH, prefix: str = "") -> str
 
 
 def unstorable(value: Any, prefix: str = "") -> list[dict[str, str]]:
-    """A field error for each key or string, however deep, that storage cannot hold."""
+    """A field error for each key, string or number, however deep, that storage cannot hold
+    (`1e999` parses as infinity, which JSON columns refuse)."""
     errors: list[dict[str, str]] = []
     stack: list[tuple[Any, str]] = [(value, prefix)]
     while stack:
@@ -62,6 +69,8 @@ def unstorable(value: Any, prefix: str = "") -> list[dict[str, str]]:
         if isinstance(item, str):
             if UNSTORABLE.search(item):
                 errors.append({"field": path.rstrip(".") or "body", "message": UNSTORABLE_MESSAGE})
+        elif isinstance(item, float) and not math.isfinite(item):
+            errors.append({"field": path.rstrip(".") or "body", "message": NOT_FINITE_MESSAGE})
         elif isinstance(item, dict | list):
             if isinstance(item, dict):
                 errors.extend(
