@@ -4,6 +4,7 @@ the refund id), and an event that finally fails is reported to the admin group."
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -257,3 +258,14 @@ async def test_the_same_refund_requested_twice_keeps_its_amount(bot: Bot) -> Non
         await bot.drain()
     assert await state_of(bot, again["id"]) == "processed"
     assert (await bot.get_case("R1"))[1]["amount"] == "40.00"
+
+
+@pytest.mark.parametrize(("literal", "field"), [("1e999", "vendor.n"), ("NaN", "body")])
+async def test_numbers_json_columns_cannot_hold_are_refused(
+    db_bot: Bot, literal: str, field: str
+) -> None:
+    event = json.dumps(make_refund(vendor={"n": 0})).replace('"n": 0', f'"n": {literal}')
+    body = event.encode()
+    resp = await db_bot.client.post("/api/v1/events", data=body, headers=db_bot.headers(body))
+    assert resp.status == 400
+    assert field in [f["field"] for f in (await resp.json())["fields"]]
