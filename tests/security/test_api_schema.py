@@ -6,6 +6,7 @@ schema-valid body refused and no schema-invalid body accepted, over the ingest a
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -29,8 +30,9 @@ from schemathesis.specs.openapi.checks import (
 
 from bot.app import create_app
 from bot.clock import SystemClock
+from bot.keys import PROCESSOR
 from integrations.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from tests.conftest import SECRET, free_port, make_settings
+from tests.conftest import SECRET, free_port, make_refund, make_settings
 
 # Per operation and mode; a batch body is up to 500 events, so fewer of those.
 EXAMPLES = {"/api/v1/events": 50, "/api/v1/events/batch": 20, "/api/v1/cases/{case_id}": 40}
@@ -90,7 +92,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     thread = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()))
     thread.start()
     assert started.wait(30)
-    yield f"http://127.0.0.1:{port}"
+    base = f"http://127.0.0.1:{port}"
+    # One case, so that the case API answers 200 as well as 404.
+    body = json.dumps(make_refund(data_refund_id="RF_SCHEMA")).encode()
+    request = requests.Request("POST", f"{base}/api/v1/events", data=body)
+    prepared = request.prepare()
+    prepared.headers.update({TIMESTAMP_HEADER: "", SIGNATURE_HEADER: ""})
+    assert SigningSession().send(prepared).status_code == 202
+    processor = runner[0].app[PROCESSOR]
+    assert asyncio.run_coroutine_threadsafe(processor.run_once(), loop).result(30) == 1
+    yield base
     asyncio.run_coroutine_threadsafe(runner[0].cleanup(), loop).result(30)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(30)
@@ -158,3 +169,17 @@ def test_the_document_and_the_server_agree(
     assert statuses
     if method == "POST" and mode is GenerationMode.POSITIVE:
         assert set(statuses) == {202}
+
+
+@pytest.mark.parametrize("case_id", ["R1", "RF_SCHEMA"])
+def test_a_case_as_the_document_describes_it(schema: Any, served: str, case_id: str) -> None:
+    case = schema["/api/v1/cases/{case_id}"]["GET"].Case(path_parameters={"case_id": case_id})
+    response = case.call(base_url=served, session=SigningSession(), headers=_api_key())
+    assert response.status_code == 200, response.text
+    case.validate_response(response, checks=CHECKS[:4])
+    assert response.json()["case_id"] == "RF_SCHEMA"
+
+
+def _api_key() -> dict[str, str]:
+    """Placeholders the signing session fills in."""
+    return {TIMESTAMP_HEADER: "", SIGNATURE_HEADER: ""}
