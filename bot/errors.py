@@ -4,6 +4,7 @@
     ├── UserError ............ shown to the person as is (chat reply / HTTP 4xx message)
     │   ├── UsageError ....... bad command shape: reply with the usage line
     │   ├── NotFoundError .... no such case / message
+    │   │   └── MissingRefundError  an event about a refund not received yet: it waits
     │   ├── PermissionDeniedError  not allowed: says why and who can (with mentions)
     │   └── ConflictError .... illegal move for the case's state, or someone else won
     │       └── StaleCardError  a button drawn before the case's last material change:
@@ -39,6 +40,14 @@ class UsageError(UserError):
 
 class NotFoundError(UserError):
     pass
+
+
+class MissingRefundError(NotFoundError):
+    """An event names a refund whose request has not been applied (yet)."""
+
+    def __init__(self, refund_id: str) -> None:
+        super().__init__(f"没有退款 {refund_id}")
+        self.refund_id = refund_id
 
 
 class PermissionDeniedError(UserError):

@@ -57,6 +57,7 @@ class IngestSettings(Section):
     secret: SecretStr = SecretStr("")
     max_skew_s: int = Field(default=300, ge=1)
     batch_max: int = Field(default=500, ge=1)
+    wait_for_case_h: float = Field(default=24.0, gt=0)
 
 
 class BotSettings(Section):

@@ -12,6 +12,7 @@ from handlers.schema import (
     Envelope,
     Inbound,
     InterceptResult,
+    InvalidEventError,
     PayoutRequested,
     RefundEnded,
     RefundRequested,
@@ -24,11 +25,27 @@ from storage.models import Event
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[Tx, Envelope, Inbound], Awaitable[None]]
+ENDINGS = ("refund.cancelled", "refund.closed")
 
 
 async def _refund_requested(tx: Tx, envelope: Envelope, data: Inbound) -> None:
     assert isinstance(data, RefundRequested)
-    await refund.on_requested(tx, envelope.shop, envelope.platform, data)
+    ended = await _ended_before(tx, data.refund_id)
+    await refund.on_requested(tx, envelope.shop, envelope.platform, data, ended=ended)
+    # Whatever arrived before the request and waits for it is due now.
+    await tx.events.rearm(data.refund_id, now=tx.now)
+
+
+async def _ended_before(tx: Tx, refund_id: str) -> tuple[RefundEnded, bool] | None:
+    """A cancellation or closure of `refund_id` that arrived before its request, if any."""
+    for event in await tx.events.waiting(refund_id, ENDINGS):
+        try:
+            _, data = parse_event(event.body)
+        except InvalidEventError:
+            continue  # its own attempt fails it and tells the admin group
+        assert isinstance(data, RefundEnded)
+        return data, event.type == "refund.cancelled"
+    return None
 
 
 async def _refund_updated(tx: Tx, _envelope: Envelope, data: Inbound) -> None:

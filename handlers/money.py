@@ -29,3 +29,6 @@ def fen_to_yuan(fen: int) -> Decimal:
 
 def format_fen(fen: int) -> str:
     return f"¥{fen_to_yuan(fen):,}"
+
+
+MAX_AMOUNT_FEN = 100_000_000 * 100

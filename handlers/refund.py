@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from bot.errors import ConflictError, NotFoundError, UsageError
+from bot.errors import ConflictError, MissingRefundError, NotFoundError, UsageError
 from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone
 from bot.settings import StaffSettings
 from handlers import material
@@ -20,7 +20,7 @@ from handlers.context import Tx, effect_key
 from handlers.conversation import card_lines as conversation_lines
 from handlers.money import fen_to_yuan, format_fen
 from handlers.rules import Action, Decision, RefundFacts
-from handlers.schema import PLATFORMS, RefundEnded, RefundRequested, RefundUpdated
+from handlers.schema import PLATFORMS, RefundEnded, RefundRequested, RefundUpdated, yuan_text
 from handlers.states import Machine
 from storage.enums import CaseKind
 from storage.models import Case
@@ -566,11 +566,26 @@ async def request_stop_shipment(tx: Tx, case: Case, *, actor: str, channel: str 
 # -- events ---------------------------------------------------------------------------------
 
 
-async def on_requested(tx: Tx, envelope_shop: str, platform: str, data: RefundRequested) -> Case:
-    """A new refund request: one case, routed to a group, decided by the rules."""
+async def on_requested(
+    tx: Tx,
+    envelope_shop: str,
+    platform: str,
+    data: RefundRequested,
+    *,
+    ended: tuple[RefundEnded, bool] | None = None,
+) -> Case:
+    """A new refund request: one case, routed to a group, decided by the rules.
+
+    `ended` is a cancellation (True) or closure that arrived before the request: the case
+    then starts ended, and no rule approves what the buyer already withdrew.
+    """
     existing = await tx.cases.by_case_id(CaseKind.REFUND, data.refund_id)
     if existing is not None:
-        await _apply_update(tx, existing, RefundUpdated.model_validate(data.model_dump()))
+        again = data.model_dump(mode="json", exclude={"amount", "order_amount"})
+        again["amount"] = yuan_text(data.amount)
+        if data.order_amount is not None:
+            again["order_amount"] = yuan_text(data.order_amount)
+        await _apply_update(tx, existing, RefundUpdated.model_validate(again))
         return existing
     group = tx.svc.route(shop=envelope_shop, platform=platform, kind=CaseKind.REFUND.value)
     kind, shipping = data.kind, data.shipping.status
@@ -602,6 +617,9 @@ async def on_requested(tx: Tx, envelope_shop: str, platform: str, data: RefundRe
             key=f"unrouted:{case.id}",
             case=case,
         )
+    if ended is not None:
+        await on_ended(tx, ended[0], cancelled=ended[1])
+        return case
     decision = tx.svc.rules.decide(facts_of(case))
     await apply_decision(tx, case, decision)
     return case
@@ -861,7 +879,7 @@ async def on_ended(tx: Tx, data: RefundEnded, *, cancelled: bool) -> Case:
 async def _load(tx: Tx, refund_id: str) -> Case:
     case = await tx.cases.by_case_id(CaseKind.REFUND, refund_id)
     if case is None:
-        raise NotFoundError(f"没有退款 {refund_id}")
+        raise MissingRefundError(refund_id)
     return case
 
 

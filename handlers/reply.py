@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.errors import ConflictError, NotFoundError, UsageError
+from bot.errors import ConflictError, MissingRefundError, UsageError
 from bot.message import Mention, Reply
 from bot.settings import StaffSettings
 from handlers import conversation, masking
@@ -230,7 +230,7 @@ async def on_buyer_message(tx: Tx, event_id: str, data: BuyerMessage) -> Case:
     """A buyer wrote: a line under the case in the group, the card, and the response clock."""
     case = await tx.cases.by_case_id(CaseKind.REFUND, data.refund_id)
     if case is None:
-        raise NotFoundError(f"没有退款 {data.refund_id}")
+        raise MissingRefundError(data.refund_id)
     await tx.cases.lock(case)
     at = min(data.at or tx.now, tx.now)
     previous = case.data.get(conversation.BUYER_MESSAGE) or {}

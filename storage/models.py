@@ -41,8 +41,13 @@ class Event(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     error: Mapped[str] = mapped_column(Text, default="")
+    # The refund this event waits for (it arrived first); its arrival re-arms the event.
+    waits_for: Mapped[str] = mapped_column(String(128), default="")
 
-    __table_args__ = (Index("ix_events_state_seq", "state", "seq"),)
+    __table_args__ = (
+        Index("ix_events_state_seq", "state", "seq"),
+        Index("ix_events_waits_for", "waits_for"),
+    )
 
 
 class Case(Base):

@@ -27,7 +27,7 @@ from bot.settings import Settings
 from integrations.carrier.fake import PATH as CARRIER_PATH
 from integrations.carrier.fake import FakeCarrier
 from integrations.commerce.fake import FakeCommerce
-from integrations.signing import signed_headers
+from integrations.signing import signed_get_headers, signed_headers
 from storage import migrate
 from storage.base import Base
 from storage.db import Database
@@ -252,8 +252,13 @@ class Bot:
         resp = await self.client.post(path, data=body, headers=self.headers(body))
         return resp.status, await resp.json()
 
+    def get_headers(self, path: str, secret: str = SECRET, skew: int = 0) -> dict[str, str]:
+        """Signed headers for `GET path` (path and query as sent)."""
+        return signed_get_headers(secret, int(self.clock.now().timestamp()) + skew, path)
+
     async def get_case(self, ref: str) -> tuple[int, Any]:
-        resp = await self.client.get(f"/api/v1/cases/{ref}", headers=self.headers(b""))
+        path = f"/api/v1/cases/{ref}"
+        resp = await self.client.get(path, headers=self.get_headers(path))
         return resp.status, await resp.json()
 
     async def drain(self, rounds: int = 50) -> None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from aiohttp import web
 
+from bot.group_commit import StoreUnavailableError, UnstorableError
 from bot.keys import METRICS, SERVICES, SETTINGS, WRITER
 from handlers.cards import build_card
 from handlers.money import fen_to_yuan
+from handlers.payload import PayloadError, loads
 from handlers.schema import Envelope, InvalidEventError, parse_event
 from integrations.signing import verify_headers
 from storage.models import Case
@@ -23,7 +24,11 @@ def error(status: int, message: str, **extra: Any) -> web.Response:
 
 
 async def signed_body(request: web.Request) -> bytes | web.Response:
-    """The raw body once size and signature check out, else the 413/401 response."""
+    """The raw body once size and signature check out, else the 413/401 response.
+
+    A POST signs its body; any other method signs its method and request target too
+    (integrations.signing), so a captured GET reads nothing but what it read.
+    """
     settings = request.app[SETTINGS]
     limit = settings.server.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
@@ -38,6 +43,7 @@ async def signed_body(request: web.Request) -> bytes | web.Response:
         body,
         now=request.app[SERVICES].clock.now().timestamp(),
         max_skew_s=settings.ingest.max_skew_s,
+        target="" if request.method == "POST" else f"{request.method} {request.raw_path}",
     )
     if problem:
         return error(401, problem)
@@ -46,9 +52,9 @@ async def signed_body(request: web.Request) -> bytes | web.Response:
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidEventError([{"field": "body", "message": f"not valid JSON ({exc})"}]) from exc
+        return loads(body)
+    except PayloadError as exc:
+        raise InvalidEventError(exc.errors) from exc
 
 
 def _rejected(request: web.Request, exc: InvalidEventError) -> web.Response:
@@ -58,8 +64,20 @@ def _rejected(request: web.Request, exc: InvalidEventError) -> web.Response:
 
 async def _store(
     request: web.Request, items: list[tuple[Envelope, dict[str, Any]]]
-) -> list[dict[str, str]]:
-    stored = await request.app[WRITER].store(items)
+) -> list[dict[str, str]] | web.Response:
+    try:
+        stored = await request.app[WRITER].store(items)
+    except UnstorableError:
+        request.app[METRICS].events.labels("rejected").inc()
+        return error(
+            400,
+            "invalid event",
+            fields=[{"field": "body", "message": "the database cannot store this event"}],
+        )
+    except StoreUnavailableError:
+        unavailable = error(503, "events cannot be stored right now; send them again later")
+        unavailable.headers["Retry-After"] = "5"
+        return unavailable
     results = [
         {"id": envelope.id, "status": "accepted" if new else "duplicate"}
         for (envelope, _), new in zip(items, stored, strict=True)
@@ -80,7 +98,10 @@ async def post_event(request: web.Request) -> web.Response:
         envelope, _ = parse_event(raw)
     except InvalidEventError as exc:
         return _rejected(request, exc)
-    (result,) = await _store(request, [(envelope, raw)])
+    results = await _store(request, [(envelope, raw)])
+    if isinstance(results, web.Response):
+        return results
+    (result,) = results
     request.app[METRICS].http_latency.observe(time.perf_counter() - started)
     return web.json_response(result, status=202)
 
@@ -116,7 +137,10 @@ async def post_batch(request: web.Request) -> web.Response:
             errors += exc.errors
     if errors:
         return _rejected(request, InvalidEventError(errors))
-    return web.json_response({"results": await _store(request, items)}, status=202)
+    results = await _store(request, items)
+    if isinstance(results, web.Response):
+        return results
+    return web.json_response({"results": results}, status=202)
 
 
 @routes.get("/api/v1/cases/{case_id}")

@@ -1,16 +1,29 @@
-"""GET /api/v1/openapi.json: the shop-facing API, with schemas generated from the models."""
+"""GET /api/v1/openapi.json: the shop-facing API, with schemas generated from the models.
+
+Each event type is its own schema with its `data` typed, in a union discriminated on
+`type`; the limits the server enforces (lengths, amount and date patterns, no U+0000) are
+in it, so that what the document calls valid is accepted and what it calls invalid is
+refused. `order_amount ≥ amount` is the one rule it can only say in words.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aiohttp import web
+from pydantic.json_schema import models_json_schema
 
-from handlers.schema import DATA_MODELS, Envelope
+from bot.keys import SETTINGS
+from handlers.payload import MAX_DEPTH
+from handlers.schema import EVENT_MODELS
 
 routes = web.RouteTableDef()
 
 SIGNED: list[dict[str, list[str]]] = [{"timestamp": [], "signature": []}]
+REF = "#/components/schemas/{model}"
+# Strings anywhere in an event: PostgreSQL text cannot hold U+0000.
+STORABLE = "^[^\\u0000]*$"
+KEPT = "Kept"
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -20,16 +33,61 @@ def _error(description: str) -> dict[str, Any]:
     }
 
 
-def build_spec() -> dict[str, Any]:
-    schemas: dict[str, Any] = {}
-    envelope = Envelope.model_json_schema(ref_template="#/components/schemas/{model}")
-    schemas.update(envelope.pop("$defs", {}))
+def _storable(node: Any) -> Any:
+    """The generated schemas with what the server also refuses said: strings without U+0000,
+    unknown members of any JSON value (kept as they are) with storable keys."""
+    if isinstance(node, list):
+        return [_storable(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _storable(value) for key, value in node.items()}
+    if out.get("type") == "string" and not {"pattern", "enum", "const"} & set(out):
+        out["pattern"] = STORABLE
+    if out.get("additionalProperties") is True:
+        out["additionalProperties"] = {"$ref": REF.format(model=KEPT)}
+    if out.get("type") == "object":
+        out["propertyNames"] = {"pattern": STORABLE}
+    return out
+
+
+def event_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
+    """(components, the Envelope union) generated from the per-type event models."""
+    _, top = models_json_schema(
+        [(model, "validation") for model in EVENT_MODELS.values()], ref_template=REF
+    )
+    schemas: dict[str, Any] = _storable(top.get("$defs", {}))
+    for event_type, model in EVENT_MODELS.items():
+        data = schemas[model.__name__]["properties"]["data"]["$ref"].rsplit("/", 1)[1]
+        schemas[data].setdefault(
+            "description", f"`data` of a `{event_type}` event. Unknown fields are kept."
+        )
+    schemas[KEPT] = {
+        "description": f"Any JSON value, kept as sent (at most {MAX_DEPTH} levels deep in all)",
+        "anyOf": [
+            {"type": "string", "pattern": STORABLE},
+            {"type": "number"},
+            {"type": "boolean"},
+            {"type": "null"},
+            {"type": "array", "items": {"$ref": REF.format(model=KEPT)}},
+            {
+                "type": "object",
+                "additionalProperties": {"$ref": REF.format(model=KEPT)},
+                "propertyNames": {"pattern": STORABLE},
+            },
+        ],
+    }
+    mapping = {t: REF.format(model=m.__name__) for t, m in EVENT_MODELS.items()}
+    envelope = {
+        "description": "An event: its `type` says which schema `data` follows.",
+        "oneOf": [{"$ref": ref} for ref in dict.fromkeys(mapping.values())],
+        "discriminator": {"propertyName": "type", "mapping": mapping},
+    }
+    return schemas, envelope
+
+
+def build_spec(batch_max: int = 500) -> dict[str, Any]:
+    schemas, envelope = event_schemas()
     schemas["Envelope"] = envelope
-    for event_type, model in DATA_MODELS.items():
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(schema.pop("$defs", {}))
-        schema["description"] = f"`data` of a `{event_type}` event. Unknown fields are kept."
-        schemas[model.__name__] = schema
     schemas["Accepted"] = {
         "type": "object",
         "required": ["id", "status"],
@@ -74,6 +132,7 @@ def build_spec() -> dict[str, Any]:
         "400": _error("The body is not a valid event; `fields` names each bad field"),
         "401": _error("Missing or bad signature, or timestamp outside ±300 s"),
         "413": _error("Body larger than 1 MiB"),
+        "503": _error("The events could not be stored for now; send them again later"),
     }
     return {
         "openapi": "3.1.0",
@@ -83,7 +142,10 @@ def build_spec() -> dict[str, Any]:
             "description": (
                 "Sign every request: `X-Refundops-Timestamp: <unix seconds>` and "
                 '`X-Refundops-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>`. '
-                "GET requests sign an empty body. Money is a decimal string in yuan."
+                "A GET signs its method and target with the empty body: "
+                '`"<timestamp>.GET <path>[?<query>]."`, the path and query exactly as sent '
+                "(percent-encoded), e.g. `1700000000.GET /api/v1/cases/R12.`; a signature "
+                "reads only the case it names. Money is a decimal string in yuan."
             ),
         },
         "components": {
@@ -121,7 +183,7 @@ def build_spec() -> dict[str, Any]:
             },
             "/api/v1/events/batch": {
                 "post": {
-                    "summary": "Submit up to 500 events; all are stored or none",
+                    "summary": f"Submit up to {batch_max} events; all are stored or none",
                     "security": SIGNED,
                     "requestBody": {
                         "required": True,
@@ -133,7 +195,8 @@ def build_spec() -> dict[str, Any]:
                                     "properties": {
                                         "events": {
                                             "type": "array",
-                                            "maxItems": 500,
+                                            "minItems": 1,
+                                            "maxItems": batch_max,
                                             "items": {"$ref": "#/components/schemas/Envelope"},
                                         }
                                     },
@@ -194,5 +257,5 @@ def build_spec() -> dict[str, Any]:
 
 
 @routes.get("/api/v1/openapi.json")
-async def openapi(_request: web.Request) -> web.Response:
-    return web.json_response(build_spec())
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(build_spec(request.app[SETTINGS].ingest.batch_max))

@@ -9,7 +9,6 @@ check (GET) answers the decrypted echostr alone and never applies the replay win
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from pydantic import ValidationError
 from bot.keys import DISPATCHER, METRICS, SERVICES, SETTINGS
 from bot.message import Reply
 from bot.wecom import Bridge, perform_now, words_for
+from handlers.payload import PayloadError, loads
 from integrations.wecom import render
 from integrations.wecom.aibot import WELCOME, reply_body, unknown_group
 from integrations.wecom.crypto import (
@@ -204,11 +204,17 @@ async def aibot_url_check(request: web.Request) -> web.Response:
 async def aibot_callback(request: web.Request) -> web.StreamResponse:
     crypto = aibot_crypto(request)
     try:
+        # msg_signature first: nothing the sender wrote is parsed before it checks out.
+        raw = await request.read()
+        q = _signed(request)
+        signed = crypto.signed_json_encrypt(raw, q["msg_signature"], q["timestamp"], q["nonce"])
         try:
-            sealed = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
-            raise CallbackRejectedError(400, "body is not JSON") from None
+            sealed = loads(raw)
+        except PayloadError as exc:
+            raise CallbackRejectedError(400, exc.errors[0]["message"]) from None
         encrypt = sealed.get("encrypt") if isinstance(sealed, dict) else None
+        if encrypt != signed:
+            raise CallbackRejectedError(400, "encrypt is not the signed member")
         body = AibotBody.model_validate_json(_decrypt(request, crypto, encrypt))
     except CallbackRejectedError as exc:
         return _rejected(exc, request)

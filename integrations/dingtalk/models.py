@@ -6,10 +6,11 @@ card, robot-message and stream-ack bodies, serialised with `dump()` under DingTa
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from handlers.payload import loads
 
 ROBOT_TOPIC = "/v1.0/im/bot/messages/get"
 CARD_TOPIC = "/v1.0/card/instances/callback"
@@ -94,7 +95,8 @@ class CardCallback(Inbound):
     @field_validator("content", mode="before")
     @classmethod
     def _decode(cls, value: Any) -> Any:
-        return json.loads(value) if isinstance(value, str) else value
+        # payload.loads: a PayloadError (a ValueError) for deep nesting, never RecursionError.
+        return loads(value) if isinstance(value, str) else value
 
     @property
     def action(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -119,6 +119,40 @@ class EventRepository:
         else:
             event.next_attempt_at = at
         self.session.add(event)
+
+    async def wait(self, event: Event, *, waits_for: str, until: datetime, error: str) -> None:
+        """Put `event` aside until `until` or until `waits_for` arrives; no attempt is spent."""
+        event.waits_for = waits_for
+        event.error = error[:2000]
+        event.lease_until = None
+        event.next_attempt_at = until
+        self.session.add(event)
+
+    async def waiting(self, waits_for: str, types: tuple[str, ...]) -> list[Event]:
+        """Pending events of `types` put aside until `waits_for` arrives, oldest first."""
+        return list(
+            (
+                await self.session.scalars(
+                    select(Event)
+                    .where(
+                        Event.waits_for == waits_for,
+                        Event.state == EventStatus.PENDING.value,
+                        Event.type.in_(types),
+                    )
+                    .order_by(Event.seq)
+                )
+            ).all()
+        )
+
+    async def rearm(self, waits_for: str, *, now: datetime) -> None:
+        """Make every event waiting for `waits_for` due now (it has arrived)."""
+        result = await self.session.execute(
+            update(Event)
+            .where(Event.waits_for == waits_for, Event.state == EventStatus.PENDING.value)
+            .values(next_attempt_at=now)
+        )
+        if result.rowcount:  # type: ignore[attr-defined]
+            wake(self.session, EVENTS_TOPIC)
 
     async def pending_count(self) -> int:
         return int(

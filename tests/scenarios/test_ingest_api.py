@@ -231,11 +231,13 @@ async def test_openapi_document_describes_the_endpoints(bot: Bot) -> None:
         "/api/v1/events/batch",
         "/api/v1/cases/{case_id}",
     }
-    assert "RefundRequested" in spec["components"]["schemas"]
-    assert (
-        spec["components"]["schemas"]["Envelope"]["properties"]["type"]["enum"][0]
-        == "refund.requested"
-    )
+    schemas = spec["components"]["schemas"]
+    assert "RefundRequested" in schemas
+    union = schemas["Envelope"]["discriminator"]
+    assert union["propertyName"] == "type"
+    assert union["mapping"]["buyer.message"] == "#/components/schemas/BuyerMessageEvent"
+    message = schemas["BuyerMessageEvent"]["properties"]["data"]["$ref"].rsplit("/", 1)[1]
+    assert set(schemas[message]["required"]) == {"refund_id", "text"}
 
 
 async def test_health_ready_and_metrics(bot: Bot) -> None:
