@@ -1,7 +1,8 @@
 """The outbox dispatcher: claims due items, performs them outside any transaction, records the end.
 
 Retries use exponential backoff with jitter; after `max_attempts` (or a permanent error)
-an item is dead-lettered and the admin group is told. Every external call carries the
+an item is dead-lettered and the admin group is told. A throttle or an unreachable Redis
+(a lock, a sending budget, a token cache) is no failure: the item waits, no attempt spent. Every external call carries the
 item id as its idempotency key, so a crash between "performed" and "recorded" repeats
 the call harmlessly.
 """
@@ -30,6 +31,7 @@ from integrations.carrier.client import Carrier, NoCarrier
 from integrations.channel import Budget, Channel
 from integrations.commerce.client import Commerce
 from integrations.payout.client import Payouts
+from storage.coordination import CoordinationError
 from storage.enums import OutboxState
 from storage.models import CardMessage, Case, OutboxItem
 from storage.repositories import StaleCaseError
@@ -77,6 +79,12 @@ class Dispatcher:
             async with self.svc.tx() as tx:
                 await tx.outbox.defer(item.id, at=tx.now + timedelta(seconds=exc.defer))
             self.metrics.dispatched.labels(item.kind, "throttled").inc()
+        except CoordinationError as exc:
+            log.warning("outbox item %s waits for Redis: %s", item.id, exc)
+            async with self.svc.tx() as tx:
+                wait = timedelta(seconds=self.svc.settings.dispatch.coordination_retry_s)
+                await tx.outbox.defer(item.id, at=tx.now + wait)
+            self.metrics.dispatched.labels(item.kind, "deferred").inc()
         except RetryableError as exc:
             await self._failed(item, str(exc), exc.defer)
         except PermanentError as exc:

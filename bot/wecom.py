@@ -31,6 +31,7 @@ from integrations.wecom.aibot import AibotChannel
 from integrations.wecom.channel import WecomAibotHttpChannel, WecomAppChannel, WecomWebhookChannel
 from integrations.wecom.client import WebhookClient, WeComClient
 from integrations.wecom.models import Inbound, Outcome
+from storage.coordination import CoordinationError
 from storage.enums import OutboxState
 from storage.models import Case, OutboxItem
 
@@ -131,7 +132,7 @@ class Bridge:
         if inbound.channel == "wecom_app" and inbound.task_id and outcome.card is not None:
             try:
                 await redraw(dispatcher, outcome.card.case_pk, inbound)
-            except (ExternalError, ThrottledError) as exc:
+            except (ExternalError, ThrottledError, CoordinationError) as exc:
                 log.warning("card %s not redrawn after a click: %s", outcome.card.handle, exc)
         return outcome
 

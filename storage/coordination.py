@@ -1,7 +1,8 @@
 """What instances share but need not keep: inbound dedup, token buckets, wake-ups, fan-out.
 
 One protocol, two implementations: `InProcessCoordination` for a single instance and
-`RedisCoordination` (storage.redis_coordination) when `[redis] url` is set.
+`RedisCoordination` (storage.redis_coordination) when `[redis] url` is set. A shared store that
+cannot be reached raises `CoordinationError`: nothing was decided, ask again later.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Protocol
+
+
+class CoordinationError(Exception):
+    """The shared store could not be reached (connection refused or lost, timeout, loading)."""
 
 
 class Coordination(Protocol):

@@ -1,0 +1,128 @@
+"""A Redis outage loses nothing: outbox items wait without spending attempts and are all
+delivered when Redis is back; the wake-up listener reconnects; no stray task errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.keys import SERVICES
+from storage.enums import OutboxState
+from storage.models import OutboxItem
+from storage.redis_coordination import RedisCoordination
+from tests.conftest import Bot, BotFactory, make_refund, make_settings
+from tests.security.redis_proxy import RedisProxy, redis_proxy
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def proxy(redis_url: str) -> AsyncIterator[RedisProxy]:
+    async with redis_proxy(redis_url) as p:
+        yield p
+
+
+async def outbox(bot: Bot) -> list[OutboxItem]:
+    async with bot.svc.tx() as tx:
+        return list((await tx.session.scalars(select(OutboxItem))).all())
+
+
+async def test_redis_outage_dead_letters_no_card_and_spends_no_attempt(
+    make_bot: BotFactory, sqlite_url: str, proxy: RedisProxy
+) -> None:
+    settings = make_settings(
+        sqlite_url,
+        redis={"url": proxy.url},
+        dispatch={"max_attempts": 4, "coordination_retry_s": 5.0},
+    )
+    bot = await make_bot(settings)
+    await proxy.cut()
+    for _ in range(10):
+        status, _ = await bot.post_event(make_refund())
+        assert status == 202
+    # 150 s of outage, the dispatcher trying all the while.
+    for _ in range(30):
+        await bot.drain()
+        bot.clock.advance(timedelta(seconds=5))
+    items = await outbox(bot)
+    cards = [i for i in items if i.kind == "card"]
+    assert len(cards) == 10
+    assert [i for i in items if i.state == OutboxState.DEAD] == []
+    assert {i.attempts for i in items} == {0}
+    assert await bot.cards() == []
+
+    proxy.restore()
+    bot.clock.advance(timedelta(seconds=5))
+    await bot.drain()
+    items = await outbox(bot)
+    assert {i.state for i in items} == {OutboxState.DONE}
+    assert len(await bot.cards()) == 10
+    assert await bot.texts("ops") == []  # no dead-letter notice either
+
+
+async def test_redis_wakeup_listener_reconnects_after_a_blip(
+    proxy: RedisProxy, redis_url: str
+) -> None:
+    here = await RedisCoordination.connect(proxy.url)
+    there = await RedisCoordination.connect(redis_url)
+    listener = asyncio.create_task(here.listen())
+    try:
+        await wake_reaches(there, here, within_s=5.0)
+        await proxy.cut()
+        await asyncio.sleep(1.5)
+        proxy.restore()
+        await wake_reaches(there, here, within_s=15.0)
+        assert not listener.done()
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+        await here.close()
+        await there.close()
+
+
+async def wake_reaches(
+    sender: RedisCoordination, receiver: RedisCoordination, within_s: float
+) -> None:
+    """A wake-up published on `sender` after now wakes a waiter on `receiver`."""
+    deadline = time.monotonic() + within_s
+    await receiver.wait("probe", 0.01)  # forget earlier wake-ups
+    while time.monotonic() < deadline:
+        sender.notify("probe")
+        started = time.monotonic()
+        await receiver.wait("probe", 0.3)
+        if time.monotonic() - started < 0.25:
+            return
+    raise AssertionError(f"no wake-up reached the other instance within {within_s} s")
+
+
+async def test_redis_blip_leaves_no_unretrieved_task_errors(
+    make_bot: BotFactory,
+    sqlite_url: str,
+    proxy: RedisProxy,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = make_settings(sqlite_url, redis={"url": proxy.url})
+    bot = await make_bot(settings)
+    coord = bot.app[SERVICES].coord
+    caplog.set_level(logging.WARNING)
+    await proxy.cut()
+    for _ in range(20):
+        coord.notify("outbox")
+        status, _ = await bot.post_event(make_refund())
+        assert status == 202
+    await bot.drain()
+    await asyncio.sleep(0.5)
+    proxy.restore()
+    gc.collect()
+    await asyncio.sleep(0)
+    stray = [r for r in caplog.records if "never retrieved" in r.getMessage()]
+    assert stray == []
