@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -118,6 +119,40 @@ class OutboxRepository:
                 lease_until=None,
             )
         )
+
+    async def requeue_dead(
+        self, kinds: Collection[str], *, since: datetime | None, now: datetime
+    ) -> int:
+        """Put dead items of `kinds` (dead-lettered at or after `since`) back as new: due now,
+        no attempts spent. The number put back."""
+        stmt = update(OutboxItem).where(
+            OutboxItem.state == OutboxState.DEAD.value, OutboxItem.kind.in_(list(kinds))
+        )
+        if since is not None:
+            stmt = stmt.where(OutboxItem.done_at >= since)
+        result = await self.session.execute(
+            stmt.values(
+                state=OutboxState.PENDING.value,
+                attempts=0,
+                next_attempt_at=now,
+                lease_until=None,
+                done_at=None,
+            )
+        )
+        count = int(result.rowcount)  # type: ignore[attr-defined]
+        if count:
+            wake(self.session, OUTBOX_TOPIC)
+        return count
+
+    async def dead_counts(self, *, since: datetime | None) -> dict[str, int]:
+        """Dead items by kind (dead-lettered at or after `since`)."""
+        stmt = select(OutboxItem.kind, func.count()).where(
+            OutboxItem.state == OutboxState.DEAD.value
+        )
+        if since is not None:
+            stmt = stmt.where(OutboxItem.done_at >= since)
+        rows = await self.session.execute(stmt.group_by(OutboxItem.kind))
+        return {str(kind): int(n) for kind, n in rows.all()}
 
     async def is_pending(self, item_id: str) -> bool:
         state = await self.session.scalar(select(OutboxItem.state).where(OutboxItem.id == item_id))

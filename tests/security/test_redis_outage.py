@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.keys import SERVICES
+from bot.keys import DISPATCHER, SERVICES
 from storage.enums import OutboxState
 from storage.models import OutboxItem
 from storage.redis_coordination import RedisCoordination
@@ -126,3 +126,36 @@ async def test_redis_blip_leaves_no_unretrieved_task_errors(
     await asyncio.sleep(0)
     stray = [r for r in caplog.records if "never retrieved" in r.getMessage()]
     assert stray == []
+
+
+async def test_redis_outage_never_dead_letters_the_admin_notice(
+    make_bot: BotFactory, sqlite_url: str, proxy: RedisProxy
+) -> None:
+    settings = make_settings(
+        sqlite_url,
+        redis={"url": proxy.url},
+        groups=[
+            {"id": "aftersales", "channel": "sandbox", "kinds": ["refund"]},
+            # A sending budget: every line to the admin group takes a token from Redis.
+            {"id": "ops", "channel": "sandbox", "max_per_minute": 20},
+        ],
+    )
+    bot = await make_bot(settings)
+    status, _ = await bot.post_event(make_refund())
+    assert status == 202
+    await bot.drain()
+    await proxy.cut()
+    async with bot.svc.tx() as tx:
+        item = await tx.outbox.add("carrier.intercept:x", "carrier.intercept", now=tx.now)
+        assert item
+    carrier = next(i for i in await outbox(bot) if i.id == "carrier.intercept:x")
+    await bot.app[DISPATCHER]._dead(carrier, "the carrier refused")
+    for _ in range(30):
+        await bot.drain()
+        bot.clock.advance(timedelta(seconds=5))
+    notice = [i for i in await outbox(bot) if i.group_id == "ops"]
+    assert [(i.state, i.attempts) for i in notice] == [(OutboxState.PENDING, 0)]
+    proxy.restore()
+    bot.clock.advance(timedelta(seconds=5))
+    await bot.drain()
+    assert [t for t in await bot.texts("ops") if "快递拦截申请" in t]
