@@ -15,6 +15,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Protocol, runtime_checkable
 
 from bot import flood
 from bot.errors import PermanentError, RetryableError, ThrottledError
@@ -41,6 +42,15 @@ log = logging.getLogger(__name__)
 STALE_RETRIES = 5
 
 Perform = Callable[["Dispatcher", OutboxItem], Awaitable[None]]
+
+
+@runtime_checkable
+class Leased(Protocol):
+    """A channel whose one connection only the instance holding its lease keeps open."""
+
+    held: bool
+
+
 GiveUp = Callable[[Tx, Case, OutboxItem, str], Awaitable[None]]
 
 
@@ -63,11 +73,24 @@ class Dispatcher:
         """Claim and perform one batch of due items; the number handled."""
         async with self.svc.tx() as tx:
             items = await tx.outbox.claim(
-                now=tx.now, limit=self.batch, lease_s=self.svc.settings.dispatch.lease_s
+                now=tx.now,
+                limit=self.batch,
+                lease_s=self.svc.settings.dispatch.lease_s,
+                skip_groups=self.served_elsewhere(),
             )
         if items:
             await asyncio.gather(*(self.perform(item) for item in items))
         return len(items)
+
+    def served_elsewhere(self) -> list[str]:
+        """Groups whose channel connection another instance holds (the WeCom AI bot): their
+        items are left for that instance to claim."""
+        away = {
+            name
+            for name, channel in self.channels.items()
+            if isinstance(channel, Leased) and not channel.held
+        }
+        return [g.id for g in self.svc.settings.groups if g.channel in away]
 
     async def perform(self, item: OutboxItem) -> None:
         runner = PERFORMERS.get(item.kind) or PERFORMERS.get(item.kind.split(".", 1)[0])

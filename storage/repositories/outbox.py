@@ -55,7 +55,10 @@ class OutboxRepository:
     async def get(self, item_id: str) -> OutboxItem | None:
         return await self.session.get(OutboxItem, item_id, populate_existing=True)
 
-    async def claim(self, *, now: datetime, limit: int, lease_s: float) -> list[OutboxItem]:
+    async def claim(
+        self, *, now: datetime, limit: int, lease_s: float, skip_groups: Collection[str] = ()
+    ) -> list[OutboxItem]:
+        """Lease due items, leaving those for `skip_groups` to the instance that serves them."""
         return await claim(
             self.session,
             OutboxItem,
@@ -64,6 +67,7 @@ class OutboxRepository:
             now=now,
             limit=limit,
             lease_s=lease_s,
+            where=[OutboxItem.group_id.not_in(list(skip_groups))] if skip_groups else [],
         )
 
     async def done(self, item_id: str, *, now: datetime) -> None:
