@@ -31,6 +31,7 @@ from integrations.dingtalk.models import (
     RobotMessage,
 )
 from integrations.dingtalk.render import card_params
+from storage.coordination import CoordinationError
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class DingtalkInbound:
         reply = await self._run(chat)
         try:
             await self.channel.reply(message, reply)
-        except (ExternalError, ThrottledError) as exc:
+        except (ExternalError, ThrottledError, CoordinationError) as exc:
             log.warning("reply to dingtalk message %s failed: %s", message.msg_id, exc)
             if group is not None:
                 async with svc.tx() as tx:
@@ -103,7 +104,7 @@ class DingtalkInbound:
         if not reply.ok or reply.mentions:
             try:
                 await self.channel.tell(callback, group.chat_id if group else "", reply)
-            except (ExternalError, ThrottledError) as exc:
+            except (ExternalError, ThrottledError, CoordinationError) as exc:
                 log.warning("answer to a tap on %s failed: %s", callback.out_track_id, exc)
         if case is None:
             return None

@@ -29,13 +29,13 @@ import aiohttp
 from pydantic import ValidationError
 
 from bot.errors import RetryableError, ThrottledError
-from bot.message import Card, Mention, Notice
+from bot.message import Card, Mention, Notice, Reply
 from bot.settings import GroupSettings, Settings
 from integrations.channel import Budget, Placement
 from integrations.wecom import render
 from integrations.wecom.client import check
 from integrations.wecom.models import AibotBody, AibotFrame, Inbound, Outcome
-from storage.coordination import Coordination
+from storage.coordination import Coordination, CoordinationError
 from storage.models import CardMessage
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ ACK_TIMEOUT_S = 5.0
 # WeCom takes a card update up to 5 s after the click; leave room for the frame to travel.
 UPDATE_WINDOW_S = 4.5
 DEDUP_TTL_S = 24 * 3600
+BUSY = "系统繁忙，这条没有处理，请稍后再发一次"
 WELCOME = "你好，我是售后机器人。在群里 @我 加命令，或直接私聊：帮助 · 待办 · 查 R12 · 通过 R12"
 
 
@@ -346,9 +347,15 @@ class AibotChannel:
     async def _on_callback(self, frame: AibotFrame, received: float) -> None:
         try:
             body = AibotBody.model_validate(frame.body or {})
-            if not body.msgid or not await self.coord.first_seen(
-                f"wecom:aibot:{body.msgid}", DEDUP_TTL_S
-            ):
+            try:
+                if not body.msgid or not await self.coord.first_seen(
+                    f"wecom:aibot:{body.msgid}", DEDUP_TTL_S
+                ):
+                    return
+            except CoordinationError as exc:
+                # Not known to be new, so not acted on: the person is asked to try again.
+                log.warning("AI bot callback %s not taken, Redis unreachable: %s", body.msgid, exc)
+                await self._busy(frame, body)
                 return
             if frame.cmd == MSG_CALLBACK:
                 await self._on_message(frame, body)
@@ -362,6 +369,16 @@ class AibotChannel:
                 )
         except Exception:
             log.exception("AI bot callback %s failed", frame.req_id)
+
+    async def _busy(self, frame: AibotFrame, body: AibotBody) -> None:
+        if frame.cmd == MSG_CALLBACK:
+            busy = Outcome(Reply(BUSY, ok=False))
+            await self.request(
+                RESPOND, reply_body(busy, self.userids, self.source), req_id=frame.req_id
+            )
+        elif body.card_event is not None:
+            text = f"<@{body.sender.userid}> {BUSY}"
+            await self.send_markdown(body.conversation, render.markdown_text(text, (), {}))
 
     def inbound(self, body: AibotBody, **fields: str) -> Inbound:
         group = self.groups.get(body.chatid) if body.chattype == "group" else None
