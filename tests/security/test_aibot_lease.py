@@ -21,6 +21,7 @@ from integrations.wecom.fake import FakeWeComAIBot
 from storage.db import Database
 from storage.enums import OutboxState
 from storage.models import OutboxItem
+from storage.repositories.leases import LeaseRepository
 from tests.conftest import Bot, BotFactory, make_refund
 from tests.wecom_support import serve, wecom_settings
 
@@ -189,3 +190,25 @@ async def test_aibot_disconnected_event_backs_off_instead_of_fighting(
                 kicked = await rogue.receive_json()
             assert kicked["cmd"] == "aibot_event_callback"
             assert kicked["body"]["event"] == {"eventtype": "disconnected_event"}
+
+
+async def test_aibot_lease_has_one_holder_on_either_database(db: Database) -> None:
+    now = FakeClock().now()
+
+    async def take(holder: str, at: float) -> bool:
+        async with db.begin() as session:
+            when = now + timedelta(seconds=at)
+            return await LeaseRepository(session).take("bot", holder, now=when, ttl_s=10)
+
+    assert await take("a", 0)
+    assert not await take("b", 1)
+    assert await take("a", 5)  # renewed until 15
+    assert not await take("b", 14)
+    assert await take("b", 15)  # ran out: b takes over
+    assert not await take("a", 16)
+    async with db.begin() as session:
+        await LeaseRepository(session).release("bot", "a")  # not a's any more: no effect
+    assert not await take("a", 17)
+    async with db.begin() as session:
+        await LeaseRepository(session).release("bot", "b")
+    assert await take("a", 18)

@@ -8,12 +8,16 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
+from bot.app import create_app
+from bot.clock import FakeClock
 from bot.keys import DISPATCHER, SERVICES
 from storage.enums import OutboxState
 from storage.models import OutboxItem
@@ -159,3 +163,43 @@ async def test_redis_outage_never_dead_letters_the_admin_notice(
     bot.clock.advance(timedelta(seconds=5))
     await bot.drain()
     assert [t for t in await bot.texts("ops") if "快递拦截申请" in t]
+
+
+async def test_redis_blip_under_the_running_app_keeps_every_loop_alive(
+    aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
+    sqlite_url: str,
+    proxy: RedisProxy,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = make_settings(
+        sqlite_url,
+        redis={"url": proxy.url},
+        dispatch={"poll_s": 0.1, "coordination_retry_s": 0.5},
+        timers={"poll_s": 0.1},
+    )
+    client = await aiohttp_client(create_app(settings))
+    coord = client.app[SERVICES].coord
+    assert isinstance(coord, RedisCoordination)
+    caplog.set_level(logging.WARNING)
+    async with asyncio.timeout(5):
+        await coord.listening.wait()
+    await proxy.cut()
+    bot = Bot(client, FakeClock(datetime.now(UTC)))  # signs with the app's real time
+    for _ in range(10):
+        status, _ = await bot.post_event(make_refund())
+        assert status == 202
+    await asyncio.sleep(1.0)
+    assert not coord.listening.is_set()
+    proxy.restore()
+    async with asyncio.timeout(10):
+        await coord.listening.wait()
+    for _ in range(50):  # the loops retry on their own: poll the group until all are shown
+        if len(await bot.cards()) == 10:
+            break
+        await asyncio.sleep(0.2)
+    assert len(await bot.cards()) == 10
+    gc.collect()
+    await asyncio.sleep(0)
+    records = [r.getMessage() for r in caplog.records]
+    assert not [m for m in records if "never retrieved" in m]
+    assert not [m for m in records if "failed; starting it again" in m]

@@ -11,9 +11,12 @@ import pytest
 from sqlalchemy import select
 
 from bot.cli import main
+from bot.clock import FakeClock
 from bot.keys import PROCESSOR
+from storage.db import Database
 from storage.enums import OutboxState
 from storage.models import OutboxItem
+from storage.repositories.outbox import OutboxRepository
 from tests.conftest import Bot, make_refund
 
 CONFIG = """
@@ -106,3 +109,20 @@ async def test_redis_requeue_cli(
     assert await cli("outbox", "requeue", "--config", str(config), "--kind", "payout.transfer") == 2
     assert "不能重发" in capsys.readouterr().err
     assert await cli("outbox", "requeue", "--config", str(config), "--since", "yesterday") == 2
+
+
+async def test_redis_requeue_repository_on_either_database(db: Database) -> None:
+    start = FakeClock().now()
+    async with db.begin() as session:
+        outbox = OutboxRepository(session)
+        for n, kind in enumerate(["card", "card", "text", "payout.transfer"]):
+            await outbox.add(f"{kind}:{n}", kind, now=start)
+            await outbox.dead(f"{kind}:{n}", error="x", now=start + timedelta(minutes=n))
+    async with db.begin() as session:
+        outbox = OutboxRepository(session)
+        since = start + timedelta(minutes=1)
+        assert await outbox.requeue_dead(["card", "text"], since=since, now=since) == 2
+        assert await outbox.dead_counts(since=None) == {"card": 1, "payout.transfer": 1}
+        item = await outbox.get("card:1")
+        assert item is not None
+        assert (item.state, item.attempts, item.done_at) == (OutboxState.PENDING, 0, None)
