@@ -48,7 +48,7 @@ class Coordination(Protocol):
         """Raise when the shared store cannot be reached."""
 
     async def listen(self) -> None:
-        """Relay other instances' notifications until cancelled (a no-op in one process)."""
+        """Relay other instances' notifications until cancelled (idle in one process)."""
 
     async def close(self) -> None: ...
 
@@ -141,7 +141,7 @@ class InProcessCoordination:
         return None
 
     async def listen(self) -> None:
-        return None
+        await asyncio.Event().wait()  # nothing to relay in one process; ends when cancelled
 
     async def close(self) -> None:
         self._subscribers.clear()

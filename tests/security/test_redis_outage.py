@@ -16,9 +16,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
+from bot import worker
 from bot.app import create_app
 from bot.clock import FakeClock
 from bot.keys import DISPATCHER, SERVICES
+from storage.coordination import InProcessCoordination
 from storage.enums import OutboxState
 from storage.models import OutboxItem
 from storage.redis_coordination import RedisCoordination
@@ -203,3 +205,35 @@ async def test_redis_blip_under_the_running_app_keeps_every_loop_alive(
     records = [r.getMessage() for r in caplog.records]
     assert not [m for m in records if "never retrieved" in m]
     assert not [m for m in records if "failed; starting it again" in m]
+
+
+async def test_redis_background_loop_that_fails_is_restarted_and_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(worker, "RESTART_BASE_S", 0.01)
+    runs: list[int] = []
+    steady = asyncio.Event()
+
+    async def loop() -> None:
+        runs.append(len(runs))
+        if len(runs) < 3:
+            raise ConnectionError("Redis went away")
+        steady.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(worker.supervise("listener", loop))
+    async with asyncio.timeout(2):
+        await steady.wait()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert runs == [0, 1, 2]
+    failed = [r for r in caplog.records if "listener failed; starting it again" in r.getMessage()]
+    assert len(failed) == 2
+
+    idle = asyncio.create_task(InProcessCoordination().listen())
+    await asyncio.sleep(0.05)
+    assert not idle.done()  # supervised, an idle listener is not restarted over and over
+    idle.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await idle
