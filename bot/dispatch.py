@@ -15,7 +15,6 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol, runtime_checkable
 
 from bot import flood
 from bot.errors import PermanentError, RetryableError, ThrottledError
@@ -29,7 +28,7 @@ from handlers import intercept, payout, refund, reply
 from handlers.cards import build_card
 from handlers.context import Services, Tx
 from integrations.carrier.client import Carrier, NoCarrier
-from integrations.channel import Budget, Channel
+from integrations.channel import Budget, Channel, Leased
 from integrations.commerce.client import Commerce
 from integrations.payout.client import Payouts
 from storage.coordination import CoordinationError
@@ -42,13 +41,6 @@ log = logging.getLogger(__name__)
 STALE_RETRIES = 5
 
 Perform = Callable[["Dispatcher", OutboxItem], Awaitable[None]]
-
-
-@runtime_checkable
-class Leased(Protocol):
-    """A channel whose one connection only the instance holding its lease keeps open."""
-
-    held: bool
 
 
 GiveUp = Callable[[Tx, Case, OutboxItem, str], Awaitable[None]]
