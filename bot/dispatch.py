@@ -56,6 +56,7 @@ class Dispatcher:
     rng: random.Random = field(default_factory=random.Random)
     payouts: Payouts | None = None
     carrier: Carrier = field(default_factory=NoCarrier)
+    redis_away: bool = False
 
     async def run(self) -> None:
         poll_s = self.svc.settings.dispatch.poll_s
@@ -95,7 +96,11 @@ class Dispatcher:
                 await tx.outbox.defer(item.id, at=tx.now + timedelta(seconds=exc.defer))
             self.metrics.dispatched.labels(item.kind, "throttled").inc()
         except CoordinationError as exc:
-            log.warning("outbox item %s waits for Redis: %s", item.id, exc)
+            # Once per outage in the log, not once per item and retry.
+            (log.debug if self.redis_away else log.warning)(
+                "outbox items wait for Redis (first: %s): %s", item.id, exc
+            )
+            self.redis_away = True
             async with self.svc.tx() as tx:
                 wait = timedelta(seconds=self.svc.settings.dispatch.coordination_retry_s)
                 await tx.outbox.defer(item.id, at=tx.now + wait)
@@ -111,6 +116,9 @@ class Dispatcher:
             async with self.svc.tx() as tx:
                 await tx.outbox.done(item.id, now=tx.now)
             self.metrics.dispatched.labels(item.kind, "done").inc()
+            if self.redis_away:
+                self.redis_away = False
+                log.info("outbox delivering again after a Redis outage")
 
     def backoff(self, attempts: int, defer: float | None) -> float:
         settings = self.svc.settings.dispatch

@@ -42,7 +42,7 @@ async def outbox(bot: Bot) -> list[OutboxItem]:
 
 
 async def test_redis_outage_dead_letters_no_card_and_spends_no_attempt(
-    make_bot: BotFactory, sqlite_url: str, proxy: RedisProxy
+    make_bot: BotFactory, sqlite_url: str, proxy: RedisProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = make_settings(
         sqlite_url,
@@ -64,6 +64,8 @@ async def test_redis_outage_dead_letters_no_card_and_spends_no_attempt(
     assert [i for i in items if i.state == OutboxState.DEAD] == []
     assert {i.attempts for i in items} == {0}
     assert await bot.cards() == []
+    waits = [r for r in caplog.records if "wait for Redis" in r.getMessage()]
+    assert [r.levelname for r in waits if r.levelno >= logging.WARNING] == ["WARNING"]
 
     proxy.restore()
     bot.clock.advance(timedelta(seconds=5))
