@@ -16,6 +16,8 @@ from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
 from redis import exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from storage import redis_keys
 from storage.coordination import CoordinationError
@@ -95,6 +97,9 @@ class RedisCoordination:
             socket_timeout=SOCKET_TIMEOUT_S,
             socket_connect_timeout=SOCKET_TIMEOUT_S,
             health_check_interval=HEALTH_CHECK_S,
+            # A pooled connection that died with the old server is reopened on its next use.
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+            retry_on_error=[exceptions.ConnectionError, exceptions.TimeoutError],
         )
         with reaching():
             await client.ping()

@@ -165,9 +165,9 @@ async def test_aibot_one_connection_across_processes_and_failover_after_kill(
 
     async with aiohttp.ClientSession() as session:
         # Few enough to stay within the group's sending budget (more would fold into one card).
-        for n in range(3):
+        for n in range(2):
             await post(session, instances[n % 2].url, make_refund())
-        await poll(lambda: len(cards(fake)) >= 3, 20)
+        await poll(lambda: len(cards(fake)) >= 2, 30)
 
         holder.proc.send_signal(signal.SIGKILL)
         await holder.proc.wait()
@@ -175,9 +175,8 @@ async def test_aibot_one_connection_across_processes_and_failover_after_kill(
         assert taken < LEASE_S * 3
         assert fake.kicked == 0
 
-        for _ in range(2):
-            await post(session, other.url, make_refund())
-        await poll(lambda: len(cards(fake)) >= 5, 20)
+        await post(session, other.url, make_refund())
+        await poll(lambda: len(cards(fake)) >= 3, 30)
     await asyncio.sleep(1.0)
     titles = [c["template_card"]["main_title"]["title"] for c in cards(fake)]
-    assert len(titles) == len(set(titles)) == 5
+    assert len(titles) == len(set(titles)) == 3
