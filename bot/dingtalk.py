@@ -104,7 +104,7 @@ class DingtalkInbound:
         if not reply.ok or reply.mentions:
             try:
                 await self.channel.tell(callback, group.chat_id if group else "", reply)
-            except (ExternalError, ThrottledError, CoordinationError) as exc:
+            except (ExternalError, ThrottledError) as exc:
                 log.warning("answer to a tap on %s failed: %s", callback.out_track_id, exc)
         if case is None:
             return None
