@@ -8,7 +8,17 @@ from bot import lifecycle
 from bot.clock import Clock, SystemClock
 from bot.keys import METRICS, SETTINGS
 from bot.metrics import Metrics
-from bot.routes import dashboard, dingtalk, health, ingest, logistics, openapi, sandbox, wecom
+from bot.routes import (
+    availability,
+    dashboard,
+    dingtalk,
+    health,
+    ingest,
+    logistics,
+    openapi,
+    sandbox,
+    wecom,
+)
 from bot.settings import Settings
 from integrations.commerce.client import Commerce
 from storage.coordination import Coordination
@@ -23,7 +33,9 @@ def create_app(
     workers: bool = True,
 ) -> web.Application:
     """Build the app; `workers=False` leaves draining to the caller (tests drive it by hand)."""
-    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    app = web.Application(
+        client_max_size=settings.server.max_body_bytes, middlewares=[availability.unavailable]
+    )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app.router.add_routes(health.routes)

@@ -64,6 +64,16 @@ def _parser() -> argparse.ArgumentParser:
         "--by", choices=["requested", "paid"], default="requested", help="which date counts"
     )
     export.add_argument("--out", type=Path, default=None, help="file (default: stdout)")
+    outbox = sub.add_parser("outbox", help="outbox maintenance")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
+    requeue = outbox_sub.add_parser(
+        "requeue", help="send dead-lettered cards and messages again (due now, attempts reset)"
+    )
+    _config_arg(requeue)
+    requeue.add_argument("--kind", default="", help="card | text | notice | wecom.reply")
+    requeue.add_argument(
+        "--since", default="", help="dead-lettered since: 2h, 30m, 1d or an ISO date/time"
+    )
     return parser
 
 
@@ -129,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(upgrade())
         print(f"✓ database at the newest schema ({settings.database.url.split('@')[-1]})")
         return 0
+    if args.command == "outbox":
+        from bot.outbox_cli import run_requeue
+
+        return asyncio.run(run_requeue(settings, args.kind, args.since))
     if args.command == "export":
         from bot import export
 

@@ -31,6 +31,7 @@ from integrations.dingtalk.models import (
     RobotMessage,
 )
 from integrations.dingtalk.render import card_params
+from storage.coordination import CoordinationError
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class DingtalkInbound:
         reply = await self._run(chat)
         try:
             await self.channel.reply(message, reply)
-        except (ExternalError, ThrottledError) as exc:
+        except (ExternalError, ThrottledError, CoordinationError) as exc:
             log.warning("reply to dingtalk message %s failed: %s", message.msg_id, exc)
             if group is not None:
                 async with svc.tx() as tx:

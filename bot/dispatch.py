@@ -1,7 +1,8 @@
 """The outbox dispatcher: claims due items, performs them outside any transaction, records the end.
 
 Retries use exponential backoff with jitter; after `max_attempts` (or a permanent error)
-an item is dead-lettered and the admin group is told. Every external call carries the
+an item is dead-lettered and the admin group is told. A throttle or an unreachable Redis
+(a lock, a sending budget, a token cache) is no failure: the item waits, no attempt spent. Every external call carries the
 item id as its idempotency key, so a crash between "performed" and "recorded" repeats
 the call harmlessly.
 """
@@ -28,9 +29,10 @@ from handlers import intercept, payout, refund, reply
 from handlers.cards import build_card
 from handlers.context import Services, Tx
 from integrations.carrier.client import Carrier, NoCarrier
-from integrations.channel import Budget, Channel
+from integrations.channel import Budget, Channel, Leased
 from integrations.commerce.client import Commerce
 from integrations.payout.client import Payouts
+from storage.coordination import CoordinationError
 from storage.enums import OutboxState
 from storage.models import CardMessage, Case, OutboxItem
 from storage.repositories import StaleCaseError
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 STALE_RETRIES = 5
 
 Perform = Callable[["Dispatcher", OutboxItem], Awaitable[None]]
+
+
 GiveUp = Callable[[Tx, Case, OutboxItem, str], Awaitable[None]]
 
 
@@ -53,6 +57,7 @@ class Dispatcher:
     rng: random.Random = field(default_factory=random.Random)
     payouts: Payouts | None = None
     carrier: Carrier = field(default_factory=NoCarrier)
+    redis_away: bool = False
 
     async def run(self) -> None:
         poll_s = self.svc.settings.dispatch.poll_s
@@ -62,11 +67,24 @@ class Dispatcher:
         """Claim and perform one batch of due items; the number handled."""
         async with self.svc.tx() as tx:
             items = await tx.outbox.claim(
-                now=tx.now, limit=self.batch, lease_s=self.svc.settings.dispatch.lease_s
+                now=tx.now,
+                limit=self.batch,
+                lease_s=self.svc.settings.dispatch.lease_s,
+                skip_groups=self.served_elsewhere(),
             )
         if items:
             await asyncio.gather(*(self.perform(item) for item in items))
         return len(items)
+
+    def served_elsewhere(self) -> list[str]:
+        """Groups whose channel connection another instance holds (the WeCom AI bot): their
+        items are left for that instance to claim."""
+        away = {
+            name
+            for name, channel in self.channels.items()
+            if isinstance(channel, Leased) and not channel.held
+        }
+        return [g.id for g in self.svc.settings.groups if g.channel in away]
 
     async def perform(self, item: OutboxItem) -> None:
         runner = PERFORMERS.get(item.kind) or PERFORMERS.get(item.kind.split(".", 1)[0])
@@ -78,6 +96,16 @@ class Dispatcher:
             async with self.svc.tx() as tx:
                 await tx.outbox.defer(item.id, at=tx.now + timedelta(seconds=exc.defer))
             self.metrics.dispatched.labels(item.kind, "throttled").inc()
+        except CoordinationError as exc:
+            # Once per outage in the log, not once per item and retry.
+            (log.debug if self.redis_away else log.warning)(
+                "outbox items wait for Redis (first: %s): %s", item.id, exc
+            )
+            self.redis_away = True
+            async with self.svc.tx() as tx:
+                wait = timedelta(seconds=self.svc.settings.dispatch.coordination_retry_s)
+                await tx.outbox.defer(item.id, at=tx.now + wait)
+            self.metrics.dispatched.labels(item.kind, "deferred").inc()
         except RetryableError as exc:
             await self._failed(item, str(exc), exc.defer)
         except PermanentError as exc:
@@ -89,6 +117,9 @@ class Dispatcher:
             async with self.svc.tx() as tx:
                 await tx.outbox.done(item.id, now=tx.now)
             self.metrics.dispatched.labels(item.kind, "done").inc()
+            if self.redis_away:
+                self.redis_away = False
+                log.info("outbox delivering again after a Redis outage")
 
     def backoff(self, attempts: int, defer: float | None) -> float:
         settings = self.svc.settings.dispatch

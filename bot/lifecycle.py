@@ -30,6 +30,7 @@ from bot.keys import (
 from bot.processor import EventProcessor
 from bot.scheduler import Scheduler
 from bot.settings import Settings
+from bot.worker import supervise
 from handlers import digest
 from handlers.context import Services
 from integrations.carrier.client import Carrier, NoCarrier, WebhookCarrier
@@ -107,7 +108,9 @@ def contexts(
         ]
         if app[SETTINGS].simulator.enabled:
             loops.append(partial(simulate, app))
-        tasks = [asyncio.create_task(loop()) for loop in loops]
+        tasks = [
+            asyncio.create_task(supervise(_name(loop), loop), name=_name(loop)) for loop in loops
+        ]
         yield
         for task in tasks:
             task.cancel()
@@ -116,6 +119,11 @@ def contexts(
                 await task
 
     return [services, http, engine, *([background] if workers else [])]
+
+
+def _name(loop: Callable[[], Coroutine[Any, Any, None]]) -> str:
+    target = loop.func if isinstance(loop, partial) else loop
+    return str(getattr(target, "__qualname__", repr(target)))
 
 
 @runtime_checkable

@@ -76,6 +76,7 @@ class WecomAibotSettings(Section):
     heartbeat_s: float = Field(default=30.0, gt=0)
     reconnect_base_s: float = Field(default=1.0, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
+    lease_s: float = Field(default=10.0, gt=0)
 
 
 class WecomSettings(Section):
@@ -187,6 +188,7 @@ class DispatchSettings(Section):
     backoff_max_s: float = Field(default=600.0, gt=0)
     lease_s: float = Field(default=60.0, gt=0)
     poll_s: float = Field(default=1.0, gt=0)
+    coordination_retry_s: float = Field(default=5.0, gt=0)
     fold_at: int = Field(default=5, ge=2)
     fold_max: int = Field(default=60, ge=2)
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import secrets
+import socket
 from datetime import timedelta
 from typing import Protocol
 
@@ -31,8 +34,10 @@ from integrations.wecom.aibot import AibotChannel
 from integrations.wecom.channel import WecomAibotHttpChannel, WecomAppChannel, WecomWebhookChannel
 from integrations.wecom.client import WebhookClient, WeComClient
 from integrations.wecom.models import Inbound, Outcome
+from storage.coordination import CoordinationError
 from storage.enums import OutboxState
 from storage.models import Case, OutboxItem
+from storage.repositories.leases import LeaseRepository
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +138,7 @@ class Bridge:
         if inbound.channel == "wecom_app" and inbound.task_id and outcome.card is not None:
             try:
                 await redraw(dispatcher, outcome.card.case_pk, inbound)
-            except (ExternalError, ThrottledError) as exc:
+            except (ExternalError, ThrottledError, CoordinationError) as exc:
                 log.warning("card %s not redrawn after a click: %s", outcome.card.handle, exc)
         return outcome
 
@@ -280,10 +285,33 @@ def app_client(app: web.Application) -> WeComClient:
     )
 
 
+class DatabaseLease:
+    """The AI bot's one connection, leased through the database: it works on SQLite and
+    PostgreSQL alike, with or without Redis, and a Redis outage does not move the bot."""
+
+    def __init__(self, svc: Services, name: str, ttl_s: float) -> None:
+        self.svc = svc
+        self.name = name
+        self.ttl_s = ttl_s
+        who = svc.settings.bot.instance_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.holder = f"{who}:{secrets.token_hex(4)}"[:128]
+
+    async def take(self) -> bool:
+        async with self.svc.tx() as tx:
+            leases = LeaseRepository(tx.session)
+            return await leases.take(self.name, self.holder, now=tx.now, ttl_s=self.ttl_s)
+
+    async def release(self) -> None:
+        async with self.svc.tx() as tx:
+            await LeaseRepository(tx.session).release(self.name, self.holder)
+
+
 def aibot_channel(app: web.Application) -> Channel:
     svc = app[SERVICES]
     bridge = Bridge(svc, app[METRICS])
-    return AibotChannel(app[HTTP], svc.settings, svc.coord, bridge.handle)
+    aibot = svc.settings.wecom.aibot
+    lease = DatabaseLease(svc, f"wecom_aibot:{aibot.bot_id}", aibot.lease_s)
+    return AibotChannel(app[HTTP], svc.settings, svc.coord, bridge.handle, lease)
 
 
 def aibot_http_channel(app: web.Application) -> Channel:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.message import Card, Mention, Notice
 from bot.settings import GroupSettings
@@ -47,3 +47,11 @@ class Channel(Protocol):
 
     async def deliver_notice(self, group: GroupSettings, notice: Notice) -> None:
         """Post a standalone card (a digest): a card where the platform has them, else Markdown."""
+
+
+@runtime_checkable
+class Leased(Protocol):
+    """A channel whose one connection only the instance holding its lease keeps open (the
+    WeCom AI bot): while `held` is false, this instance leaves the channel's work alone."""
+
+    held: bool

@@ -1,7 +1,8 @@
 """What instances share but need not keep: inbound dedup, token buckets, wake-ups, fan-out.
 
 One protocol, two implementations: `InProcessCoordination` for a single instance and
-`RedisCoordination` (storage.redis_coordination) when `[redis] url` is set.
+`RedisCoordination` (storage.redis_coordination) when `[redis] url` is set. A shared store that
+cannot be reached raises `CoordinationError`: nothing was decided, ask again later.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Protocol
+
+
+class CoordinationError(Exception):
+    """The shared store could not be reached (connection refused or lost, timeout, loading)."""
 
 
 class Coordination(Protocol):
@@ -43,7 +48,7 @@ class Coordination(Protocol):
         """Raise when the shared store cannot be reached."""
 
     async def listen(self) -> None:
-        """Relay other instances' notifications until cancelled (a no-op in one process)."""
+        """Relay other instances' notifications until cancelled (idle in one process)."""
 
     async def close(self) -> None: ...
 
@@ -136,7 +141,7 @@ class InProcessCoordination:
         return None
 
     async def listen(self) -> None:
-        return None
+        await asyncio.Event().wait()  # nothing to relay in one process; ends when cancelled
 
     async def close(self) -> None:
         self._subscribers.clear()

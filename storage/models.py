@@ -300,3 +300,13 @@ class Parcel(Base):
         Index("ix_parcels_next_check_at", "next_check_at"),
         Index("ix_parcels_order_id", "order_id"),
     )
+
+
+class Lease(Base):
+    """A named lease: which instance holds it (the one WeCom AI-bot connection) and until when."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

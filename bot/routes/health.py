@@ -7,8 +7,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.keys import METRICS, SERVICES
 from handlers.logistics_stats import EPOCH, logistics_stats
+from storage.repositories.leases import LeaseRepository
 
 routes = web.RouteTableDef()
+READY_PROBE = "readyz"
 
 
 @routes.get("/healthz")
@@ -21,10 +23,13 @@ async def readyz(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     checks: dict[str, str] = {}
     try:
-        await svc.db.ping()
+        # A write that is committed, not a SELECT: a read-only file, a full disk or a
+        # read-only replica answers a SELECT, and the app could still accept nothing.
+        async with svc.tx() as tx:
+            await LeaseRepository(tx.session).take(READY_PROBE, READY_PROBE, now=tx.now, ttl_s=0)
         checks["database"] = "ok"
     except Exception as exc:
-        checks["database"] = f"unreachable: {type(exc).__name__}"
+        checks["database"] = f"not writable: {type(exc).__name__}"
     try:
         await svc.coord.ping()
         checks["redis" if svc.settings.redis.url else "coordination"] = "ok"

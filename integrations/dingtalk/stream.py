@@ -29,7 +29,7 @@ from integrations.dingtalk.models import (
     StreamAckHeaders,
     StreamFrame,
 )
-from storage.coordination import Coordination
+from storage.coordination import Coordination, CoordinationError
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,12 @@ class DingtalkStream:
         code, response = 200, None
         try:
             response = await self._handle(frame)
+        except CoordinationError as exc:
+            # Not known to be new, so not handled: left unacked, the gateway sends it again.
+            log.warning(
+                "dingtalk stream: frame %s left for redelivery: %s", frame.headers.message_id, exc
+            )
+            return
         except ValidationError as exc:
             code = 400
             log.warning("dingtalk stream: bad %s frame %s: %s", frame.headers.topic, frame, exc)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 
 from bot.clock import Clock
 from bot.message import Card, Mention, Notice
 from bot.settings import GroupSettings
 from integrations.channel import Budget, Placement
 from integrations.sandbox.render import message_json, render_card, render_notice, render_text
-from storage.coordination import Coordination
+from storage.coordination import Coordination, CoordinationError
 from storage.db import Database
 from storage.enums import MessageKind
 from storage.models import CardMessage, SandboxMessage
 from storage.repositories import SandboxMessageRepository
+
+log = logging.getLogger(__name__)
 
 BOT = "bot"
 
@@ -94,6 +97,11 @@ class SandboxChannel:
         return message
 
     async def announce(self, message: SandboxMessage) -> None:
-        await self.coord.publish(
-            topic(message.group_id), json.dumps(message_json(message), ensure_ascii=False)
-        )
+        """Tell open pages; the message is stored already, so a page that misses it while
+        Redis is away shows it on its next load."""
+        try:
+            await self.coord.publish(
+                topic(message.group_id), json.dumps(message_json(message), ensure_ascii=False)
+            )
+        except CoordinationError as exc:
+            log.warning("sandbox page not told of message %s: %s", message.id, exc)

@@ -7,6 +7,11 @@ send with one carrying the same req_id and `errcode`. We subscribe first, ping e
 exponential backoff. A click may change its card in place only through
 `aibot_respond_update_msg` with the click's req_id within 5 s; later changes become a
 short follow-up line naming the handle.
+
+WeCom keeps one long connection per bot: a newer subscription makes it send the older one
+a `disconnected_event` and close it (SDK 1.0.7). So of several instances only the holder
+of a lease connects; the others leave the bot's outbox items to it. A connection ended by
+`disconnected_event` is not reopened at once: something else holds the bot.
 """
 
 from __future__ import annotations
@@ -18,19 +23,19 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from pydantic import ValidationError
 
-from bot.errors import RetryableError
-from bot.message import Card, Mention, Notice
+from bot.errors import RetryableError, ThrottledError
+from bot.message import Card, Mention, Notice, Reply
 from bot.settings import GroupSettings, Settings
 from integrations.channel import Budget, Placement
 from integrations.wecom import render
 from integrations.wecom.client import check
 from integrations.wecom.models import AibotBody, AibotFrame, Inbound, Outcome
-from storage.coordination import Coordination
+from storage.coordination import Coordination, CoordinationError
 from storage.models import CardMessage
 
 log = logging.getLogger(__name__)
@@ -45,12 +50,23 @@ RESPOND_UPDATE = "aibot_respond_update_msg"
 SEND = "aibot_send_msg"
 MSG_CALLBACK = "aibot_msg_callback"
 EVENT_CALLBACK = "aibot_event_callback"
+DISCONNECTED = "disconnected_event"
 MAX_MISSED_PINGS = 2
 ACK_TIMEOUT_S = 5.0
 # WeCom takes a card update up to 5 s after the click; leave room for the frame to travel.
 UPDATE_WINDOW_S = 4.5
 DEDUP_TTL_S = 24 * 3600
+BUSY = "系统繁忙，这条没有处理，请稍后再发一次"
 WELCOME = "你好，我是售后机器人。在群里 @我 加命令，或直接私聊：帮助 · 待办 · 查 R12 · 通过 R12"
+
+
+class Lease(Protocol):
+    """The right to hold the bot's one connection, shared by all instances."""
+
+    async def take(self) -> bool:
+        """Take or renew it; True while this instance holds it."""
+
+    async def release(self) -> None: ...
 
 
 def new_req_id(cmd: str) -> str:
@@ -64,7 +80,7 @@ def followup_due(placement: CardMessage, card: Card) -> bool:
 
 
 class AibotChannel:
-    """`wecom_aibot`: one websocket per instance; WeCom gives each message to one connection."""
+    """`wecom_aibot`: one websocket for the bot, opened by the instance holding `lease`."""
 
     name = "wecom_aibot"
 
@@ -74,6 +90,7 @@ class AibotChannel:
         settings: Settings,
         coord: Coordination,
         handler: Handler,
+        lease: Lease | None = None,
     ) -> None:
         self.session = session
         self.config = settings.wecom.aibot
@@ -90,6 +107,10 @@ class AibotChannel:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._acks: dict[str, asyncio.Future[AibotFrame]] = {}
         self._missed_pings = 0
+        self.lease = lease
+        self.held = lease is None
+        self.kicked = 0
+        self._kicked = False
 
     # -- Channel ----------------------------------------------------------------------------
 
@@ -150,9 +171,57 @@ class AibotChannel:
     # -- the connection ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Stay connected until cancelled: connect, subscribe, serve; back off and reconnect."""
+        """Until cancelled: hold the lease (when there is one) and stay connected meanwhile."""
+        if self.lease is None:
+            await self._connect_forever()
+            return
+        renew_s = self.config.lease_s / 3
+        try:
+            while True:
+                if await self._take():
+                    await self._hold(renew_s)
+                await asyncio.sleep(renew_s)
+        finally:
+            # Stopping: hand the bot over now rather than when the lease runs out.
+            try:
+                await self.lease.release()
+            except Exception as exc:
+                log.warning("AI bot lease not released, it runs out by itself: %s", exc)
+
+    async def _take(self) -> bool:
+        assert self.lease is not None
+        try:
+            return await self.lease.take()
+        except Exception as exc:
+            log.warning("AI bot lease not renewed: %s: %s", type(exc).__name__, exc)
+            return False
+
+    async def _hold(self, renew_s: float) -> None:
+        """Connected while the lease is ours; closed before it could have run out."""
+        log.info("AI bot %s: this instance holds the connection", self.config.bot_id)
+        loop = asyncio.get_running_loop()
+        self.held = True
+        valid_until = loop.time() + self.config.lease_s
+        connection = asyncio.create_task(self._connect_forever())
+        try:
+            while not connection.done():
+                await asyncio.wait({connection}, timeout=renew_s)
+                if await self._take():
+                    valid_until = loop.time() + self.config.lease_s
+                elif loop.time() + renew_s >= valid_until:
+                    log.warning("AI bot %s: lease lost, closing the connection", self.config.bot_id)
+                    return
+        finally:
+            connection.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connection
+            self.held = False
+
+    async def _connect_forever(self) -> None:
+        """Stay connected: connect, subscribe, serve; back off and reconnect."""
         attempt = 0
         while True:
+            self._kicked = False
             try:
                 if await self._serve_once():
                     attempt = 0
@@ -168,6 +237,16 @@ class AibotChannel:
                         future.set_exception(RetryableError("AI bot websocket closed"))
             delay = min(self.config.reconnect_max_s, self.config.reconnect_base_s * 2**attempt)
             attempt += 1
+            if self._kicked:
+                # Reconnecting at once would only kick the other connection in turn.
+                delay = self.config.reconnect_max_s
+                log.warning(
+                    "AI bot %s: WeCom closed this connection for a newer one (%s): another "
+                    "instance or deployment uses this bot; trying again in %.0f s",
+                    self.config.bot_id,
+                    DISCONNECTED,
+                    delay,
+                )
             self.waits = [*self.waits[-99:], delay]
             log.info("AI bot reconnecting in %.1f s (attempt %d)", delay, attempt)
             await asyncio.sleep(delay)
@@ -205,6 +284,8 @@ class AibotChannel:
                     if message.type != aiohttp.WSMsgType.TEXT:
                         continue
                     self._on_frame(message.data, tasks)
+                    if self._kicked:
+                        break
                 beat.cancel()
             return True
 
@@ -225,6 +306,10 @@ class AibotChannel:
         except ValidationError:
             log.warning("AI bot: unreadable frame %.200s", data)
             return
+        if frame.cmd == EVENT_CALLBACK and _eventtype(frame) == DISCONNECTED:
+            self._kicked = True
+            self.kicked += 1
+            return
         if frame.cmd in (MSG_CALLBACK, EVENT_CALLBACK):
             tasks.create_task(self._on_callback(frame, asyncio.get_running_loop().time()))
             return
@@ -237,6 +322,9 @@ class AibotChannel:
 
     async def request(self, cmd: str, body: dict[str, Any], *, req_id: str = "") -> AibotFrame:
         """Send one frame and wait for WeCom's ack; errcodes become our errors."""
+        if not self.held:
+            # Not sent and not failed: the instance holding the connection sends it.
+            raise ThrottledError("the AI bot connection is held by another instance", defer=1.0)
         ws = self._ws
         if ws is None or ws.closed or not self.authenticated.is_set():
             raise RetryableError("the AI bot websocket is not connected")
@@ -259,9 +347,15 @@ class AibotChannel:
     async def _on_callback(self, frame: AibotFrame, received: float) -> None:
         try:
             body = AibotBody.model_validate(frame.body or {})
-            if not body.msgid or not await self.coord.first_seen(
-                f"wecom:aibot:{body.msgid}", DEDUP_TTL_S
-            ):
+            try:
+                if not body.msgid or not await self.coord.first_seen(
+                    f"wecom:aibot:{body.msgid}", DEDUP_TTL_S
+                ):
+                    return
+            except CoordinationError as exc:
+                # Not known to be new, so not acted on: the person is asked to try again.
+                log.warning("AI bot callback %s not taken, Redis unreachable: %s", body.msgid, exc)
+                await self._busy(frame, body)
                 return
             if frame.cmd == MSG_CALLBACK:
                 await self._on_message(frame, body)
@@ -275,6 +369,16 @@ class AibotChannel:
                 )
         except Exception:
             log.exception("AI bot callback %s failed", frame.req_id)
+
+    async def _busy(self, frame: AibotFrame, body: AibotBody) -> None:
+        if frame.cmd == MSG_CALLBACK:
+            busy = Outcome(Reply(BUSY, ok=False))
+            await self.request(
+                RESPOND, reply_body(busy, self.userids, self.source), req_id=frame.req_id
+            )
+        elif body.card_event is not None:
+            text = f"<@{body.sender.userid}> {BUSY}"
+            await self.send_markdown(body.conversation, render.markdown_text(text, (), {}))
 
     def inbound(self, body: AibotBody, **fields: str) -> Inbound:
         group = self.groups.get(body.chatid) if body.chattype == "group" else None
@@ -319,6 +423,11 @@ class AibotChannel:
             await self.send_markdown(
                 body.conversation, render.markdown_text(text, outcome.reply.mentions, self.userids)
             )
+
+
+def _eventtype(frame: AibotFrame) -> str:
+    event = (frame.body or {}).get("event")
+    return str(event.get("eventtype", "")) if isinstance(event, dict) else ""
 
 
 def unknown_group(outcome: Outcome, chatid: str, channel: str) -> Outcome:

@@ -1,6 +1,6 @@
 """Protocol fakes for tests: `FakeWeComAPI` (gettoken, message/send, update_template_card,
 webhook/send, AI-bot response URLs), `FakeWeComAIBot` (the AI bot's websocket, frames and
-acks as the official SDK speaks them) and `WeComCallbacks` (encrypted callbacks as WeCom
+acks as the official SDK speaks them; one connection per bot, a newer one kicks the older) and `WeComCallbacks` (encrypted callbacks as WeCom
 sends them). Each records what it received; knobs inject WeCom's failures.
 
 Where WeCom documents no error code for a refusal, the fakes answer 40058 (invalid
@@ -10,6 +10,7 @@ parameter) for the API and 846605 (invalid req_id) for the websocket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import secrets
@@ -323,6 +324,7 @@ class FakeWeComAIBot:
     connections: int = 0
     connected_at: list[float] = field(default_factory=list)
     subscribed: int = 0
+    kicked: int = 0
     pings: int = 0
     _pushed: dict[str, Pushed] = field(default_factory=dict)
     _ws: web.WebSocketResponse | None = None
@@ -460,7 +462,9 @@ class FakeWeComAIBot:
                         break
                     authed = True
                     self.subscribed += 1
-                    self._ws = ws
+                    previous, self._ws = self._ws, ws
+                    if previous is not None and not previous.closed:
+                        await self._kick(previous)
                 else:
                     code, message = self._handle(cmd, req_id, frame.get("body") or {})
                     if code is not None:
@@ -471,6 +475,21 @@ class FakeWeComAIBot:
                 self._ws = None
             await self._notify()
         return ws
+
+    async def _kick(self, ws: web.WebSocketResponse) -> None:
+        """WeCom keeps one long connection per bot: a newer subscription ends the older one
+        with a `disconnected_event` callback, then closes it (SDK 1.0.7 `EventType.Disconnected`)."""
+        self.kicked += 1
+        body = self._body("", "", "") | {
+            "msgtype": "event",
+            "create_time": int(time.time()),
+            "event": {"eventtype": "disconnected_event"},
+        }
+        del body["from"], body["chattype"]
+        frame = {"cmd": "aibot_event_callback", "headers": {"req_id": secrets.token_hex(16)}}
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.send_str(json.dumps(frame | {"body": body}))
+            await ws.close()
 
     async def _ack(self, ws: web.WebSocketResponse, req_id: str, code: int, message: str) -> None:
         if code:

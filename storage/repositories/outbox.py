@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -54,7 +55,10 @@ class OutboxRepository:
     async def get(self, item_id: str) -> OutboxItem | None:
         return await self.session.get(OutboxItem, item_id, populate_existing=True)
 
-    async def claim(self, *, now: datetime, limit: int, lease_s: float) -> list[OutboxItem]:
+    async def claim(
+        self, *, now: datetime, limit: int, lease_s: float, skip_groups: Collection[str] = ()
+    ) -> list[OutboxItem]:
+        """Lease due items, leaving those for `skip_groups` to the instance that serves them."""
         return await claim(
             self.session,
             OutboxItem,
@@ -63,6 +67,7 @@ class OutboxRepository:
             now=now,
             limit=limit,
             lease_s=lease_s,
+            where=[OutboxItem.group_id.not_in(list(skip_groups))] if skip_groups else [],
         )
 
     async def done(self, item_id: str, *, now: datetime) -> None:
@@ -118,6 +123,40 @@ class OutboxRepository:
                 lease_until=None,
             )
         )
+
+    async def requeue_dead(
+        self, kinds: Collection[str], *, since: datetime | None, now: datetime
+    ) -> int:
+        """Put dead items of `kinds` (dead-lettered at or after `since`) back as new: due now,
+        no attempts spent. The number put back."""
+        stmt = update(OutboxItem).where(
+            OutboxItem.state == OutboxState.DEAD.value, OutboxItem.kind.in_(list(kinds))
+        )
+        if since is not None:
+            stmt = stmt.where(OutboxItem.done_at >= since)
+        result = await self.session.execute(
+            stmt.values(
+                state=OutboxState.PENDING.value,
+                attempts=0,
+                next_attempt_at=now,
+                lease_until=None,
+                done_at=None,
+            )
+        )
+        count = int(result.rowcount)  # type: ignore[attr-defined]
+        if count:
+            wake(self.session, OUTBOX_TOPIC)
+        return count
+
+    async def dead_counts(self, *, since: datetime | None) -> dict[str, int]:
+        """Dead items by kind (dead-lettered at or after `since`)."""
+        stmt = select(OutboxItem.kind, func.count()).where(
+            OutboxItem.state == OutboxState.DEAD.value
+        )
+        if since is not None:
+            stmt = stmt.where(OutboxItem.done_at >= since)
+        rows = await self.session.execute(stmt.group_by(OutboxItem.kind))
+        return {str(kind): int(n) for kind, n in rows.all()}
 
     async def is_pending(self, item_id: str) -> bool:
         state = await self.session.scalar(select(OutboxItem.state).where(OutboxItem.id == item_id))

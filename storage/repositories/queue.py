@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -38,6 +39,7 @@ async def claim(
     now: datetime,
     limit: int,
     lease_s: float,
+    where: Sequence[ColumnElement[bool]] = (),
 ) -> list[M]:
     """Lease up to `limit` due, pending rows; other instances skip them until the lease ends.
 
@@ -48,7 +50,7 @@ async def claim(
     lease = model.lease_until  # type: ignore[attr-defined]
     stmt = (
         select(model)
-        .where(state == "pending", due <= now, or_(lease.is_(None), lease < now))
+        .where(state == "pending", due <= now, or_(lease.is_(None), lease < now), *where)
         .order_by(order)
         .limit(limit)
         .with_for_update(skip_locked=True)
