@@ -132,7 +132,7 @@ class DingtalkInbound:
     ) -> None:
         try:
             await self.channel.tell(callback, group.chat_id if group else "", reply)
-        except (ExternalError, ThrottledError) as exc:
+        except (ExternalError, ThrottledError, CoordinationError) as exc:
             log.warning("answer to a tap on %s failed: %s", callback.out_track_id, exc)
 
     def group(self, chat_id: str) -> GroupSettings | None:

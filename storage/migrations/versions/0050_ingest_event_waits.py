@@ -1,7 +1,7 @@
 """events.waits_for: the refund an event waits for, so its arrival re-arms the event
 
 Revision ID: 0050_ingest
-Revises: 0004
+Revises: 0050_cards
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0050_ingest"
-down_revision: str | Sequence[str] | None = "0004"
+down_revision: str | Sequence[str] | None = "0050_cards"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """leases: named, expiring leases held by one instance at a time
 
 Revision ID: 0050_reliability
-Revises: 0004
+Revises: 0050_ingest
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 import storage.base
 
 revision: str = "0050_reliability"
-down_revision: str | Sequence[str] | None = "0004"
+down_revision: str | Sequence[str] | None = "0050_ingest"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
