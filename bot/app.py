@@ -9,7 +9,7 @@ from bot.clock import Clock, SystemClock
 from bot.keys import METRICS, SETTINGS
 from bot.metrics import Metrics
 from bot.routes import dashboard, dingtalk, health, ingest, logistics, openapi, sandbox, wecom
-from bot.settings import Settings
+from bot.settings import ConfigError, Settings
 from integrations.commerce.client import Commerce
 from storage.coordination import Coordination
 
@@ -22,7 +22,14 @@ def create_app(
     commerce: Commerce | None = None,
     workers: bool = True,
 ) -> web.Application:
-    """Build the app; `workers=False` leaves draining to the caller (tests drive it by hand)."""
+    """Build the app; `workers=False` leaves draining to the caller (tests drive it by hand).
+
+    What only the demo may run (the sandbox, the simulators) is refused outside it, whatever
+    the caller checked before.
+    """
+    refused = settings.demo_only()
+    if refused:
+        raise ConfigError(refused)
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()

@@ -37,6 +37,7 @@ def problems(settings: Settings) -> list[str]:
         found.append("missing secret ingest.secret (set REFUNDOPS_INGEST__SECRET)")
     elif secret in PLACEHOLDER_SECRETS and not settings.demo:
         found.append("ingest.secret is a placeholder; use a long random value outside the demo")
+    found += settings.demo_only()
     for group in settings.groups:
         found += _group_problems(settings, group)
     if settings.bot.admin_group and settings.group(settings.bot.admin_group) is None:
