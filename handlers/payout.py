@@ -21,6 +21,7 @@ from handlers.context import Tx
 from handlers.money import fen_to_yuan, format_fen
 from handlers.schema import PLATFORMS, PayoutRequested
 from handlers.states import IllegalTransitionError, Machine
+from integrations.commerce.client import MANUAL
 from storage.enums import CaseKind
 from storage.models import Case
 from storage.repositories.payouts import PayoutRepository, Tally
@@ -293,6 +294,8 @@ def payout_card(case: Case, tx: Tx) -> Card:
         lines.append("已通知买家")
     elif state is S.PAID and (why := case.data.get("buyer_notify_error")):
         lines.append(f"⚠ 未能通知买家：{why[:120]}")
+    elif state is S.PAID and case.data.get("buyer_notify_manual"):
+        lines.append("⚠ 未接店铺系统，没有通知买家：请在平台后台告知买家已打款")
     mentions: tuple[Mention, ...] = ()
     if state is S.REQUESTED:
         mentions = tx.svc.staff.mentions(approvers_for(tx, case))
@@ -895,12 +898,17 @@ async def on_transfer_gave_up(tx: Tx, case: Case, *, out_biz_no: str, error: str
     )
 
 
-async def on_commerce_result(tx: Tx, case: Case, action: str, *, ok: bool, error: str = "") -> None:
-    """The shop system told the buyer about the payment (or gave up trying)."""
+async def on_commerce_result(
+    tx: Tx, case: Case, action: str, *, ok: bool, status: str = "", error: str = ""
+) -> None:
+    """The shop system told the buyer about the payment (or gave up trying, or none is connected)."""
     if action != "commerce.notify_payout":
         return
-    key = "buyer_notified" if ok else "buyer_notify_error"
-    data = {**case.data, key: tx.now.isoformat() if ok else error[:300]}
+    if ok and status == MANUAL:
+        data = {**case.data, "buyer_notify_manual": tx.now.isoformat()}
+    else:
+        key = "buyer_notified" if ok else "buyer_notify_error"
+        data = {**case.data, key: tx.now.isoformat() if ok else error[:300]}
     await tx.cases.touch(case, now=tx.now, data=data)
     await tx.sync_card(case)
 

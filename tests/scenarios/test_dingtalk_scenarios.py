@@ -83,12 +83,12 @@ async def test_typed_approval_then_a_late_tap_same_card_and_the_loser_told(
     (told,) = group_lines(fake)
     assert told.startswith("@sup2 R1 现在是「已通过 · 退款提交中」（sup1 通过 · 11-23 10:00）")
     assert told.endswith("不能再通过")
-    assert card.params["status"] == "已通过 · 退款提交中"
+    assert card.params["status"] == "已通过"
     assert card.params["approve_visible"] == "false"
-    assert response["cardData"]["cardParamMap"]["status"] == "已通过 · 退款提交中"
+    assert response["cardData"]["cardParamMap"]["status"] == "已通过"
     await bot.drain()
-    assert card.params["status"] == "已提交 · 等待平台退款"
-    assert card.params["footer"].startswith("店铺系统 提交退款")
+    assert card.params["status"] == "已通过 · 待手动退款"
+    assert card.params["footer"].startswith("系统 转手动退款")
     assert list(fake.cards) == ["refund-R1"]
     assert fake.count("POST", "/v1.0/card/instances/createAndDeliver") == 1
     _, case = await bot.get_case("R1")
@@ -105,8 +105,8 @@ async def test_tap_approve_updates_the_card_for_the_group_at_once(
         response = await fake.click("refund-R1", ding("agent1"), "approve")
     card = fake.cards["refund-R1"]
     assert response["cardUpdateOptions"] == {"updateCardDataByKey": True}
-    assert response["cardData"]["cardParamMap"]["status"] == "已通过 · 退款提交中"
-    assert card.params["status"] == "已通过 · 退款提交中"
+    assert response["cardData"]["cardParamMap"]["status"] == "已通过"
+    assert card.params["status"] == "已通过"
     assert card.params["footer"] == "agent1 通过 · 11-23 10:00"
     assert [source for source, _ in card.updates] == ["api", "callback"]
     assert fake.group_messages == []
@@ -265,7 +265,7 @@ async def test_the_access_token_is_refreshed_when_refused(
     fake.expire_tokens()
     await bot.say("sup1", "通过 R1", group="ops")
     await bot.drain()
-    assert fake.cards["refund-R1"].params["status"] == "已提交 · 等待平台退款"
+    assert fake.cards["refund-R1"].params["status"] == "已通过 · 待手动退款"
     assert fake.tokens_issued == 2
 
 

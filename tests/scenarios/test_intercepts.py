@@ -343,7 +343,7 @@ async def test_intercept_flow_on_both_databases(
     await bot.post_event(result("intercepted"))
     await bot.drain()
     # commerce mode "none": the approved refunds wait for a person to refund by hand.
-    assert {(await card(bot, h))["state"] for h in ("R1", "R2")} == {"submitted"}
+    assert {(await card(bot, h))["state"] for h in ("R1", "R2")} == {"manual_refund"}
 
 
 async def test_a_shipped_refund_without_tracking_number_is_called_out(
