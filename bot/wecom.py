@@ -69,13 +69,13 @@ class Bridge:
         if click is None:
             return Outcome(Reply(EXPIRED_BUTTON, ok=False))
         async with self.svc.tx() as tx:
-            before = await tx.cases.find(click.handle)
+            before = await tx.cases.by_handle(click.handle)
             version = before.version if before else 0
         reply = await self._run(
             dataclasses.replace(chat, action=click.action, case_ref=click.handle)
         )
         async with self.svc.tx() as tx:
-            case = await tx.cases.find(click.handle)
+            case = await tx.cases.by_handle(click.handle)
             if case is None:
                 return Outcome(reply)
             card = build_card(case, tx)

@@ -24,7 +24,7 @@ class FoldArgs(Args):
 
 async def _cases(ctx: CommandContext, ref: str) -> list[Case]:
     async with ctx.svc.tx() as tx:
-        fold = await tx.session.get(Fold, ref.strip().upper())
+        fold = await tx.session.get(Fold, ref.strip().lstrip("#＃").upper())
         if fold is None:
             raise NotFoundError(f"找不到合并卡片 {ref}")
         return [c for c in [await tx.cases.get(pk) for pk in fold.case_pks] if c is not None]

@@ -20,6 +20,7 @@ from bot.errors import UsageError, UserError
 from bot.message import Reply
 from bot.settings import StaffSettings
 from handlers.context import Services
+from handlers.reference import explicit_handle, handle_ref
 from storage.repositories import StaleCaseError
 
 log = logging.getLogger(__name__)
@@ -181,7 +182,9 @@ class Router:
                 raise UsageError(
                     f"请在群里输入：{command.usage().replace(f'<{first}>', chat.case_ref)}"
                 )
-            return command, command.args.model_validate({fields[0][0]: chat.case_ref})
+            # The card names its case by handle: never let an id shaped like it stand in.
+            ref = chat.case_ref if explicit_handle(chat.case_ref) else handle_ref(chat.case_ref)
+            return command, command.args.model_validate({fields[0][0]: ref})
         name, rest = self.split(chat.text)
         if not name:
             raise UsageError(self.hint())

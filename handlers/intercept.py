@@ -709,7 +709,7 @@ async def resolve(tx: Tx, ref_case: Case) -> Case:
     if ref_case.kind == CaseKind.INTERCEPT:
         return ref_case
     shown = ref_case.data.get("intercept")
-    if isinstance(shown, dict) and (case := await tx.cases.find(str(shown.get("handle")))):
+    if isinstance(shown, dict) and (case := await tx.cases.by_handle(str(shown.get("handle")))):
         return case
     raise UsageError(f"{ref_case.handle} 没有拦截单：请用拦截单号（如 X3）")
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from bot.errors import ConflictError, NotFoundError, PermissionDeniedError, UsageError
 from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone
 from bot.settings import StaffSettings
+from handlers import reference
 from handlers.context import Tx
 from handlers.money import fen_to_yuan, format_fen
 from handlers.schema import PLATFORMS, PayoutRequested
@@ -936,8 +937,8 @@ async def make_batch(
     mine: list[Case] = []
     if refs:
         members, problems = [], []
-        for ref in dict.fromkeys(r.upper() for r in refs):
-            case = await tx.cases.find(ref)
+        for ref in dict.fromkeys(refs):
+            case = await reference.find(tx, ref)
             problem = _batch_problem(tx, case, staff, ref)
             if problem:
                 problems.append(problem)
@@ -1167,7 +1168,7 @@ async def _settle_if_done(tx: Tx, batch: Case) -> None:
 
 
 async def load(tx: Tx, ref: str) -> Case:
-    case = await tx.cases.find(ref)
+    case = await reference.find(tx, ref)
     if case is None or case.kind not in (CaseKind.PAYOUT, CaseKind.PAYOUT_BATCH):
         raise NotFoundError(f"找不到打款单 {ref}：请用卡片上的编号（如 P7、B3）或完整的打款单号")
     return case

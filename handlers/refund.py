@@ -14,6 +14,7 @@ from typing import Any
 from bot.errors import ConflictError, NotFoundError, UsageError
 from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone
 from bot.settings import StaffSettings
+from handlers import reference
 from handlers.context import Tx
 from handlers.conversation import card_lines as conversation_lines
 from handlers.money import fen_to_yuan, format_fen
@@ -795,7 +796,7 @@ async def note(tx: Tx, case: Case, staff: StaffSettings, text: str, channel: str
 
 
 async def load_for_change(tx: Tx, ref: str) -> Case:
-    case = await tx.cases.find(ref)
+    case = await reference.find(tx, ref)
     if case is None:
         raise NotFoundError(f"找不到 {ref}：请用卡片上的编号（如 R12）或完整的退款单号")
     return case
