@@ -55,6 +55,11 @@ def problems(settings: Settings) -> list[str]:
         if platforms and not any(ids[p] for p in platforms):
             wanted = " or ".join(ID_KEYS[p] for p in sorted(platforms))
             found.append(f"{where}: no chat id for the channels in use (set {wanted})")
+        found += [
+            f"{where}: groups names {g!r}, which is not one of the [[groups]]"
+            for g in staff.groups
+            if settings.group(g) is None
+        ]
     found += _shared_identities(settings)
     if not any("admin" in s.roles for s in settings.staff) and settings.staff:
         found.append("no staff member has the admin role: dead letters and refusals name nobody")

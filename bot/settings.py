@@ -139,6 +139,8 @@ class StaffSettings(Section):
     dingtalk_staff_id: str = ""
     dingtalk_mobile: str = ""
     sandbox_user: str = ""
+    # Groups whose cases this person may act on from a DM (besides wecom_app groups naming them).
+    groups: list[str] = []
 
     @property
     def display(self) -> str:

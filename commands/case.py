@@ -17,7 +17,8 @@ from handlers.money import format_fen
 from storage.enums import CaseKind
 from storage.models import Case
 
-CASE = Field(description="单号", min_length=1, max_length=128)
+# `ref`: the router's scope filter checks the case it names (commands.scope).
+CASE = Field(description="单号", min_length=1, max_length=128, json_schema_extra={"ref": "case"})
 ANYONE = ("agent", "supervisor", "finance", "admin")
 
 
@@ -71,7 +72,7 @@ async def todo(ctx: CommandContext, args: TodoArgs) -> Reply:
         staff = ctx.require({"supervisor", "admin"}, "查看全部待办")
     async with ctx.svc.tx() as tx:
         states = [s.value for s in refund.NEEDS_PERSON | {refund.S.MANUAL}]
-        cases = await tx.cases.open_cases(states=states, limit=200)
+        cases = await tx.cases.open_cases(states=states, groups=ctx.scope.listed, limit=200)
         if not everyone:
             cases = [c for c in cases if _is_mine(tx, c, staff.id)]
         if not cases:

@@ -19,7 +19,9 @@ BULK = frozenset({refund.S.AWAITING_REVIEW, refund.S.ESCALATED, refund.S.INSPECT
 
 
 class FoldArgs(Args):
-    fold: str = Field(description="F编号", min_length=2, max_length=16)
+    fold: str = Field(
+        description="F编号", min_length=2, max_length=16, json_schema_extra={"ref": "fold"}
+    )
 
 
 async def _cases(ctx: CommandContext, ref: str) -> list[Case]:
@@ -37,7 +39,7 @@ async def approve_all(ctx: CommandContext, args: FoldArgs) -> Reply:
     """通过合并卡片里我有权限批准的全部待审核退款"""
     staff, done, beyond = ctx.me, [], []
     for case in await _cases(ctx, args.fold):
-        if case.kind != CaseKind.REFUND or case.state not in BULK:
+        if case.kind != CaseKind.REFUND or case.state not in BULK or not ctx.scope.allows(case):
             continue
         role = (
             "supervisor"

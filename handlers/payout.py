@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -925,8 +926,10 @@ async def make_batch(
     chat_group: str,
     input_id: str,
     channel: str,
+    groups: Collection[str] | None,
 ) -> Reply:
-    """Gather approved payouts (the named ones, or all waiting here) on one batch card."""
+    """Gather approved payouts (the named ones, or all waiting in `groups`, None for every
+    group) on one batch card."""
     tx.svc.staff.require(staff, FINANCE, "批量打款")
     seed = (input_id or uuid.uuid4().hex).encode()
     batch_id = "PB" + hashlib.sha256(seed).hexdigest()[:14].upper()
@@ -949,10 +952,7 @@ async def make_batch(
         if len(members) > limit:
             raise UsageError(f"一个批次最多 {limit} 笔")
     else:
-        group = tx.svc.settings.group(chat_group)
-        waiting = await _repo(tx).unbatched(
-            S.APPROVED.value, group_id=group.id if group else None, limit=limit * 2
-        )
+        waiting = await _repo(tx).unbatched(S.APPROVED.value, groups=groups, limit=limit * 2)
         mine = [c for c in waiting if two_person(tx) and approver_of(c) == staff.id]
         members = [c for c in waiting if c not in mine][:limit]
     if not members:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -118,11 +118,19 @@ class CaseRepository:
         await self.transition(case, case.state, now=now, **changes)
 
     async def open_cases(
-        self, *, states: Sequence[str], assignee: str | None = None, limit: int = 50
+        self,
+        *,
+        states: Sequence[str],
+        assignee: str | None = None,
+        groups: Collection[str] | None = None,
+        limit: int = 50,
     ) -> list[Case]:
+        """Cases in `states` (of `groups` only, when given), the nearest deadline first."""
         stmt = select(Case).where(Case.state.in_(states))
         if assignee is not None:
             stmt = stmt.where(Case.assignee == assignee)
+        if groups is not None:
+            stmt = stmt.where(Case.group_id.in_(sorted(groups)))
         stmt = stmt.order_by(Case.deadline_at.is_(None), Case.deadline_at, Case.id).limit(limit)
         return list((await self.session.scalars(stmt)).all())
 

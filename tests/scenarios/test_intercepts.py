@@ -231,7 +231,7 @@ async def test_a_contradicting_late_result_is_flagged(
 ) -> None:
     bot, _, _ = wired
     await bot.refund(data_shipping=SHIPPED)
-    assert (await bot.say("sup1", "拦截成功 R1 电话确认", group="ops"))["ok"]
+    assert (await bot.say("sup1", "拦截成功 X1 电话确认", group="ops"))["ok"]
     await bot.post_event(result("failed", "已派送"))
     await bot.drain()
     (warning,) = [t for t in await bot.texts("ops") if t.startswith("@") and "快递反馈" in t]

@@ -23,7 +23,15 @@ from integrations.wecom.models import Inbound
 from storage.coordination import InProcessCoordination
 from storage.models import AuditEntry, Case
 from tests.conftest import Bot, BotFactory, make_refund
-from tests.wecom_support import AES_KEY, CORP_ID, TOKEN, serve, userid, wecom_settings
+from tests.wecom_support import (
+    AES_KEY,
+    CORP_ID,
+    TOKEN,
+    WECOM_STAFF,
+    serve,
+    userid,
+    wecom_settings,
+)
 
 CHAT = "wrkSFfCgAAgroup1"
 MANUAL = "已通过 · 待手动退款"  # no shop system is connected: nothing was sent
@@ -233,6 +241,8 @@ async def test_the_running_app_connects_the_ai_bot_itself(
 
 
 def app_settings(sqlite_url: str, api: FakeWeComAPI, **wecom: Any) -> Any:
+    # The DM list names the supervisors; agents act on the group's cases by DM as its members.
+    staff = [{**s, "groups": ["approvals"]} if s["roles"] == ["agent"] else s for s in WECOM_STAFF]
     return wecom_settings(
         sqlite_url,
         [
@@ -245,6 +255,7 @@ def app_settings(sqlite_url: str, api: FakeWeComAPI, **wecom: Any) -> Any:
             {"id": "ops", "channel": "wecom_webhook", "webhook_url": api.webhook_url("ops-key")},
         ],
         wecom={"api_base": api.base_url, **wecom},
+        staff=staff,
     )
 
 
