@@ -119,7 +119,7 @@ async def run(*args: str, env: dict[str, str]) -> None:
 
 @dataclass
 class Served:
-    """A running `refundops serve`: its base URL and its process id."""
+    """A running `refundops serve` (or demo): its base URL and its process id."""
 
     url: str
     pid: int
@@ -134,7 +134,7 @@ async def serve(
     secrets: dict[str, str] | None = None,
     quiet: bool = True,
 ) -> AsyncIterator[Served]:
-    """Start `refundops serve` with `config` (TOML; `{port}` and `{db}` are filled in) in a
+    """Start `refundops serve` (`demo` for a sandbox config) with `config` (TOML; `{port}` and `{db}` are filled in) in a
     temporary directory and stop it on exit. Secrets go in the environment, as in production
     (`REFUNDOPS_<SECTION>__<KEY>`); the ingest secret is set. A PostgreSQL `db_url` is
     migrated first."""
@@ -148,11 +148,13 @@ async def serve(
         path = workdir / "refundops.toml"
         path.write_text(config.format(port=port, db=db), encoding="utf-8")
         out = asyncio.subprocess.DEVNULL if quiet else None  # stderr is kept: it says why
+        # The sandbox channel exists only in the demo: a config using it runs as one, unfed.
+        command = ["demo", "--no-simulator"] if 'channel = "sandbox"' in config else ["serve"]
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "bot.cli",
-            "serve",
+            *command,
             "--config",
             str(path),
             env=env,

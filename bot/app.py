@@ -19,7 +19,7 @@ from bot.routes import (
     sandbox,
     wecom,
 )
-from bot.settings import Settings
+from bot.settings import ConfigError, Settings
 from integrations.commerce.client import Commerce
 from storage.coordination import Coordination
 
@@ -32,7 +32,14 @@ def create_app(
     commerce: Commerce | None = None,
     workers: bool = True,
 ) -> web.Application:
-    """Build the app; `workers=False` leaves draining to the caller (tests drive it by hand)."""
+    """Build the app; `workers=False` leaves draining to the caller (tests drive it by hand).
+
+    What only the demo may run (the sandbox, the simulators) is refused outside it, whatever
+    the caller checked before.
+    """
+    refused = settings.demo_only()
+    if refused:
+        raise ConfigError(refused)
     app = web.Application(
         client_max_size=settings.server.max_body_bytes, middlewares=[availability.unavailable]
     )

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 overrides["database"] = {"url": f"sqlite+aiosqlite:///{args.db}"}
             if args.no_simulator:
                 overrides["simulator"] = {"enabled": False}
-            settings = _load(args, base=demo_base(), overrides=overrides)
+            settings = _load(args, base=demo_base(), overrides=overrides, demo=True)
         else:
             settings = _load(args)
     except ConfigError as exc:
@@ -125,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "digest":
         from bot.digest_cli import run_digest
+
+        if refused := settings.demo_only():
+            return _fail(refused)
 
         return asyncio.run(run_digest(settings, args.group, args.date, send=args.send))
     if args.command == "db":

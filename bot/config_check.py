@@ -37,6 +37,7 @@ def problems(settings: Settings) -> list[str]:
         found.append("missing secret ingest.secret (set REFUNDOPS_INGEST__SECRET)")
     elif secret in PLACEHOLDER_SECRETS and not settings.demo:
         found.append("ingest.secret is a placeholder; use a long random value outside the demo")
+    found += settings.demo_only()
     for group in settings.groups:
         found += _group_problems(settings, group)
     if settings.bot.admin_group and settings.group(settings.bot.admin_group) is None:
@@ -54,6 +55,12 @@ def problems(settings: Settings) -> list[str]:
         if platforms and not any(ids[p] for p in platforms):
             wanted = " or ".join(ID_KEYS[p] for p in sorted(platforms))
             found.append(f"{where}: no chat id for the channels in use (set {wanted})")
+        found += [
+            f"{where}: groups names {g!r}, which is not one of the [[groups]]"
+            for g in staff.groups
+            if settings.group(g) is None
+        ]
+    found += _shared_identities(settings)
     if not any("admin" in s.roles for s in settings.staff) and settings.staff:
         found.append("no staff member has the admin role: dead letters and refusals name nobody")
     found += RuleTable.from_settings(settings.rules).problems()
@@ -73,6 +80,30 @@ def problems(settings: Settings) -> list[str]:
             found.append("missing secret commerce.secret (set REFUNDOPS_COMMERCE__SECRET)")
     found += payout_problems(settings.payout)
     found += _carrier_problems(settings)
+    return found
+
+
+def _shared_identities(settings: Settings) -> list[str]:
+    """Two staff entries with one chat account: whoever holds it would act as both."""
+    found = []
+    for key, platform in (
+        ("wecom_userid", "WeCom"),
+        ("dingtalk_staff_id", "DingTalk"),
+        ("sandbox_user", "sandbox"),
+    ):
+        first: dict[str, tuple[int, str]] = {}
+        for i, staff in enumerate(settings.staff):
+            ident = getattr(staff, key) or (staff.id if key == "sandbox_user" else "")
+            if not ident:
+                continue
+            # WeCom userids are case-insensitive (成员 UserID 不区分大小写); DingTalk ids alike.
+            seen = first.setdefault(ident.strip().casefold(), (i, staff.id))
+            if seen[0] != i:
+                found.append(
+                    f"staff[{i}] ({staff.id}): {key} {ident!r} is also staff[{seen[0]}] "
+                    f"({seen[1]})'s: one {platform} account would act as both; give each "
+                    "person their own"
+                )
     return found
 
 

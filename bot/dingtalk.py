@@ -66,6 +66,7 @@ class DingtalkInbound:
             text=message.command_text,
             group_id=group.id if group else "",
             input_id=message.msg_id,
+            direct=not message.is_group,
         )
         reply = await self._run(chat)
         try:

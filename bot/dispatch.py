@@ -405,7 +405,7 @@ async def _commerce(d: Dispatcher, item: OutboxItem) -> None:
 
     async def record(tx: Tx, case: Case) -> None:
         if case.kind == "payout":
-            await payout.on_commerce_result(tx, case, item.kind, ok=True)
+            await payout.on_commerce_result(tx, case, item.kind, ok=True, status=result.status)
         else:
             await refund.on_commerce_result(tx, case, item.kind, ok=True, status=result.status)
 

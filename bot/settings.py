@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CHANNELS = (
@@ -111,7 +112,8 @@ class DingtalkSettings(Section):
 class GroupSettings(Section):
     id: str
     name: str = ""
-    channel: str = "sandbox"
+    # No default: where cards go and who may act is never guessed (the sandbox is demo-only).
+    channel: str
     chat_id: str = ""
     webhook_url: str = ""
     webhook_secret: SecretStr = SecretStr("")
@@ -140,6 +142,8 @@ class StaffSettings(Section):
     dingtalk_staff_id: str = ""
     dingtalk_mobile: str = ""
     sandbox_user: str = ""
+    # Groups whose cases this person may act on from a DM (besides wecom_app groups naming them).
+    groups: list[str] = []
 
     @property
     def display(self) -> str:
@@ -194,14 +198,14 @@ class DispatchSettings(Section):
 
 
 class CommerceSettings(Section):
-    mode: Literal["simulator", "webhook", "none"] = "simulator"
+    mode: Literal["simulator", "webhook", "none"] = "none"
     url: str = ""
     secret: SecretStr = SecretStr("")
     timeout_s: float = Field(default=10.0, gt=0)
 
 
 class CarrierSettings(Section):
-    mode: Literal["simulator", "webhook", "none"] = "simulator"
+    mode: Literal["simulator", "webhook", "none"] = "none"
     url: str = ""
     secret: SecretStr = SecretStr("")
     timeout_s: float = Field(default=10.0, gt=0)
@@ -294,6 +298,8 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = SimulatorSettings()
     replies: ReplySettings = ReplySettings()
     templates: list[TemplateSettings] = []
+    # Set only by `refundops demo` (load_settings(demo=True)); a config file, a secrets file
+    # or the environment that names it is refused, so production cannot switch it on.
     demo: bool = False
 
     @field_validator("groups")
@@ -317,7 +323,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (env_settings, init_settings)
+        return (_EnvWithoutDemo(env_settings), init_settings)
 
     @property
     def channels(self) -> set[str]:
@@ -325,7 +331,33 @@ class Settings(BaseSettings):
 
     @property
     def sandbox_enabled(self) -> bool:
-        return "sandbox" in self.channels
+        return self.demo and "sandbox" in self.channels
+
+    def demo_only(self) -> list[str]:
+        """What only `refundops demo` may run, each named where it is set; empty in the demo."""
+        if self.demo:
+            return []
+        found = [
+            f"group {g.id!r}: channel sandbox exists only under `refundops demo` (its page and "
+            "API let anyone who reaches the port act as any staff member); give the group a "
+            "WeCom or DingTalk channel"
+            for g in self.groups
+            if g.channel == "sandbox"
+        ]
+        found += [
+            f"{name}.mode = 'simulator' runs only under `refundops demo` (it answers as if "
+            f"{what} while nothing leaves the process); use 'webhook', or 'none' to do it by hand"
+            for name, mode, what in (
+                ("commerce", self.commerce.mode, "the shop had refunded"),
+                ("carrier", self.carrier.mode, "the carrier had intercepted"),
+            )
+            if mode == "simulator"
+        ]
+        if self.simulator.enabled:
+            found.append(
+                "simulator.enabled feeds made-up events and runs only under `refundops demo`"
+            )
+        return found
 
     @property
     def is_sqlite(self) -> bool:
@@ -341,6 +373,25 @@ def _require_unique(what: str, ids: list[str]) -> None:
         if item in seen:
             raise ValueError(f"{what} id {item!r} is used twice")
         seen.add(item)
+
+
+class _EnvWithoutDemo(PydanticBaseSettingsSource):
+    """The environment, which may set anything but the demo switch."""
+
+    def __init__(self, env: PydanticBaseSettingsSource) -> None:
+        super().__init__(env.settings_cls)
+        self.env = env
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.env.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        data = self.env()
+        if "demo" in data:
+            raise ConfigError(
+                ["REFUNDOPS_DEMO is set: only `refundops demo` runs the demo; unset it"]
+            )
+        return data
 
 
 class ConfigError(Exception):
@@ -439,6 +490,9 @@ def describe_validation_error(exc: ValidationError) -> list[str]:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
         if err["type"] == "extra_forbidden":
             problems.append(f"unknown key {where}")
+        elif err["type"] == "missing" and err["loc"][0] == "groups" and where.endswith(".channel"):
+            live = ", ".join(c for c in CHANNELS if c != "sandbox")
+            problems.append(f"missing key {where}: a group has no default channel (one of {live})")
         elif err["type"] == "missing":
             problems.append(f"missing key {where}")
         else:
@@ -453,12 +507,23 @@ def load_settings(
     base: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
     allow_inline_secrets: bool = False,
+    demo: bool = False,
 ) -> Settings:
-    """Build `Settings` from `base` < config file < secrets file < overrides < environment."""
+    """Build `Settings` from `base` < config file < secrets file < overrides < environment.
+
+    `demo` is how `refundops demo` says so; no file, base or override may set it.
+    """
     data: dict[str, Any] = dict(base or {})
     problems: list[str] = []
+    if "demo" in data:
+        problems.append("demo is not a setting: only `refundops demo` runs the demo")
     if config is not None:
         file_data = read_toml(config)
+        if "demo" in file_data:
+            problems.append(
+                f"demo is written in {config.name}: no config file can switch the demo on; "
+                "remove it (run `refundops demo --config FILE` for a demo)"
+            )
         if not allow_inline_secrets:
             problems += [
                 f"secret {path} is written in {config.name}: set it in the environment "
@@ -472,8 +537,14 @@ def load_settings(
             ]
         data = deep_merge(data, file_data)
     if secrets is not None:
-        data = merge_secrets(data, read_toml(secrets))
+        secret_data = read_toml(secrets)
+        if "demo" in secret_data:
+            problems.append(f"demo is written in {secrets.name}: remove it")
+        data = merge_secrets(data, secret_data)
     data = deep_merge(data, overrides or {})
+    if "demo" in (overrides or {}):
+        problems.append("demo is not an override: only `refundops demo` runs the demo")
+    data["demo"] = demo
     try:
         settings = Settings(**data)
     except ValidationError as exc:

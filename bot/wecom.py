@@ -26,6 +26,7 @@ from bot.keys import HTTP, METRICS, SERVICES
 from bot.message import Mention, Reply
 from bot.metrics import Metrics
 from commands import ChatInput, router
+from commands.scope import Scope
 from handlers.cards import build_card
 from handlers.context import Services, Tx
 from integrations.channel import Channel
@@ -67,6 +68,8 @@ class Bridge:
             text=inbound.text,
             group_id=inbound.group_id,
             input_id=inbound.dedup[-40:],
+            # The app only ever hears from people one to one (inputs saved before chattype too).
+            direct=inbound.chattype == "single" or inbound.channel == "wecom_app",
         )
         if not inbound.key:
             return Outcome(await self._run(chat))
@@ -74,16 +77,18 @@ class Bridge:
         if click is None:
             return Outcome(Reply(EXPIRED_BUTTON, ok=False))
         async with self.svc.tx() as tx:
-            before = await tx.cases.find(click.handle)
+            before = await tx.cases.by_handle(click.handle)
             version = before.version if before else 0
         reply = await self._run(
             dataclasses.replace(
                 chat, action=click.action, case_ref=click.handle, card_version=click.version
             )
         )
+        staff = self.svc.staff.by_platform("wecom", inbound.user)
+        scope = Scope.of(self.svc.settings, staff, group_id=chat.group_id, direct=chat.direct)
         async with self.svc.tx() as tx:
-            case = await tx.cases.find(click.handle)
-            if case is None:
+            case = await tx.cases.by_handle(click.handle)
+            if case is None or not scope.allows(case):
                 return Outcome(reply)
             card = build_card(case, tx)
             if inbound.channel in REDRAWN_BY_ANSWER and inbound.task_id:

@@ -17,7 +17,8 @@ from handlers.money import format_fen
 from storage.enums import CaseKind
 from storage.models import Case
 
-CASE = Field(description="单号", min_length=1, max_length=128)
+# `ref`: the router's scope filter checks the case it names (commands.scope).
+CASE = Field(description="单号", min_length=1, max_length=128, json_schema_extra={"ref": "case"})
 ANYONE = ("agent", "supervisor", "finance", "admin")
 
 
@@ -70,7 +71,8 @@ async def todo(ctx: CommandContext, args: TodoArgs) -> Reply:
     if everyone:
         staff = ctx.require({"supervisor", "admin"}, "查看全部待办")
     async with ctx.svc.tx() as tx:
-        cases = await tx.cases.open_cases(states=[s.value for s in refund.NEEDS_PERSON], limit=200)
+        states = [s.value for s in refund.NEEDS_PERSON | {refund.S.MANUAL}]
+        cases = await tx.cases.open_cases(states=states, groups=ctx.scope.listed, limit=200)
         if not everyone:
             cases = [c for c in cases if _is_mine(tx, c, staff.id)]
         if not cases:
@@ -121,6 +123,19 @@ async def reject(ctx: CommandContext, args: ReasonArgs) -> Reply:
         staff = ctx.require(DECIDERS, "拒绝退款")
         _refund_only(case)
         return await refund.reject(tx, case, staff, args.reason, ctx.channel)
+
+
+@router.command(
+    "refunded", "已退款", "已手动退款", args=CaseArgs, roles=DECIDERS, what="登记手动退款"
+)
+async def refunded(ctx: CommandContext, args: CaseArgs) -> Reply:
+    """登记已在店铺后台手动退款（未接店铺系统时，卡片会提示）"""
+    staff = ctx.me
+    async with ctx.svc.tx() as tx:
+        case = await refund.load_for_change(tx, args.case)
+        if case.kind != CaseKind.REFUND:
+            raise UsageError(f"{case.handle} 不是退款单：已退款 <退款编号，如 R12>")
+        return await refund.record_refunded(tx, case, staff, ctx.channel)
 
 
 @router.command("claim", "认领", args=CaseArgs, roles=DECIDERS, what="认领单据")

@@ -23,12 +23,15 @@ async def show_digest(ctx: CommandContext, args: DigestArgs) -> Reply:
         and not args.span.rstrip("天d").isdigit()
     ):
         return Reply("用法：日报 [今天|昨天|7]", ok=False)
-    svc = ctx.svc
-    group_id = ctx.input.group_id or svc.admin_group
+    svc, scope = ctx.svc, ctx.scope
+    # Here: this group's; in a DM: the admin group's for an admin, else the person's own group's.
+    group_id = scope.place or (svc.admin_group if scope.admin else min(scope.groups, default=""))
+    if not group_id or not (scope.place or scope.direct):
+        return Reply("这里看不了日报：请在售后群里 @我 日报", ok=False)
     async with svc.tx() as tx:
         span = digest.span_for(svc, args.span, tx.now)
         notice = await digest.build(tx, group_id, span)
-        if not ctx.input.group_id:
+        if not scope.place:
             return Reply(notice.markdown())
         await tx.notice(group_id, replace(notice, key=f"{notice.key}:asked:{tx.now:%H%M%S%f}"))
     return Reply(f"📊 {notice.title} 已发到群里")

@@ -20,12 +20,14 @@ BULK = frozenset({refund.S.AWAITING_REVIEW, refund.S.ESCALATED, refund.S.INSPECT
 
 
 class FoldArgs(Args):
-    fold: str = Field(description="F编号", min_length=2, max_length=16)
+    fold: str = Field(
+        description="F编号", min_length=2, max_length=16, json_schema_extra={"ref": "fold"}
+    )
 
 
 async def _fold(ctx: CommandContext, ref: str) -> tuple[Fold, list[Case]]:
     async with ctx.svc.tx() as tx:
-        fold = await tx.session.get(Fold, ref.strip().upper())
+        fold = await tx.session.get(Fold, ref.strip().lstrip("#＃").upper())
         if fold is None:
             raise NotFoundError(f"找不到合并卡片 {ref}")
         return fold, [c for c in [await tx.cases.get(pk) for pk in fold.case_pks] if c is not None]
@@ -47,6 +49,8 @@ async def approve_all(ctx: CommandContext, args: FoldArgs) -> Reply:
     able: dict[str, StaffSettings] = {}
     fold, cases = await _fold(ctx, args.fold)
     for case in cases:
+        if not ctx.scope.allows(case):
+            continue
         async with ctx.svc.tx() as tx:
             fresh = await tx.cases.get(case.id)
             if fresh is None or fresh.kind != CaseKind.REFUND or fresh.state not in BULK:

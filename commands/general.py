@@ -16,5 +16,5 @@ async def help_(ctx: CommandContext, _args: NoArgs) -> Reply:  # noqa: ARG001
         lines.append(
             f"• {command.usage(chinese)}  — {command.help}" + (f"（{english}）" if english else "")
         )
-    lines.append("卡片编号（如 R12）和完整单号都可以。")
+    lines.append("卡片编号（如 R12）和完整单号都可以；#R12 专指卡片编号 R12。")
     return Reply("\n".join(lines))

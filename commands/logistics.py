@@ -32,7 +32,7 @@ async def intercepted(ctx: CommandContext, args: DetailArgs) -> Reply:
     """登记快递已拦截成功（电话或快递后台确认的），关联退款自动继续"""
     staff = ctx.me
     async with ctx.svc.tx() as tx:
-        case = await load_for_change(tx, args.case)
+        case = ctx.allow(await intercept_flow.resolve(tx, await load_for_change(tx, args.case)))
         return await intercept_flow.confirm(
             tx, case, staff, ok=True, detail=args.detail, channel=ctx.channel
         )
@@ -45,7 +45,7 @@ async def intercept_failed(ctx: CommandContext, args: DetailArgs) -> Reply:
     """登记快递拦截失败，关联退款转入退货流程"""
     staff = ctx.me
     async with ctx.svc.tx() as tx:
-        case = await load_for_change(tx, args.case)
+        case = ctx.allow(await intercept_flow.resolve(tx, await load_for_change(tx, args.case)))
         return await intercept_flow.confirm(
             tx, case, staff, ok=False, detail=args.detail, channel=ctx.channel
         )

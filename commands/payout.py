@@ -38,7 +38,9 @@ class PaidArgs(Args):
 
 
 class BatchArgs(Args):
-    cases: str = Field(default="", description="P1 P2 …", json_schema_extra={"rest": True})
+    cases: str = Field(
+        default="", description="P1 P2 …", json_schema_extra={"rest": True, "ref": "cases"}
+    )
 
 
 @router.command("payout", "打款", "申请打款", args=PayoutArgs, roles=DECIDERS, what="申请打款")
@@ -96,6 +98,7 @@ async def batch(ctx: CommandContext, args: BatchArgs) -> Reply:
             chat_group=ctx.input.group_id,
             input_id=ctx.input.input_id,
             channel=ctx.channel,
+            groups=ctx.scope.listed,
         )
 
 
@@ -114,7 +117,7 @@ async def payouts(ctx: CommandContext, _args: NoArgs) -> Reply:
     """等我审批或确认的打款"""
     staff = ctx.me
     async with ctx.svc.tx() as tx:
-        cases = await payout.pending(tx, staff)
+        cases = [c for c in await payout.pending(tx, staff) if ctx.scope.allows_listed(c)]
         if not cases:
             return Reply("🎉 没有等你处理的打款")
         lines = [f"{staff.display} 的待打款（{len(cases)}）："]

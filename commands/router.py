@@ -3,6 +3,10 @@
 `@router.command("approve", "通过", roles=DECIDERS)` registers a coroutine taking a
 `CommandContext` and its `<Name>Args`; its docstring is its help text. A command calls
 handlers and returns a `Reply`; the platform adapter sends it.
+
+Two filters run before a command, both failing closed: the ACL (the caller's roles) and the
+scope (commands.scope): every argument marked `ref` must name a case, or a batch card, of
+the group the command was typed in.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -19,8 +24,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from bot.errors import StaleCardError, UsageError, UserError
 from bot.message import Reply
 from bot.settings import StaffSettings
-from handlers import material
+from commands.scope import Scope
+from handlers import material, reference
 from handlers.context import Services
+from handlers.reference import explicit_handle, handle_ref
+from storage.models import Case, Fold
 from storage.repositories import StaleCaseError
 
 log = logging.getLogger(__name__)
@@ -53,10 +61,12 @@ class ChatInput:
     platform: str
     user: str
     text: str = ""
+    # The configured group it came from; empty for a DM (`direct`) or a chat no group names.
     group_id: str = ""
     action: str = ""
     case_ref: str = ""
     input_id: str = ""
+    direct: bool = False
     card_version: int | None = None
 
     @property
@@ -85,6 +95,35 @@ class CommandContext:
 
     def require(self, roles: Iterable[str], what: str) -> StaffSettings:
         return self.svc.staff.require(self.staff, roles, what)
+
+    @cached_property
+    def scope(self) -> Scope:
+        return Scope.of(
+            self.svc.settings, self.staff, group_id=self.input.group_id, direct=self.input.direct
+        )
+
+    def allow(self, case: Case) -> Case:
+        """`case`, when it may be acted on from where the command was typed; else a refusal."""
+        return self.scope.check(case)
+
+    async def check_refs(self, args: Args) -> None:
+        """The scope filter: each `ref` argument names a case (or batch card) of this place."""
+        for name, field in type(args).model_fields.items():
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            value = getattr(args, name)
+            if not extra.get("ref") or not isinstance(value, str) or not value:
+                continue
+            async with self.svc.tx() as tx:
+                if extra["ref"] == "fold":
+                    fold = await tx.session.get(Fold, value.strip().lstrip("#＃").upper())
+                    if fold is not None:
+                        self.scope.check_group(fold.group_id, fold.key)
+                    continue
+                refs = value.split() if extra["ref"] == "cases" else [value]
+                for ref in refs:
+                    case = await reference.find(tx, ref)
+                    if case is not None:
+                        self.allow(case)
 
 
 @dataclass(frozen=True)
@@ -166,6 +205,7 @@ class Router:
         try:
             command, args = self._resolve(chat)
             ctx.require(command.roles or {"agent", "supervisor", "finance", "admin"}, command.what)
+            await ctx.check_refs(args)
             if chat.action:
                 await _ensure_fresh(svc, chat)
             for attempt in range(STALE_RETRIES):
@@ -199,7 +239,9 @@ class Router:
                 raise UsageError(
                     f"请在群里输入：{command.usage().replace(f'<{first}>', chat.case_ref)}"
                 )
-            return command, command.args.model_validate({fields[0][0]: chat.case_ref})
+            # The card names its case by handle: never let an id shaped like it stand in.
+            ref = chat.case_ref if explicit_handle(chat.case_ref) else handle_ref(chat.case_ref)
+            return command, command.args.model_validate({fields[0][0]: ref})
         name, rest = self.split(chat.text)
         if not name:
             raise UsageError(self.hint())

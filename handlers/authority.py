@@ -20,6 +20,7 @@ class StaffDirectory:
         self.staff = list(staff)
         self._by_id = {s.id: s for s in self.staff}
         self._by_platform: dict[tuple[str, str], StaffSettings] = {}
+        holders: dict[tuple[str, str], set[str]] = {}
         for s in self.staff:
             for platform, ident in (
                 ("sandbox", s.sandbox_user or s.id),
@@ -28,6 +29,11 @@ class StaffDirectory:
             ):
                 if ident:
                     self._by_platform[(platform, ident)] = s
+                    holders.setdefault((platform, ident.strip().casefold()), set()).add(s.id)
+        # An account two entries claim (check-config names it) is nobody's: fail closed.
+        for (platform, ident), _ in list(self._by_platform.items()):
+            if len(holders[(platform, ident.strip().casefold())]) > 1:
+                del self._by_platform[(platform, ident)]
 
     def get(self, staff_id: str) -> StaffSettings | None:
         return self._by_id.get(staff_id)

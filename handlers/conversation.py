@@ -23,6 +23,7 @@ STATUS_TEXT = {
     "queued": "发送中",
     "sent": "已送达",
     "accepted": "店铺系统已接收",
+    "manual": "未发送",
     "failed": "未送达",
 }
 
@@ -70,6 +71,8 @@ def card_lines(case: Case, tx: Tx) -> list[str]:
             lines.append(
                 f"⚠ {_at(tx, reply['at'])} 给买家的回复未送达：{short(reply.get('detail', ''), 80)}"
             )
+        elif reply is sent[-1] and reply["status"] == "manual":
+            lines.append(f"⚠ {short(reply.get('detail', ''), 80)}")
         elif reply is sent[-1] and reply["status"] == "accepted" and reply.get("detail"):
             lines.append(f"ℹ 店铺系统：{short(reply['detail'], 80)}")
     return lines

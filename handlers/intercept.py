@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 class InterceptState(StrEnum):
     REQUESTED = "requested"
     SENT = "sent"
+    # No carrier system is connected ([carrier] mode = "none"): nothing was sent, call them.
+    MANUAL = "manual"
     OVERDUE = "overdue"
     INTERCEPTED = "intercepted"
     FAILED = "intercept_failed"
@@ -47,6 +49,7 @@ class InterceptState(StrEnum):
 
 class InterceptTrigger(StrEnum):
     SENT = "sent"
+    MANUAL = "manual"
     INTERCEPTED = "intercepted"
     FAIL = "fail"
     ESCALATE = "escalate"
@@ -55,15 +58,16 @@ class InterceptTrigger(StrEnum):
 
 
 S, T = InterceptState, InterceptTrigger
-WAITING = frozenset({S.REQUESTED, S.SENT, S.OVERDUE})
+WAITING = frozenset({S.REQUESTED, S.SENT, S.MANUAL, S.OVERDUE})
 OPEN = WAITING | {S.ERROR}
 DONE = frozenset({S.INTERCEPTED, S.FAILED})
 
 TRANSITIONS: dict[tuple[InterceptState, InterceptTrigger], InterceptState] = {
     (S.REQUESTED, T.SENT): S.SENT,
+    (S.REQUESTED, T.MANUAL): S.MANUAL,
     **{(s, T.INTERCEPTED): S.INTERCEPTED for s in OPEN},
     **{(s, T.FAIL): S.FAILED for s in OPEN},
-    **{(s, T.ESCALATE): S.OVERDUE for s in (S.REQUESTED, S.SENT)},
+    **{(s, T.ESCALATE): S.OVERDUE for s in (S.REQUESTED, S.SENT, S.MANUAL)},
     **{(s, T.ERROR): S.ERROR for s in (S.REQUESTED, S.OVERDUE)},
     (S.ERROR, T.RETRY): S.REQUESTED,
 }
@@ -71,6 +75,7 @@ TRANSITIONS: dict[tuple[InterceptState, InterceptTrigger], InterceptState] = {
 STATE_TEXT: dict[str, str] = {
     S.REQUESTED: "已申请 · 提交快递中",
     S.SENT: "快递已受理 · 等待拦截结果",
+    S.MANUAL: "未接快递系统 · 请电话联系快递拦截",
     S.OVERDUE: "快递超时未反馈 · 已升级主管",
     S.INTERCEPTED: "拦截成功",
     S.FAILED: "拦截失败",
@@ -86,6 +91,7 @@ advance = MACHINE.advance
 ACTION_TEXT = {
     "requested": "申请拦截",
     T.SENT.value: "快递受理",
+    T.MANUAL.value: "转电话拦截（未接快递系统）",
     T.INTERCEPTED.value: "拦截成功",
     T.FAIL.value: "拦截失败",
     T.ESCALATE.value: "超时升级",
@@ -101,6 +107,7 @@ SOURCE_TEXT = {"rule": "规则", "command": "命令", "anomaly": "物流异常"}
 LINK_TEXT: dict[str, str] = {
     S.REQUESTED: "拦截中 · 等快递结果",
     S.SENT: "拦截中 · 等快递结果",
+    S.MANUAL: "待电话拦截",
     S.OVERDUE: "快递超时未反馈 · 已升级主管",
     S.INTERCEPTED: "拦截成功",
     S.FAILED: "拦截失败",
@@ -403,9 +410,12 @@ async def on_carrier_answer(tx: Tx, case: Case, answer: CarrierAnswer) -> None:
         },
         "error": "",
     }
-    if answer.status == "accepted":
+    if answer.status in ("accepted", "manual"):
         if state is S.REQUESTED:
-            await move(tx, case, T.SENT, actor="carrier", data=data)
+            trigger, actor = (
+                (T.SENT, "carrier") if answer.status == "accepted" else (T.MANUAL, "system")
+            )
+            await move(tx, case, trigger, actor=actor, data=data)
         return
     await decide(
         tx,
@@ -556,7 +566,8 @@ def intercept_card(case: Case, tx: Tx) -> Card:
     who = str(data.get("requested_by", ""))
     via = "" if who.startswith("rule:") else f"（{SOURCE_TEXT.get(data.get('source', ''), '')}）"
     fields.append(Field("申请", f"{directory.name(who)}{via} · {requested:%m-%d %H:%M}"))
-    if (answer := data.get("carrier_answer")) and answer.get("detail"):
+    answer = data.get("carrier_answer")
+    if answer and answer.get("detail") and answer.get("status") != "manual":
         fields.append(Field("快递受理", answer["detail"]))
     if result := data.get("result"):
         at = tx.local(datetime.fromisoformat(result["at"]))
@@ -574,6 +585,13 @@ def intercept_card(case: Case, tx: Tx) -> Card:
         lines.append(f"🔺 {hours * 2:g} 小时没有快递反馈，请主管联系快递确认")
     if state is S.ERROR:
         lines.append(f"⚠ 未能提交给快递：{data.get('error') or '接口多次失败'}")
+    if state is S.MANUAL:
+        hotline = carrier_hotline(data["carrier"])
+        call = f"（{carrier_name(data['carrier'])} {hotline}）" if hotline else ""
+        lines.append(
+            f"☎ 未接快递系统，拦截申请没有发出：请电话联系快递拦截{call}，"
+            f"再点「拦截成功 / 拦截失败」或输入「拦截成功 {case.handle}」「拦截失败 {case.handle} 原因」登记结果"
+        )
     if state is S.INTERCEPTED and case.amount_fen:
         then = (
             "退款自动继续"
@@ -726,7 +744,7 @@ async def resolve(tx: Tx, ref_case: Case) -> Case:
     if ref_case.kind == CaseKind.INTERCEPT:
         return ref_case
     shown = ref_case.data.get("intercept")
-    if isinstance(shown, dict) and (case := await tx.cases.find(str(shown.get("handle")))):
+    if isinstance(shown, dict) and (case := await tx.cases.by_handle(str(shown.get("handle")))):
         return case
     raise UsageError(f"{ref_case.handle} 没有拦截单：请用拦截单号（如 X3）")
 

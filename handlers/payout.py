@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -17,10 +18,12 @@ from typing import Any, Literal
 from bot.errors import ConflictError, NotFoundError, PermissionDeniedError, UsageError
 from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone
 from bot.settings import StaffSettings
+from handlers import reference
 from handlers.context import Tx
 from handlers.money import MAX_AMOUNT_FEN, fen_to_yuan, format_fen
 from handlers.schema import PLATFORMS, PayoutRequested
 from handlers.states import IllegalTransitionError, Machine
+from integrations.commerce.client import MANUAL
 from storage.enums import CaseKind
 from storage.models import Case
 from storage.repositories.payouts import PayoutRepository, Tally
@@ -293,6 +296,8 @@ def payout_card(case: Case, tx: Tx) -> Card:
         lines.append("已通知买家")
     elif state is S.PAID and (why := case.data.get("buyer_notify_error")):
         lines.append(f"⚠ 未能通知买家：{why[:120]}")
+    elif state is S.PAID and case.data.get("buyer_notify_manual"):
+        lines.append("⚠ 未接店铺系统，没有通知买家：请在平台后台告知买家已打款")
     mentions: tuple[Mention, ...] = ()
     if state is S.REQUESTED:
         mentions = tx.svc.staff.mentions(approvers_for(tx, case))
@@ -897,12 +902,17 @@ async def on_transfer_gave_up(tx: Tx, case: Case, *, out_biz_no: str, error: str
     )
 
 
-async def on_commerce_result(tx: Tx, case: Case, action: str, *, ok: bool, error: str = "") -> None:
-    """The shop system told the buyer about the payment (or gave up trying)."""
+async def on_commerce_result(
+    tx: Tx, case: Case, action: str, *, ok: bool, status: str = "", error: str = ""
+) -> None:
+    """The shop system told the buyer about the payment (or gave up trying, or none is connected)."""
     if action != "commerce.notify_payout":
         return
-    key = "buyer_notified" if ok else "buyer_notify_error"
-    data = {**case.data, key: tx.now.isoformat() if ok else error[:300]}
+    if ok and status == MANUAL:
+        data = {**case.data, "buyer_notify_manual": tx.now.isoformat()}
+    else:
+        key = "buyer_notified" if ok else "buyer_notify_error"
+        data = {**case.data, key: tx.now.isoformat() if ok else error[:300]}
     await tx.cases.touch(case, now=tx.now, data=data)
     await tx.sync_card(case)
 
@@ -918,8 +928,10 @@ async def make_batch(
     chat_group: str,
     input_id: str,
     channel: str,
+    groups: Collection[str] | None,
 ) -> Reply:
-    """Gather approved payouts (the named ones, or all waiting here) on one batch card."""
+    """Gather approved payouts (the named ones, or all waiting in `groups`, None for every
+    group) on one batch card."""
     tx.svc.staff.require(staff, FINANCE, "批量打款")
     seed = (input_id or uuid.uuid4().hex).encode()
     batch_id = "PB" + hashlib.sha256(seed).hexdigest()[:14].upper()
@@ -930,8 +942,8 @@ async def make_batch(
     mine: list[Case] = []
     if refs:
         members, problems = [], []
-        for ref in dict.fromkeys(r.upper() for r in refs):
-            case = await tx.cases.find(ref)
+        for ref in dict.fromkeys(refs):
+            case = await reference.find(tx, ref)
             problem = _batch_problem(tx, case, staff, ref)
             if problem:
                 problems.append(problem)
@@ -942,10 +954,7 @@ async def make_batch(
         if len(members) > limit:
             raise UsageError(f"一个批次最多 {limit} 笔")
     else:
-        group = tx.svc.settings.group(chat_group)
-        waiting = await _repo(tx).unbatched(
-            S.APPROVED.value, group_id=group.id if group else None, limit=limit * 2
-        )
+        waiting = await _repo(tx).unbatched(S.APPROVED.value, groups=groups, limit=limit * 2)
         mine = [c for c in waiting if two_person(tx) and approver_of(c) == staff.id]
         members = [c for c in waiting if c not in mine][:limit]
     if not members:
@@ -1161,7 +1170,7 @@ async def _settle_if_done(tx: Tx, batch: Case) -> None:
 
 
 async def load(tx: Tx, ref: str) -> Case:
-    case = await tx.cases.find(ref)
+    case = await reference.find(tx, ref)
     if case is None or case.kind not in (CaseKind.PAYOUT, CaseKind.PAYOUT_BATCH):
         raise NotFoundError(f"找不到打款单 {ref}：请用卡片上的编号（如 P7、B3）或完整的打款单号")
     return case

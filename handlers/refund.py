@@ -14,7 +14,7 @@ from typing import Any
 from bot.errors import ConflictError, MissingRefundError, NotFoundError, UsageError
 from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone
 from bot.settings import StaffSettings
-from handlers import material
+from handlers import material, reference
 from handlers.authority import SUPERVISORS
 from handlers.context import Tx, effect_key
 from handlers.conversation import card_lines as conversation_lines
@@ -22,6 +22,7 @@ from handlers.money import fen_to_yuan, format_fen
 from handlers.rules import Action, Decision, RefundFacts
 from handlers.schema import PLATFORMS, RefundEnded, RefundRequested, RefundUpdated, yuan_text
 from handlers.states import Machine
+from integrations.commerce.client import MANUAL
 from storage.enums import CaseKind
 from storage.models import Case
 
@@ -33,6 +34,8 @@ class RefundState(StrEnum):
     APPROVED = "approved"
     AUTO_APPROVED = "auto_approved"
     SUBMITTED = "submitted"
+    # Approved, but no shop system is connected ([commerce] mode = "none"): nothing was sent.
+    MANUAL = "manual_refund"
     REFUNDED = "refunded"
     REJECTED = "rejected"
     WAITING_INTERCEPT = "waiting_intercept"
@@ -53,6 +56,7 @@ class Trigger(StrEnum):
     ESCALATE = "escalate"
     REJECT = "reject"
     SUBMITTED = "submitted"
+    MANUAL = "manual"
     REFUNDED = "refunded"
     FAIL = "fail"
     RETRY = "retry"
@@ -102,7 +106,8 @@ TRANSITIONS: dict[tuple[RefundState, Trigger], RefundState] = {
     **{(s, T.ESCALATE): S.ESCALATED for s in DECIDABLE - {S.ESCALATED}},
     **{(s, T.REJECT): S.REJECTED for s in DECIDABLE | {S.WAITING_RETURN, S.RETURNING}},
     **{(s, T.SUBMITTED): S.SUBMITTED for s in {S.APPROVED, S.AUTO_APPROVED}},
-    **{(s, T.REFUNDED): S.REFUNDED for s in PAYING | {S.FAILED}},
+    **{(s, T.MANUAL): S.MANUAL for s in {S.APPROVED, S.AUTO_APPROVED}},
+    **{(s, T.REFUNDED): S.REFUNDED for s in PAYING | {S.FAILED, S.MANUAL}},
     **{(s, T.FAIL): S.FAILED for s in PAYING},
     **{(s, T.CANCEL): S.CANCELLED for s in OPEN - PAYING},
     **{(s, T.PLATFORM_CLOSE): S.CLOSED_BY_PLATFORM for s in OPEN},
@@ -117,6 +122,7 @@ STATE_TEXT: dict[str, str] = {
     S.APPROVED: "已通过 · 退款提交中",
     S.AUTO_APPROVED: "自动通过 · 退款提交中",
     S.SUBMITTED: "已提交 · 等待平台退款",
+    S.MANUAL: "已通过 · 待手动退款",
     S.REFUNDED: "已退款",
     S.REJECTED: "已拒绝",
     S.WAITING_INTERCEPT: "已发货 · 等待拦截结果",
@@ -135,6 +141,7 @@ TRIGGER_TEXT: dict[str, str] = {
     T.RETRY: "重试",
     T.INTERCEPTED: "确认拦截",
     T.RETURN_RECEIVED: "确认收货",
+    T.REFUNDED: "登记已退款",
 }
 MACHINE = Machine("这个退款", RefundState, TRANSITIONS, STATE_TEXT, TRIGGER_TEXT)
 advance = MACHINE.advance
@@ -151,6 +158,7 @@ TONE = {
     **dict.fromkeys(NEEDS_PERSON, Tone.WARNING),
     S.ESCALATED: Tone.DANGER,
     S.FAILED: Tone.DANGER,
+    S.MANUAL: Tone.WARNING,
     S.REFUNDED: Tone.SUCCESS,
     **dict.fromkeys({S.REJECTED, S.CANCELLED, S.CLOSED_BY_PLATFORM}, Tone.MUTED),
 }
@@ -167,6 +175,7 @@ ACTION_TEXT = {
     "await_return": "等待退货",
     "refunded": "确认退款",
     "submitted": "提交退款",
+    "manual": "转手动退款（未接店铺系统）",
     "fail": "退款失败",
     "retry": "重新提交",
     "cancel": "撤销申请",
@@ -249,6 +258,13 @@ def refund_card(case: Case, tx: Tx) -> Card:
             lines.append(f"⬆ {who} 建议通过，超出其权限 {esc['limit']}，请主管审批")
     if state is S.FAILED and (error := case.data.get("commerce", {}).get("error")):
         lines.append(f"⚠ 失败原因：{error}")
+    if state is S.MANUAL:
+        lines.append(
+            f"⚠ 未接店铺系统，退款没有发出：请在店铺后台手动退款 {format_fen(_standing_fen(case))}，"
+            f"完成后点「已手动退款」或输入「已退款 {case.handle}」"
+        )
+    if state is S.REJECTED and case.data.get("commerce", {}).get("reject") == MANUAL:
+        lines.append("⚠ 未接店铺系统，拒绝没有提交到平台：请在店铺后台手动拒绝")
     if state is S.INSPECTING and case.data.get("qc", {}).get("result") == "failed":
         lines.append(f"⚠ 仓库质检不通过 {case.data['qc'].get('detail', '')}".rstrip())
     if state in (S.CANCELLED, S.CLOSED_BY_PLATFORM) and (detail := case.data.get("end_detail")):
@@ -270,7 +286,7 @@ def refund_card(case: Case, tx: Tx) -> Card:
         state=case.state,
         version=case.version,
         title=f"{KIND_TEXT.get(kind, '退款')} {case.handle} · {format_fen(case.amount_fen)}",
-        status=STATE_TEXT[state],
+        status=_status_text(state, tx),
         tone=TONE.get(state, Tone.INFO),
         fields=tuple(fields),
         buttons=buttons,
@@ -278,6 +294,13 @@ def refund_card(case: Case, tx: Tx) -> Card:
         footer=footer(case, tx),
         mentions=mentions,
     )
+
+
+def _status_text(state: RefundState, tx: Tx) -> str:
+    """Without a shop system nothing is being submitted, not even for a moment."""
+    if state in (S.APPROVED, S.AUTO_APPROVED) and tx.svc.settings.commerce.mode == "none":
+        return STATE_TEXT[state].split(" · ")[0]
+    return STATE_TEXT[state]
 
 
 def refund_buttons(state: RefundState) -> tuple[Button, ...]:
@@ -294,6 +317,8 @@ def refund_buttons(state: RefundState) -> tuple[Button, ...]:
         return (reject, claim)
     if state is S.FAILED:
         return (Button("retry", "重新提交", ButtonStyle.PRIMARY), claim)
+    if state is S.MANUAL:
+        return (Button("refunded", "已手动退款", ButtonStyle.PRIMARY), claim)
     return ()
 
 
@@ -493,11 +518,14 @@ def approved_fen(case: Case) -> int | None:
     return amount if isinstance(amount, int) else None
 
 
-def approve_payload(case: Case) -> dict[str, Any]:
+def _standing_fen(case: Case) -> int:
+    """What the refund pays: the approved amount once there is one, else the requested."""
     amount = approved_fen(case)
-    return _commerce_payload(case) | {
-        "amount": str(fen_to_yuan(case.amount_fen if amount is None else amount))
-    }
+    return case.amount_fen if amount is None else amount
+
+
+def approve_payload(case: Case) -> dict[str, Any]:
+    return _commerce_payload(case) | {"amount": str(fen_to_yuan(_standing_fen(case)))}
 
 
 def _sending(case: Case) -> bool:
@@ -538,7 +566,8 @@ async def begin_submission(
 
 STOP_TEXT = {
     "requested": "已通知仓库截单，等待结果",
-    "pending": "已提交，等仓库确认（未接 ERP 时请手动截单）",
+    "pending": "已提交，等仓库确认",
+    MANUAL: "❗ 未接仓库/ERP，没有通知仓库：请手动截单",
     "done": "✅ 已截单",
 }
 
@@ -552,7 +581,7 @@ def stop_shipment_text(data: dict[str, Any]) -> str:
 
 async def request_stop_shipment(tx: Tx, case: Case, *, actor: str, channel: str = "") -> bool:
     """Tell the warehouse/ERP to stop an unshipped order (截单); False when already under way."""
-    if case.data.get("stop_shipment") in ("requested", "pending", "done"):
+    if case.data.get("stop_shipment") in ("requested", "pending", MANUAL, "done"):
         return False
     attempt = int(case.data.get("stop_attempt", 0)) + 1
     data = {**case.data, "stop_shipment": "requested", "stop_attempt": attempt}
@@ -956,14 +985,17 @@ async def on_commerce_result(
     """The commerce system answered (or gave up on) an approve/reject/stop-shipment call."""
     commerce = {**case.data.get("commerce", {})}
     if action == "commerce.stop_shipment":
-        outcome = ("done" if status == "done" else "pending") if ok else f"failed: {error}"
+        outcome = (
+            (status if status in ("done", MANUAL) else "pending") if ok else f"failed: {error}"
+        )
         data = {**case.data, "stop_shipment": outcome}
         await tx.cases.touch(case, now=tx.now, data=data)
         await tx.sync_card(case)
         return
     if action == "commerce.reject_refund":
-        if not ok:
-            data = {**case.data, "commerce": commerce | {"error": f"拒绝未能提交：{error}"}}
+        if not ok or status == MANUAL:
+            told = {"reject": MANUAL} if ok else {"error": f"拒绝未能提交：{error}"}
+            data = {**case.data, "commerce": commerce | told}
             await tx.cases.touch(case, now=tx.now, data=data)
             await tx.sync_card(case)
         return
@@ -972,7 +1004,10 @@ async def on_commerce_result(
     state = RefundState(case.state)
     if state not in PAYING:
         return
-    if ok:
+    if ok and status == MANUAL:
+        data = {**case.data, "commerce": commerce | {"status": status}}
+        await move(tx, case, T.MANUAL, actor="system", data=data)
+    elif ok:
         data = {**case.data, "commerce": commerce | {"status": status}}
         trigger = T.SUBMITTED if status == "pending" else T.REFUNDED
         if trigger is T.SUBMITTED and state is S.SUBMITTED:
@@ -1021,6 +1056,16 @@ async def on_carrier_confirmed(tx: Tx, case: Case, *, via: str) -> None:
         await move(tx, case, T.APPROVE, actor="carrier")
 
 
+async def record_refunded(tx: Tx, case: Case, staff: StaffSettings, channel: str) -> Reply:
+    """A person refunded by hand in the shop backend (no shop system is connected)."""
+    if case.state != S.MANUAL:
+        raise ConflictError(
+            f"{case.handle} 是「{STATE_TEXT.get(case.state, case.state)}」：只有待手动退款的单据需要登记"
+        )
+    await move(tx, case, T.REFUNDED, actor=staff.id, channel=channel)
+    return Reply(f"✅ 已登记 {case.handle} 手动退款 {format_fen(_standing_fen(case))}")
+
+
 async def claim(tx: Tx, case: Case, staff: StaffSettings, channel: str) -> Reply:
     """Take a case (any kind): the card names the assignee, reminders go to them."""
     if case.closed_at is not None:
@@ -1062,7 +1107,7 @@ async def note(tx: Tx, case: Case, staff: StaffSettings, text: str, channel: str
 
 
 async def load_for_change(tx: Tx, ref: str) -> Case:
-    case = await tx.cases.find(ref)
+    case = await reference.find(tx, ref)
     if case is None:
         raise NotFoundError(f"找不到 {ref}：请用卡片上的编号（如 R12）或完整的退款单号")
     return case

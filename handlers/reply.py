@@ -20,6 +20,7 @@ from handlers.money import format_fen
 from handlers.refund import OPEN, RefundState
 from handlers.schema import BuyerMessage
 from handlers.templates import CaseFacts, Filled, TemplateError, fill
+from integrations.commerce.client import MANUAL
 from storage.enums import CaseKind
 from storage.models import Case
 
@@ -205,7 +206,9 @@ async def on_delivered(
     record = next((r for r in sent if r.get("key") == key), None)
     if record is None:
         return
-    record["status"] = ("sent" if status == "done" else "accepted") if ok else "failed"
+    record["status"] = (
+        ({"done": "sent", MANUAL: MANUAL}.get(status, "accepted")) if ok else "failed"
+    )
     record["detail"] = detail[:300]
     await tx.cases.touch(case, now=tx.now, data={**case.data, conversation.REPLIES: sent})
     await tx.sync_card(case)

@@ -53,11 +53,15 @@ STAFF = [
 
 
 def make_settings(db_url: str, **overrides: Any) -> Settings:
+    """Demo settings (the sandbox groups and the carrier simulator); `demo=False` for a
+    production-like app, whose groups must then use real channels."""
     data: dict[str, Any] = {
+        "demo": True,
         "database": {"url": db_url},
         "ingest": {"secret": SECRET},
         "bot": {"admin_group": "ops"},
         "commerce": {"mode": "none"},
+        "carrier": {"mode": "simulator"},
         "groups": [
             {"id": "aftersales", "name": "售后一组", "channel": "sandbox", "kinds": ["refund"]},
             {"id": "ops", "name": "管理群", "channel": "sandbox"},
@@ -68,6 +72,17 @@ def make_settings(db_url: str, **overrides: Any) -> Settings:
     for key, value in overrides.items():
         data[key] = {**data[key], **value} if isinstance(data.get(key), dict) else value
     return Settings(**data)
+
+
+def production_settings(db_url: str, **overrides: Any) -> Settings:
+    """Settings as `refundops serve` runs them: no demo, groups on real (webhook) channels."""
+    robot = "http://127.0.0.1:9/cgi-bin/webhook/send?key="
+    groups = [
+        {"id": "aftersales", "channel": "wecom_webhook", "webhook_url": robot + "a"},
+        {"id": "ops", "channel": "wecom_webhook", "webhook_url": robot + "o"},
+    ]
+    data: dict[str, Any] = {"demo": False, "groups": groups, "carrier": {"mode": "none"}}
+    return make_settings(db_url, **(data | overrides))
 
 
 def make_refund(**overrides: Any) -> dict[str, Any]:

@@ -65,4 +65,5 @@ def wecom_settings(db_url: str, groups: list[dict[str, Any]], **overrides: Any) 
     }
     for key, value in overrides.pop("wecom", {}).items():
         wecom[key] = {**wecom[key], **value} if isinstance(wecom.get(key), dict) else value
-    return make_settings(db_url, groups=groups, staff=WECOM_STAFF, wecom=wecom, **overrides)
+    staff = overrides.pop("staff", WECOM_STAFF)
+    return make_settings(db_url, groups=groups, staff=staff, wecom=wecom, **overrides)

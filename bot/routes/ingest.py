@@ -9,6 +9,7 @@ from aiohttp import web
 
 from bot.group_commit import StoreUnavailableError, UnstorableError
 from bot.keys import METRICS, SERVICES, SETTINGS, WRITER
+from handlers import reference
 from handlers.cards import build_card
 from handlers.money import fen_to_yuan
 from handlers.payload import PayloadError, loads
@@ -148,14 +149,27 @@ async def get_case(request: web.Request) -> web.Response:
     body = await signed_body(request)
     if isinstance(body, web.Response):
         return body
+    ref = request.match_info["case_id"]
     async with request.app[SERVICES].tx() as tx:
-        case = await tx.cases.find(request.match_info["case_id"])
+        try:
+            case, shadowed = await reference.for_api(tx, ref)
+        except reference.AmbiguousReferenceError as exc:
+            kinds = ", ".join(f"{c.kind} {c.handle}" for c in exc.cases)
+            return error(409, f"{ref!r} is the id of several cases ({kinds}): ask for a handle")
         if case is None:
-            return error(404, f"no case {request.match_info['case_id']!r}")
+            return error(404, f"no case {ref!r}")
         history = await tx.audit_log.history(case.id)
         card = build_card(case, tx)
+        also = (
+            {
+                "also": f"{ref} is also the handle of {shadowed.kind} {shadowed.case_id}: ask for %23{shadowed.handle}"
+            }
+            if shadowed is not None
+            else {}
+        )
         return web.json_response(
             case_json(case)
+            | also
             | {
                 "status_text": card.status,
                 "history": [

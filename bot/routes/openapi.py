@@ -120,6 +120,10 @@ def build_spec(batch_max: int = 500) -> dict[str, Any]:
         "properties": {
             "case_id": {"type": "string", "description": "refund_id, payout_id, or a generated id"},
             "handle": {"type": "string", "examples": ["R12"]},
+            "also": {
+                "type": "string",
+                "description": "present when the asked-for id is also another case's handle",
+            },
             "kind": {"enum": ["refund", "intercept", "payout", "anomaly", "payout_batch"]},
             "state": {"type": "string"},
             "status_text": {"type": "string"},
@@ -235,7 +239,11 @@ def build_spec(batch_max: int = 500) -> dict[str, Any]:
                             "in": "path",
                             "required": True,
                             "schema": {"type": "string"},
-                            "description": "refund_id, payout_id or short handle like R12",
+                            "description": (
+                                "refund_id or payout_id, or a short handle like R12; the id wins "
+                                "when both exist (then `also` names the handle's case), and "
+                                "%23R12 (#R12) always means the handle"
+                            ),
                         }
                     ],
                     "responses": {
@@ -249,6 +257,7 @@ def build_spec(batch_max: int = 500) -> dict[str, Any]:
                         },
                         "401": common_errors["401"],
                         "404": _error("No such case"),
+                        "409": _error("The id belongs to cases of several kinds: ask by handle"),
                     },
                 }
             },

@@ -160,6 +160,7 @@ async def app_callback(request: web.Request) -> web.StreamResponse:
             user=message.from_user,
             dedup=message.dedup,
             conversation=message.from_user,
+            chattype="single",
             text=message.content,
         )
     elif message.msg_type == "event" and message.event == "template_card_event":
@@ -168,6 +169,7 @@ async def app_callback(request: web.Request) -> web.StreamResponse:
             user=message.from_user,
             dedup=message.dedup,
             conversation=message.from_user,
+            chattype="single",
             key=message.event_key,
             task_id=message.task_id,
             response_code=message.response_code,
@@ -246,6 +248,7 @@ async def aibot_callback(request: web.Request) -> web.StreamResponse:
         dedup=f"aibot:{body.msgid}",
         conversation=body.conversation,
         group_id=group.id if group else "",
+        chattype=body.chattype,
         text=body.content,
         key=card_event.event_key if card_event else "",
         task_id=card_event.task_id if card_event else "",

@@ -22,7 +22,8 @@ from integrations.webhook import SignedWebhook
 # answer it again, never intercept twice. 5xx, 429 and timeouts are retried; other 4xx
 # are final.
 
-AnswerStatus = Literal["accepted", "intercepted", "failed"]
+# "manual" is never a webhook's answer: it is `[carrier] mode = "none"` saying nothing was sent.
+AnswerStatus = Literal["accepted", "intercepted", "failed", "manual"]
 ANSWERS: tuple[AnswerStatus, ...] = ("accepted", "intercepted", "failed")
 
 
@@ -51,9 +52,8 @@ class WebhookCarrier:
 
 
 class NoCarrier:
-    """`[carrier] mode = "none"`: the team intercepts by phone and records the result in chat."""
+    """`[carrier] mode = "none"`: nothing is sent; the team intercepts by phone and records
+    the result in chat."""
 
     async def intercept(self, key: str, data: dict[str, Any]) -> CarrierAnswer:  # noqa: ARG002
-        return CarrierAnswer(
-            "accepted", "未接快递系统：请电话联系快递拦截，再用「拦截成功 / 拦截失败」登记结果"
-        )
+        return CarrierAnswer("manual", "未接快递系统，拦截申请没有发出：请电话联系快递拦截")

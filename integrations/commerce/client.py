@@ -1,4 +1,4 @@
-"""Calls into the shop's systems: a generic signed webhook, or the built-in simulator.
+"""Calls into the shop's systems: a generic signed webhook, the demo's simulator, or none.
 
 Webhook protocol (the merchant's ERP/RPA endpoint implements it):
     POST <[commerce] url>   JSON {"action", "idempotency_key", "data", "sent_at"}
@@ -32,8 +32,21 @@ ACTIONS = (
 )
 
 
+# The answer of `[commerce] mode = "none"`: nothing was sent; a person does it in the shop backend.
+MANUAL = "manual"
+MANUAL_TEXT = {
+    "approve_refund": "未接店铺系统，退款没有发出：请在店铺后台手动退款",
+    "reject_refund": "未接店铺系统，拒绝没有提交：请在店铺后台手动拒绝",
+    "stop_shipment": "未接仓库/ERP，没有通知仓库：请手动截单",
+    "send_buyer_message": "未接店铺系统，回复没有发出：请在平台后台回复买家",
+    "notify_payout": "未接店铺系统，没有通知买家：请在平台后台告知买家已打款",
+}
+
+
 @dataclass(frozen=True)
 class CommerceResult:
+    """`status`: "done" | "pending" (the shop system took it) | "manual" (nothing was sent)."""
+
     status: str
     detail: str = ""
 
@@ -79,7 +92,8 @@ class SimulatedCommerce:
 
 
 class NoCommerce:
-    """`[commerce] mode = "none"`: decisions are recorded, the team refunds by hand."""
+    """`[commerce] mode = "none"`: decisions are recorded, nothing is sent; the cards say what
+    to do by hand."""
 
     async def call(self, action: str, key: str, data: dict[str, Any]) -> CommerceResult:  # noqa: ARG002
-        return CommerceResult("pending", "未接店铺系统：请在平台后台手动处理")
+        return CommerceResult(MANUAL, MANUAL_TEXT.get(action, "未接店铺系统：请在平台后台手动处理"))

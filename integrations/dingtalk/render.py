@@ -16,7 +16,7 @@ from bot.message import Card, Notice, Tone
 from integrations.dingtalk.models import At, Markdown, RobotSend, Text
 
 # The buttons the shipped card template has, by action id (= Button.key).
-BUTTONS = ("approve", "reject", "claim", "retry")
+BUTTONS = ("approve", "reject", "claim", "retry", "refunded")
 TAG_COLORS = {
     Tone.INFO: "blue",
     Tone.WARNING: "orange",

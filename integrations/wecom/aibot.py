@@ -388,6 +388,7 @@ class AibotChannel:
             dedup=f"aibot:{body.msgid}",
             conversation=body.conversation,
             group_id=group.id if group else "",
+            chattype=body.chattype,
             **fields,
         )
 

@@ -133,6 +133,8 @@ class Inbound:
     dedup: str
     conversation: str = ""
     group_id: str = ""
+    # "single" for a one-to-one chat with the bot (every app callback), "group" in a group.
+    chattype: str = ""
     text: str = ""
     key: str = ""
     task_id: str = ""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.enums import CaseKind
@@ -61,15 +61,27 @@ class CaseRepository:
             select(Case).where(Case.kind == kind.value, Case.case_id == case_id)
         )
 
-    async def find(self, ref: str) -> Case | None:
-        """A case by short handle (any case, `r12` too) or by its full id."""
+    async def by_handle(self, handle: str) -> Case | None:
+        """The case with this short handle (R12, `r12` too)."""
+        return await self.session.scalar(select(Case).where(Case.handle == handle.strip().upper()))
+
+    async def matching(self, ref: str) -> list[Case]:
+        """Every case `ref` could name: the one with that handle, and those whose full id is
+        `ref` as typed or as the handle reads it (`r1` may mean the id "R1" as well)."""
         ref = ref.strip()
-        by_handle = await self.session.scalar(select(Case).where(Case.handle == ref.upper()))
-        if by_handle is not None:
-            return by_handle
-        return await self.session.scalar(
-            select(Case).where(Case.case_id == ref).order_by(Case.id).limit(1)
+        by_id = Case.kind.in_([k.value for k in CaseKind]) & Case.case_id.in_({ref, ref.upper()})
+        rows = await self.session.scalars(
+            select(Case).where(or_(Case.handle == ref.upper(), by_id)).order_by(Case.id)
         )
+        return list(rows.all())
+
+    async def find(self, ref: str) -> Case | None:
+        """The one case `ref` names (`#R12`: the handle only); None when none or several do."""
+        ref = ref.strip()
+        if ref.startswith(("#", "＃")):
+            return await self.by_handle(ref[1:])
+        found = await self.matching(ref)
+        return found[0] if len(found) == 1 else None
 
     async def latest_for_order(self, kind: CaseKind, order_id: str) -> Case | None:
         """The newest case of `kind` on an order (a parcel's refund, for example)."""
@@ -106,11 +118,19 @@ class CaseRepository:
         await self.transition(case, case.state, now=now, **changes)
 
     async def open_cases(
-        self, *, states: Sequence[str], assignee: str | None = None, limit: int = 50
+        self,
+        *,
+        states: Sequence[str],
+        assignee: str | None = None,
+        groups: Collection[str] | None = None,
+        limit: int = 50,
     ) -> list[Case]:
+        """Cases in `states` (of `groups` only, when given), the nearest deadline first."""
         stmt = select(Case).where(Case.state.in_(states))
         if assignee is not None:
             stmt = stmt.where(Case.assignee == assignee)
+        if groups is not None:
+            stmt = stmt.where(Case.group_id.in_(sorted(groups)))
         stmt = stmt.order_by(Case.deadline_at.is_(None), Case.deadline_at, Case.id).limit(limit)
         return list((await self.session.scalars(stmt)).all())
 

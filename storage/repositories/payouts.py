@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -74,15 +75,17 @@ class PayoutRepository:
             ).all()
         )
 
-    async def unbatched(self, state: str, *, group_id: str | None, limit: int) -> list[Case]:
-        """Payout cases in `state` that no batch holds, oldest first."""
+    async def unbatched(
+        self, state: str, *, groups: Collection[str] | None, limit: int
+    ) -> list[Case]:
+        """Payout cases in `state` that no batch holds (of `groups` only, when given), oldest first."""
         stmt = (
             select(Case)
             .join(Payout, Payout.case_pk == Case.id)
             .where(Case.kind == "payout", Case.state == state, Payout.batch_pk.is_(None))
         )
-        if group_id is not None:
-            stmt = stmt.where(Case.group_id == group_id)
+        if groups is not None:
+            stmt = stmt.where(Case.group_id.in_(sorted(groups)))
         return list((await self.session.scalars(stmt.order_by(Case.id).limit(limit))).all())
 
     async def tally(

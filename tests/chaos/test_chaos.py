@@ -1,4 +1,5 @@
-"""Chaos: two `refundops serve` on PostgreSQL + Redis, flaky platforms, SIGKILL mid-run.
+"""Chaos: two `refundops demo --no-simulator --config` instances (the sandbox group is demo-only)
+on PostgreSQL + Redis, flaky platforms, SIGKILL mid-run.
 
 Signed events (20% resent, 5% malformed) go to both instances while FakeCommerce and
 FakeCarrier answer 30% of calls with a 5xx, the WeCom group robot with 45009 and the
@@ -234,7 +235,8 @@ class Instance:
             sys.executable,
             "-m",
             "bot.cli",
-            "serve",
+            "demo",
+            "--no-simulator",
             "--config",
             str(self.config),
             "--secrets",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestServer
 
 from bot.cli import main
+from integrations.wecom.fake import FakeWeComAPI
 
 CONFIG = """
 [database]
@@ -18,7 +22,8 @@ admin_group = "aftersales"
 [[groups]]
 id = "aftersales"
 name = "售后一组"
-channel = "sandbox"
+channel = "wecom_webhook"
+webhook_url = "{robot}"
 
 [[staff]]
 id = "admin1"
@@ -26,30 +31,49 @@ roles = ["admin"]
 """
 
 
-def write_config(tmp_path: Path, url: str) -> Path:
+@pytest.fixture
+async def robot() -> AsyncIterator[FakeWeComAPI]:
+    fake = FakeWeComAPI(corp_id="ww-cli")
+    server = TestServer(fake.app())
+    await server.start_server()
+    fake.base_url = str(server.make_url("")).rstrip("/")
+    yield fake
+    await server.close()
+
+
+def write_config(tmp_path: Path, url: str, robot: str) -> Path:
     path = tmp_path / "refundops.toml"
-    path.write_text(CONFIG.format(url=url), encoding="utf-8")
+    path.write_text(CONFIG.format(url=url, robot=robot), encoding="utf-8")
     return path
 
 
-def test_db_upgrade_then_digest_prints_and_sends(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], db_url: str
+async def run(*argv: str) -> int:
+    """The CLI runs its own event loop: in a thread, so the robot keeps answering on ours."""
+    return await asyncio.to_thread(main, list(argv))
+
+
+async def test_db_upgrade_then_digest_prints_and_sends(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    db_url: str,
+    robot: FakeWeComAPI,
 ) -> None:
     monkeypatch.setenv("REFUNDOPS_INGEST__SECRET", "a-long-random-secret-value")
-    config = write_config(tmp_path, db_url)
-    assert main(["db", "upgrade", "--config", str(config)]) == 0
-    assert main(["db", "upgrade", "--config", str(config)]) == 0
+    config = str(write_config(tmp_path, db_url, robot.webhook_url()))
+    assert await run("db", "upgrade", "--config", config) == 0
+    assert await run("db", "upgrade", "--config", config) == 0
     assert capsys.readouterr().out.count("newest schema") == 2
     assert (
-        main(["digest", "--config", str(config), "--group", "aftersales", "--date", "2026-11-23"])
+        await run("digest", "--config", config, "--group", "aftersales", "--date", "2026-11-23")
         == 0
     )
     out = capsys.readouterr().out
     assert out.startswith("### 售后日报 · 售后一组 · 11-23")
-    assert main(["digest", "--config", str(config), "--group", "aftersales", "--send"]) == 0
+    assert await run("digest", "--config", config, "--group", "aftersales", "--send") == 0
     assert "✓ sent" in capsys.readouterr().err
-    assert main(["digest", "--config", str(config), "--group", "nobody"]) == 2
+    (sent,) = robot.webhook_messages["robot-key"]
+    assert "售后日报" in str(sent)
+    assert await run("digest", "--config", config, "--group", "nobody") == 2
     assert "no group 'nobody'" in capsys.readouterr().err
-    assert (
-        main(["digest", "--config", str(config), "--group", "aftersales", "--date", "23/11"]) == 2
-    )
+    assert await run("digest", "--config", config, "--group", "aftersales", "--date", "23/11") == 2

@@ -12,7 +12,7 @@ from bot.message import Notice
 from handlers import digest
 from integrations.commerce.fake import FakeCommerce
 from storage.models import Digest
-from tests.conftest import Bot, BotFactory, make_settings
+from tests.conftest import Bot, BotFactory, make_settings, production_settings
 
 # The fake clock starts at 2026-11-23 10:00 +08:00.
 
@@ -128,7 +128,10 @@ async def test_digest_on_demand_in_the_group_and_in_a_dm(bot: Bot) -> None:
     assert reply["reply"]["text"] == "用法：日报 [今天|昨天|7]"
 
 
-async def test_dashboard_is_off_without_a_token_outside_the_demo(bot: Bot) -> None:
+async def test_dashboard_is_off_without_a_token_outside_the_demo(
+    make_bot: BotFactory, sqlite_url: str
+) -> None:
+    bot = await make_bot(production_settings(sqlite_url))
     resp = await bot.client.get("/dashboard")
     assert resp.status == 403
     assert "REFUNDOPS_DASHBOARD__TOKEN" in await resp.text()

@@ -18,12 +18,13 @@ from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
 from bot.clock import FakeClock
+from commands import ChatInput, router
 from handlers import digest
 from integrations.dingtalk.fake import FakeDingtalk, until
 from integrations.dingtalk.models import ROBOT_TOPIC
 from integrations.dingtalk.signing import sign
 from storage.coordination import InProcessCoordination
-from tests.conftest import Bot, BotFactory, make_refund
+from tests.conftest import STAFF, Bot, BotFactory, make_refund
 from tests.dingtalk_helpers import (
     CHAT,
     TEMPLATE,
@@ -89,12 +90,12 @@ async def test_typed_approval_then_a_late_tap_same_card_and_the_loser_told(
     (told,) = group_lines(fake)
     assert told.startswith("@sup2 R1 现在是「已通过 · 退款提交中」（sup1 通过 · 11-23 10:00）")
     assert told.endswith("不能再通过")
-    assert card.params["status"] == "已通过 · 退款提交中"
+    assert card.params["status"] == "已通过"
     assert card.params["approve_visible"] == "false"
-    assert response["cardData"]["cardParamMap"]["status"] == "已通过 · 退款提交中"
+    assert response["cardData"]["cardParamMap"]["status"] == "已通过"
     await bot.drain()
-    assert card.params["status"] == "已提交 · 等待平台退款"
-    assert card.params["footer"].startswith("店铺系统 提交退款")
+    assert card.params["status"] == "已通过 · 待手动退款"
+    assert card.params["footer"].startswith("系统 转手动退款")
     assert list(fake.cards) == [card.out_track_id]
     assert fake.count("POST", "/v1.0/card/instances/createAndDeliver") == 1
     _, case = await bot.get_case("R1")
@@ -111,8 +112,8 @@ async def test_tap_approve_updates_the_card_for_the_group_at_once(
         response = await fake.click(the_card(fake), ding("agent1"), "approve")
     card = fake.cards[the_card(fake)]
     assert response["cardUpdateOptions"] == {"updateCardDataByKey": True}
-    assert response["cardData"]["cardParamMap"]["status"] == "已通过 · 退款提交中"
-    assert card.params["status"] == "已通过 · 退款提交中"
+    assert response["cardData"]["cardParamMap"]["status"] == "已通过"
+    assert card.params["status"] == "已通过"
     assert card.params["footer"] == "agent1 通过 · 11-23 10:00"
     assert [source for source, _ in card.updates] == ["api", "callback"]
     assert fake.group_messages == []
@@ -171,8 +172,9 @@ async def test_duplicate_message_ids_are_acked_and_handled_once(
 ) -> None:
     bot = await ding_bot(make_bot, sqlite_url, fake)
     await refund(bot)
+    # From a group no [[groups]] entry names: only an admin may act there.
     message = fake.robot_message(
-        "备注 R1 买家来电", sender_staff_id=ding("agent1"), msg_id="msgONE"
+        "备注 R1 买家来电", sender_staff_id=ding("admin1"), msg_id="msgONE"
     )
     async with streaming(bot):
         for frame_id in ("frame-1", "frame-1", "frame-2"):
@@ -182,7 +184,7 @@ async def test_duplicate_message_ids_are_acked_and_handled_once(
     acks = [*fake.acks_of("frame-1"), *fake.acks_of("frame-2")]
     assert "(openConversationId cidGROUP==) is not in [[groups]]" in caplog.text
     assert [a["code"] for a in acks] == [200, 200, 200]
-    assert replies(fake) == [f"@{ding('agent1')} 已记下 R1 的备注"]
+    assert replies(fake) == [f"@{ding('admin1')} 已记下 R1 的备注"]
     _, case = await bot.get_case("R1")
     assert sum(h["action"] == "note" for h in case["history"]) == 1
 
@@ -269,9 +271,9 @@ async def test_the_access_token_is_refreshed_when_refused(
     bot = await ding_bot(make_bot, sqlite_url, fake)
     await refund(bot)
     fake.expire_tokens()
-    await bot.say("sup1", "通过 R1", group="ops")
+    await bot.say("admin1", "通过 R1", group="ops")
     await bot.drain()
-    assert fake.cards[the_card(fake)].params["status"] == "已提交 · 等待平台退款"
+    assert fake.cards[the_card(fake)].params["status"] == "已通过 · 待手动退款"
     assert fake.tokens_issued == 2
 
 
@@ -349,9 +351,14 @@ async def test_dingtalk_routes_exist_only_with_an_http_mode_group(bot: Bot) -> N
 async def webhook_bot(
     make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk, clock: FakeClock
 ) -> Bot:
-    # Token buckets follow the test clock, like every other wait in these tests.
+    # Token buckets follow the test clock, like every other wait in these tests. A robot
+    # group cannot be typed in: its people act on its cases from a DM ([[staff]] groups).
     coord = InProcessCoordination(monotonic=lambda: clock.now().timestamp())
-    return await make_bot(ding_settings(sqlite_url, fake, channel="dingtalk_webhook"), coord=coord)
+    staff = [
+        {**s, "dingtalk_staff_id": ding(str(s["id"])), "groups": ["aftersales"]} for s in STAFF
+    ]
+    settings = ding_settings(sqlite_url, fake, channel="dingtalk_webhook", staff=staff)
+    return await make_bot(settings, coord=coord)
 
 
 async def test_webhook_throttled_130101_waits_ten_minutes_and_loses_nothing(
@@ -399,7 +406,14 @@ async def test_webhook_changes_are_short_lines_that_mention_who_must_act(
 ) -> None:
     bot = await webhook_bot(make_bot, sqlite_url, fake, clock)
     await refund(bot)
-    await bot.say("agent1", "通过 R1", group="ops")
+    dm = ChatInput(
+        channel="dingtalk_stream",
+        platform="dingtalk",
+        user=ding("agent1"),
+        text="通过 R1",
+        direct=True,
+    )
+    assert (await router.handle(bot.svc, dm)).ok
     await bot.drain()
     first, change = fake.robot_messages
     assert first["markdown"]["title"] == "仅退款 R1 · ¥128.00 — 待审核"

@@ -82,7 +82,7 @@ async def test_approve_all_eligible_from_the_batch_card(
     assert approved.endswith("可以批准的是：sup1、sup2、admin1")
     listing = (await bot.say("fin1", "列表 F1"))["reply"]["text"]
     states = Counter(line.split(" ", 2)[2] for line in listing.splitlines()[1:])
-    assert states["已通过 · 退款提交中"] + states["已提交 · 等待平台退款"] >= 1
+    assert states["已通过"] + states["已通过 · 待手动退款"] >= 1
     assert (await bot.say("sup1", "全部通过 F1"))["ok"]
     refused = await bot.say("fin1", "全部通过 F1")
     assert not refused["ok"]

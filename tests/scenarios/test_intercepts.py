@@ -232,7 +232,7 @@ async def test_a_contradicting_late_result_is_flagged(
 ) -> None:
     bot, _, _ = wired
     await bot.refund(data_shipping=SHIPPED)
-    assert (await bot.say("sup1", "拦截成功 R1 电话确认", group="ops"))["ok"]
+    assert (await bot.say("sup1", "拦截成功 X1 电话确认", group="ops"))["ok"]
     await bot.post_event(result("failed", "已派送"))
     await bot.drain()
     (warning,) = [t for t in await bot.texts("ops") if t.startswith("@") and "快递反馈" in t]
@@ -344,7 +344,7 @@ async def test_intercept_flow_on_both_databases(
     await bot.post_event(result("intercepted"))
     await bot.drain()
     # commerce mode "none": the approved refunds wait for a person to refund by hand.
-    assert {(await card(bot, h))["state"] for h in ("R1", "R2")} == {"submitted"}
+    assert {(await card(bot, h))["state"] for h in ("R1", "R2")} == {"manual_refund"}
 
 
 async def test_a_shipped_refund_without_tracking_number_is_called_out(

@@ -45,13 +45,14 @@ async def test_click_approve_updates_the_same_card_in_place_and_audits(bot: Bot)
     (updated,) = await bot.cards()
     assert updated["id"] == card["id"]
     assert updated["updated_at"] > card["updated_at"]
-    assert updated["state"] == "submitted"
-    assert updated["card"]["footer"].startswith("店铺系统")
+    assert updated["state"] == "manual_refund", "no shop system: nothing was sent"
+    assert updated["card"]["footer"].startswith("系统 转手动退款")
+    assert "请在店铺后台手动退款 ¥128.00" in "".join(updated["card"]["lines"])
     async with bot.svc.tx() as tx:
         rows = (await tx.session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all()
     assert [(r.actor, r.action, r.from_state, r.to_state) for r in rows][-2:] == [
         ("sup1", "approve", "awaiting_review", "approved"),
-        ("commerce", "submitted", "approved", "submitted"),
+        ("system", "manual", "approved", "manual_refund"),
     ]
     assert rows[-2].channel == "sandbox"
 
@@ -83,7 +84,7 @@ async def test_agent_above_limit_escalates_and_supervisor_finishes(bot: Bot) -> 
     assert reply["ok"]
     await bot.drain()
     assert (await bot.cards())[0]["id"] == card["id"]
-    assert (await bot.cards())[0]["state"] == "submitted"
+    assert (await bot.cards())[0]["state"] == "manual_refund"
 
 
 async def test_reject_needs_a_reason_and_is_shown_on_the_card(bot: Bot) -> None:

@@ -362,8 +362,8 @@ async def test_without_a_shop_connection_the_agent_is_told_to_send_by_hand(bot: 
     assert "未接店铺系统" in answer["reply"]["text"]
     await bot.drain()
     lines = (await card_of(bot))["card"]["lines"]
-    assert any(line.endswith("· 店铺系统已接收") for line in lines)
-    assert "ℹ 店铺系统：未接店铺系统：请在平台后台手动处理" in lines
+    assert any(line.endswith("· 未发送") for line in lines)
+    assert "⚠ 未接店铺系统，回复没有发出：请在平台后台回复买家" in lines
 
 
 async def test_who_may_reply(shop: tuple[Bot, FakeCommerce]) -> None:

@@ -61,14 +61,14 @@ async def test_opening_backlog_lands_as_cards_on_every_path(bot: Bot) -> None:
     await bot.drain()
     cards = await bot.cards()
     states = {c["state"] for c in cards}
-    # path 1 and price differences were approved by rule and submitted to the (absent) ERP,
+    # path 1 and price differences were approved by rule, to be refunded by hand (no ERP),
     # path 3 waits for a person, path 4's return has arrived; path 2's parcel was
     # intercepted at once and the feed, standing in for the carrier, has answered.
-    assert {"submitted", "awaiting_review", "inspecting"} <= states
+    assert {"manual_refund", "awaiting_review", "inspecting"} <= states
     assert len(cards) == 8
     (intercept,) = [c for c in await bot.cards("ops") if c["handle"].startswith("X")]
     (shipped,) = [c for c in cards if any(f["label"] == "拦截" for f in c["card"]["fields"])]
-    expected = {"intercepted": "submitted", "intercept_failed": "waiting_return"}
+    expected = {"intercepted": "manual_refund", "intercept_failed": "waiting_return"}
     assert shipped["state"] == expected[intercept["state"]]
 
 

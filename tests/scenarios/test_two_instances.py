@@ -1,4 +1,5 @@
-"""Two real `refundops serve` processes on one PostgreSQL and one Redis: everything exactly once."""
+"""Two real `refundops demo --no-simulator --config` processes (the sandbox is demo-only) on one
+PostgreSQL and one Redis: everything exactly once."""
 
 from __future__ import annotations
 
@@ -84,7 +85,8 @@ async def instances(
                 sys.executable,
                 "-m",
                 "bot.cli",
-                "serve",
+                "demo",
+                "--no-simulator",
                 "--config",
                 str(config),
                 env=env_i,

@@ -23,9 +23,18 @@ from integrations.wecom.models import Inbound
 from storage.coordination import InProcessCoordination
 from storage.models import AuditEntry, Case
 from tests.conftest import Bot, BotFactory, make_refund
-from tests.wecom_support import AES_KEY, CORP_ID, TOKEN, serve, userid, wecom_settings
+from tests.wecom_support import (
+    AES_KEY,
+    CORP_ID,
+    TOKEN,
+    WECOM_STAFF,
+    serve,
+    userid,
+    wecom_settings,
+)
 
 CHAT = "wrkSFfCgAAgroup1"
+MANUAL = "已通过 · 待手动退款"  # no shop system is connected: nothing was sent
 
 
 @pytest.fixture
@@ -148,7 +157,7 @@ async def test_typed_approval_then_a_stale_tap_shows_everyone_who_won(
         await fake.wait_for(lambda: fake.updates and markdowns(fake))
         ((req_id, _),) = fake.updates
         assert req_id == tapped
-        assert fake.card(CHAT, task_id)["main_title"]["desc"] == "已通过 · 退款提交中"
+        assert fake.card(CHAT, task_id)["main_title"]["desc"] == "已通过"
         assert fake.button_keys(CHAT, task_id) == [f"templates:R1:{version + 1}"]
         (loser,) = markdowns(fake)
         assert loser.startswith(f"<@{userid('sup2')}> R1 现在是「已通过 · 退款提交中」（SUP1 通过")
@@ -158,10 +167,10 @@ async def test_typed_approval_then_a_stale_tap_shows_everyone_who_won(
         await bot.drain()
         clock.advance(seconds=10)
         await bot.drain()
-        assert (await case_row(bot)).state == "submitted"
+        assert (await case_row(bot)).state == "manual_refund"
         follow_ups = [m for m in markdowns(fake) if m.startswith("📌")]
         assert follow_ups == [
-            "📌 R1 更新：已提交 · 等待平台退款（店铺系统 提交退款 · 11-23 10:00）"
+            f"📌 R1 更新：{MANUAL}（系统 转手动退款（未接店铺系统） · 11-23 10:00）"
         ]
         assert len(fake.cards[CHAT]) == 1, "one card per case"
 
@@ -232,6 +241,8 @@ async def test_the_running_app_connects_the_ai_bot_itself(
 
 
 def app_settings(sqlite_url: str, api: FakeWeComAPI, **wecom: Any) -> Any:
+    # The DM list names the supervisors; agents act on the group's cases by DM as its members.
+    staff = [{**s, "groups": ["approvals"]} if s["roles"] == ["agent"] else s for s in WECOM_STAFF]
     return wecom_settings(
         sqlite_url,
         [
@@ -244,6 +255,7 @@ def app_settings(sqlite_url: str, api: FakeWeComAPI, **wecom: Any) -> Any:
             {"id": "ops", "channel": "wecom_webhook", "webhook_url": api.webhook_url("ops-key")},
         ],
         wecom={"api_base": api.base_url, **wecom},
+        staff=staff,
     )
 
 
@@ -270,7 +282,7 @@ async def test_supervisor_approves_a_dmd_card_and_retries_never_act_twice(
         userid("sup1"), task_id, f"approve:R1:{version}", api.click_code(task_id)
     )
     assert await post_callback(bot, *click) == (200, b"")
-    assert api.cards[task_id]["main_title"]["desc"] == "已通过 · 退款提交中"
+    assert api.cards[task_id]["main_title"]["desc"] == "已通过"
     updates = api.app_calls("/cgi-bin/message/update_template_card")
     assert [c.errcode for c in updates] == [0]
     assert await post_callback(bot, *click) == (200, b""), "WeCom retries the same callback"
@@ -291,9 +303,7 @@ async def test_supervisor_approves_a_dmd_card_and_retries_never_act_twice(
     await bot.drain()
     clock.advance(seconds=30)
     await bot.drain()
-    assert api.cards[task_id]["main_title"]["desc"] == "已提交 · 等待平台退款", (
-        "sup2's click code redraws it"
-    )
+    assert api.cards[task_id]["main_title"]["desc"] == MANUAL, "sup2's click code redraws it"
     assert api.tokens_issued == 2
 
     closed = {
@@ -306,9 +316,7 @@ async def test_supervisor_approves_a_dmd_card_and_retries_never_act_twice(
     }
     assert (await bot.post_event(closed))[0] == 202
     await bot.drain()
-    assert api.cards[task_id]["main_title"]["desc"] == "已提交 · 等待平台退款", (
-        "no code left to spend"
-    )
+    assert api.cards[task_id]["main_title"]["desc"] == MANUAL, "no code left to spend"
     follow = [t for u, t in api.texts if t.startswith("📌")]
     assert follow == ["📌 R1 更新：已退款（平台 确认退款 · 11-23 10:00）"] * 2
 
@@ -425,7 +433,7 @@ async def test_http_mode_answers_and_redraws_in_the_response(
     update = bot_crypto.open_json(await resp.read())
     assert update["response_type"] == "update_template_card"
     assert update["template_card"]["task_id"] == task_id
-    assert update["template_card"]["main_title"]["desc"] == "已通过 · 退款提交中"
+    assert update["template_card"]["main_title"]["desc"] == "已通过"
     again = await bot.client.post(f"/wecom/aibot?{query}", data=body)
     assert (again.status, await again.read()) == (200, b"")
 
@@ -511,7 +519,7 @@ async def test_two_supervisors_tap_at_once_and_exactly_one_approval_lands(
     ((to, told),) = api.texts
     assert to == userid(loser)
     assert f"{winner.upper()} 通过" in told
-    assert api.cards[task_id]["main_title"]["desc"] == "已通过 · 退款提交中"
+    assert api.cards[task_id]["main_title"]["desc"] == "已通过"
 
 
 async def test_a_click_redraws_a_card_left_stale_and_late_clicks_answer_by_dm(
@@ -591,7 +599,7 @@ async def test_a_click_redraws_the_card_even_when_the_group_has_no_sends_left(
         userid("sup1"), task_id, f"approve:R1:{version}", api.click_code(task_id)
     )
     assert await post_callback(bot, *click) == (200, b"")
-    assert api.cards[task_id]["main_title"]["desc"] == "已通过 · 退款提交中"
+    assert api.cards[task_id]["main_title"]["desc"] == "已通过"
     assert await coord.take("wecom_app:approvals", budget.per_minute, budget.burst) > 0, (
         "the redraw took nothing from the bucket"
     )

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
 from bot.clock import SystemClock
+from integrations.dingtalk.signing import CARD_SIGN_HEADER, CARD_TIMESTAMP_HEADER, card_sign
 from integrations.dingtalk.signing import sign as ding_sign
 from integrations.kuaidi100.signing import sign as kuaidi100_sign
 from integrations.wecom.crypto import CallbackCrypto
@@ -48,6 +49,7 @@ async def client(aiohttp_client: Callable[..., Any], sqlite_url: str) -> Client:
         wecom={"api_base": nowhere, "passive_wait_s": 0.2},
         dingtalk={
             "app_key": "dingnested",
+            "corp_id": "dingcorpnested",
             "app_secret": APP_SECRET,
             "card_template_id": "t.schema",
             "api_base": nowhere,
@@ -70,6 +72,16 @@ def ingest_headers(body: bytes) -> dict[str, str]:
 def ding_headers() -> dict[str, str]:
     ts = str(int(time.time() * 1000))
     return {"timestamp": ts, "sign": ding_sign(APP_SECRET, ts), "Content-Type": "application/json"}
+
+
+def ding_card_headers() -> dict[str, str]:
+    """Card callbacks are signed with the apiSecret refundops registers (its app secret)."""
+    ts = str(int(time.time() * 1000))
+    return {
+        CARD_TIMESTAMP_HEADER: ts,
+        CARD_SIGN_HEADER: card_sign(APP_SECRET, ts),
+        "Content-Type": "application/json",
+    }
 
 
 def aibot() -> WeComCallbacks:
@@ -121,14 +133,14 @@ ROUTES: list[tuple[str, Callable[[], dict[str, Any]]]] = [
         lambda: {"data": f'{{"user":"sup1","message_id":{nested()},"key":"k"}}'.encode()},
     ),
     ("/dingtalk/robot", lambda: {"data": nested().encode(), "headers": ding_headers()}),
-    ("/dingtalk/card", lambda: {"data": nested().encode(), "headers": ding_headers()}),
+    ("/dingtalk/card", lambda: {"data": nested().encode(), "headers": ding_card_headers()}),
     (
         "/dingtalk/card",
         lambda: {
             "data": json.dumps(
                 {"outTrackId": "refund-R1", "userId": "sup1", "content": nested()}
             ).encode(),
-            "headers": ding_headers(),
+            "headers": ding_card_headers(),
         },
     ),
     (

@@ -169,7 +169,12 @@ async def intercepted_recorded_by_button(env: Env) -> Attempt:
 
 
 async def intercepted_recorded_on_the_refund(env: Env) -> Attempt:
-    bot = await env.bot()
+    # The refund and its intercept in one group: typed there, the command may act on both.
+    groups = [
+        {"id": "aftersales", "channel": "sandbox", "kinds": ["refund", "intercept"]},
+        {"id": "ops", "channel": "sandbox"},
+    ]
+    bot = await env.bot(groups=groups)
     refund_id = await big_refund(bot, data_shipping=SHIPPED)
     return Attempt(bot, refund_id, await say(bot, ATTACKER, "拦截成功 R1"))
 

@@ -173,8 +173,8 @@ async def test_dingtalk_cards_delivered_under_old_ids_still_resolve_to_their_cas
         await tx.session.execute(update(CardMessage).values(ref="refund-R1"))
     async with streaming(bot):
         answer = await fake.click("refund-R1", ding("agent1"), "approve")
-    assert answer["cardData"]["cardParamMap"]["status"] == "已通过 · 退款提交中"
+    assert answer["cardData"]["cardParamMap"]["status"] == "已通过"
     await bot.drain()
     assert card.updates[-1][0] == "api"
-    assert card.params["status"] == "已提交 · 等待平台退款"
+    assert card.params["status"] == "已通过 · 待手动退款"
     assert list(fake.cards) == ["refund-R1"]

@@ -10,6 +10,7 @@ from tests.payout_support import alipay_key, alipay_settings
 
 def settings(**payout: object) -> Settings:
     return Settings(
+        demo=True,
         ingest={"secret": "long-random-0123456789"},
         groups=[{"id": "finance", "channel": "sandbox"}],
         staff=[{"id": "admin1", "roles": ["admin"]}],

@@ -34,6 +34,9 @@ wecom_userid = "zhangsan"
 """
 
 
+ROBOT = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"
+
+
 def write(tmp_path: Path, text: str, name: str = "refundops.toml") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
@@ -126,9 +129,9 @@ def test_check_config_exit_codes(
 
 def test_placeholder_secret_refused_outside_the_demo(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REFUNDOPS_INGEST__SECRET", "demo-secret")
-    demo = load_settings(base=demo_base())
+    demo = load_settings(base=demo_base(), demo=True)
     assert problems(demo) == []
-    serious = load_settings(base={**demo_base(), "demo": False})
+    serious = load_settings(base=demo_base())
     assert any("placeholder" in p for p in problems(serious))
 
 
@@ -168,7 +171,7 @@ def test_example_config_documents_every_key_and_loads() -> None:
 def test_check_config_names_carrier_and_logistics_problems() -> None:
     settings = Settings(
         ingest={"secret": "long-random-0123456789"},
-        groups=[{"id": "ops", "channel": "sandbox"}],
+        groups=[{"id": "ops", "channel": "wecom_webhook", "webhook_url": ROBOT}],
         staff=[{"id": "admin1", "roles": ["admin"]}],
         carrier={"mode": "webhook", "kuaidi100_salt": "changeme"},
         logistics={"stuck_in_transit_h": 200, "lost_days": 5},
@@ -183,7 +186,7 @@ def test_check_config_names_carrier_and_logistics_problems() -> None:
         assert expected in found, expected
     fine = Settings(
         ingest={"secret": "long-random-0123456789"},
-        groups=[{"id": "ops", "channel": "sandbox"}],
+        groups=[{"id": "ops", "channel": "wecom_webhook", "webhook_url": ROBOT}],
         staff=[{"id": "admin1", "roles": ["admin"]}],
         carrier={"mode": "webhook", "url": "https://erp.example/intercepts", "secret": "s3cret-x"},
     )

@@ -130,6 +130,7 @@ def test_configured_templates_join_or_replace_the_built_in_ones() -> None:
 
 def test_check_config_names_template_mistakes() -> None:
     settings = Settings(
+        demo=True,
         ingest={"secret": "long-random-0123456789"},
         groups=[{"id": "g", "channel": "sandbox"}],
         staff=[{"id": "admin1", "roles": ["admin"]}],
