@@ -10,6 +10,7 @@ from bot.keys import METRICS, SETTINGS
 from bot.metrics import Metrics
 from bot.routes import dashboard, dingtalk, health, ingest, logistics, openapi, sandbox, wecom
 from bot.settings import Settings
+from handlers import masking
 from integrations.commerce.client import Commerce
 from storage.coordination import Coordination
 
@@ -23,6 +24,7 @@ def create_app(
     workers: bool = True,
 ) -> web.Application:
     """Build the app; `workers=False` leaves draining to the caller (tests drive it by hand)."""
+    masking.install_log_masking()
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()

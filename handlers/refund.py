@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.errors import ConflictError, NotFoundError, UsageError
-from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone
+from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone, one_line
 from bot.settings import StaffSettings
 from handlers.context import Tx
 from handlers.conversation import card_lines as conversation_lines
@@ -676,7 +676,7 @@ async def reject(tx: Tx, case: Case, staff: StaffSettings, reason: str, channel:
         data=data,
         assignee=case.assignee or staff.id,
     )
-    return Reply(f"已拒绝 {case.handle}：{reason.strip()}")
+    return Reply(f"已拒绝 {case.handle}：{one_line(reason.strip())}")
 
 
 async def on_commerce_result(
