@@ -17,25 +17,16 @@ from storage.models import Case
 
 # Characters read as what they look like before searching (one for one, so a match's span
 # in the folded text is its span in the original): every decimal digit (full-width ０-９,
-# Arabic-Indic …), Chinese numerals as people dictate numbers, and the full-width forms of
-# ASCII (＠, －, ．, letters).
-_NUMERALS = {"〇": "0", "零": "0", "一": "1", "幺": "1", "二": "2", "三": "3", "四": "4"}
-_NUMERALS |= {"五": "5", "六": "6", "七": "7", "八": "8", "九": "9", "。": "."}
+# Arabic-Indic …) and the full-width forms of ASCII (＠, －, ．, letters).
 
 
 class _Fold(dict[int, int]):
-    def __init__(self, numerals: dict[str, str]) -> None:
-        super().__init__()
-        self.numerals = numerals
-
     def __missing__(self, code: int) -> int:
         char = chr(code)
         value = code
         digit = unicodedata.decimal(char, None)
         if digit is not None:
             value = ord(str(digit))
-        elif char in self.numerals:
-            value = ord(self.numerals[char])
         else:
             plain = unicodedata.normalize("NFKC", char)
             if len(plain) == 1 and plain.isascii():
@@ -44,8 +35,13 @@ class _Fold(dict[int, int]):
         return value
 
 
-_FOLD = _Fold(_NUMERALS)
-_FOLD_WORDS = _Fold({})  # for addresses, whose names have numerals in them (文三路)
+_FOLD = _Fold()
+# A number dictated in Chinese numerals (一三八…, 幺 for 1): only a run of seven or more is
+# read as digits, so 张三 and 十一号 stay words.
+_NUMERALS = str.maketrans("〇零一幺二三四五六七八九", "001123456789")
+_NUMERAL_RUN = re.compile(
+    r"[〇零一幺二三四五六七八九](?:[\s.\-]{0,2}[〇零一幺二三四五六七八九]){6,}"
+)
 
 
 def fold(text: str) -> str:
@@ -54,8 +50,12 @@ def fold(text: str) -> str:
 
 
 # Up to three separators may stand between two digits: "138 1234 5678", "138.1234.5678",
-# "138-1234-5678", zero-width spaces, "1 3 8 …".
-_GAP = r"[\s.\-_/\\·•—–~,、()\[\]\u200b\u200c\u200d\u2060\ufeff]{0,3}"
+# "138-1234-5678", zero-width spaces, "1 3 8 …". Not "," or "·": they join our own figures
+# ("¥1,800.00 · 11-23 10:30").
+_GAP = r"[\s.\-_—–~()\[\]\u200b\u200c\u200d\u2060\ufeff]{0,3}"
+# An amount in yuan (¥1,800.00, ¥135.00) is money, never part of a number around it; at most
+# nine digits, so no phone or card number hides in one.
+_AMOUNT = re.compile(r"(?<=[¥￥])\s?(?:[0-9]{1,3}(?:,[0-9]{3}){0,2}|[0-9]{1,7})\.[0-9]{2}(?![0-9])")
 _EDGE_BEFORE = r"(?<![0-9A-Za-z])"
 _EDGE_AFTER = r"(?![0-9A-Za-z])"
 
@@ -195,7 +195,9 @@ def _maybe(folded: str) -> tuple[bool, bool, bool]:
 def find(text: str, allow: Iterable[str] = ()) -> list[Finding]:
     """Personal data in `text`, in order; occurrences of the `allow` strings (the case's own
     order and tracking numbers, which look like card or phone numbers) are left alone."""
-    folded = fold(text)
+    words = fold(text)
+    folded = _NUMERAL_RUN.sub(lambda m: m.group().translate(_NUMERALS), words)
+    folded = _AMOUNT.sub(lambda m: "¤" * len(m.group()), folded)
     numbers, accounts, places = _maybe(folded)
     if not (numbers or accounts or places):
         return []
@@ -205,7 +207,6 @@ def find(text: str, allow: Iterable[str] = ()) -> list[Finding]:
         if len(ident) >= 6
         for m in re.finditer(re.escape(ident), folded)
     ]
-    words = text.translate(_FOLD_WORDS) if places else folded
     found: list[Finding] = []
     for kind in KINDS:
         if kind.numeric and not numbers:
