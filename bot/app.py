@@ -20,6 +20,7 @@ from bot.routes import (
     wecom,
 )
 from bot.settings import ConfigError, Settings
+from handlers import masking
 from integrations.commerce.client import Commerce
 from storage.coordination import Coordination
 
@@ -40,6 +41,7 @@ def create_app(
     refused = settings.demo_only()
     if refused:
         raise ConfigError(refused)
+    masking.install_log_masking()
     app = web.Application(
         client_max_size=settings.server.max_body_bytes, middlewares=[availability.unavailable]
     )

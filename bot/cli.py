@@ -16,6 +16,7 @@ from aiohttp import web
 
 from bot.config_check import problems
 from bot.settings import ConfigError, Settings, load_settings
+from handlers import masking
 
 DEFAULT_CONFIG = Path("refundops.toml")
 
@@ -55,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_sub.add_parser("upgrade", help="apply the migrations")
     _config_arg(upgrade)
-    export = sub.add_parser("export", help="CSV of a period's payouts or refunds, to reconcile")
+    export = sub.add_parser(
+        "export", help="CSV or xlsx of a period's payouts or refunds, to reconcile"
+    )
     _config_arg(export)
     export.add_argument("what", choices=["payouts", "refunds"])
     export.add_argument("--since", type=date.fromisoformat, required=True, help="first day")
@@ -64,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
         "--by", choices=["requested", "paid"], default="requested", help="which date counts"
     )
     export.add_argument("--out", type=Path, default=None, help="file (default: stdout)")
+    export.add_argument("--format", choices=["csv", "xlsx"], default="csv", help="file format")
     outbox = sub.add_parser("outbox", help="outbox maintenance")
     outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
     requeue = outbox_sub.add_parser(
@@ -100,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    masking.install_log_masking()
     try:
         if args.command == "demo":
             overrides: dict[str, Any] = {}
@@ -149,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export":
         from bot import export
 
-        return export.run(settings, args.what, args.since, args.until, by=args.by, out=args.out)
+        return export.run(
+            settings, args.what, args.since, args.until, by=args.by, out=args.out, fmt=args.format
+        )
     found = problems(settings)
     if found:
         return _fail(found)

@@ -1,4 +1,4 @@
-"""`refundops export payouts|refunds`: read the period from the database, write the CSV."""
+"""`refundops export payouts|refunds`: read the period from the database, write CSV or xlsx."""
 
 from __future__ import annotations
 
@@ -25,13 +25,21 @@ def run(
     *,
     by: export.By = "requested",
     out: Path | None = None,
+    fmt: str = "csv",
 ) -> int:
-    """Write the CSV to `out` (UTF-8 with BOM, so spreadsheets read it) or standard output."""
+    """Write the CSV (UTF-8 with BOM, so spreadsheets read it) or the xlsx workbook to `out`,
+    or to standard output."""
     if until < since:
         print(f"✗ --until {until} is before --since {since}", file=sys.stderr)
         return 2
     result = asyncio.run(_read(settings, what, since, until, by))
-    if out is None:
+    if fmt == "xlsx":
+        if out is None:
+            export.write_xlsx(result, sys.stdout.buffer)
+        else:
+            with out.open("wb") as fh:
+                export.write_xlsx(result, fh)
+    elif out is None:
         export.write_csv(result, sys.stdout)
     else:
         with out.open("w", encoding="utf-8-sig", newline="") as fh:

@@ -2,8 +2,31 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+# What str.splitlines() breaks on: inside a field any of these would let outside text
+# (a buyer's reason, a nick) start a line of its own that looks like the bot's.
+_BREAKS = re.compile("[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """`text` with its line breaks made spaces."""
+    return _BREAKS.sub(" ", text)
+
+
+def _single_lines(item: object, names: tuple[str, ...]) -> None:
+    """Make the named str (or tuple of str) attributes of a frozen dataclass single lines."""
+    for name in names:
+        value = getattr(item, name)
+        if isinstance(value, str):
+            flat: object = one_line(value)
+        else:
+            flat = tuple(one_line(v) if isinstance(v, str) else v for v in value)
+        if flat != value:
+            object.__setattr__(item, name, flat)
 
 
 class Tone(StrEnum):
@@ -33,6 +56,9 @@ class Field:
     label: str
     value: str
 
+    def __post_init__(self) -> None:
+        _single_lines(self, ("label", "value"))
+
 
 @dataclass(frozen=True)
 class Button:
@@ -60,6 +86,9 @@ class Card:
     footer: str = ""
     mentions: tuple[Mention, ...] = ()
 
+    def __post_init__(self) -> None:
+        _single_lines(self, ("title", "status", "lines", "footer"))
+
     @property
     def summary(self) -> str:
         return f"{self.title} — {self.status}"
@@ -80,17 +109,28 @@ class Notice:
     ref: str = ""
     buttons: tuple[Button, ...] = ()
 
-    def markdown(self) -> str:
-        """The notice as Markdown, for channels that take no cards (webhooks, DingTalk)."""
-        parts = [f"### {self.title}", f"**{self.status}**", ""]
-        parts += [f"- **{f.label}**：{f.value}" for f in self.fields]
+    def __post_init__(self) -> None:
+        _single_lines(self, ("title", "status", "lines", "footer"))
+
+    def markdown(self, escape: Callable[[str], str] = str) -> str:
+        """The notice as Markdown, for channels that take no cards (webhooks, DingTalk);
+        `escape` is the platform's, for every string the notice carries."""
+        e = escape
+        parts = [f"### {e(self.title)}", f"**{e(self.status)}**", ""]
+        parts += [f"- **{e(f.label)}**：{e(f.value)}" for f in self.fields]
         if self.lines:
-            parts += ["", *(f"> {line}" for line in self.lines)]
+            parts += ["", *(f"> {e(line)}" for line in self.lines)]
         if self.link:
             parts += ["", f"[查看看板]({self.link})"]
         elif self.footer:
-            parts += ["", self.footer]
+            parts += ["", e(self.footer)]
         return "\n".join(parts)
+
+    def plain(self) -> str:
+        """The notice as plain lines, for an answer in chat."""
+        lines = [self.title, self.status, *(f"{f.label}：{f.value}" for f in self.fields)]
+        lines += [*self.lines, self.link or self.footer]
+        return "\n".join(line for line in lines if line)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -130,10 +170,15 @@ class Notice:
 
 @dataclass(frozen=True)
 class Reply:
-    """What a command or a click answers, to the person who asked (or the group)."""
+    """What a command or a click answers, to the person who asked (or the group).
+
+    `allow`: the case numbers (order, tracking …) the text shows on purpose, which masking
+    personal data must leave alone.
+    """
 
     text: str
     mentions: tuple[Mention, ...] = ()
     ok: bool = True
     card: Card | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    allow: tuple[str, ...] = ()

@@ -7,9 +7,9 @@ from typing import Literal
 from pydantic import Field
 
 from bot.errors import UsageError
-from bot.message import Reply
+from bot.message import Reply, one_line
 from commands.router import Args, CommandContext, router
-from handlers import intercept, logistics, material, payout, refund
+from handlers import intercept, logistics, masking, material, payout, refund
 from handlers.authority import DECIDERS
 from handlers.cards import build_card
 from handlers.context import Tx
@@ -51,7 +51,8 @@ async def show(ctx: CommandContext, args: CaseArgs) -> Reply:
         lines += [f"{f.label}：{f.value}" for f in card.fields]
         lines += list(card.lines)
         notes = [
-            f"📝 {tx.svc.staff.name(n['by'])}：{n['text']}" for n in case.data.get("notes", [])[-3:]
+            one_line(f"📝 {tx.svc.staff.name(n['by'])}：{n['text']}")
+            for n in case.data.get("notes", [])[-3:]
         ]
         lines += [n for n in notes if n not in card.lines]
         lines.append("记录：")
@@ -60,7 +61,7 @@ async def show(ctx: CommandContext, args: CaseArgs) -> Reply:
             who = tx.svc.staff.name(entry.actor)
             what = texts.get(entry.action, refund.ACTION_TEXT.get(entry.action, entry.action))
             lines.append(f"  {tx.local(entry.at):%m-%d %H:%M} {who} {what}")
-        return Reply("\n".join(lines), card=card)
+        return Reply("\n".join(lines), card=card, allow=tuple(masking.identifiers(case)))
 
 
 @router.command("todo", "待办", args=TodoArgs, roles=ANYONE, what="查看待办")
@@ -78,20 +79,19 @@ async def todo(ctx: CommandContext, args: TodoArgs) -> Reply:
         if not cases:
             return Reply("🎉 没有待办" if not everyone else "🎉 全部处理完了")
         if not everyone:
-            return Reply(
-                "\n".join(
-                    [f"{staff.display} 的待办（{len(cases)}）："]
-                    + [_line(tx, c) for c in cases[:30]]
-                )
-            )
+            shown = cases[:30]
+            lines = [f"{staff.display} 的待办（{len(cases)}）：", *(_line(tx, c) for c in shown)]
+            return Reply("\n".join(lines), allow=_numbers(shown))
         groups: dict[str, list[Case]] = {}
         for c in cases:
             groups.setdefault(_approver(tx, c), []).append(c)
         lines = [f"全部待办（{len(cases)}）："]
+        shown = []
         for who, items in sorted(groups.items()):
             lines.append(f"【{who}】{len(items)} 件")
             lines += [f"  {_line(tx, c)}" for c in items[:15]]
-        return Reply("\n".join(lines))
+            shown += items[:15]
+        return Reply("\n".join(lines), allow=_numbers(shown))
 
 
 @router.command("approve", "通过", "同意", args=CaseArgs, roles=DECIDERS, what="通过退款")
@@ -193,9 +193,12 @@ def _approver(tx: Tx, case: Case) -> str:
     return "主管" if case.state == refund.S.ESCALATED else "未认领"
 
 
+def _numbers(cases: list[Case]) -> tuple[str, ...]:
+    return tuple(n for c in cases for n in masking.identifiers(c))
+
+
 def _line(tx: Tx, case: Case) -> str:
     state = refund.STATE_TEXT.get(refund.RefundState(case.state), case.state)
     due = f" · 时限 {tx.local(case.deadline_at):%m-%d %H:%M}" if case.deadline_at else ""
-    return (
-        f"{case.handle} {format_fen(case.amount_fen)} {state}{due} · {case.reason or case.order_id}"
-    )
+    what = one_line(case.reason) or case.order_id
+    return f"{case.handle} {format_fen(case.amount_fen)} {state}{due} · {what}"

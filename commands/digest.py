@@ -32,6 +32,6 @@ async def show_digest(ctx: CommandContext, args: DigestArgs) -> Reply:
         span = digest.span_for(svc, args.span, tx.now)
         notice = await digest.build(tx, group_id, span)
         if not scope.place:
-            return Reply(notice.markdown())
+            return Reply(notice.plain())
         await tx.notice(group_id, replace(notice, key=f"{notice.key}:asked:{tx.now:%H%M%S%f}"))
     return Reply(f"📊 {notice.title} 已发到群里")

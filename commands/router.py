@@ -25,7 +25,7 @@ from bot.errors import StaleCardError, UsageError, UserError
 from bot.message import Reply
 from bot.settings import StaffSettings
 from commands.scope import Scope
-from handlers import material, reference
+from handlers import masking, material, reference
 from handlers.context import Services
 from handlers.reference import explicit_handle, handle_ref
 from storage.models import Case, Fold
@@ -198,7 +198,11 @@ class Router:
             raise UsageError(f"用法：{command.usage(name)}") from exc
 
     async def handle(self, svc: Services, chat: ChatInput) -> Reply:
-        """Run the command in `chat.text` (or the click `chat.action`) and return the reply."""
+        """Run the command in `chat.text` (or the click `chat.action`) and return the reply,
+        personal data masked (the chat is wider than the case's buyer)."""
+        return masking.redact_reply(await self._handle(svc, chat))
+
+    async def _handle(self, svc: Services, chat: ChatInput) -> Reply:
         input_id = chat.input_id or uuid.uuid4().hex[:12]
         staff = svc.staff.by_platform(chat.platform, chat.user)
         ctx = CommandContext(svc, chat, staff)

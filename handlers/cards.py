@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.message import Card
+from handlers import masking
 from handlers.context import Tx
 from handlers.intercept import intercept_card
 from handlers.logistics import anomaly_card
@@ -24,4 +25,5 @@ BUILDERS: dict[str, CardBuilder] = {
 
 
 def build_card(case: Case, tx: Tx) -> Card:
-    return BUILDERS[case.kind](case, tx)
+    """The case's card for every channel, personal data masked (its own numbers shown)."""
+    return masking.redact_card(BUILDERS[case.kind](case, tx), masking.identifiers(case))

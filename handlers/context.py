@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
-from bot.message import Mention, Notice
+from bot.message import Mention, Notice, one_line
 from bot.settings import GroupSettings, Settings
+from handlers import masking
 from handlers.authority import StaffDirectory
 from handlers.rules import RuleTable
 from handlers.templates import TemplateBook
@@ -156,8 +157,11 @@ class Tx:
         mentions: tuple[Mention, ...] = (),
         case: Case | None = None,
     ) -> None:
-        """Queue a text line to a group under the deterministic id `key`."""
+        """Queue a text line to a group under the deterministic id `key`: one line (no text
+        carried in it can fake a line of its own), personal data masked (the numbers of `case`
+        shown)."""
         if group_id:
+            text = masking.redact(one_line(text), masking.identifiers(case) if case else ())
             await self.outbox.add(
                 f"text:{group_id}:{key}",
                 "text",
@@ -170,6 +174,7 @@ class Tx:
     async def notice(self, group_id: str, notice: Notice) -> None:
         """Queue a standalone card (a digest) to a group, once per notice key."""
         if group_id:
+            notice = masking.redact_notice(notice)
             await self.outbox.add(
                 f"notice:{group_id}:{notice.key}",
                 "notice",

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, or_, select
 
 from bot.message import Field, Notice, Tone
-from handlers import payout
+from handlers import masking, payout
 from handlers.context import Services, Tx
 from handlers.logistics_stats import logistics_stats
 from handlers.money import format_fen
@@ -145,7 +145,8 @@ async def figures(tx: Tx, group_id: str | None, span: Span) -> Figures:
         .order_by(func.count().desc(), Case.reason)
         .limit(5)
     )
-    fig.top_reasons = [(str(r), int(n)) for r, n in rows.all()]
+    # Reasons are the buyers' words: personal data in them stays behind.
+    fig.top_reasons = [(masking.redact(str(r)), int(n)) for r, n in rows.all()]
     await _pending_owners(tx, fig, refunds)
     for section in SECTIONS:
         extra = await section(tx, group_id, span)
@@ -269,7 +270,7 @@ def render(fig: Figures, group_name: str, link: str = "") -> Notice:
         shown = "、".join(items[:8]) + (f" 等 {len(items)} 件" if len(items) > 8 else "")
         lines.append(f"待办 · {owner}：{shown}")
     tone = Tone.DANGER if fig.deadlines_missed else Tone.WARNING if fig.pending else Tone.SUCCESS
-    return Notice(
+    notice = Notice(
         key=f"digest:{fig.group_id}:{fig.span.label}",
         title=f"售后日报 · {group_name} · {fig.span.label}",
         status=f"新增 {fig.new} · 完结 {fig.closed} · 待处理 {fig.pending}",
@@ -279,6 +280,7 @@ def render(fig: Figures, group_name: str, link: str = "") -> Notice:
         footer=f"统计 {fig.span.label}（{fig.span.since.tzname()}）· 待处理为当前数",
         link=link,
     )
+    return masking.redact_notice(notice)
 
 
 def dashboard_link(svc: Services, span: Span) -> str:

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.errors import UsageError
-from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone
+from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone, one_line
 from bot.settings import LogisticsSettings, StaffSettings
 from handlers.context import Tx
 from handlers.money import format_fen
@@ -605,4 +605,6 @@ async def ignore(tx: Tx, case: Case, staff: StaffSettings, reason: str, channel:
         data=data,
         assignee=case.assignee or staff.id,
     )
-    return Reply(f"已忽略 {case.handle}" + (f"：{reason.strip()}" if reason.strip() else ""))
+    return Reply(
+        f"已忽略 {case.handle}" + (f"：{one_line(reason.strip())}" if reason.strip() else "")
+    )

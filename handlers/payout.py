@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from bot.errors import ConflictError, NotFoundError, PermissionDeniedError, UsageError
-from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone
+from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone, one_line
 from bot.settings import StaffSettings
 from handlers import reference
 from handlers.context import Tx
@@ -827,7 +827,7 @@ async def reject(tx: Tx, case: Case, staff: StaffSettings, reason: str, channel:
     }
     await move(tx, case, T.REJECT, actor=staff.id, channel=channel, data=data)
     await _repo(tx).update(case.id, now=tx.now, rejected_by=staff.id, rejected_at=tx.now)
-    return Reply(f"已拒绝 {case.handle}：{reason}")
+    return Reply(f"已拒绝 {case.handle}：{one_line(reason)}")
 
 
 # -- entry points: the provider and the shop ----------------------------------------------------

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.errors import ConflictError, MissingRefundError, NotFoundError, UsageError
-from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone
+from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone, one_line
 from bot.settings import StaffSettings
 from handlers import material, reference
 from handlers.authority import SUPERVISORS
@@ -976,7 +976,7 @@ async def reject(tx: Tx, case: Case, staff: StaffSettings, reason: str, channel:
         data=data,
         assignee=case.assignee or staff.id,
     )
-    return Reply(f"已拒绝 {case.handle}：{reason.strip()}")
+    return Reply(f"已拒绝 {case.handle}：{one_line(reason.strip())}")
 
 
 async def on_commerce_result(

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.errors import ConflictError, MissingRefundError, UsageError
-from bot.message import Mention, Reply
+from bot.message import Mention, Reply, one_line
 from bot.settings import StaffSettings
 from handlers import conversation, masking
 from handlers.context import Tx
@@ -77,10 +77,7 @@ def facts_of(case: Case) -> CaseFacts:
 
 def identifiers(case: Case) -> list[str]:
     """The case's own numbers: a reply may carry them although they look like card numbers."""
-    refund = case.data.get("refund", {})
-    parcels = [refund.get("shipping") or {}, refund.get("return_tracking") or {}]
-    numbers = [case.order_id, case.case_id, *(str(p.get("tracking_no", "")) for p in parcels)]
-    return [n for n in numbers if n]
+    return masking.identifiers(case)
 
 
 # -- replies ------------------------------------------------------------------------------
@@ -123,7 +120,7 @@ async def send(tx: Tx, case: Case, staff: StaffSettings, text: str, channel: str
     )
     await tx.sync_card(case)
     shown = f"（#{template}）" if template else ""
-    return Reply(f"✉ 已发给 {case.handle} 的买家{shown}：{message}{notice}")
+    return Reply(f"✉ 已发给 {case.handle} 的买家{shown}：{one_line(message)}{notice}")
 
 
 def _compose(tx: Tx, case: Case, body: str) -> tuple[str, str, str]:
@@ -170,9 +167,9 @@ def _free_text(tx: Tx, case: Case, body: str) -> tuple[str, list[masking.Finding
     if tx.svc.settings.replies.sensitive_free_text == "mask":
         return masking.mask(body, identifiers(case))
     raise UsageError(
-        f"没有发送：回复里有{masking.describe(found)}。为保护隐私，手机号、银行卡号、身份证号"
-        "和支付宝账号不会从群里发给买家；请去掉后再发。需要给买家留联系方式时，"
-        "请用标记了 reveal 的常用回复"
+        f"没有发送：回复里有{masking.describe(found)}。为保护隐私，手机号、银行卡号、身份证号、"
+        "详细地址和支付宝账号（全角数字、加空格或点号的写法也算）不会从群里发给买家；"
+        "请去掉后再发。需要给买家留联系方式或退货地址时，请用标记了 reveal 的常用回复"
     )
 
 

@@ -123,7 +123,8 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        options: dict[str, Any] = {"echo": echo}
+        # SQL parameters carry payee accounts and buyers' words: never in an error or a log.
+        options: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
             options["async_creator"] = self._connect_sqlite
         else:

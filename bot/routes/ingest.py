@@ -9,7 +9,7 @@ from aiohttp import web
 
 from bot.group_commit import StoreUnavailableError, UnstorableError
 from bot.keys import METRICS, SERVICES, SETTINGS, WRITER
-from handlers import reference
+from handlers import masking, reference
 from handlers.cards import build_card
 from handlers.money import fen_to_yuan
 from handlers.payload import PayloadError, loads
@@ -188,6 +188,8 @@ async def get_case(request: web.Request) -> web.Response:
 
 
 def case_json(case: Case) -> dict[str, Any]:
+    """The case as the shop's systems read it; like every page, personal data masked."""
+    allow = masking.identifiers(case)
     return {
         "case_id": case.case_id,
         "handle": case.handle,
@@ -201,11 +203,11 @@ def case_json(case: Case) -> dict[str, Any]:
         "group": case.group_id,
         "assignee": case.assignee,
         "path": case.path,
-        "reason": case.reason,
+        "reason": masking.redact(case.reason, allow),
         "deadline_at": case.deadline_at.isoformat() if case.deadline_at else None,
         "created_at": case.created_at.isoformat(),
         "updated_at": case.updated_at.isoformat(),
         "closed_at": case.closed_at.isoformat() if case.closed_at else None,
         "first_response_at": case.first_response_at.isoformat() if case.first_response_at else None,
-        "data": case.data,
+        "data": masking.redact_tree(case.data, allow),
     }

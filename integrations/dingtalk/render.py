@@ -3,6 +3,9 @@
 `cardParamMap` values are all strings (lists are JSON-encoded, booleans "true"/"false");
 its keys are the variables of templates/refund_card.json. Robot messages are cut to fit
 DingTalk's byte limits rather than refused.
+
+Every string of the neutral model is plain text; what DingTalk would read as markup in it is
+neutralised here (`escape_markdown`, `escape_text`) before our own markup goes around it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,44 @@ CUT = "\n…（内容过长，已截断）"
 # outTrackId: at most 100 characters, 64 or fewer advised (createAndDeliver doc).
 MAX_TRACK_ID_CHARS = 64
 NOT_TRACK_ID = re.compile(r"[^A-Za-z0-9_-]")
+
+# What DingTalk robot and card markdown reads as markup (open.dingtalk.com "自定义机器人发送
+# 群消息" / "消息类型" markdown): headings #, quotes >, bold/italic * _, links and images
+# [..](..), lists, `<font>` and other tags <…>, code `, strikethrough ~, tables |, entities &,
+# escapes \, and `@id` mentions. Each becomes its full-width look-alike, which is not read.
+MARKUP = str.maketrans(
+    {
+        "*": "＊",
+        "~": "～",
+        "`": "｀",
+        "<": "＜",
+        ">": "＞",
+        "&": "＆",
+        "\\": "＼",
+        "@": "＠",
+    }
+)
+# A line that starts like a heading, list item, rule, table row, link definition or
+# indented code block; and the `](` that ends a link's text.
+LINE_START = re.compile(r"^(?=[ \t#:|!\[\-+=]|\d{1,9}[.)](?:\s|$))", re.MULTILINE)
+LINK = re.compile(r"\]\s*\(")
+# `_` opens or closes emphasis unless it sits inside a word (chat_id stays as it is).
+EMPHASIS = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+URL_SCHEME = re.compile(r"(?<=[A-Za-z0-9])://")
+ZWSP = "\u200b"
+
+
+def escape_markdown(text: str) -> str:
+    """`text` shown as it is in DingTalk markdown: it can start no heading, list, quote,
+    link, image, tag, mention or emphasis, and a bare URL in it is not made a link."""
+    text = EMPHASIS.sub("＿", LINK.sub("］(", text.translate(MARKUP)))
+    text = URL_SCHEME.sub("：//", text)
+    return LINE_START.sub(ZWSP, text)
+
+
+def escape_text(text: str) -> str:
+    """`text` for a robot text message: `@id` in it mentions nobody, a bare URL is no link."""
+    return URL_SCHEME.sub("：//", text.replace("@", "＠"))
 
 
 @dataclass(frozen=True)
@@ -89,16 +130,18 @@ def card_params(card: Card) -> dict[str, str]:
 
 
 def body_markdown(card: Card) -> str:
-    lines = [f"**{f.label}**：{f.value}" for f in card.fields]
-    lines += list(card.lines)
+    e = escape_markdown
+    lines = [f"**{e(f.label)}**：{e(f.value)}" for f in card.fields]
+    lines += [e(line) for line in card.lines]
     return "\n\n".join(lines)
 
 
 def card_markdown(card: Card, mentions: tuple[Who, ...]) -> Markdown:
     """The whole card for a custom robot, which can neither edit messages nor call back."""
-    text = [f"### {card.title}", f"**{card.status}**", body_markdown(card)]
+    e = escape_markdown
+    text = [f"### {e(card.title)}", f"**{e(card.status)}**", body_markdown(card)]
     if card.footer:
-        text.append(f"<font color=#888888>{card.footer}</font>")
+        text.append(f"<font color=#888888>{e(card.footer)}</font>")
     if mentions:
         text.append(" ".join(w.at for w in mentions))
     return Markdown(title=card.summary, text="\n\n".join(text))
@@ -106,9 +149,10 @@ def card_markdown(card: Card, mentions: tuple[Who, ...]) -> Markdown:
 
 def change_markdown(card: Card, mentions: tuple[Who, ...]) -> Markdown:
     """A later change, as one short line naming the handle (the first message stays as sent)."""
-    line = f"**{card.handle}** {card.title} → **{card.status}**"
+    e = escape_markdown
+    line = f"**{e(card.handle)}** {e(card.title)} → **{e(card.status)}**"
     if card.footer:
-        line += f"（{card.footer}）"
+        line += f"（{e(card.footer)}）"
     if mentions:
         line += "\n\n" + " ".join(w.at for w in mentions)
     return Markdown(title=card.summary, text=line)
@@ -116,6 +160,7 @@ def change_markdown(card: Card, mentions: tuple[Who, ...]) -> Markdown:
 
 def mentioned(text: str, mentions: tuple[Who, ...], *, by_name: bool = False) -> str:
     """`@id … text`: DingTalk shows an @id listed in `at` as the person's name."""
+    text = escape_text(text)
     if not mentions:
         return text
     return " ".join(f"@{w.name}" if by_name else w.at for w in mentions) + " " + text
@@ -161,7 +206,7 @@ def group_message(text: str, mentions: tuple[Who, ...] = ()) -> tuple[str, str]:
 
 def notice_markdown(notice: Notice) -> Markdown:
     """A standalone card (the daily digest) as robot Markdown."""
-    return Markdown(title=notice.title, text=notice.markdown())
+    return Markdown(title=notice.title, text=notice.markdown(escape_markdown))
 
 
 def group_markdown(markdown: Markdown) -> tuple[str, str]:

@@ -420,10 +420,10 @@ class AibotChannel:
         if outcome.tell:
             lines.insert(0, outcome.reply.text)
         if lines:
-            text = f"<@{body.sender.userid}> " + "\n".join(lines)
-            await self.send_markdown(
-                body.conversation, render.markdown_text(text, outcome.reply.mentions, self.userids)
+            text = render.markdown_text(
+                "\n".join(lines), outcome.reply.mentions, self.userids, asker=body.sender.userid
             )
+            await self.send_markdown(body.conversation, text)
 
 
 def _eventtype(frame: AibotFrame) -> str:

@@ -1,6 +1,9 @@
 """Card → WeCom: `template_card` (button_interaction) for the AI bot and the app, markdown for
 webhooks and notices, plain text for app DMs. Limits are the ones docs 90236/94888 state.
 
+Every string of the neutral model is plain text; what WeCom would read as markup in it is
+neutralised here (`escape_markdown`, `escape_text`) before our own markup goes around it.
+
 A button's key carries `action:handle:version` so a click names the case and the card
 version the person saw; `task_id` is unique per app (a fresh suffix per placement).
 """
@@ -31,6 +34,7 @@ TEXT_BYTES = 2048
 
 KEY = re.compile(r"^(?P<action>[a-z_]{1,32}):(?P<handle>[A-Za-z0-9_-]{1,64}):(?P<version>\d{1,9})$")
 NOT_TASK_ID = re.compile(r"[^0-9A-Za-z_\-@]")
+NOT_USERID = re.compile(r"[^0-9A-Za-z_\-@.]")
 BUTTON_STYLE = {ButtonStyle.PRIMARY: 1, ButtonStyle.DEFAULT: 2, ButtonStyle.DANGER: 3}
 # source.desc_color: 0 grey, 1 black, 2 red, 3 green.
 TONE_COLOR = {Tone.INFO: 1, Tone.WARNING: 1, Tone.DANGER: 2, Tone.SUCCESS: 3, Tone.MUTED: 0}
@@ -51,6 +55,47 @@ class Click:
     action: str
     handle: str
     version: int
+
+
+# What WeCom markdown reads as markup (doc 90236 "markdown消息", and markdown_v2 as the AI bot
+# renders it): headings #, bold/italic * _, strikethrough ~, code `, links and images [..](..),
+# quotes and tags < > (`<font>`, `<@userid>` mentions, `<a href>`), tables |, entities &,
+# escapes \. Each becomes its full-width look-alike, which no renderer reads.
+MARKUP = str.maketrans(
+    {
+        "*": "＊",
+        "~": "～",
+        "`": "｀",
+        "<": "＜",
+        ">": "＞",
+        "&": "＆",
+        "\\": "＼",
+        "@": "＠",
+    }
+)
+# Text messages of the app (doc 90236 "文本消息") render `<a href>` links.
+TAGS = str.maketrans({"<": "＜", ">": "＞"})
+# A line that starts like a heading, list item, rule, table row, link definition or
+# indented code block; and the `](` that ends a link's text.
+LINE_START = re.compile(r"^(?=[ \t#:|!\[\-+=]|\d{1,9}[.)](?:\s|$))", re.MULTILINE)
+LINK = re.compile(r"\]\s*\(")
+# `_` opens or closes emphasis unless it sits inside a word (chat_id stays as it is).
+EMPHASIS = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+URL_SCHEME = re.compile(r"(?<=[A-Za-z0-9])://")
+ZWSP = "\u200b"
+
+
+def escape_markdown(text: str) -> str:
+    """`text` shown as it is in WeCom markdown: it can start no heading, list, quote, link,
+    mention, tag or emphasis, and a bare URL in it is not made a link."""
+    text = EMPHASIS.sub("＿", LINK.sub("］(", text.translate(MARKUP)))
+    text = URL_SCHEME.sub("：//", text)
+    return LINE_START.sub(ZWSP, text)
+
+
+def escape_text(text: str) -> str:
+    """`text` for a WeCom text message: no `<a href>` link, no bare URL made a link."""
+    return URL_SCHEME.sub("：//", text.translate(TAGS))
 
 
 def button_key(button: Button, card: Card) -> str:
@@ -129,22 +174,29 @@ def mention_tokens(mentions: Iterable[Mention], userids: Mapping[str, str]) -> l
     return tokens
 
 
-def markdown_text(text: str, mentions: Iterable[Mention], userids: Mapping[str, str]) -> str:
+def markdown_text(
+    text: str, mentions: Iterable[Mention], userids: Mapping[str, str], *, asker: str = ""
+) -> str:
+    """Plain `text` as markdown, `asker` (a WeCom userid) @-mentioned first, `mentions` last."""
     tokens = mention_tokens(mentions, userids)
-    body = f"{text} {' '.join(tokens)}" if tokens else text
+    body = escape_markdown(text)
+    body = f"{body} {' '.join(tokens)}" if tokens else body
+    if asker and NOT_USERID.search(asker) is None:
+        body = f"<@{asker}> {body}"
     return clip_bytes(body, MARKDOWN_BYTES)
 
 
 def markdown_card(card: Card, userids: Mapping[str, str], *, hint: str = "") -> str:
     """The card for a group that cannot click (webhook robots): every field, then who to @."""
+    e = escape_markdown
     lines = [
-        f"**{card.title}**",
-        f'> 状态：<font color="{TONE_FONT[card.tone]}">{card.status}</font>',
+        f"**{e(card.title)}**",
+        f'> 状态：<font color="{TONE_FONT[card.tone]}">{e(card.status)}</font>',
     ]
-    lines += [f"> {f.label}：{f.value}" for f in card.fields]
-    lines += list(card.lines)
+    lines += [f"> {e(f.label)}：{e(f.value)}" for f in card.fields]
+    lines += [e(line) for line in card.lines]
     if card.footer:
-        lines.append(f'<font color="comment">{card.footer}</font>')
+        lines.append(f'<font color="comment">{e(card.footer)}</font>')
     if hint:
         lines.append(f'<font color="comment">{hint}</font>')
     tokens = mention_tokens(card.mentions, userids)
@@ -155,14 +207,16 @@ def markdown_card(card: Card, userids: Mapping[str, str], *, hint: str = "") -> 
 
 def markdown_notice(notice: Notice) -> str:
     """A standalone card (the daily digest, a batch) as WeCom markdown, within its size limit."""
-    return clip_bytes(notice.markdown(), MARKDOWN_BYTES)
+    return clip_bytes(notice.markdown(escape_markdown), MARKDOWN_BYTES)
 
 
 def plain_notice(notice: Notice) -> str:
     """The same for app DMs, which take no markdown."""
     lines = [notice.title, notice.status, *(f"{f.label}：{f.value}" for f in notice.fields)]
-    lines += [*notice.lines, notice.link or notice.footer]
-    return clip_bytes("\n".join(line for line in lines if line), TEXT_BYTES)
+    lines += notice.lines
+    text = escape_text("\n".join(line for line in lines if line))
+    end = notice.link or escape_text(notice.footer)
+    return clip_bytes(f"{text}\n{end}" if end else text, TEXT_BYTES)
 
 
 def follow_up(card: Card) -> str:
@@ -174,4 +228,5 @@ def follow_up(card: Card) -> str:
 def plain_text(text: str, mentions: Iterable[Mention] = ()) -> str:
     """Text for app DMs and passive replies (no markdown there): mentions become names."""
     names = " ".join(f"@{m.name}" for m in mentions)
+    text = escape_text(text)
     return clip_bytes(f"{text} {names}" if names else text, TEXT_BYTES)

@@ -144,7 +144,8 @@ async def test_a_message_is_answered_on_its_req_id_and_duplicates_are_ignored() 
         (reply,) = h.fake.replies[req_id]
         assert reply["msgtype"] == "stream"
         assert reply["stream"]["finish"] is True
-        assert reply["stream"]["content"] == "收到：@bot 查 R1"
+        # The echoed words are the person's: shown as typed, never read as markup or a mention.
+        assert reply["stream"]["content"] == "收到：＠bot 查 R1"
         again = await h.fake.push_text("zhangsan", "@bot 查 R1", chatid=CHAT, msgid="m1")
         await h.fake.push_text("zhangsan", "second", chatid=CHAT, msgid="m2")
         await h.fake.wait_for(lambda: len(h.seen) == 2 and len(h.fake.replies) == 2)
