@@ -10,10 +10,12 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.message import Card, Field, Notice, Reply
 from storage.models import Case
+
+Shown = TypeVar("Shown", Card, Notice)
 
 # Characters read as what they look like before searching (one for one, so a match's span
 # in the folded text is its span in the original): every decimal digit (full-width ０-９,
@@ -280,26 +282,22 @@ def identifiers(case: Case) -> list[str]:
 
 
 def redact_card(card: Card, allow: Iterable[str] = ()) -> Card:
-    keep = tuple(allow)
-    return replace(
-        card,
-        title=redact(card.title, keep),
-        status=redact(card.status, keep),
-        fields=tuple(Field(redact(f.label, keep), redact(f.value, keep)) for f in card.fields),
-        lines=tuple(redact(line, keep) for line in card.lines),
-        footer=redact(card.footer, keep),
-    )
+    return _redact_message(card, tuple(allow))
 
 
 def redact_notice(notice: Notice, allow: Iterable[str] = ()) -> Notice:
-    keep = tuple(allow)
+    return _redact_message(notice, tuple(allow))
+
+
+def _redact_message(message: Shown, keep: tuple[str, ...]) -> Shown:
+    """A card or notice with every text it shows masked."""
     return replace(
-        notice,
-        title=redact(notice.title, keep),
-        status=redact(notice.status, keep),
-        fields=tuple(Field(redact(f.label, keep), redact(f.value, keep)) for f in notice.fields),
-        lines=tuple(redact(line, keep) for line in notice.lines),
-        footer=redact(notice.footer, keep),
+        message,
+        title=redact(message.title, keep),
+        status=redact(message.status, keep),
+        fields=tuple(Field(redact(f.label, keep), redact(f.value, keep)) for f in message.fields),
+        lines=tuple(redact(line, keep) for line in message.lines),
+        footer=redact(message.footer, keep),
     )
 
 

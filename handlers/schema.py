@@ -190,6 +190,13 @@ class Buyer(Inbound):
     nick: str = ""
 
 
+def _order_covers_amount(order_amount: int | None, info: ValidationInfo) -> int | None:
+    amount = info.data.get("amount")
+    if order_amount is not None and amount is not None and amount > order_amount:
+        raise ValueError("order_amount is smaller than the refund amount")
+    return order_amount
+
+
 class RefundRequested(Inbound):
     refund_id: RefundId
     order_id: Annotated[str, _bounded(length_of(Case.order_id), required=True)]
@@ -201,13 +208,7 @@ class RefundRequested(Inbound):
     buyer: Buyer = Buyer()
     deadline_at: When | None = None
 
-    @field_validator("order_amount")
-    @classmethod
-    def _covers_amount(cls, order_amount: int | None, info: ValidationInfo) -> int | None:
-        amount = info.data.get("amount")
-        if order_amount is not None and amount is not None and amount > order_amount:
-            raise ValueError("order_amount is smaller than the refund amount")
-        return order_amount
+    _covers_amount = field_validator("order_amount")(staticmethod(_order_covers_amount))
 
 
 class RefundUpdated(Inbound):
@@ -221,14 +222,8 @@ class RefundUpdated(Inbound):
     return_status: Literal["shipped", "received", "qc_passed", "qc_failed"] | None = None
     qc_detail: str = ""
 
-    @field_validator("order_amount")
-    @classmethod
-    def _covers_amount(cls, order_amount: int | None, info: ValidationInfo) -> int | None:
-        # Only when both come together; one alone is checked against the case when applied.
-        amount = info.data.get("amount")
-        if order_amount is not None and amount is not None and amount > order_amount:
-            raise ValueError("order_amount is smaller than the refund amount")
-        return order_amount
+    # Only when both come together; one alone is checked against the case when applied.
+    _covers_amount = field_validator("order_amount")(staticmethod(_order_covers_amount))
 
 
 class RefundEnded(Inbound):

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from bot.clock import FakeClock
+from bot.keys import DISPATCHER
 from bot.settings import Settings
-from tests.conftest import STAFF, make_settings
+from integrations.wecom.aibot import AibotChannel
+from integrations.wecom.fake import FakeWeComAPI
+from storage.coordination import InProcessCoordination
+from tests.conftest import STAFF, Bot, BotFactory, make_settings
 
 # Doc 91144's official test vector.
 TOKEN = "QDG6eK"
@@ -67,3 +75,43 @@ def wecom_settings(db_url: str, groups: list[dict[str, Any]], **overrides: Any) 
         wecom[key] = {**wecom[key], **value} if isinstance(wecom.get(key), dict) else value
     staff = overrides.pop("staff", WECOM_STAFF)
     return make_settings(db_url, groups=groups, staff=staff, wecom=wecom, **overrides)
+
+
+AIBOT_CHAT = "wrkSFfCgAAgroup1"
+
+
+def coordination(clock: FakeClock) -> InProcessCoordination:
+    """Token buckets and caches on the test clock, so advancing it refills them."""
+    return InProcessCoordination(monotonic=lambda: clock.now().timestamp())
+
+
+@contextlib.asynccontextmanager
+async def aibot_group(
+    make_bot: BotFactory, sqlite_url: str, clock: FakeClock, api: FakeWeComAPI, ws_url: str
+) -> AsyncIterator[Bot]:
+    """A bot whose refunds go to an AI-bot group (connected to `ws_url`), the rest to a robot."""
+    settings = wecom_settings(
+        sqlite_url,
+        [
+            {
+                "id": "aftersales",
+                "channel": "wecom_aibot",
+                "chat_id": AIBOT_CHAT,
+                "kinds": ["refund"],
+            },
+            {"id": "ops", "channel": "wecom_webhook", "webhook_url": api.webhook_url("ops-key")},
+        ],
+        wecom={"api_base": api.base_url, "aibot": {"ws_url": ws_url}},
+    )
+    bot = await make_bot(settings, coord=coordination(clock))
+    channel = bot.app[DISPATCHER].channels["wecom_aibot"]
+    assert isinstance(channel, AibotChannel)
+    task = asyncio.create_task(channel.run())
+    async with asyncio.timeout(5):
+        await channel.authenticated.wait()
+    try:
+        yield bot
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from bot.message import Card, Notice, Tone
 from integrations.dingtalk.models import At, Markdown, RobotSend, Text
+from integrations.markdown import escape_markdown, no_links
 
 # The buttons the shipped card template has, by action id (= Button.key).
 BUTTONS = ("approve", "reject", "claim", "retry", "refunded")
@@ -34,43 +35,10 @@ CUT = "\n…（内容过长，已截断）"
 MAX_TRACK_ID_CHARS = 64
 NOT_TRACK_ID = re.compile(r"[^A-Za-z0-9_-]")
 
-# What DingTalk robot and card markdown reads as markup (open.dingtalk.com "自定义机器人发送
-# 群消息" / "消息类型" markdown): headings #, quotes >, bold/italic * _, links and images
-# [..](..), lists, `<font>` and other tags <…>, code `, strikethrough ~, tables |, entities &,
-# escapes \, and `@id` mentions. Each becomes its full-width look-alike, which is not read.
-MARKUP = str.maketrans(
-    {
-        "*": "＊",
-        "~": "～",
-        "`": "｀",
-        "<": "＜",
-        ">": "＞",
-        "&": "＆",
-        "\\": "＼",
-        "@": "＠",
-    }
-)
-# A line that starts like a heading, list item, rule, table row, link definition or
-# indented code block; and the `](` that ends a link's text.
-LINE_START = re.compile(r"^(?=[ \t#:|!\[\-+=]|\d{1,9}[.)](?:\s|$))", re.MULTILINE)
-LINK = re.compile(r"\]\s*\(")
-# `_` opens or closes emphasis unless it sits inside a word (chat_id stays as it is).
-EMPHASIS = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
-URL_SCHEME = re.compile(r"(?<=[A-Za-z0-9])://")
-ZWSP = "\u200b"
-
-
-def escape_markdown(text: str) -> str:
-    """`text` shown as it is in DingTalk markdown: it can start no heading, list, quote,
-    link, image, tag, mention or emphasis, and a bare URL in it is not made a link."""
-    text = EMPHASIS.sub("＿", LINK.sub("］(", text.translate(MARKUP)))
-    text = URL_SCHEME.sub("：//", text)
-    return LINE_START.sub(ZWSP, text)
-
 
 def escape_text(text: str) -> str:
     """`text` for a robot text message: `@id` in it mentions nobody, a bare URL is no link."""
-    return URL_SCHEME.sub("：//", text.replace("@", "＠"))
+    return no_links(text.replace("@", "＠"))
 
 
 @dataclass(frozen=True)

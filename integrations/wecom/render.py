@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.message import Button, ButtonStyle, Card, Mention, Notice, Tone
+from integrations.markdown import escape_markdown, no_links
 
 MAX_BUTTONS = 6
 MAX_FIELDS = 6
@@ -57,45 +58,13 @@ class Click:
     version: int
 
 
-# What WeCom markdown reads as markup (doc 90236 "markdown消息", and markdown_v2 as the AI bot
-# renders it): headings #, bold/italic * _, strikethrough ~, code `, links and images [..](..),
-# quotes and tags < > (`<font>`, `<@userid>` mentions, `<a href>`), tables |, entities &,
-# escapes \. Each becomes its full-width look-alike, which no renderer reads.
-MARKUP = str.maketrans(
-    {
-        "*": "＊",
-        "~": "～",
-        "`": "｀",
-        "<": "＜",
-        ">": "＞",
-        "&": "＆",
-        "\\": "＼",
-        "@": "＠",
-    }
-)
 # Text messages of the app (doc 90236 "文本消息") render `<a href>` links.
 TAGS = str.maketrans({"<": "＜", ">": "＞"})
-# A line that starts like a heading, list item, rule, table row, link definition or
-# indented code block; and the `](` that ends a link's text.
-LINE_START = re.compile(r"^(?=[ \t#:|!\[\-+=]|\d{1,9}[.)](?:\s|$))", re.MULTILINE)
-LINK = re.compile(r"\]\s*\(")
-# `_` opens or closes emphasis unless it sits inside a word (chat_id stays as it is).
-EMPHASIS = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
-URL_SCHEME = re.compile(r"(?<=[A-Za-z0-9])://")
-ZWSP = "\u200b"
-
-
-def escape_markdown(text: str) -> str:
-    """`text` shown as it is in WeCom markdown: it can start no heading, list, quote, link,
-    mention, tag or emphasis, and a bare URL in it is not made a link."""
-    text = EMPHASIS.sub("＿", LINK.sub("］(", text.translate(MARKUP)))
-    text = URL_SCHEME.sub("：//", text)
-    return LINE_START.sub(ZWSP, text)
 
 
 def escape_text(text: str) -> str:
     """`text` for a WeCom text message: no `<a href>` link, no bare URL made a link."""
-    return URL_SCHEME.sub("：//", text.translate(TAGS))
+    return no_links(text.translate(TAGS))
 
 
 def button_key(button: Button, card: Card) -> str:

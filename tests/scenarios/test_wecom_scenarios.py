@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,27 +12,28 @@ from sqlalchemy import func, select
 
 from bot.app import create_app
 from bot.clock import FakeClock
-from bot.keys import DISPATCHER, METRICS
+from bot.keys import METRICS
 from bot.wecom import Bridge
-from integrations.wecom.aibot import AibotChannel
 from integrations.wecom.channel import webhook_budget
 from integrations.wecom.crypto import CallbackCrypto
 from integrations.wecom.fake import FakeWeComAIBot, FakeWeComAPI, WeComCallbacks
 from integrations.wecom.models import Inbound
-from storage.coordination import InProcessCoordination
 from storage.models import AuditEntry, Case
 from tests.conftest import Bot, BotFactory, make_refund
 from tests.wecom_support import (
     AES_KEY,
+    AIBOT_CHAT,
     CORP_ID,
     TOKEN,
     WECOM_STAFF,
+    aibot_group,
+    coordination,
     serve,
     userid,
     wecom_settings,
 )
 
-CHAT = "wrkSFfCgAAgroup1"
+CHAT = AIBOT_CHAT
 MANUAL = "已通过 · 待手动退款"  # no shop system is connected: nothing was sent
 
 
@@ -62,11 +62,6 @@ def callbacks(clock: FakeClock) -> WeComCallbacks:
     )
 
 
-def coordination(clock: FakeClock) -> InProcessCoordination:
-    """Token buckets and caches on the test clock, so advancing it refills them."""
-    return InProcessCoordination(monotonic=lambda: clock.now().timestamp())
-
-
 async def count(bot: Bot, *where: Any) -> int:
     async with bot.svc.tx() as tx:
         return int(
@@ -88,32 +83,6 @@ async def new_refund(bot: Bot, **overrides: Any) -> None:
 
 
 # -- the AI bot in a group (websocket mode) ---------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def aibot_group(
-    make_bot: BotFactory, sqlite_url: str, clock: FakeClock, api: FakeWeComAPI, ws_url: str
-) -> AsyncIterator[Bot]:
-    settings = wecom_settings(
-        sqlite_url,
-        [
-            {"id": "aftersales", "channel": "wecom_aibot", "chat_id": CHAT, "kinds": ["refund"]},
-            {"id": "ops", "channel": "wecom_webhook", "webhook_url": api.webhook_url("ops-key")},
-        ],
-        wecom={"api_base": api.base_url, "aibot": {"ws_url": ws_url}},
-    )
-    bot = await make_bot(settings, coord=coordination(clock))
-    channel = bot.app[DISPATCHER].channels["wecom_aibot"]
-    assert isinstance(channel, AibotChannel)
-    task = asyncio.create_task(channel.run())
-    async with asyncio.timeout(5):
-        await channel.authenticated.wait()
-    try:
-        yield bot
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def group_card(fake: FakeWeComAIBot) -> tuple[str, dict[str, Any]]:

@@ -4,8 +4,6 @@ material change is refused ("卡片已更新，请看最新金额") and the card
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,20 +12,28 @@ import pytest
 from sqlalchemy import select
 
 from bot.clock import FakeClock
-from bot.keys import DISPATCHER, PROCESSOR
+from bot.keys import PROCESSOR
 from integrations.dingtalk.fake import FakeDingtalk
 from integrations.dingtalk.models import CARD_TOPIC
-from integrations.wecom.aibot import AibotChannel
 from integrations.wecom.crypto import CallbackCrypto
 from integrations.wecom.fake import FakeWeComAIBot, FakeWeComAPI, WeComCallbacks
-from storage.coordination import InProcessCoordination
 from storage.models import AuditEntry, Case
 from tests.conftest import Bot, BotFactory, make_refund, make_settings
 from tests.dingtalk_helpers import ding, ding_settings, running_fake, streaming
-from tests.wecom_support import AES_KEY, CORP_ID, TOKEN, serve, userid, wecom_settings
+from tests.wecom_support import (
+    AES_KEY,
+    AIBOT_CHAT,
+    CORP_ID,
+    TOKEN,
+    aibot_group,
+    coordination,
+    serve,
+    userid,
+    wecom_settings,
+)
 
 STALE = "卡片已更新，请看最新金额"
-CHAT = "wrkSFfCgAAgroup1"
+CHAT = AIBOT_CHAT
 
 
 async def raise_amount(bot: Bot, *, to: str = "1800.00", dispatch: bool = False) -> None:
@@ -65,10 +71,6 @@ async def new_refund(bot: Bot) -> None:
     event = make_refund(data_amount="40.00", data_order_amount="5000.00")
     assert (await bot.post_event(event))[0] == 202
     await bot.drain()
-
-
-def coordination(clock: FakeClock) -> InProcessCoordination:
-    return InProcessCoordination(monotonic=lambda: clock.now().timestamp())
 
 
 # -- sandbox ---------------------------------------------------------------------------------
@@ -135,32 +137,6 @@ async def aibot() -> AsyncIterator[tuple[FakeWeComAIBot, str]]:
     server = await serve(fake.app())
     yield fake, str(server.make_url("/"))
     await server.close()
-
-
-@contextlib.asynccontextmanager
-async def aibot_group(
-    make_bot: BotFactory, sqlite_url: str, clock: FakeClock, api: FakeWeComAPI, ws_url: str
-) -> AsyncIterator[Bot]:
-    settings = wecom_settings(
-        sqlite_url,
-        [
-            {"id": "aftersales", "channel": "wecom_aibot", "chat_id": CHAT, "kinds": ["refund"]},
-            {"id": "ops", "channel": "wecom_webhook", "webhook_url": api.webhook_url("ops-key")},
-        ],
-        wecom={"api_base": api.base_url, "aibot": {"ws_url": ws_url}},
-    )
-    bot = await make_bot(settings, coord=coordination(clock))
-    channel = bot.app[DISPATCHER].channels["wecom_aibot"]
-    assert isinstance(channel, AibotChannel)
-    task = asyncio.create_task(channel.run())
-    async with asyncio.timeout(5):
-        await channel.authenticated.wait()
-    try:
-        yield bot
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def markdowns(fake: FakeWeComAIBot) -> list[str]:
