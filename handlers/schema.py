@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal, cast, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -32,7 +32,7 @@ from handlers.money import MAX_AMOUNT_FEN, fen_to_yuan, yuan_to_fen
 from handlers.payload import MAX_DEPTH, PayloadError, deeper_than, loads, unstorable
 from storage.models import Case, Event, Parcel, Payout
 
-EVENT_TYPES = (
+EventType = Literal[
     "refund.requested",
     "refund.updated",
     "refund.cancelled",
@@ -41,7 +41,8 @@ EVENT_TYPES = (
     "intercept.result",
     "payout.requested",
     "buyer.message",
-)
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 PLATFORMS = {
     "taobao": "淘宝",
     "tmall": "天猫",
@@ -279,18 +280,6 @@ DATA_MODELS: dict[str, type[Inbound]] = {
     "payout.requested": PayoutRequested,
     "buyer.message": BuyerMessage,
 }
-
-
-EventType = Literal[
-    "refund.requested",
-    "refund.updated",
-    "refund.cancelled",
-    "refund.closed",
-    "shipment.tracking",
-    "intercept.result",
-    "payout.requested",
-    "buyer.message",
-]
 
 
 Shop = Annotated[str, _bounded(min(length_of(Event.shop), length_of(Case.shop)))]
