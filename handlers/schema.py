@@ -215,7 +215,9 @@ class RefundRequested(Inbound):
 class RefundUpdated(Inbound):
     refund_id: RefundId
     amount: Fen | None = None
-    order_amount: Fen | None = None
+    order_amount: Fen | None = Field(
+        default=None, description="at least `amount` when both are sent"
+    )
     reason: str | None = None
     shipping: Shipping | None = None
     deadline_at: When | None = None

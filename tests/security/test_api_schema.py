@@ -122,7 +122,7 @@ def _consistent(case: Any) -> None:
         data = event.get("data") if isinstance(event, dict) else None
         if (
             isinstance(event, dict)
-            and event.get("type") == "refund.requested"
+            and event.get("type") in ("refund.requested", "refund.updated")
             and isinstance(data, dict)
             and isinstance(data.get("amount"), str)
             and isinstance(data.get("order_amount"), str)
@@ -150,6 +150,8 @@ def test_the_document_and_the_server_agree(
         max_examples=EXAMPLES[path],
         deadline=None,
         database=None,
+        # The same examples on every run, so CI never lands or fails on a draw.
+        derandomize=True,
         suppress_health_check=list(HealthCheck),
     )
     @given(case=operation.as_strategy(generation_mode=mode))
