@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from handlers import intercept, logistics, payout, refund, reply
 from handlers.context import Tx
@@ -30,21 +31,25 @@ ENDINGS = ("refund.cancelled", "refund.closed")
 
 async def _refund_requested(tx: Tx, envelope: Envelope, data: Inbound) -> None:
     assert isinstance(data, RefundRequested)
-    ended = await _ended_before(tx, data.refund_id)
+    waiting = await tx.events.waiting(data.refund_id)
+    ended = _ended_before(waiting)
     await refund.on_requested(tx, envelope.shop, envelope.platform, data, ended=ended)
-    # Whatever arrived before the request and waits for it is due now.
-    await tx.events.rearm(data.refund_id, now=tx.now)
+    if waiting:
+        # Whatever arrived before the request and waits for it is due now.
+        await tx.events.rearm(data.refund_id, now=tx.now)
 
 
-async def _ended_before(tx: Tx, refund_id: str) -> tuple[RefundEnded, bool] | None:
-    """A cancellation or closure of `refund_id` that arrived before its request, if any."""
-    for event in await tx.events.waiting(refund_id, ENDINGS):
+def _ended_before(waiting: list[tuple[str, dict[str, Any]]]) -> tuple[RefundEnded, bool] | None:
+    """A cancellation or closure among the events that arrived before their request."""
+    for type_, body in waiting:
+        if type_ not in ENDINGS:
+            continue
         try:
-            _, data = parse_event(event.body)
+            _, data = parse_event(body)
         except InvalidEventError:
             continue  # its own attempt fails it and tells the admin group
         assert isinstance(data, RefundEnded)
-        return data, event.type == "refund.cancelled"
+        return data, type_ == "refund.cancelled"
     return None
 
 

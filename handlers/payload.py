@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 MAX_DEPTH = 32
@@ -19,6 +20,12 @@ UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 UNSTORABLE_MESSAGE = "contains U+0000 or a lone surrogate, which cannot be stored"
 NOT_FINITE_MESSAGE = "is a number too large to store"
 TOO_DEEP_MESSAGE = f"too deeply nested (more than {MAX_DEPTH} levels)"
+# In JSON text: an escape that decodes to U+0000 or a surrogate, UTF-8 bytes of a surrogate
+# (the parser lets them through), or a number with an exponent of three digits or more or
+# with 300 digits (either may overflow to infinity).
+SUSPECT = re.compile(
+    rb"\\u(?:0000|[dD][89a-fA-F])|\xed[\xa0-\xbf]|[:,\[]\s*-?\d+(?:\.\d+)?[eE][+-]?\d{3}|\d{300}"
+)
 
 
 class PayloadError(ValueError):
@@ -37,14 +44,62 @@ def loads(raw: str | bytes | bytearray, *, max_depth: int = MAX_DEPTH) -> Any:
         raise PayloadError([{"field": "body", "message": TOO_DEEP_MESSAGE}]) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise PayloadError([{"field": "body", "message": f"not valid JSON ({exc})"}]) from None
-    too_deep = deeper_than(value, max_depth)
-    if too_deep is not None:
-        raise PayloadError([{"field": too_deep or "body", "message": TOO_DEEP_MESSAGE}])
+    if _containers(raw) > max_depth and not clean(value, max_depth, strings=False):
+        too_deep = deeper_than(value, max_depth)
+        if too_deep is not None:
+            raise PayloadError([{"field": too_deep or "body", "message": TOO_DEEP_MESSAGE}])
     return value
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def plainly_storable(raw: str | bytes | bytearray, max_depth: int = MAX_DEPTH) -> bool:
+    """True when the JSON text `raw` cannot hold anything `clean` refuses: too few brackets to
+    nest too deep, no `\\u0000` or surrogate escape (nor raw surrogate bytes), no exponent
+    large enough to overflow. A quick look at the text in place of a walk; False only means
+    "look closer"."""
+    text = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
+    return _containers(text) <= max_depth and SUSPECT.search(text) is None
+
+
+def _containers(raw: str | bytes | bytearray) -> int:
+    """How many objects and arrays the JSON text opens at most (brackets in strings count)."""
+    if isinstance(raw, str):
+        return raw.count("[") + raw.count("{")
+    return raw.count(b"[") + raw.count(b"{")
+
+
+def clean(value: Any, max_depth: int = MAX_DEPTH, *, strings: bool = True) -> bool:
+    """True when `value` is within `max_depth` and (with `strings`) every key, string and
+    number in it can be stored: one quick pass that names nothing, for the common case;
+    `deeper_than` and `unstorable` say where, when it is False."""
+    if not isinstance(value, dict | list):
+        return not strings or _storable(value)
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > max_depth:
+            return False
+        if isinstance(item, dict):
+            if strings and any(UNSTORABLE.search(key) for key in item):
+                return False
+            children: Iterable[Any] = item.values()
+        else:
+            children = item
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+            elif strings and not _storable(child):
+                return False
+    return True
+
+
+def _storable(item: Any) -> bool:
+    if isinstance(item, str):
+        return UNSTORABLE.search(item) is None
+    return not isinstance(item, float) or math.isfinite(item)
 
 
 def deeper_than(value: Any, max_depth: int = MAX_DEPTH, prefix: str = "") -> str | None:

@@ -29,7 +29,15 @@ from sqlalchemy import String
 from sqlalchemy.orm import InstrumentedAttribute
 
 from handlers.money import MAX_AMOUNT_FEN, fen_to_yuan, yuan_to_fen
-from handlers.payload import MAX_DEPTH, PayloadError, deeper_than, loads, unstorable
+from handlers.payload import (
+    MAX_DEPTH,
+    PayloadError,
+    clean,
+    deeper_than,
+    loads,
+    plainly_storable,
+    unstorable,
+)
 from storage.models import Case, Event, Parcel, Payout
 
 EventType = Literal[
@@ -339,20 +347,23 @@ def field_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]
     ]
 
 
-def parse_event(raw: Any, prefix: str = "") -> tuple[Envelope, Inbound]:
+def parse_event(raw: Any, prefix: str = "", *, storable: bool = False) -> tuple[Envelope, Inbound]:
     """Validate an envelope (JSON text, or already parsed) and its data; InvalidEventError
-    names every bad field."""
+    names every bad field. `storable`: the JSON text it came from was `plainly_storable`,
+    so storage can hold it without looking again."""
     if isinstance(raw, str | bytes | bytearray):
+        storable = plainly_storable(raw)
         try:
             raw = loads(raw)
         except PayloadError as exc:
             raise InvalidEventError(exc.errors) from exc
-    too_deep = deeper_than(raw, MAX_DEPTH, prefix)
-    if too_deep is not None:
-        message = f"too deeply nested (more than {MAX_DEPTH} levels)"
-        raise InvalidEventError([{"field": too_deep or "body", "message": message}])
-    if problems := unstorable(raw, prefix):
-        raise InvalidEventError(problems)
+    if not storable and not clean(raw, MAX_DEPTH):
+        too_deep = deeper_than(raw, MAX_DEPTH, prefix)
+        if too_deep is not None:
+            message = f"too deeply nested (more than {MAX_DEPTH} levels)"
+            raise InvalidEventError([{"field": too_deep or "body", "message": message}])
+        if problems := unstorable(raw, prefix):
+            raise InvalidEventError(problems)
     try:
         envelope = Envelope.model_validate(raw)
     except ValidationError as exc:

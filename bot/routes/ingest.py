@@ -12,7 +12,7 @@ from bot.keys import METRICS, SERVICES, SETTINGS, WRITER
 from handlers import masking, reference
 from handlers.cards import build_card
 from handlers.money import fen_to_yuan
-from handlers.payload import PayloadError, loads
+from handlers.payload import PayloadError, loads, plainly_storable
 from handlers.schema import Envelope, InvalidEventError, parse_event
 from integrations.signing import verify_headers
 from storage.models import Case
@@ -96,7 +96,7 @@ async def post_event(request: web.Request) -> web.Response:
         return body
     try:
         raw = _json(body)
-        envelope, _ = parse_event(raw)
+        envelope, _ = parse_event(raw, storable=plainly_storable(body))
     except InvalidEventError as exc:
         return _rejected(request, exc)
     results = await _store(request, [(envelope, raw)])
@@ -130,9 +130,10 @@ async def post_batch(request: web.Request) -> web.Response:
     except InvalidEventError as exc:
         return _rejected(request, exc)
     items, errors = [], []
+    storable = plainly_storable(body)
     for i, item in enumerate(events):
         try:
-            envelope, _ = parse_event(item, prefix=f"events[{i}].")
+            envelope, _ = parse_event(item, prefix=f"events[{i}].", storable=storable)
             items.append((envelope, item))
         except InvalidEventError as exc:
             errors += exc.errors

@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.enums import EventStatus
-from storage.models import Event
+from storage.models import Event, Json
 from storage.repositories.queue import claim, insert_once, wake
 
 EVENTS_TOPIC = "events"
@@ -128,21 +128,14 @@ class EventRepository:
         event.next_attempt_at = until
         self.session.add(event)
 
-    async def waiting(self, waits_for: str, types: tuple[str, ...]) -> list[Event]:
-        """Pending events of `types` put aside until `waits_for` arrives, oldest first."""
-        return list(
-            (
-                await self.session.scalars(
-                    select(Event)
-                    .where(
-                        Event.waits_for == waits_for,
-                        Event.state == EventStatus.PENDING.value,
-                        Event.type.in_(types),
-                    )
-                    .order_by(Event.seq)
-                )
-            ).all()
+    async def waiting(self, waits_for: str) -> list[tuple[str, Json]]:
+        """(type, body) of the pending events put aside until `waits_for` arrives, oldest first."""
+        rows = await self.session.execute(
+            select(Event.type, Event.body)
+            .where(Event.waits_for == waits_for, Event.state == EventStatus.PENDING.value)
+            .order_by(Event.seq)
         )
+        return [(type_, body) for type_, body in rows]
 
     async def rearm(self, waits_for: str, *, now: datetime) -> None:
         """Make every event waiting for `waits_for` due now (it has arrived)."""

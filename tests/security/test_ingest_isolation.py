@@ -76,12 +76,12 @@ async def test_a_poison_that_slips_past_validation_fails_only_its_own_request(
     """Validation is one defence; the group commit isolates even what validation misses."""
     year_one = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=8)))
 
-    def lenient(raw: Any, prefix: str = "") -> tuple[Envelope, Inbound]:
+    def lenient(raw: Any, prefix: str = "", *, storable: bool = False) -> tuple[Envelope, Inbound]:
         if raw.get("id") == "evt_poison":
             fields = {**raw, "occurred_at": year_one}
             envelope = Envelope.model_construct(**fields)
             return envelope, envelope
-        return parse_event(raw, prefix)
+        return parse_event(raw, prefix, storable=storable)
 
     monkeypatch.setattr(ingest, "parse_event", lenient)
     valid = [make_refund() for _ in range(VALID)]
