@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.clock import FakeClock
 from bot.settings import Settings
 from handlers import digest
+from handlers.clock import FakeClock
 from handlers.context import Services
 from storage import migrate
 from storage.coordination import InProcessCoordination

@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot import lifecycle
-from bot.clock import Clock, SystemClock
 from bot.keys import METRICS, SETTINGS
 from bot.metrics import Metrics
 from bot.routes import (
@@ -21,6 +20,7 @@ from bot.routes import (
 )
 from bot.settings import ConfigError, Settings
 from handlers import masking
+from handlers.clock import Clock, SystemClock
 from integrations.commerce.client import Commerce
 from storage.coordination import Coordination
 

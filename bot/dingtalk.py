@@ -11,12 +11,12 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.errors import ExternalError, ThrottledError
 from bot.keys import DISPATCHER, HTTP, METRICS, SERVICES
-from bot.message import Reply
 from bot.settings import GroupSettings
 from commands import ChatInput, router
 from handlers.cards import build_card
+from handlers.errors import ExternalError, ThrottledError
+from handlers.message import Reply
 from integrations.channel import Channel
 from integrations.dingtalk.channel import (
     DingtalkChannel,

@@ -18,8 +18,6 @@ from datetime import timedelta
 from typing import Any
 
 from bot import flood
-from bot.errors import PermanentError, RetryableError, ThrottledError
-from bot.message import Card, Mention, Notice
 from bot.metrics import Metrics
 from bot.settings import GroupSettings
 from bot.transfer import gave_up as _transfer_gave_up
@@ -28,6 +26,8 @@ from bot.worker import forever
 from handlers import intercept, payout, refund, reply
 from handlers.cards import build_card
 from handlers.context import Services, Tx
+from handlers.errors import PermanentError, RetryableError, ThrottledError
+from handlers.message import Card, Mention, Notice
 from integrations.carrier.client import Carrier, NoCarrier
 from integrations.channel import Budget, Channel, Leased
 from integrations.commerce.client import Commerce

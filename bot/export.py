@@ -7,9 +7,9 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from bot.clock import SystemClock
 from bot.settings import Settings
 from handlers import export
+from handlers.clock import SystemClock
 from handlers.context import Services
 from handlers.money import format_fen
 from storage import migrate

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bot.message import Button, ButtonStyle, Field, Notice, Tone
 from bot.settings import GroupSettings
 from handlers.cards import build_card
 from handlers.context import Tx
+from handlers.message import Button, ButtonStyle, Field, Notice, Tone
 from handlers.money import format_fen
 from handlers.refund import NEEDS_PERSON
 from storage.models import Case, Fold, OutboxItem

@@ -13,7 +13,6 @@ import aiohttp
 from aiohttp import web
 
 from bot import dingtalk, wecom
-from bot.clock import Clock
 from bot.dispatch import Dispatcher
 from bot.group_commit import GroupCommit
 from bot.keys import (
@@ -32,6 +31,7 @@ from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.worker import supervise
 from handlers import digest
+from handlers.clock import Clock
 from handlers.context import Services
 from integrations.carrier.client import Carrier, NoCarrier, WebhookCarrier
 from integrations.carrier.simulator import SimulatedCarrier

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import sys
 
-from bot.clock import SystemClock
-from bot.errors import UsageError
 from bot.settings import Settings
 from handlers import dead_letter
+from handlers.clock import SystemClock
 from handlers.context import Services
+from handlers.errors import UsageError
 from storage.coordination import InProcessCoordination
 from storage.db import Database
 

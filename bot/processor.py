@@ -14,11 +14,11 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.errors import MissingRefundError, UserError
 from bot.metrics import Metrics
 from bot.worker import forever
 from handlers import events
 from handlers.context import Services, Tx
+from handlers.errors import MissingRefundError, UserError
 from handlers.schema import InvalidEventError
 from storage.enums import CaseKind
 from storage.models import Event

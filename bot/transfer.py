@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.errors import PermanentError, RetryableError
 from handlers import payout
+from handlers.errors import PermanentError, RetryableError
 from integrations.payout.models import TransferOrder, TransferResult, TransferStatus
 from storage.models import Case, OutboxItem
 from storage.repositories.payouts import PayoutRepository

@@ -21,14 +21,14 @@ from typing import Protocol
 from aiohttp import web
 
 from bot.dispatch import KIND_TEXT, PERFORMERS, Dispatcher, destination
-from bot.errors import ExternalError, PermanentError, ThrottledError
 from bot.keys import HTTP, METRICS, SERVICES
-from bot.message import Mention, Reply
 from bot.metrics import Metrics
 from commands import ChatInput, router
 from commands.scope import Scope
 from handlers.cards import build_card
 from handlers.context import Services, Tx
+from handlers.errors import ExternalError, PermanentError, ThrottledError
+from handlers.message import Mention, Reply
 from integrations.channel import Channel
 from integrations.wecom import render
 from integrations.wecom.aibot import AibotChannel

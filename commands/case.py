@@ -6,13 +6,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from bot.errors import UsageError
-from bot.message import Reply, one_line
 from commands.router import Args, CommandContext, router
 from handlers import intercept, logistics, masking, material, payout, refund
 from handlers.authority import DECIDERS
 from handlers.cards import build_card
 from handlers.context import Tx
+from handlers.errors import UsageError
+from handlers.message import Reply, one_line
 from handlers.money import format_fen
 from storage.enums import CaseKind
 from storage.models import Case

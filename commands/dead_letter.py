@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from bot.message import Reply
 from commands.router import Args, CommandContext, router
 from handlers import dead_letter
+from handlers.message import Reply
 
 
 class RequeueArgs(Args):

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 from pydantic import Field
 
-from bot.message import Reply
 from commands.router import Args, CommandContext, router
 from handlers import digest
+from handlers.message import Reply
 
 
 class DigestArgs(Args):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.message import Reply
 from commands.router import CommandContext, NoArgs, router
+from handlers.message import Reply
 
 
 @router.command("help", "帮助", "?", "？", args=NoArgs, what="查看帮助")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from bot.message import Reply
 from commands.case import CASE, CaseArgs
 from commands.router import Args, CommandContext, router
 from handlers import intercept as intercept_flow
 from handlers import logistics
 from handlers.authority import DECIDERS
+from handlers.message import Reply
 from handlers.refund import load_for_change
 
 

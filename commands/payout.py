@@ -7,12 +7,12 @@ import unicodedata
 
 from pydantic import Field
 
-from bot.errors import UsageError
-from bot.message import Reply
 from commands.case import ANYONE, CASE, CaseArgs
 from commands.router import Args, CommandContext, NoArgs, router
 from handlers import payout
 from handlers.authority import DECIDERS
+from handlers.errors import UsageError
+from handlers.message import Reply
 from handlers.money import MAX_AMOUNT_FEN, format_fen, yuan_to_fen
 
 FINANCE = tuple(sorted(payout.FINANCE))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from bot.message import Reply
 from commands.case import CASE, CaseArgs
 from commands.router import Args, CommandContext, router
 from handlers import refund, reply
 from handlers.authority import DECIDERS
+from handlers.message import Reply
 
 
 class ReplyArgs(Args):

@@ -21,12 +21,12 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bot.errors import StaleCardError, UsageError, UserError
-from bot.message import Reply
 from bot.settings import StaffSettings
 from commands.scope import Scope
 from handlers import masking, material, reference
 from handlers.context import Services
+from handlers.errors import StaleCardError, UsageError, UserError
+from handlers.message import Reply
 from handlers.reference import explicit_handle, handle_ref
 from storage.models import Case, Fold
 from storage.repositories import StaleCaseError

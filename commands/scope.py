@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.errors import PermissionDeniedError
 from bot.settings import GroupSettings, Settings, StaffSettings
+from handlers.errors import PermissionDeniedError
 from storage.models import Case
 
 

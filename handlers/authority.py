@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from bot.errors import PermissionDeniedError
-from bot.message import Mention
 from bot.settings import StaffSettings
+from handlers.errors import PermissionDeniedError
+from handlers.message import Mention
 from handlers.money import fen_to_yuan, format_fen
 
 ROLE_NAMES = {"agent": "客服", "supervisor": "主管", "finance": "财务", "admin": "管理员"}

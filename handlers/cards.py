@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.message import Card
 from handlers import masking
 from handlers.context import Tx
 from handlers.intercept import intercept_card
 from handlers.logistics import anomaly_card
+from handlers.message import Card
 from handlers.payout import batch_card, payout_card
 from handlers.refund import refund_card
 from storage.models import Case

@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.clock import Clock
-from bot.message import Mention, Notice, one_line
 from bot.settings import GroupSettings, Settings
 from handlers import masking
 from handlers.authority import StaffDirectory
+from handlers.clock import Clock
+from handlers.message import Mention, Notice, one_line
 from handlers.rules import RuleTable
 from handlers.templates import TemplateBook
 from storage.coordination import Coordination

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
-from bot.errors import UsageError
 from handlers.context import Tx
+from handlers.errors import UsageError
 
 RESENDABLE = ("card", "text", "notice", "wecom.reply")
 AGO = re.compile(r"^(\d{1,4})\s*(m|min|分钟|h|小时|d|天)$")

@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select
 
-from bot.message import Field, Notice, Tone
 from handlers import masking, payout
 from handlers.context import Services, Tx
 from handlers.logistics_stats import logistics_stats
+from handlers.message import Field, Notice, Tone
 from handlers.money import format_fen
 from handlers.refund import AUTOMATIC, NEEDS_PERSON, OPEN, RefundState
 from storage.enums import CaseKind

@@ -12,13 +12,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from bot.errors import ConflictError, UsageError
-from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone
 from bot.settings import StaffSettings
 from handlers import logistics
 from handlers import refund as refund_flow
 from handlers.context import Tx
+from handlers.errors import ConflictError, UsageError
 from handlers.logistics import carrier_hotline, carrier_name, parcel_key, parcel_text
+from handlers.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone
 from handlers.money import format_fen
 from handlers.schema import InterceptResult
 from handlers.states import Machine

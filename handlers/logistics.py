@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from bot.errors import UsageError
-from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone, one_line
 from bot.settings import LogisticsSettings, StaffSettings
 from handlers.context import Tx
+from handlers.errors import UsageError
+from handlers.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone, one_line
 from handlers.money import format_fen
 from handlers.schema import Envelope, ShipmentTracking
 from handlers.states import Machine

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from bot.message import Card, Field, Notice, Reply
+from handlers.message import Card, Field, Notice, Reply
 from storage.models import Case
 
 Shown = TypeVar("Shown", Card, Notice)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.errors import StaleCardError
+from handlers.errors import StaleCardError
 from storage.models import Case
 
 VERSION = "material_version"

@@ -15,11 +15,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from bot.errors import ConflictError, NotFoundError, PermissionDeniedError, UsageError
-from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone, one_line
 from bot.settings import StaffSettings
 from handlers import reference
 from handlers.context import Tx
+from handlers.errors import ConflictError, NotFoundError, PermissionDeniedError, UsageError
+from handlers.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone, one_line
 from handlers.money import MAX_AMOUNT_FEN, fen_to_yuan, format_fen
 from handlers.schema import PLATFORMS, PayoutRequested
 from handlers.states import IllegalTransitionError, Machine

@@ -8,8 +8,8 @@ send ids, takes the id and says that the handle names another case.
 
 from __future__ import annotations
 
-from bot.errors import UsageError
 from handlers.context import Tx
+from handlers.errors import UsageError
 from storage.models import Case
 
 HANDLE_MARKS = ("#", "＃")

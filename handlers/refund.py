@@ -11,13 +11,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from bot.errors import ConflictError, MissingRefundError, NotFoundError, UsageError
-from bot.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone, one_line
 from bot.settings import StaffSettings
 from handlers import material, reference
 from handlers.authority import SUPERVISORS
 from handlers.context import Tx, effect_key
 from handlers.conversation import card_lines as conversation_lines
+from handlers.errors import ConflictError, MissingRefundError, NotFoundError, UsageError
+from handlers.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone, one_line
 from handlers.money import fen_to_yuan, format_fen
 from handlers.rules import Action, Decision, RefundFacts
 from handlers.schema import PLATFORMS, RefundEnded, RefundRequested, RefundUpdated, yuan_text

@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.errors import ConflictError, MissingRefundError, UsageError
-from bot.message import Mention, Reply, one_line
 from bot.settings import StaffSettings
 from handlers import conversation, masking
 from handlers.context import Tx
+from handlers.errors import ConflictError, MissingRefundError, UsageError
+from handlers.message import Mention, Reply, one_line
 from handlers.money import format_fen
 from handlers.refund import OPEN, RefundState
 from handlers.schema import BuyerMessage

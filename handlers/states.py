@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
 
-from bot.errors import ConflictError
+from handlers.errors import ConflictError
 
 St = TypeVar("St", bound=StrEnum)
 Tr = TypeVar("Tr", bound=StrEnum)

@@ -6,11 +6,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.message import Mention
 from bot.settings import TimerSettings
 from handlers import digest, intercept, logistics
 from handlers.context import Tx
 from handlers.conversation import awaiting_reply
+from handlers.message import Mention
 from handlers.money import format_fen
 from handlers.refund import NEEDS_PERSON, OPEN, TIMER_STATES, S
 from storage.models import Case, Timer

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from bot.message import Card, Mention, Notice
 from bot.settings import GroupSettings
+from handlers.message import Card, Mention, Notice
 from storage.models import CardMessage
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.clock import Clock
-from bot.errors import PermanentError, RetryableError
+from handlers.clock import Clock
+from handlers.errors import PermanentError, RetryableError
 from integrations.signing import signed_headers
 
 

@@ -21,9 +21,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.app import create_app
-from bot.clock import FakeClock
 from bot.keys import DISPATCHER, PROCESSOR, SCHEDULER, SERVICES
 from bot.settings import Settings
+from handlers.clock import FakeClock
 from integrations.carrier.fake import PATH as CARRIER_PATH
 from integrations.carrier.fake import FakeCarrier
 from integrations.commerce.fake import FakeCommerce

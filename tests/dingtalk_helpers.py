@@ -9,9 +9,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestServer
 
-from bot.clock import FakeClock
 from bot.keys import DISPATCHER
 from bot.settings import Settings
+from handlers.clock import FakeClock
 from integrations.dingtalk.channel import DingtalkStreamChannel
 from integrations.dingtalk.fake import FakeDingtalk
 from tests.conftest import STAFF, Bot, make_settings

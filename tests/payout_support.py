@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.clock import FakeClock
+from handlers.clock import FakeClock
 from integrations.payout.fake import FakeAlipay
 from integrations.payout.signing import bare_private_key, bare_public_key
 

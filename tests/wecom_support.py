@@ -10,9 +10,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot.clock import FakeClock
 from bot.keys import DISPATCHER
 from bot.settings import Settings
+from handlers.clock import FakeClock
 from integrations.wecom.aibot import AibotChannel
 from integrations.wecom.fake import FakeWeComAPI
 from storage.coordination import InProcessCoordination

@@ -11,9 +11,9 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.keys import DISPATCHER, METRICS, SANDBOX, SERVICES, SETTINGS
-from bot.message import Reply
 from bot.settings import GroupSettings
 from commands import ChatInput, router
+from handlers.message import Reply
 from handlers.schema import field_errors
 from integrations.sandbox.channel import BOT, topic
 from integrations.sandbox.render import message_json, render_text

@@ -17,8 +17,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bot.keys import DISPATCHER, METRICS, SERVICES, SETTINGS
-from bot.message import Reply
 from bot.wecom import Bridge, perform_now, words_for
+from handlers.message import Reply
 from handlers.payload import PayloadError, loads
 from integrations.wecom import render
 from integrations.wecom.aibot import WELCOME, reply_body, unknown_group

@@ -7,8 +7,8 @@ from typing import Any, Literal, Protocol
 
 import aiohttp
 
-from bot.clock import Clock
-from bot.errors import RetryableError
+from handlers.clock import Clock
+from handlers.errors import RetryableError
 from integrations.webhook import SignedWebhook
 
 # The protocol (the merchant's carrier/ERP bridge implements it):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.clock import Clock
+from handlers.clock import Clock
 from integrations.carrier.client import CarrierAnswer
 
 OUTCOMES = (

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from bot.clock import Clock
-from bot.errors import PermanentError, RetryableError
+from handlers.clock import Clock
+from handlers.errors import PermanentError, RetryableError
 from integrations.webhook import SignedWebhook
 
 ACTIONS = (

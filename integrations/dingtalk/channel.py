@@ -13,10 +13,10 @@ import logging
 from collections.abc import Callable
 from typing import Literal
 
-from bot.clock import Clock
-from bot.errors import PermanentError, ThrottledError
-from bot.message import Card, Mention, Notice, Reply
 from bot.settings import GroupSettings, Settings
+from handlers.clock import Clock
+from handlers.errors import PermanentError, ThrottledError
+from handlers.message import Card, Mention, Notice, Reply
 from integrations.channel import Budget, Placement
 from integrations.dingtalk.client import (
     CustomRobot,

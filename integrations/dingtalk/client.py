@@ -1,5 +1,5 @@
 """Calls to DingTalk: the open API (token, cards, robot messages, stream gateway), session
-webhooks and custom robots, with DingTalk's error codes mapped onto bot.errors.
+webhooks and custom robots, with DingTalk's error codes mapped onto handlers.errors.
 
 Open API answers are HTTP status + `{"code","message"}`; robot endpoints answer HTTP 200
 with `{"errcode","errmsg"}`. The access token is shared through coordination (Redis when
@@ -16,9 +16,9 @@ import aiohttp
 from pydantic import ValidationError
 from yarl import URL
 
-from bot.clock import Clock
-from bot.errors import PermanentError, RetryableError, ThrottledError
 from bot.settings import DingtalkSettings
+from handlers.clock import Clock
+from handlers.errors import PermanentError, RetryableError, ThrottledError
 from integrations.dingtalk.models import (
     CARD_TOPIC,
     ROBOT_TOPIC,

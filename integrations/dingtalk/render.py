@@ -15,7 +15,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from bot.message import Card, Notice, Tone
+from handlers.message import Card, Notice, Tone
 from integrations.dingtalk.models import At, Markdown, RobotSend, Text
 from integrations.markdown import escape_markdown, no_links
 

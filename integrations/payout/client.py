@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.clock import Clock
 from bot.settings import PayoutSettings
+from handlers.clock import Clock
 from handlers.money import fen_to_yuan
 from integrations.payout import signing
 from integrations.payout.models import (

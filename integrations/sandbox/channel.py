@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import logging
 
-from bot.clock import Clock
-from bot.message import Card, Mention, Notice
 from bot.settings import GroupSettings
+from handlers.clock import Clock
+from handlers.message import Card, Mention, Notice
 from integrations.channel import Budget, Placement
 from integrations.sandbox.render import message_json, render_card, render_notice, render_text
 from storage.coordination import Coordination, CoordinationError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.message import Card, Mention, Notice
+from handlers.message import Card, Mention, Notice
 from storage.models import SandboxMessage
 
 

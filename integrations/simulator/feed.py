@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.clock import Clock
+from handlers.clock import Clock
 from integrations.carrier.simulator import SimulatedCarrier
 from integrations.signing import signed_headers
 

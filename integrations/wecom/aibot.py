@@ -28,9 +28,9 @@ from typing import Any, Protocol
 import aiohttp
 from pydantic import ValidationError
 
-from bot.errors import RetryableError, ThrottledError
-from bot.message import Card, Mention, Notice, Reply
 from bot.settings import GroupSettings, Settings
+from handlers.errors import RetryableError, ThrottledError
+from handlers.message import Card, Mention, Notice, Reply
 from integrations.channel import Budget, Placement
 from integrations.wecom import render
 from integrations.wecom.client import check

@@ -7,10 +7,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from bot.clock import Clock
-from bot.errors import PermanentError
-from bot.message import Card, Mention, Notice
 from bot.settings import GroupSettings, Settings
+from handlers.clock import Clock
+from handlers.errors import PermanentError
+from handlers.message import Card, Mention, Notice
 from integrations.channel import Budget, Placement
 from integrations.wecom import render
 from integrations.wecom.aibot import followup_due

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.errors import PermanentError, RetryableError, ThrottledError
+from handlers.errors import PermanentError, RetryableError, ThrottledError
 from storage.coordination import Coordination
 
 log = logging.getLogger(__name__)

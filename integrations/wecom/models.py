@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.message import Card, Reply
+from handlers.message import Card, Reply
 
 
 class Model(BaseModel):

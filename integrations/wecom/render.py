@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.message import Button, ButtonStyle, Card, Mention, Notice, Tone
+from handlers.message import Button, ButtonStyle, Card, Mention, Notice, Tone
 from integrations.markdown import escape_markdown, no_links
 
 MAX_BUTTONS = 6

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.clock import FakeClock
+from handlers.clock import FakeClock
 from integrations.payout.client import AlipayClient
 from integrations.payout.fake import FakeAlipay
 from integrations.payout.models import QUERY, TRANSFER, QueryBiz, TransferOrder, TransferStatus

@@ -8,8 +8,8 @@ from datetime import timedelta
 import aiohttp
 import pytest
 
-from bot.clock import FakeClock
-from bot.errors import PermanentError, RetryableError
+from handlers.clock import FakeClock
+from handlers.errors import PermanentError, RetryableError
 from integrations.carrier.client import CarrierAnswer, WebhookCarrier
 from integrations.carrier.fake import FakeCarrier
 

@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.clock import FakeClock
-from bot.errors import PermanentError, RetryableError, ThrottledError
 from bot.settings import DingtalkSettings
+from handlers.clock import FakeClock
+from handlers.errors import PermanentError, RetryableError, ThrottledError
 from integrations.dingtalk.client import (
     CardExistsError,
     CustomRobot,

@@ -10,9 +10,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.errors import RetryableError, ThrottledError
-from bot.message import Card, Reply, Tone
 from bot.settings import GroupSettings, Settings
+from handlers.errors import RetryableError, ThrottledError
+from handlers.message import Card, Reply, Tone
 from integrations.wecom.aibot import AibotChannel
 from integrations.wecom.fake import FakeWeComAIBot
 from integrations.wecom.models import Inbound, Outcome

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.errors import PermanentError, RetryableError, ThrottledError
+from handlers.errors import PermanentError, RetryableError, ThrottledError
 from integrations.wecom.client import WebhookClient, WeComClient
 from integrations.wecom.fake import FakeWeComAPI
 from storage.coordination import Coordination, InProcessCoordination

@@ -168,7 +168,8 @@ async def test_movement_recovers_and_a_recurrence_updates_the_same_card(bot: Bot
     (stuck,) = (await anomalies(bot)).values()
     assert stuck["state"] == "open"
     await scan(
-        bot, tracking("SF-S", "in_transit", bot.clock.now(), description="到达【郑州转运中心】")
+        bot,
+        tracking("SF-S", "in_transit", bot.clock.now(), description="到达【郑州转运中心】"),
     )
     (recovered,) = (await anomalies(bot)).values()
     assert recovered["id"] == stuck["id"]

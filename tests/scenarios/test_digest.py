@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.charts import hbars, stacked_bars
-from bot.message import Notice
 from handlers import digest
+from handlers.message import Notice
 from integrations.commerce.fake import FakeCommerce
 from storage.models import Digest
 from tests.conftest import Bot, BotFactory, make_settings, production_settings

@@ -17,9 +17,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
-from bot.clock import FakeClock
 from commands import ChatInput, router
 from handlers import digest
+from handlers.clock import FakeClock
 from integrations.dingtalk.fake import FakeDingtalk, until
 from integrations.dingtalk.models import ROBOT_TOPIC
 from integrations.dingtalk.signing import sign

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.app import create_app
-from bot.clock import SystemClock
+from handlers.clock import SystemClock
 from integrations.dingtalk.signing import sign as ding_sign
 from integrations.kuaidi100.signing import sign as kuaidi100_sign
 from integrations.signing import signed_headers

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from bot.clock import FakeClock
+from handlers.clock import FakeClock
 from storage.coordination import InProcessCoordination
 from tests.conftest import Bot, BotFactory, make_refund, make_settings
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.clock import FakeClock
 from bot.keys import METRICS, PROCESSOR
+from handlers.clock import FakeClock
 from storage.coordination import InProcessCoordination
 from tests.conftest import BotFactory, make_refund, make_settings
 

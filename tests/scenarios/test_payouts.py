@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from bot.clock import FakeClock
 from bot.settings import Settings
 from commands import ChatInput, router
+from handlers.clock import FakeClock
 from integrations.commerce.fake import FakeCommerce
 from integrations.payout.fake import FakeAlipay
 from integrations.payout.models import QUERY, TRANSFER

@@ -14,8 +14,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.cli import main as cli
-from bot.clock import FakeClock
 from bot.settings import Settings, secret_paths
+from handlers.clock import FakeClock
 from integrations.carrier.fake import FakeCarrier
 from integrations.commerce.fake import FakeCommerce
 from integrations.payout.fake import FakeAlipay

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.clock import FakeClock
 from bot.keys import DISPATCHER
+from handlers.clock import FakeClock
 from handlers.schema import ShipmentTracking, parse_event
 from integrations.carrier.simulator import SimulatedCarrier
 from integrations.simulator.feed import TROUBLE, ShopSimulator

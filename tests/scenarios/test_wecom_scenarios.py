@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import create_app
-from bot.clock import FakeClock
 from bot.keys import METRICS
 from bot.wecom import Bridge
+from handlers.clock import FakeClock
 from integrations.wecom.channel import webhook_budget
 from integrations.wecom.crypto import CallbackCrypto
 from integrations.wecom.fake import FakeWeComAIBot, FakeWeComAPI, WeComCallbacks

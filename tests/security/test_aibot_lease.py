@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.clock import FakeClock
 from bot.keys import DISPATCHER
+from handlers.clock import FakeClock
 from integrations.wecom.aibot import AibotChannel
 from integrations.wecom.fake import FakeWeComAIBot
 from storage.db import Database

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
-from bot.clock import SystemClock
+from handlers.clock import SystemClock
 from integrations.dingtalk.signing import CARD_SIGN_HEADER, CARD_TIMESTAMP_HEADER, card_sign
 from integrations.dingtalk.signing import sign as ding_sign
 from integrations.kuaidi100.signing import sign as kuaidi100_sign

@@ -29,8 +29,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from bot.app import create_app
-from bot.clock import SystemClock
 from bot.keys import PROCESSOR
+from handlers.clock import SystemClock
 from integrations.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from tests.conftest import SECRET, free_port, make_refund, make_settings
 

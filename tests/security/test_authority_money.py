@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from bot.clock import FakeClock
-from bot.message import Card
 from handlers import refund as refund_flow
 from handlers.cards import build_card
+from handlers.clock import FakeClock
+from handlers.message import Card
 from integrations.carrier.fake import FakeCarrier
 from integrations.commerce.fake import FakeCommerce
 from storage.coordination import InProcessCoordination

@@ -8,8 +8,8 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from bot.errors import UsageError
 from handlers import payout
+from handlers.errors import UsageError
 from handlers.money import MAX_AMOUNT_FEN
 from storage.models import Case
 from tests.conftest import Bot, BotFactory, make_settings

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-from bot.clock import FakeClock
 from bot.settings import Settings, load_settings
 from commands import ChatInput, router
 from handlers.cards import build_card
+from handlers.clock import FakeClock
 from integrations.wecom.fake import FakeWeComAPI
 from storage.models import Case
 from tests.conftest import SECRET, Bot, BotFactory, make_refund

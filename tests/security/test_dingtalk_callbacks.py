@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot.clock import FakeClock
+from handlers.clock import FakeClock
 from integrations.dingtalk.client import session_webhook_allowed
 from integrations.dingtalk.fake import FakeDingtalk
 from integrations.dingtalk.models import ROBOT_TOPIC

@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 from sqlalchemy import update
 
-from bot.clock import FakeClock
-from bot.errors import PermanentError
 from bot.settings import DingtalkSettings
+from handlers.clock import FakeClock
+from handlers.errors import PermanentError
 from integrations.dingtalk.client import CardExistsError, DingtalkClient
 from integrations.dingtalk.fake import FakeCard, FakeDingtalk
 from integrations.dingtalk.models import CardData, CreateAndDeliver, GroupDeliverModel

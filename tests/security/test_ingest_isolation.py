@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from bot.clock import FakeClock
 from bot.routes import ingest
+from handlers.clock import FakeClock
 from handlers.schema import Envelope, Inbound, parse_event
 from storage.models import Case, Event
 from storage.repositories.events import EventRepository

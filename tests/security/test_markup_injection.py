@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.clock import FakeClock
-from bot.message import Card, Field, Mention, Notice, Tone
+from handlers.clock import FakeClock
+from handlers.message import Card, Field, Mention, Notice, Tone
 from integrations.dingtalk import render as ding_render
 from integrations.wecom import render as wecom_render
 from integrations.wecom.fake import FakeWeComAPI

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from bot.clock import FakeClock
-from bot.message import Reply
 from bot.settings import Settings
+from handlers.clock import FakeClock
+from handlers.message import Reply
 from integrations.dingtalk.signing import sign
 from integrations.wecom.aibot import BUSY, AibotChannel
 from integrations.wecom.fake import FakeWeComAIBot

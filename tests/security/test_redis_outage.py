@@ -18,8 +18,8 @@ from sqlalchemy import select
 
 from bot import worker
 from bot.app import create_app
-from bot.clock import FakeClock
 from bot.keys import DISPATCHER, SERVICES
+from handlers.clock import FakeClock
 from storage.coordination import InProcessCoordination
 from storage.enums import OutboxState
 from storage.models import OutboxItem

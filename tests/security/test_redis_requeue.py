@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.cli import main
-from bot.clock import FakeClock
 from bot.keys import PROCESSOR
+from handlers.clock import FakeClock
 from storage.db import Database
 from storage.enums import OutboxState
 from storage.models import OutboxItem

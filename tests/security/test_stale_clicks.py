@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.clock import FakeClock
 from bot.keys import PROCESSOR
+from handlers.clock import FakeClock
 from integrations.dingtalk.fake import FakeDingtalk
 from integrations.dingtalk.models import CARD_TOPIC
 from integrations.wecom.crypto import CallbackCrypto

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.errors import UsageError
 from commands import router
 from commands.case import CaseArgs, NoteArgs, ReasonArgs, TodoArgs
+from handlers.errors import UsageError
 
 
 @pytest.mark.parametrize(

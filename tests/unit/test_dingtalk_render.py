@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.message import Button, ButtonStyle, Card, Field, Mention, Tone
+from handlers.message import Button, ButtonStyle, Card, Field, Mention, Tone
 from handlers.refund import RefundState, refund_buttons
 from integrations.dingtalk.models import CardCallback, RobotMessage
 from integrations.dingtalk.render import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.errors import ConflictError
+from handlers.errors import ConflictError
 from handlers.intercept import DONE, OPEN, TRANSITIONS, InterceptState, InterceptTrigger, advance
 from handlers.logistics import (
     ACTIVE,

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.errors import UsageError
 from commands import router
+from handlers.errors import UsageError
 from handlers.schema import DATA_MODELS, InvalidEventError, parse_event
 
 JSON = st.recursive(

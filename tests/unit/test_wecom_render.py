@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.message import Button, ButtonStyle, Card, Field, Mention, Tone
+from handlers.message import Button, ButtonStyle, Card, Field, Mention, Tone
 from integrations.wecom import render
 from integrations.wecom.fake import card_problem
 

@@ -20,7 +20,7 @@ Anything else is a bug: the person gets a generic reply, the log gets the event 
 
 from __future__ import annotations
 
-from bot.message import Mention
+from handlers.message import Mention
 
 
 class RefundopsError(Exception):
