@@ -20,7 +20,8 @@ from handlers.context import Services, Tx
 from handlers.logistics_stats import logistics_stats
 from handlers.message import Field, Notice, Tone
 from handlers.money import format_fen
-from handlers.refund import AUTOMATIC, NEEDS_PERSON, OPEN, RefundState
+from handlers.refund import NEEDS_PERSON, OPEN, RefundState
+from handlers.step import AUTOMATIC
 from storage.enums import CaseKind
 from storage.models import AuditEntry, Case, Digest, Timer
 from storage.repositories.queue import insert_once

@@ -22,6 +22,7 @@ from handlers.message import Button, ButtonStyle, Card, Field, Mention, Reply, T
 from handlers.money import format_fen
 from handlers.schema import InterceptResult
 from handlers.states import Machine
+from handlers.step import step
 from integrations.carrier.client import CarrierAnswer
 from storage.enums import CaseKind
 from storage.models import Case, Timer
@@ -144,17 +145,17 @@ async def move(
     data: dict[str, Any] | None = None,
 ) -> InterceptState:
     """Advance `case` with compare-and-set; audit, card, and what arriving in the state means."""
-    before = case.state
-    after = MACHINE.ensure(case.handle, before, trigger, footer(case, tx))
-    values: dict[str, Any] = {"last_actor": actor, "last_action": trigger.value}
-    if data is not None:
-        values["data"] = data
-    values["closed_at"] = tx.now if after in DONE else None
-    if case.first_response_at is None and not actor.startswith(("carrier", "system")):
-        values["first_response_at"] = tx.now
-    await tx.cases.transition(case, after.value, now=tx.now, **values)
-    await tx.audit(case, actor, trigger.value, from_state=before, channel=channel)
-    await tx.sync_card(case)
+    after = await step(
+        tx,
+        case,
+        MACHINE,
+        trigger,
+        actor=actor,
+        closed=DONE,
+        footer=footer(case, tx),
+        channel=channel,
+        data=data,
+    )
     if after in DONE:
         await tx.timers.cancel(case.id)
     elif after is S.REQUESTED:

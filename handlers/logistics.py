@@ -18,6 +18,7 @@ from handlers.message import Button, ButtonStyle, Card, Field, Mention, Reply, T
 from handlers.money import format_fen
 from handlers.schema import Envelope, ShipmentTracking
 from handlers.states import Machine
+from handlers.step import step
 from storage.enums import CaseKind
 from storage.models import Case, Parcel, Timer
 
@@ -234,21 +235,18 @@ async def move_anomaly(
     data: dict[str, Any] | None = None,
     **changes: Any,
 ) -> AnomalyState:
-    before = case.state
-    after = ANOMALY.ensure(case.handle, before, trigger, anomaly_footer(case, tx))
-    values: dict[str, Any] = {"last_actor": actor, "last_action": trigger.value, **changes}
-    if data is not None:
-        values["data"] = data
-    if after in ACTIVE:
-        values["closed_at"] = None
-    elif case.closed_at is None:
-        values["closed_at"] = tx.now
-    if case.first_response_at is None and not actor.startswith(("carrier", "system")):
-        values["first_response_at"] = tx.now
-    await tx.cases.transition(case, after.value, now=tx.now, **values)
-    await tx.audit(case, actor, trigger.value, from_state=before, channel=channel)
-    await tx.sync_card(case)
-    return after
+    return await step(
+        tx,
+        case,
+        ANOMALY,
+        trigger,
+        actor=actor,
+        closed=frozenset(AnomalyState) - ACTIVE,
+        footer=anomaly_footer(case, tx),
+        channel=channel,
+        data=data,
+        **changes,
+    )
 
 
 def anomaly_case_id(carrier: str, tracking_no: str, kind: Anomaly) -> str:

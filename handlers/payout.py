@@ -23,6 +23,7 @@ from handlers.message import Button, ButtonStyle, Card, Field, Mention, Reply, T
 from handlers.money import MAX_AMOUNT_FEN, fen_to_yuan, format_fen
 from handlers.schema import PLATFORMS, PayoutRequested
 from handlers.states import IllegalTransitionError, Machine
+from handlers.step import step
 from integrations.commerce.client import MANUAL
 from storage.enums import CaseKind
 from storage.models import Case
@@ -464,18 +465,17 @@ async def move(
     **changes: Any,
 ) -> PayoutState:
     """Advance `case` by `trigger` with compare-and-set; write audit, card, batch and effects."""
-    before = case.state
-    after = advance(before, trigger)
-    values: dict[str, Any] = {"last_actor": actor, "last_action": trigger.value, **changes}
-    if data is not None:
-        values["data"] = data
-    if after in TERMINAL and case.closed_at is None:
-        values["closed_at"] = tx.now
-    if case.first_response_at is None and tx.svc.staff.get(actor) is not None:
-        values["first_response_at"] = tx.now
-    await tx.cases.transition(case, after.value, now=tx.now, **values)
-    await tx.audit(case, actor, trigger.value, from_state=before, channel=channel)
-    await tx.sync_card(case)
+    after = await step(
+        tx,
+        case,
+        MACHINE,
+        trigger,
+        actor=actor,
+        closed=TERMINAL,
+        channel=channel,
+        data=data,
+        **changes,
+    )
     if after is S.PAID:
         await tx.side_effect(case, "commerce.notify_payout", notify_payload(case))
     if sync_batch:

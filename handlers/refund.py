@@ -22,6 +22,7 @@ from handlers.money import fen_to_yuan, format_fen
 from handlers.rules import Action, Decision, RefundFacts
 from handlers.schema import PLATFORMS, RefundEnded, RefundRequested, RefundUpdated, yuan_text
 from handlers.states import Machine
+from handlers.step import step
 from integrations.commerce.client import MANUAL
 from storage.enums import CaseKind
 from storage.models import Case
@@ -146,7 +147,6 @@ TRIGGER_TEXT: dict[str, str] = {
 MACHINE = Machine("这个退款", RefundState, TRANSITIONS, STATE_TEXT, TRIGGER_TEXT)
 advance = MACHINE.advance
 # Actors whose moves are not a response to the buyer (rules are: they decide).
-AUTOMATIC = ("platform", "commerce", "system", "warehouse", "carrier")
 KIND_TEXT = {"refund_only": "仅退款", "return_refund": "退货退款", "price_diff": "退差价"}
 SHIPPING_TEXT = {
     "unshipped": "未发货",
@@ -422,9 +422,8 @@ async def move(
     **changes: Any,
 ) -> RefundState:
     """Advance `case` by `trigger` with compare-and-set, and write audit, card and effects."""
-    before = case.state
-    after = advance(before, trigger)
-    values: dict[str, Any] = {"last_actor": actor, "last_action": trigger.value, **changes}
+    after = advance(case.state, trigger)
+    values: dict[str, Any] = dict(changes)
     if trigger in DECISIONS:
         decision = {"by": actor, "action": trigger.value, "at": tx.now.isoformat()}
         data = {**(data if data is not None else case.data), "decision": decision}
@@ -441,15 +440,17 @@ async def move(
             "key": effect_key(case, APPROVE_REFUND, attempt),
         }
         data = {**base, "approved": approved}
-    if data is not None:
-        values["data"] = data
-    if after in TERMINAL and case.closed_at is None:
-        values["closed_at"] = tx.now
-    if case.first_response_at is None and not actor.startswith(AUTOMATIC):
-        values.setdefault("first_response_at", tx.now)
-    await tx.cases.transition(case, after.value, now=tx.now, **values)
-    await tx.audit(case, actor, trigger.value, from_state=before, channel=channel)
-    await tx.sync_card(case)
+    await step(
+        tx,
+        case,
+        MACHINE,
+        trigger,
+        actor=actor,
+        closed=TERMINAL,
+        channel=channel,
+        data=data,
+        **values,
+    )
     await _enter(tx, case, after)
     return after
 
