@@ -19,6 +19,7 @@ from handlers.clock import Clock
 from handlers.message import Mention, Notice, one_line
 from handlers.rules import RuleTable
 from handlers.templates import TemplateBook
+from handlers.view import CardContext
 from storage.coordination import Coordination
 from storage.db import Database
 from storage.models import Case
@@ -210,6 +211,12 @@ class Tx:
 
     def local(self, at: datetime) -> datetime:
         return at.astimezone(self.svc.tz)
+
+    @cached_property
+    def view(self) -> CardContext:
+        """What this transaction's cards are drawn with."""
+        svc = self.svc
+        return CardContext(self.now, svc.tz, svc.staff, svc.templates, svc.settings)
 
 
 def effect_key(case: Case, action: str, attempt: int = 1) -> str:
