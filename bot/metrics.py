@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
-    from handlers.logistics_stats import LogisticsStats
+    from handlers.logistics.stats import LogisticsStats
 
 
 class Metrics:

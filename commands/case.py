@@ -7,11 +7,12 @@ from typing import Literal
 from pydantic import Field
 
 from commands.router import Args, CommandContext, router
-from handlers import intercept, logistics, masking, material, payout, refund
+from handlers import intercept, masking, material, payout, refund
 from handlers.authority import DECIDERS
 from handlers.cards import build_card
 from handlers.context import Tx
 from handlers.errors import UsageError
+from handlers.logistics.machine import ANOMALY_ACTION_TEXT
 from handlers.message import Reply, one_line
 from handlers.money import format_fen
 from storage.enums import CaseKind
@@ -164,7 +165,7 @@ ACTION_TEXTS = {
     CaseKind.PAYOUT.value: payout.ACTION_TEXT,
     CaseKind.PAYOUT_BATCH.value: payout.ACTION_TEXT,
     CaseKind.INTERCEPT.value: intercept.ACTION_TEXT,
-    CaseKind.ANOMALY.value: logistics.ANOMALY_ACTION_TEXT,
+    CaseKind.ANOMALY.value: ANOMALY_ACTION_TEXT,
 }
 OTHER_KINDS = {
     CaseKind.INTERCEPT.value: "拦截单：快递答复后用「拦截成功 {h}」或「拦截失败 {h} 原因」记录",

@@ -7,8 +7,8 @@ from pydantic import Field
 from commands.case import CASE, CaseArgs
 from commands.router import Args, CommandContext, router
 from handlers import intercept as intercept_flow
-from handlers import logistics
 from handlers.authority import DECIDERS
+from handlers.logistics import flow as anomaly_flow
 from handlers.message import Reply
 from handlers.refund import load_for_change
 
@@ -57,7 +57,7 @@ async def reship(ctx: CommandContext, args: CaseArgs) -> Reply:
     staff = ctx.me
     async with ctx.svc.tx() as tx:
         case = await load_for_change(tx, args.case)
-        return await logistics.reship(tx, case, staff, ctx.channel)
+        return await anomaly_flow.reship(tx, case, staff, ctx.channel)
 
 
 @router.command(
@@ -68,7 +68,7 @@ async def contact_carrier(ctx: CommandContext, args: CaseArgs) -> Reply:
     staff = ctx.me
     async with ctx.svc.tx() as tx:
         case = await load_for_change(tx, args.case)
-        return await logistics.contact_carrier(tx, case, staff, ctx.channel)
+        return await anomaly_flow.contact_carrier(tx, case, staff, ctx.channel)
 
 
 @router.command("ignore", "忽略", args=DetailArgs, roles=DECIDERS, what="忽略物流异常")
@@ -77,4 +77,4 @@ async def ignore(ctx: CommandContext, args: DetailArgs) -> Reply:
     staff = ctx.me
     async with ctx.svc.tx() as tx:
         case = await load_for_change(tx, args.case)
-        return await logistics.ignore(tx, case, staff, args.detail, ctx.channel)
+        return await anomaly_flow.ignore(tx, case, staff, args.detail, ctx.channel)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from handlers import masking
 from handlers.context import Tx
 from handlers.intercept import intercept_card
-from handlers.logistics import anomaly_card
+from handlers.logistics.card import anomaly_card
 from handlers.message import Card
 from handlers.payout import batch_card, payout_card
 from handlers.refund import refund_card
@@ -20,7 +20,7 @@ BUILDERS: dict[str, CardBuilder] = {
     "payout": payout_card,
     "payout_batch": batch_card,
     "intercept": intercept_card,
-    "anomaly": anomaly_card,
+    "anomaly": lambda case, tx: anomaly_card(case, tx.view),
 }
 
 

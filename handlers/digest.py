@@ -17,7 +17,7 @@ from sqlalchemy import and_, func, or_, select
 
 from handlers import masking, payout
 from handlers.context import Services, Tx
-from handlers.logistics_stats import logistics_stats
+from handlers.logistics.stats import logistics_stats
 from handlers.message import Field, Notice, Tone
 from handlers.money import format_fen
 from handlers.refund import NEEDS_PERSON, OPEN, RefundState

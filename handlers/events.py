@@ -6,8 +6,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from handlers import intercept, logistics, payout, refund, reply
+from handlers import intercept, payout, refund, reply
 from handlers.context import Tx
+from handlers.logistics import watch
 from handlers.schema import (
     BuyerMessage,
     Envelope,
@@ -80,7 +81,7 @@ async def _payout_requested(tx: Tx, envelope: Envelope, data: Inbound) -> None:
 
 async def _shipment_tracking(tx: Tx, envelope: Envelope, data: Inbound) -> None:
     assert isinstance(data, ShipmentTracking)
-    await logistics.on_tracking(tx, envelope, data)
+    await watch.on_tracking(tx, envelope, data)
 
 
 async def _intercept_result(tx: Tx, _envelope: Envelope, data: Inbound) -> None:

@@ -13,11 +13,11 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from bot.settings import StaffSettings
-from handlers import logistics
 from handlers import refund as refund_flow
 from handlers.context import Tx
 from handlers.errors import ConflictError, UsageError
-from handlers.logistics import carrier_hotline, carrier_name, parcel_key, parcel_text
+from handlers.logistics import flow as logistics
+from handlers.logistics.carriers import carrier_hotline, carrier_name, parcel_key, parcel_text
 from handlers.message import Button, ButtonStyle, Card, Field, Mention, Reply, Tone
 from handlers.money import format_fen
 from handlers.schema import InterceptResult

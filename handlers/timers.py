@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.settings import TimerSettings
-from handlers import digest, intercept, logistics
+from handlers import digest, intercept
 from handlers.context import Tx
 from handlers.conversation import awaiting_reply
+from handlers.logistics import watch
 from handlers.message import Mention
 from handlers.money import format_fen
 from handlers.refund import NEEDS_PERSON, OPEN, TIMER_STATES, S
@@ -149,7 +150,7 @@ RUNNERS: dict[str, TimerRunner] = {
 }
 # Timers that belong to no case (periodic jobs that re-arm themselves).
 JOBS: dict[str, JobRunner] = {
-    "logistics_scan": logistics.run_scan,
+    "logistics_scan": watch.run_scan,
     "digest": digest.run_scheduled,
 }
 

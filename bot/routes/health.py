@@ -6,7 +6,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.keys import METRICS, SERVICES
-from handlers.logistics_stats import EPOCH, logistics_stats
+from handlers.logistics.stats import EPOCH, logistics_stats
 from storage.repositories.leases import LeaseRepository
 
 routes = web.RouteTableDef()

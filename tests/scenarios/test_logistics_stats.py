@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from handlers.logistics_stats import LogisticsStats, logistics_stats
+from handlers.logistics.stats import LogisticsStats, logistics_stats
 from tests.conftest import Bot, BotFactory, make_settings
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from handlers.errors import ConflictError
 from handlers.intercept import DONE, OPEN, TRANSITIONS, InterceptState, InterceptTrigger, advance
-from handlers.logistics import (
+from handlers.logistics.machine import (
     ACTIVE,
     ANOMALY_TRANSITIONS,
     AnomalyState,

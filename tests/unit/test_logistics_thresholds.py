@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from bot.settings import LogisticsSettings
-from handlers.logistics import Anomaly, Thresholds, deadlines, next_check, next_slot, overdue
+from handlers.logistics.machine import Anomaly
+from handlers.logistics.watch import Thresholds, deadlines, next_check, next_slot, overdue
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 TH = Thresholds.from_settings(LogisticsSettings())

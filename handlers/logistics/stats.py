@@ -15,7 +15,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from handlers.context import Tx
 from handlers.intercept import InterceptState
-from handlers.logistics import KIND_TEXT, carrier_name
+from handlers.logistics.carriers import carrier_name
+from handlers.logistics.machine import KIND_TEXT
 from handlers.money import format_fen
 from storage.enums import CaseKind
 from storage.models import Case

@@ -1,0 +1,1 @@
+"""Parcels and logistics anomalies: the carriers, the watch, the anomaly cases and their figures."""
