@@ -6,8 +6,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from handlers import intercept, logistics, payout, refund, reply
+from handlers import intercept, logistics, refund, reply
 from handlers.context import Tx
+from handlers.payout import flow as payout
 from handlers.schema import (
     BuyerMessage,
     Envelope,
