@@ -23,11 +23,12 @@ from bot.settings import GroupSettings
 from bot.transfer import gave_up as _transfer_gave_up
 from bot.transfer import perform as _transfer
 from bot.worker import forever
-from handlers import intercept, payout, refund, reply
+from handlers import intercept, refund, reply
 from handlers.cards import build_card
 from handlers.context import Services, Tx
 from handlers.errors import PermanentError, RetryableError, ThrottledError
 from handlers.message import Card, Mention, Notice
+from handlers.payout import outcome as payout
 from integrations.carrier.client import Carrier, NoCarrier
 from integrations.channel import Budget, Channel, Leased
 from integrations.commerce.client import Commerce

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from handlers import payout
 from handlers.errors import PermanentError, RetryableError
+from handlers.payout import outcome as payout
+from handlers.payout.data import PayoutData
+from handlers.payout.machine import KIND_TEXT, S
 from integrations.payout.models import TransferOrder, TransferResult, TransferStatus
 from storage.models import Case, OutboxItem
 from storage.repositories.payouts import PayoutRepository
@@ -55,7 +57,7 @@ async def _load(tx: Tx, item: OutboxItem, biz_no: str) -> tuple[TransferOrder, b
     row = await PayoutRepository(tx.session).get(item.case_pk or 0)
     if case is None or row is None:
         raise PermanentError(f"payout case {item.case_pk} is gone")
-    if case.state != payout.S.PAYING or row.out_biz_no != biz_no:
+    if case.state != S.PAYING or row.out_biz_no != biz_no:
         return None
     order = TransferOrder(
         out_biz_no=biz_no,
@@ -69,7 +71,7 @@ async def _load(tx: Tx, item: OutboxItem, biz_no: str) -> tuple[TransferOrder, b
 
 
 def _title(case: Case) -> str:
-    kind = payout.KIND_TEXT.get(case.data.get("payout", {}).get("kind", ""), "打款")
+    kind = KIND_TEXT.get(PayoutData.of(case).payout.kind or "", "打款")
     return f"{kind} 订单 {case.order_id}" if case.order_id else kind
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from commands.router import Args, CommandContext, router
-from handlers import intercept, masking, material, payout, refund
+from handlers import intercept, masking, material, refund
 from handlers.authority import DECIDERS
 from handlers.cards import build_card
 from handlers.context import Tx
@@ -15,6 +15,9 @@ from handlers.errors import UsageError
 from handlers.logistics.machine import ANOMALY_ACTION_TEXT
 from handlers.message import Reply, one_line
 from handlers.money import format_fen
+from handlers.payout import flow as payout
+from handlers.payout.machine import ACTION_TEXT as PAYOUT_ACTION_TEXT
+from handlers.payout.machine import PAYOUT_KINDS
 from storage.enums import CaseKind
 from storage.models import Case
 
@@ -102,7 +105,7 @@ async def approve(ctx: CommandContext, args: CaseArgs) -> Reply:
     async with ctx.svc.tx() as tx:
         case = await refund.load_for_change(tx, args.case)
         material.ensure_fresh(case, ctx.input.drawn)
-        if case.kind in payout.PAYOUT_KINDS:
+        if case.kind in PAYOUT_KINDS:
             return await payout.approve(tx, case, staff, ctx.channel)
         _refund_only(case)
         return await refund.approve(tx, case, staff, ctx.channel)
@@ -119,7 +122,7 @@ async def reject(ctx: CommandContext, args: ReasonArgs) -> Reply:
     """拒绝退款或打款，写明原因"""
     async with ctx.svc.tx() as tx:
         case = await refund.load_for_change(tx, args.case)
-        if case.kind in payout.PAYOUT_KINDS:
+        if case.kind in PAYOUT_KINDS:
             return await payout.reject(tx, case, ctx.me, args.reason, ctx.channel)
         staff = ctx.require(DECIDERS, "拒绝退款")
         _refund_only(case)
@@ -145,7 +148,7 @@ async def claim(ctx: CommandContext, args: CaseArgs) -> Reply:
     staff = ctx.me
     async with ctx.svc.tx() as tx:
         case = await refund.load_for_change(tx, args.case)
-        if case.kind in payout.PAYOUT_KINDS:
+        if case.kind in PAYOUT_KINDS:
             raise UsageError(
                 f"打款单不用认领：审批用「通过 {case.handle}」，财务用「打款确认 {case.handle}」"
             )
@@ -162,8 +165,8 @@ async def note(ctx: CommandContext, args: NoteArgs) -> Reply:
 
 
 ACTION_TEXTS = {
-    CaseKind.PAYOUT.value: payout.ACTION_TEXT,
-    CaseKind.PAYOUT_BATCH.value: payout.ACTION_TEXT,
+    CaseKind.PAYOUT.value: PAYOUT_ACTION_TEXT,
+    CaseKind.PAYOUT_BATCH.value: PAYOUT_ACTION_TEXT,
     CaseKind.INTERCEPT.value: intercept.ACTION_TEXT,
     CaseKind.ANOMALY.value: ANOMALY_ACTION_TEXT,
 }

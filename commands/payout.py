@@ -9,13 +9,17 @@ from pydantic import Field
 
 from commands.case import ANYONE, CASE, CaseArgs
 from commands.router import Args, CommandContext, NoArgs, router
-from handlers import payout
 from handlers.authority import DECIDERS
 from handlers.errors import UsageError
 from handlers.message import Reply
 from handlers.money import MAX_AMOUNT_FEN, format_fen, yuan_to_fen
+from handlers.payout import batch as payout_batch
+from handlers.payout import flow as payout
+from handlers.payout import machine
+from handlers.payout.data import PayoutData
+from handlers.payout.identity import command_payout_id
 
-FINANCE = tuple(sorted(payout.FINANCE))
+FINANCE = tuple(sorted(machine.FINANCE))
 ACCOUNT = re.compile(r"[\w.@+-]{4,64}")
 # Plain yuan as people type them: no exponents, signs, NaN/Infinity or a third decimal.
 AMOUNT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")
@@ -48,7 +52,7 @@ async def request_payout(ctx: CommandContext, args: PayoutArgs) -> Reply:
     """申请返现/补差价/补偿打款：另一人审批，财务确认后打款"""
     staff = ctx.me
     new = payout.NewPayout(
-        payout_id=payout.command_payout_id(ctx.input.input_id),
+        payout_id=command_payout_id(ctx.input.input_id),
         kind=_kind(args.kind),
         order_id="" if args.order == "-" else args.order,
         amount_fen=_amount(args.amount),
@@ -91,7 +95,7 @@ async def recheck(ctx: CommandContext, args: CaseArgs) -> Reply:
 async def batch(ctx: CommandContext, args: BatchArgs) -> Reply:
     """把已审批的打款（本群全部，或指定的 P1 P2…）放进一张批量确认卡片"""
     async with ctx.svc.tx() as tx:
-        return await payout.make_batch(
+        return await payout_batch.make_batch(
             tx,
             ctx.me,
             args.cases.split(),
@@ -109,7 +113,7 @@ async def unbatch(ctx: CommandContext, args: CaseArgs) -> Reply:
         case = await payout.load(tx, args.case)
         if case.kind != "payout_batch":
             raise UsageError(f"{case.handle} 不是批次；拒绝打款用：拒绝 {case.handle} <原因>")
-        return await payout.cancel_batch(tx, case, ctx.me, ctx.channel)
+        return await payout_batch.cancel_batch(tx, case, ctx.me, ctx.channel)
 
 
 @router.command("payouts", "待打款", args=NoArgs, roles=ANYONE, what="查看待打款")
@@ -122,11 +126,11 @@ async def payouts(ctx: CommandContext, _args: NoArgs) -> Reply:
             return Reply("🎉 没有等你处理的打款")
         lines = [f"{staff.display} 的待打款（{len(cases)}）："]
         for case in cases[:30]:
-            info = case.data.get("payout", {})
-            state = payout.STATE_TEXT.get(case.state, case.state)
+            info = PayoutData.of(case).payout
+            state = machine.STATE_TEXT.get(case.state, case.state)
             lines.append(
                 f"{case.handle} {format_fen(case.amount_fen)} {state} · "
-                f"{payout.KIND_TEXT.get(info.get('kind', ''), '')} {info.get('payee', '')}"
+                f"{machine.KIND_TEXT.get(info.kind or '', '')} {info.payee}"
             )
         return Reply("\n".join(lines))
 
@@ -138,7 +142,7 @@ def _usage() -> str:
 
 
 def _kind(text: str) -> str:
-    kind = payout.KIND_ALIASES.get(text.lower())
+    kind = machine.KIND_ALIASES.get(text.lower())
     if kind is None:
         raise UsageError(f"类型「{text}」不认识，可以是 返现 | 补差价 | 补偿。{_usage()}")
     return kind

@@ -9,7 +9,7 @@ from handlers.context import Tx
 from handlers.intercept import intercept_card
 from handlers.logistics.card import anomaly_card
 from handlers.message import Card
-from handlers.payout import batch_card, payout_card
+from handlers.payout.card import batch_card, payout_card
 from handlers.refund import refund_card
 from storage.models import Case
 
@@ -17,8 +17,8 @@ CardBuilder = Callable[[Case, Tx], Card]
 
 BUILDERS: dict[str, CardBuilder] = {
     "refund": refund_card,
-    "payout": payout_card,
-    "payout_batch": batch_card,
+    "payout": lambda case, tx: payout_card(case, tx.view),
+    "payout_batch": lambda case, tx: batch_card(case, tx.view),
     "intercept": intercept_card,
     "anomaly": lambda case, tx: anomaly_card(case, tx.view),
 }

@@ -15,11 +15,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select
 
-from handlers import masking, payout
+from handlers import masking
 from handlers.context import Services, Tx
 from handlers.logistics.stats import logistics_stats
 from handlers.message import Field, Notice, Tone
 from handlers.money import format_fen
+from handlers.payout import flow as payout
 from handlers.refund import NEEDS_PERSON, OPEN, RefundState
 from handlers.step import AUTOMATIC
 from storage.enums import CaseKind

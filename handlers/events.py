@@ -6,9 +6,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from handlers import intercept, payout, refund, reply
+from handlers import intercept, refund, reply
 from handlers.context import Tx
 from handlers.logistics import watch
+from handlers.payout import flow as payout
 from handlers.schema import (
     BuyerMessage,
     Envelope,

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from handlers import masking
 from handlers.context import Tx
 from handlers.money import fen_to_yuan
-from handlers.payout import mask_account, mask_name
+from handlers.payout.identity import mask_account, mask_name
 from storage.enums import CaseKind
 from storage.models import Case
 from storage.repositories.payouts import PayoutRepository

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.cli import main
-from handlers import payout
 from handlers.export import PAYOUT_COLUMNS, REFUND_COLUMNS
+from handlers.payout import flow as payout
 from storage.models import Case, Payout
 from tests.conftest import Bot, BotFactory, make_settings
 from tests.payout_support import GROUPS, make_payout

@@ -8,9 +8,9 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from handlers import payout
 from handlers.errors import UsageError
 from handlers.money import MAX_AMOUNT_FEN
+from handlers.payout import flow as payout
 from storage.models import Case
 from tests.conftest import Bot, BotFactory, make_settings
 from tests.payout_support import GROUPS

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from commands.router import router
-from handlers.payout import (
+from handlers.payout.identity import command_payout_id, mask_account, mask_name, out_biz_no
+from handlers.payout.machine import (
     BATCH_TRANSITIONS,
     TERMINAL,
     TRANSITIONS,
@@ -15,10 +16,6 @@ from handlers.payout import (
     Trigger,
     advance,
     advance_batch,
-    command_payout_id,
-    mask_account,
-    mask_name,
-    out_biz_no,
 )
 from handlers.states import IllegalTransitionError
 

@@ -1,0 +1,1 @@
+"""Payouts (cashback, price difference, compensation) under the two-person rule, and batches."""

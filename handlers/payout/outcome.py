@@ -1,0 +1,108 @@
+"""What comes back after the money moved: Alipay's answer about a transfer (or the dispatcher
+giving up on asking), and the shop system telling the buyer."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from handlers.context import Tx
+from handlers.money import format_fen
+from handlers.payout.data import PayoutData
+from handlers.payout.machine import S, T
+from handlers.payout.move import move, repo, two_person
+from handlers.payout.people import confirmers_for
+from integrations.commerce.client import MANUAL
+from storage.models import Case
+
+TransferOutcome = Literal["success", "failed", "processing", "unknown"]
+
+
+async def on_transfer_result(
+    tx: Tx,
+    case: Case,
+    *,
+    out_biz_no: str,
+    status: TransferOutcome,
+    reference: str = "",
+    provider_status: str = "",
+    detail: str = "",
+) -> None:
+    """What Alipay said about the transfer `out_biz_no` of `case` (a late answer changes nothing)."""
+    data = PayoutData.of(case)
+    transfer = data.transfer
+    if case.state != S.PAYING or transfer.out_biz_no != out_biz_no:
+        return
+    before = transfer.dump()
+    transfer.status = provider_status or status.upper()
+    transfer.detail = detail[:300]
+    data.transfer = transfer
+    payouts = repo(tx)
+    if status == "success":
+        data.reference = reference
+        await move(tx, case, T.PAID, actor="alipay", data=data)
+        await payouts.update(
+            case.id,
+            now=tx.now,
+            paid_at=tx.now,
+            reference=reference,
+            provider_status=provider_status or "SUCCESS",
+        )
+    elif status == "failed":
+        data.error = detail or provider_status
+        await move(tx, case, T.FAIL, actor="alipay", data=data)
+        await payouts.update(case.id, now=tx.now, provider_status=provider_status or "FAIL")
+    else:
+        await payouts.update(case.id, now=tx.now, provider_status=provider_status or status.upper())
+        if transfer.dump() != before:
+            await tx.cases.touch(case, now=tx.now, data=data.dump())
+            await tx.sync_card(case)
+
+
+async def on_transfer_gave_up(tx: Tx, case: Case, *, out_biz_no: str, error: str) -> None:
+    """The dispatcher stopped trying. Never sent: failed. Maybe sent: finance must look."""
+    data = PayoutData.of(case)
+    transfer = data.transfer
+    if case.state != S.PAYING or transfer.out_biz_no != out_biz_no:
+        return
+    row = await repo(tx).get(case.id)
+    if row is not None and row.sends == 0:
+        data.error = f"转账未发出：{error[:200]}"
+        await move(tx, case, T.FAIL, actor="system", data=data)
+        return
+    transfer.unknown = True
+    transfer.detail = error[:300]
+    data.transfer = transfer
+    await tx.cases.touch(
+        case,
+        now=tx.now,
+        data=data.dump(),
+        last_actor="system",
+        last_action="fail",
+    )
+    await tx.sync_card(case)
+    finance = confirmers_for(tx.svc.staff, two_person=two_person(tx))
+    await tx.post(
+        case.group_id,
+        f"⚠ {case.handle}（{format_fen(case.amount_fen)}）的支付宝转账结果未知，请在支付宝后台核对："
+        f"核对 {case.handle}，或已到账时 打款确认 {case.handle} <流水号>",
+        key=f"transfer-unknown:{case.id}:{transfer.attempt}:{transfer.checks}",
+        mentions=tx.svc.staff.mentions(finance),
+        case=case,
+    )
+
+
+async def on_commerce_result(
+    tx: Tx, case: Case, action: str, *, ok: bool, status: str = "", error: str = ""
+) -> None:
+    """The shop system told the buyer about the payment (or gave up trying, or none is connected)."""
+    if action != "commerce.notify_payout":
+        return
+    data = PayoutData.of(case)
+    if ok and status == MANUAL:
+        data.buyer_notify_manual = tx.now.isoformat()
+    elif ok:
+        data.buyer_notified = tx.now.isoformat()
+    else:
+        data.buyer_notify_error = error[:300]
+    await tx.cases.touch(case, now=tx.now, data=data.dump())
+    await tx.sync_card(case)
