@@ -20,7 +20,7 @@ from handlers.context import Services, Tx
 from handlers.logistics_stats import logistics_stats
 from handlers.message import Field, Notice, Tone
 from handlers.money import format_fen
-from handlers.refund import NEEDS_PERSON, OPEN, RefundState
+from handlers.refund.machine import NEEDS_PERSON, OPEN, RefundState
 from handlers.step import AUTOMATIC
 from storage.enums import CaseKind
 from storage.models import AuditEntry, Case, Digest, Timer

@@ -6,8 +6,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from handlers import intercept, logistics, payout, refund, reply
+from handlers import logistics, payout, reply
 from handlers.context import Tx
+from handlers.intercept import flow as intercept
+from handlers.refund import flow as refund
 from handlers.schema import (
     BuyerMessage,
     Envelope,
