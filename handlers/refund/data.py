@@ -30,8 +30,8 @@ class Request(Stored):
     kind: str = ""
     shipping: Shipping = Field(default_factory=Shipping)
     buyer: Buyer = Field(default_factory=Buyer)
-    # Free-form on the wire: read defensively.
-    return_tracking: dict[str, Any] | None = None
+    # Free-form on the wire (an unknown field of a request, or any object in an update).
+    return_tracking: Any = None
     item: Any = None
 
 
