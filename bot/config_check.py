@@ -13,7 +13,7 @@ from bot.settings import (
     GroupSettings,
     Settings,
 )
-from handlers.refund import RefundState
+from handlers.refund.machine import RefundState
 from handlers.rules import RuleTable
 from handlers.templates import TemplateBook
 from integrations.payout.client import config_problems as payout_problems

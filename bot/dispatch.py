@@ -23,12 +23,15 @@ from bot.settings import GroupSettings
 from bot.transfer import gave_up as _transfer_gave_up
 from bot.transfer import perform as _transfer
 from bot.worker import forever
-from handlers import intercept, refund, reply
+from handlers import reply
 from handlers.cards import build_card
 from handlers.context import Services, Tx
 from handlers.errors import PermanentError, RetryableError, ThrottledError
+from handlers.intercept import flow as intercept
 from handlers.message import Card, Mention, Notice
 from handlers.payout import outcome as payout
+from handlers.refund import commerce as refund
+from handlers.refund.move import APPROVE_REFUND
 from integrations.carrier.client import Carrier, NoCarrier
 from integrations.channel import Budget, Channel, Leased
 from integrations.commerce.client import Commerce
@@ -397,7 +400,7 @@ async def _notice(d: Dispatcher, item: OutboxItem) -> None:
 async def _commerce(d: Dispatcher, item: OutboxItem) -> None:
     action = item.kind.split(".", 1)[1]
     payload: dict[str, Any] | None = item.payload
-    if item.kind == refund.APPROVE_REFUND:
+    if item.kind == APPROVE_REFUND:
         payload = await _standing_approval(d, item)
     if payload is None:
         log.info("outbox item %s: its approval was withdrawn; nothing sent", item.id)

@@ -14,7 +14,7 @@ from handlers.cards import build_card
 from handlers.context import Tx
 from handlers.message import Button, ButtonStyle, Field, Notice, Tone
 from handlers.money import format_fen
-from handlers.refund import NEEDS_PERSON
+from handlers.refund.machine import NEEDS_PERSON
 from storage.models import Case, Fold, OutboxItem
 
 FOLD_REF = "fold:"

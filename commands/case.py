@@ -7,17 +7,22 @@ from typing import Literal
 from pydantic import Field
 
 from commands.router import Args, CommandContext, router
-from handlers import intercept, masking, material, refund
+from handlers import masking, material
 from handlers.authority import DECIDERS
 from handlers.cards import build_card
+from handlers.case_data import Noted
 from handlers.context import Tx
 from handlers.errors import UsageError
+from handlers.intercept import machine as intercept_machine
 from handlers.logistics.machine import ANOMALY_ACTION_TEXT
 from handlers.message import Reply, one_line
 from handlers.money import format_fen
 from handlers.payout import flow as payout
 from handlers.payout.machine import ACTION_TEXT as PAYOUT_ACTION_TEXT
 from handlers.payout.machine import PAYOUT_KINDS
+from handlers.refund import machine as refund_machine
+from handlers.refund import people as refund
+from handlers.refund.data import approval_role
 from storage.enums import CaseKind
 from storage.models import Case
 
@@ -55,15 +60,16 @@ async def show(ctx: CommandContext, args: CaseArgs) -> Reply:
         lines += [f"{f.label}：{f.value}" for f in card.fields]
         lines += list(card.lines)
         notes = [
-            one_line(f"📝 {tx.svc.staff.name(n['by'])}：{n['text']}")
-            for n in case.data.get("notes", [])[-3:]
+            one_line(f"📝 {tx.svc.staff.name(n.by)}：{n.text}") for n in Noted.of(case).notes[-3:]
         ]
         lines += [n for n in notes if n not in card.lines]
         lines.append("记录：")
-        texts = ACTION_TEXTS.get(case.kind, refund.ACTION_TEXT)
+        texts = ACTION_TEXTS.get(case.kind, refund_machine.ACTION_TEXT)
         for entry in history[-8:]:
             who = tx.svc.staff.name(entry.actor)
-            what = texts.get(entry.action, refund.ACTION_TEXT.get(entry.action, entry.action))
+            what = texts.get(
+                entry.action, refund_machine.ACTION_TEXT.get(entry.action, entry.action)
+            )
             lines.append(f"  {tx.local(entry.at):%m-%d %H:%M} {who} {what}")
         return Reply("\n".join(lines), card=card, allow=tuple(masking.identifiers(case)))
 
@@ -76,7 +82,7 @@ async def todo(ctx: CommandContext, args: TodoArgs) -> Reply:
     if everyone:
         staff = ctx.require({"supervisor", "admin"}, "查看全部待办")
     async with ctx.svc.tx() as tx:
-        states = [s.value for s in refund.NEEDS_PERSON | {refund.S.MANUAL}]
+        states = [s.value for s in refund_machine.NEEDS_PERSON | {refund_machine.S.MANUAL}]
         cases = await tx.cases.open_cases(states=states, groups=ctx.scope.listed, limit=200)
         if not everyone:
             cases = [c for c in cases if _is_mine(tx, c, staff.id)]
@@ -167,7 +173,7 @@ async def note(ctx: CommandContext, args: NoteArgs) -> Reply:
 ACTION_TEXTS = {
     CaseKind.PAYOUT.value: PAYOUT_ACTION_TEXT,
     CaseKind.PAYOUT_BATCH.value: PAYOUT_ACTION_TEXT,
-    CaseKind.INTERCEPT.value: intercept.ACTION_TEXT,
+    CaseKind.INTERCEPT.value: intercept_machine.ACTION_TEXT,
     CaseKind.ANOMALY.value: ANOMALY_ACTION_TEXT,
 }
 OTHER_KINDS = {
@@ -185,16 +191,14 @@ def _is_mine(tx: Tx, case: Case, staff_id: str) -> bool:
     if case.assignee:
         return case.assignee == staff_id
     staff = tx.svc.staff.get(staff_id)
-    role = (
-        "supervisor" if case.state == refund.S.ESCALATED else case.data.get("review_role", "agent")
-    )
+    role = approval_role(case)
     return staff is not None and tx.svc.staff.may_approve(staff, case.amount_fen, role)
 
 
 def _approver(tx: Tx, case: Case) -> str:
     if case.assignee:
         return tx.svc.staff.name(case.assignee)
-    return "主管" if case.state == refund.S.ESCALATED else "未认领"
+    return "主管" if case.state == refund_machine.S.ESCALATED else "未认领"
 
 
 def _numbers(cases: list[Case]) -> tuple[str, ...]:
@@ -202,7 +206,7 @@ def _numbers(cases: list[Case]) -> tuple[str, ...]:
 
 
 def _line(tx: Tx, case: Case) -> str:
-    state = refund.STATE_TEXT.get(refund.RefundState(case.state), case.state)
+    state = refund_machine.STATE_TEXT.get(refund_machine.RefundState(case.state), case.state)
     due = f" · 时限 {tx.local(case.deadline_at):%m-%d %H:%M}" if case.deadline_at else ""
     what = one_line(case.reason) or case.order_id
     return f"{case.handle} {format_fen(case.amount_fen)} {state}{due} · {what}"

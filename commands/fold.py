@@ -7,16 +7,19 @@ from pydantic import Field
 from bot.settings import StaffSettings
 from commands.case import ANYONE
 from commands.router import Args, CommandContext, router
-from handlers import material, refund
+from handlers import material
 from handlers.authority import DECIDERS
 from handlers.cards import build_card
 from handlers.errors import NotFoundError
 from handlers.message import Reply
 from handlers.money import format_fen
+from handlers.refund import people as refund
+from handlers.refund.data import approval_role
+from handlers.refund.machine import S
 from storage.enums import CaseKind
 from storage.models import Case, Fold
 
-BULK = frozenset({refund.S.AWAITING_REVIEW, refund.S.ESCALATED, refund.S.INSPECTING})
+BULK = frozenset({S.AWAITING_REVIEW, S.ESCALATED, S.INSPECTING})
 
 
 class FoldArgs(Args):
@@ -55,7 +58,7 @@ async def approve_all(ctx: CommandContext, args: FoldArgs) -> Reply:
             fresh = await tx.cases.get(case.id)
             if fresh is None or fresh.kind != CaseKind.REFUND or fresh.state not in BULK:
                 continue
-            role = refund.approval_role(fresh)
+            role = approval_role(fresh)
             if not directory.may_approve(staff, fresh.amount_fen, role):
                 beyond.append(fresh.handle)
                 able |= {s.id: s for s in directory.approvers(fresh.amount_fen, role)}

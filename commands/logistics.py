@@ -6,11 +6,11 @@ from pydantic import Field
 
 from commands.case import CASE, CaseArgs
 from commands.router import Args, CommandContext, router
-from handlers import intercept as intercept_flow
 from handlers.authority import DECIDERS
+from handlers.intercept import people as intercept_flow
 from handlers.logistics import flow as anomaly_flow
 from handlers.message import Reply
-from handlers.refund import load_for_change
+from handlers.refund.people import load_for_change
 
 
 class DetailArgs(Args):

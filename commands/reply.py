@@ -6,9 +6,10 @@ from pydantic import Field
 
 from commands.case import CASE, CaseArgs
 from commands.router import Args, CommandContext, router
-from handlers import refund, reply
+from handlers import reply
 from handlers.authority import DECIDERS
 from handlers.message import Reply
+from handlers.refund import people as refund
 
 
 class ReplyArgs(Args):

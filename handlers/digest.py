@@ -21,7 +21,7 @@ from handlers.logistics.stats import logistics_stats
 from handlers.message import Field, Notice, Tone
 from handlers.money import format_fen
 from handlers.payout import flow as payout
-from handlers.refund import NEEDS_PERSON, OPEN, RefundState
+from handlers.refund.machine import NEEDS_PERSON, OPEN, RefundState
 from handlers.step import AUTOMATIC
 from storage.enums import CaseKind
 from storage.models import AuditEntry, Case, Digest, Timer

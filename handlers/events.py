@@ -6,10 +6,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from handlers import intercept, refund, reply
+from handlers import reply
 from handlers.context import Tx
+from handlers.intercept import flow as intercept
 from handlers.logistics import watch
 from handlers.payout import flow as payout
+from handlers.refund import flow as refund
 from handlers.schema import (
     BuyerMessage,
     Envelope,

@@ -23,6 +23,7 @@ from handlers import masking
 from handlers.context import Tx
 from handlers.money import fen_to_yuan
 from handlers.payout.identity import mask_account, mask_name
+from handlers.refund.data import RefundData
 from storage.enums import CaseKind
 from storage.models import Case
 from storage.repositories.payouts import PayoutRepository
@@ -147,30 +148,30 @@ async def refunds(tx: Tx, since: datetime, until: datetime, by: By = "requested"
     cases = list((await tx.session.scalars(stmt)).all())
     rows: list[dict[str, Cell]] = []
     for c in cases:
-        refund = c.data.get("refund", {})
-        decision = c.data.get("decision", {})
-        order_amount = c.data.get("order_amount_fen")
+        data = RefundData.of(c)
+        decision = data.decision
+        order_amount = data.order_amount_fen
         row: dict[str, Cell] = {
             "refund_id": c.case_id,
             "handle": c.handle,
             "order_id": c.order_id,
             "shop": c.shop,
             "platform": c.platform,
-            "kind": str(refund.get("kind", "")),
+            "kind": data.refund.kind,
             "amount": fen_to_yuan(c.amount_fen),
-            "order_amount": fen_to_yuan(order_amount) if isinstance(order_amount, int) else "",
+            "order_amount": fen_to_yuan(order_amount) if order_amount is not None else "",
             "state": c.state,
             "path": str(c.path or ""),
             "reason": c.reason,
-            "rule": str(c.data.get("rule", "")),
-            "decided_by": str(decision.get("by", "")),
-            "decision": str(decision.get("action", "")),
+            "rule": data.rule,
+            "decided_by": decision.by if decision else "",
+            "decision": decision.action if decision else "",
             "decided_at": (
-                _at(tx, datetime.fromisoformat(decision["at"])) if decision.get("at") else ""
+                _at(tx, datetime.fromisoformat(decision.at)) if decision and decision.at else ""
             ),
             "requested_at": _at(tx, c.created_at),
             "closed_at": _at(tx, c.closed_at),
-            "commerce_status": str(c.data.get("commerce", {}).get("status", "")),
+            "commerce_status": data.commerce.status,
         }
         rows.append(_masked(row, "refund_id", "order_id", extra=masking.identifiers(c)))
     return Export(REFUND_COLUMNS, rows, sum(c.amount_fen for c in cases), "refunds")

@@ -17,7 +17,8 @@ from handlers.context import Tx
 from handlers.errors import ConflictError, MissingRefundError, UsageError
 from handlers.message import Mention, Reply, one_line
 from handlers.money import format_fen
-from handlers.refund import OPEN, RefundState
+from handlers.refund.data import Awaiting, LastBuyerMessage, RefundData, ReplyRecord
+from handlers.refund.machine import OPEN, RefundState
 from handlers.schema import BuyerMessage
 from handlers.templates import CaseFacts, Filled, TemplateError, fill
 from integrations.commerce.client import MANUAL
@@ -41,11 +42,11 @@ CARRIERS = {
 
 def values_of(case: Case, tx: Tx) -> dict[str, str]:
     """What a template's placeholders are filled with; absent when the case does not know."""
-    refund = case.data.get("refund", {})
-    shipping = refund.get("shipping") or {}
-    back = refund.get("return_tracking") or {}
-    item = refund.get("item")
-    order_amount = case.data.get("order_amount_fen")
+    data = RefundData.of(case)
+    shipping = data.refund.shipping
+    back = data.refund.return_tracking or {}
+    item = data.refund.item
+    order_amount = data.order_amount_fen
     deadline = ""
     if case.deadline_at is not None and case.deadline_at > tx.now:
         local = tx.local(case.deadline_at)
@@ -53,15 +54,15 @@ def values_of(case: Case, tx: Tx) -> dict[str, str]:
     values = {
         "order": case.order_id,
         "amount": format_fen(case.amount_fen),
-        "order_amount": format_fen(order_amount) if isinstance(order_amount, int) else "",
+        "order_amount": format_fen(order_amount) if order_amount is not None else "",
         "deadline": deadline,
-        "carrier": _carrier(shipping.get("carrier", "")),
-        "tracking_no": str(shipping.get("tracking_no", "")),
+        "carrier": _carrier(shipping.carrier),
+        "tracking_no": shipping.tracking_no,
         "return_carrier": _carrier(back.get("carrier", "")),
         "return_tracking_no": str(back.get("tracking_no", "")),
         "item": str(item.get("title", "")) if isinstance(item, dict) else "",
         "reason": case.reason,
-        "buyer": str((refund.get("buyer") or {}).get("nick", "")),
+        "buyer": data.refund.buyer.nick,
     }
     return {k: v for k, v in values.items() if v}
 
@@ -71,8 +72,7 @@ def _carrier(code: Any) -> str:
 
 
 def facts_of(case: Case) -> CaseFacts:
-    refund = case.data.get("refund", {})
-    return CaseFacts(case.path, refund.get("kind", "refund_only"), case.state, case.reason)
+    return CaseFacts(case.path, RefundData.of(case).kind, case.state, case.reason)
 
 
 def identifiers(case: Case) -> list[str]:
@@ -88,8 +88,9 @@ async def send(tx: Tx, case: Case, staff: StaffSettings, text: str, channel: str
     _require_buyer(case)
     await tx.cases.lock(case)
     message, template, notice = _compose(tx, case, text.strip())
-    sent = conversation.replies(case)
-    n = (sent[-1]["n"] if sent else 0) + 1
+    data = RefundData.of(case)
+    sent = data.replies
+    n = (sent[-1].n if sent else 0) + 1
     payload = {
         "refund_id": case.case_id,
         "order_id": case.order_id,
@@ -100,11 +101,19 @@ async def send(tx: Tx, case: Case, staff: StaffSettings, text: str, channel: str
         "sent_by": staff.id,
     }
     key = await tx.side_effect(case, ACTION, payload, attempt=n)
-    record = {"n": n, "by": staff.id, "at": tx.now.isoformat(), "text": message}
-    record |= {"template": template, "key": key, "status": "queued", "detail": ""}
-    data = {**case.data, conversation.REPLIES: [*sent, record][-conversation.KEEP_REPLIES :]}
-    data.pop(conversation.AWAITING, None)
-    changes: dict[str, Any] = {"data": data, "last_actor": staff.id, "last_action": "reply"}
+    record = ReplyRecord(
+        n=n,
+        by=staff.id,
+        at=tx.now.isoformat(),
+        text=message,
+        template=template,
+        key=key,
+        status="queued",
+        detail="",
+    )
+    data.replies = [*sent, record][-conversation.KEEP_REPLIES :]
+    data.drop("awaiting_reply")
+    changes: dict[str, Any] = {"data": data.dump(), "last_actor": staff.id, "last_action": "reply"}
     if case.first_response_at is None:
         changes["first_response_at"] = tx.now
     await tx.cases.touch(case, now=tx.now, **changes)
@@ -199,20 +208,18 @@ async def on_delivered(
 ) -> None:
     """The commerce system took (or finally refused) reply `key`; only the record changes."""
     await tx.cases.lock(case)
-    sent = conversation.replies(case)
-    record = next((r for r in sent if r.get("key") == key), None)
+    data = RefundData.of(case)
+    record = next((r for r in data.replies if r.key == key), None)
     if record is None:
         return
-    record["status"] = (
-        ({"done": "sent", MANUAL: MANUAL}.get(status, "accepted")) if ok else "failed"
-    )
-    record["detail"] = detail[:300]
-    await tx.cases.touch(case, now=tx.now, data={**case.data, conversation.REPLIES: sent})
+    record.status = ({"done": "sent", MANUAL: MANUAL}.get(status, "accepted")) if ok else "failed"
+    record.detail = detail[:300]
+    await tx.cases.touch(case, now=tx.now, data=data.dump())
     await tx.sync_card(case)
     if ok:
         return
     await tx.audit(case, "commerce", "reply_failed", from_state=case.state, error=detail[:300])
-    sender = tx.svc.staff.get(record["by"])
+    sender = tx.svc.staff.get(record.by)
     await tx.post(
         case.group_id,
         f"⚠ {case.handle} 给买家的回复没有送达：{conversation.short(detail, 80)}。"
@@ -233,23 +240,20 @@ async def on_buyer_message(tx: Tx, event_id: str, data: BuyerMessage) -> Case:
         raise MissingRefundError(data.refund_id)
     await tx.cases.lock(case)
     at = min(data.at or tx.now, tx.now)
-    previous = case.data.get(conversation.BUYER_MESSAGE) or {}
-    n = int(previous.get("n", 0)) + 1
+    stored = RefundData.of(case)
+    n = (stored.buyer_message.n if stored.buyer_message is not None else 0) + 1
     # The group is wider than the buyer's conversation: personal data stays in the event.
     text, _ = masking.mask(data.text.strip(), identifiers(case))
-    new = {
-        **case.data,
-        conversation.BUYER_MESSAGE: {"n": n, "text": text[:500], "at": at.isoformat()},
-    }
-    arm = not conversation.awaiting_reply(case) and RefundState(case.state) in OPEN
+    stored.buyer_message = LastBuyerMessage(n=n, text=text[:500], at=at.isoformat())
+    arm = stored.awaiting_reply is None and RefundState(case.state) in OPEN
     if arm:
-        new[conversation.AWAITING] = {"n": n, "since": at.isoformat()}
-    await tx.cases.touch(case, now=tx.now, data=new)
+        stored.awaiting_reply = Awaiting(n=n, since=at.isoformat())
+    await tx.cases.touch(case, now=tx.now, data=stored.dump())
     await tx.audit(
         case, "buyer", "buyer_message", from_state=case.state, channel="api", text=text[:500]
     )
     await tx.sync_card(case)
-    nick = (case.data.get("refund", {}).get("buyer") or {}).get("nick", "")
+    nick = stored.refund.buyer.nick
     owner = tx.svc.staff.get(case.assignee) if case.assignee else None
     mentions: tuple[Mention, ...] = (tx.svc.staff.mention(owner),) if owner else ()
     await tx.post(

@@ -7,13 +7,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.settings import TimerSettings
-from handlers import digest, intercept
+from handlers import digest
 from handlers.context import Tx
 from handlers.conversation import awaiting_reply
+from handlers.intercept import flow as intercept
 from handlers.logistics import watch
 from handlers.message import Mention
 from handlers.money import format_fen
-from handlers.refund import NEEDS_PERSON, OPEN, TIMER_STATES, S
+from handlers.refund.data import approval_role
+from handlers.refund.machine import NEEDS_PERSON, OPEN, TIMER_STATES, S
 from storage.models import Case, Timer
 
 TimerRunner = Callable[[Tx, Case, Timer], Awaitable[None]]
@@ -25,8 +27,7 @@ def owners(tx: Tx, case: Case) -> tuple[Mention, ...]:
     directory = tx.svc.staff
     if case.assignee and (staff := directory.get(case.assignee)):
         return (directory.mention(staff),)
-    role = "supervisor" if case.state == S.ESCALATED else case.data.get("review_role", "agent")
-    return directory.mentions(directory.approvers(case.amount_fen, role))
+    return directory.mentions(directory.approvers(case.amount_fen, approval_role(case)))
 
 
 def supervisors(tx: Tx, case: Case) -> tuple[Mention, ...]:

@@ -22,18 +22,15 @@ from handlers.logistics.data import AnomalyData, Recovery, RefundLink, Scan
 from handlers.logistics.machine import (
     ACTIVE,
     ANOMALY,
+    AT,
     CLOSED,
     KIND_TEXT,
     ORDER,
+    A,
     Anomaly,
     AnomalyState,
     AnomalyTrigger,
 )
-
-# Named here as well: the intercept flow moves anomalies through this module.
-from handlers.logistics.machine import AT as AT
-from handlers.logistics.machine import A as A
-from handlers.logistics.machine import advance_anomaly as advance_anomaly
 from handlers.message import Reply, one_line
 from handlers.step import step
 from storage.enums import CaseKind

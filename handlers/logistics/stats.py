@@ -14,7 +14,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from handlers.context import Tx
-from handlers.intercept import InterceptState
+from handlers.intercept.machine import InterceptState
 from handlers.logistics.carriers import carrier_name
 from handlers.logistics.machine import KIND_TEXT
 from handlers.money import format_fen

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from handlers import refund
+from handlers.refund import commerce as refund
 from integrations.commerce.fake import FakeCommerce
 from integrations.simulator.feed import ShopSimulator
 from storage.models import AuditEntry, Case, OutboxItem

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from handlers import refund as refund_flow
 from handlers.cards import build_card
 from handlers.clock import FakeClock
 from handlers.message import Card
+from handlers.refund import machine as refund_machine
 from integrations.carrier.fake import FakeCarrier
 from integrations.commerce.fake import FakeCommerce
 from storage.coordination import InProcessCoordination
@@ -34,7 +34,7 @@ APPROVERS = {"sup1", "sup2", "admin1"}  # who may approve ¥1,800 (tests/conftes
 ATTACKER = "agent1"
 MENTION = re.compile(r"@(\S+)")
 
-S, T = refund_flow.S, refund_flow.T
+S, T = refund_machine.S, refund_machine.T
 
 # Every transition into a state that queues `commerce.approve_refund`, and the paths
 # that take it. "person" paths check the acting person's refund limit in the handler;
@@ -71,7 +71,7 @@ PATHS: dict[tuple[str, str], dict[str, str]] = {
 
 def test_authority_every_way_into_a_paying_state_is_listed() -> None:
     paying = {S.APPROVED, S.AUTO_APPROVED}
-    into = {(a.value, t.value) for (a, t), b in refund_flow.TRANSITIONS.items() if b in paying}
+    into = {(a.value, t.value) for (a, t), b in refund_machine.TRANSITIONS.items() if b in paying}
     assert into == {(str(a), str(t)) for a, t in PATHS}
 
 
@@ -329,7 +329,7 @@ async def test_authority_an_agent_moves_no_money_above_their_limit(env: Env, pat
     paid = paid_for(env, refund_id)
     assert paid == []
     state = await case_state(bot, refund_id)
-    assert state in refund_flow.NEEDS_PERSON, state
+    assert state in refund_machine.NEEDS_PERSON, state
     assert "处理出错了" not in attempt.answer
     names = await mentioned(bot, refund_id, attempt.answer)
     assert names & APPROVERS, (names, attempt.answer)

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from handlers.message import Button, ButtonStyle, Card, Field, Mention, Tone
-from handlers.refund import RefundState, refund_buttons
+from handlers.refund.card import refund_buttons
+from handlers.refund.machine import RefundState
 from integrations.dingtalk.models import CardCallback, RobotMessage
 from integrations.dingtalk.render import (
     BUTTONS,

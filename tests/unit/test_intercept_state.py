@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from handlers.errors import ConflictError
-from handlers.intercept import DONE, OPEN, TRANSITIONS, InterceptState, InterceptTrigger, advance
+from handlers.intercept.machine import (
+    DONE,
+    OPEN,
+    TRANSITIONS,
+    InterceptState,
+    InterceptTrigger,
+    advance,
+)
 from handlers.logistics.machine import (
     ACTIVE,
     ANOMALY_TRANSITIONS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.refund import (
+from handlers.refund.machine import (
     OPEN,
     TERMINAL,
     TRANSITIONS,

@@ -6,7 +6,7 @@ import pytest
 
 from bot.config_check import problems
 from bot.settings import Settings, TemplateSettings
-from handlers.refund import RefundState
+from handlers.refund.machine import RefundState
 from handlers.templates import (
     DEFAULT_TEMPLATES,
     PLACEHOLDERS,

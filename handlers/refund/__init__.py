@@ -1,0 +1,1 @@
+"""Refund cases: the transition table, the typed data, the card and every way a refund moves."""
