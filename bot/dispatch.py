@@ -28,10 +28,9 @@ from handlers.cards import build_card
 from handlers.context import Services, Tx
 from handlers.errors import PermanentError, RetryableError, ThrottledError
 from handlers.message import Card, Mention, Notice
-from integrations.carrier.client import Carrier, NoCarrier
+from handlers.ports import Carrier, Commerce, Payouts
+from integrations.carrier.client import NoCarrier
 from integrations.channel import Budget, Channel, Leased
-from integrations.commerce.client import Commerce
-from integrations.payout.client import Payouts
 from storage.coordination import CoordinationError
 from storage.enums import OutboxState
 from storage.models import CardMessage, Case, OutboxItem

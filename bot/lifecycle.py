@@ -33,10 +33,11 @@ from bot.worker import supervise
 from handlers import digest
 from handlers.clock import Clock
 from handlers.context import Services
-from integrations.carrier.client import Carrier, NoCarrier, WebhookCarrier
+from handlers.ports import Carrier, Commerce
+from integrations.carrier.client import NoCarrier, WebhookCarrier
 from integrations.carrier.simulator import SimulatedCarrier
 from integrations.channel import Channel
-from integrations.commerce.client import Commerce, NoCommerce, SimulatedCommerce, WebhookCommerce
+from integrations.commerce.client import NoCommerce, SimulatedCommerce, WebhookCommerce
 from integrations.payout import client as payout_client
 from integrations.sandbox.channel import SandboxChannel
 from integrations.simulator import feed

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from handlers import payout
 from handlers.errors import PermanentError, RetryableError
-from integrations.payout.models import TransferOrder, TransferResult, TransferStatus
+from handlers.ports import TransferOrder, TransferResult, TransferStatus
 from storage.models import Case, OutboxItem
 from storage.repositories.payouts import PayoutRepository
 

@@ -17,10 +17,10 @@ from handlers.context import Tx
 from handlers.errors import ConflictError, MissingRefundError, UsageError
 from handlers.message import Mention, Reply, one_line
 from handlers.money import format_fen
+from handlers.ports import MANUAL
 from handlers.refund import OPEN, RefundState
 from handlers.schema import BuyerMessage
 from handlers.templates import CaseFacts, Filled, TemplateError, fill
-from integrations.commerce.client import MANUAL
 from storage.enums import CaseKind
 from storage.models import Case
 
