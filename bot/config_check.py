@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.settings import (
-    CASE_KINDS,
-    CHANNELS,
-    NOTIFY_ONLY_CHANNELS,
-    PLACEHOLDER_SECRETS,
-    ROLES,
-    GroupSettings,
-    Settings,
-)
+from bot.settings import CASE_KINDS, NOTIFY_ONLY_CHANNELS, PLACEHOLDER_SECRETS, Settings
+from handlers.config import CHANNELS, ROLES, GroupSettings
 from handlers.refund import RefundState
 from handlers.rules import RuleTable
 from handlers.templates import TemplateBook

@@ -19,13 +19,14 @@ from typing import Any
 
 from bot import flood
 from bot.metrics import Metrics
-from bot.settings import GroupSettings
+from bot.services import BotServices
 from bot.transfer import gave_up as _transfer_gave_up
 from bot.transfer import perform as _transfer
 from bot.worker import forever
 from handlers import intercept, payout, refund, reply
 from handlers.cards import build_card
-from handlers.context import Services, Tx
+from handlers.config import GroupSettings
+from handlers.context import Tx
 from handlers.errors import PermanentError, RetryableError, ThrottledError
 from handlers.message import Card, Mention, Notice
 from handlers.ports import Carrier, Commerce, Payouts
@@ -48,7 +49,7 @@ GiveUp = Callable[[Tx, Case, OutboxItem, str], Awaitable[None]]
 
 @dataclass
 class Dispatcher:
-    svc: Services
+    svc: BotServices
     channels: dict[str, Channel]
     commerce: Commerce
     metrics: Metrics

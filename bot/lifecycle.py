@@ -28,11 +28,11 @@ from bot.keys import (
 )
 from bot.processor import EventProcessor
 from bot.scheduler import Scheduler
+from bot.services import BotServices
 from bot.settings import Settings
 from bot.worker import supervise
 from handlers import digest
 from handlers.clock import Clock
-from handlers.context import Services
 from handlers.ports import Carrier, Commerce
 from integrations.carrier.client import NoCarrier, WebhookCarrier
 from integrations.carrier.simulator import SimulatedCarrier
@@ -64,7 +64,7 @@ def contexts(
         db.notify = shared.notify
         if db.is_sqlite:
             await migrate.upgrade(db)
-        app[SERVICES] = Services(settings, db, clock, shared)
+        app[SERVICES] = BotServices(settings, db, clock, shared)
         yield
         await db.dispose()
         if coord is None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.settings import StaffSettings
 from handlers import conversation, masking
+from handlers.config import StaffSettings
 from handlers.context import Tx
 from handlers.errors import ConflictError, MissingRefundError, UsageError
 from handlers.message import Mention, Reply, one_line

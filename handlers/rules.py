@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from bot.settings import ROLES, RuleSettings
+from handlers.config import ROLES, RuleSettings
 from handlers.money import fen_to_yuan
 
 

@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.settings import TimerSettings
 from handlers import digest, intercept, logistics
+from handlers.config import TimerSettings
 from handlers.context import Tx
 from handlers.conversation import awaiting_reply
 from handlers.message import Mention

@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.settings import PayoutSettings
 from handlers.clock import Clock
 from handlers.money import fen_to_yuan
 from handlers.ports import TransferOrder, TransferResult, TransferStatus
@@ -29,6 +28,7 @@ from integrations.payout.models import (
     TransferAnswer,
     TransferBiz,
 )
+from integrations.payout.settings import PayoutSettings
 
 SUCCESS_CODE = "10000"
 BEIJING = ZoneInfo("Asia/Shanghai")

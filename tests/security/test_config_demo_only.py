@@ -17,7 +17,8 @@ from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
 from bot.cli import main
-from bot.settings import ConfigError, GroupSettings, Settings, load_settings
+from bot.settings import ConfigError, Settings, load_settings
+from handlers.config import GroupSettings
 from tests.conftest import free_port, production_settings
 
 SECRET = "a-long-random-ingest-secret-0123456789"

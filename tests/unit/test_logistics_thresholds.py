@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.settings import LogisticsSettings
+from handlers.config import LogisticsSettings
 from handlers.logistics import Anomaly, Thresholds, deadlines, next_check, next_slot, overdue
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)

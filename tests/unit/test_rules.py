@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot.settings import RuleSettings
+from handlers.config import RuleSettings
 from handlers.rules import Action, RefundFacts, RuleTable
 
 
