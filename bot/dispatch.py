@@ -227,7 +227,7 @@ def resolve(d: Dispatcher, group_id: str) -> tuple[GroupSettings, Channel, Budge
         raise PermanentError(f"group {group_id!r} is not configured")
     channel = d.channels.get(group.channel)
     if channel is None:
-        raise PermanentError(f"channel {group.channel!r} is not running")
+        raise PermanentError(f"channel {group.channel.value!r} is not running")
     budget = channel.budget(group)
     if group.max_per_minute:
         # burst + rate·60 s never exceeds the group's maximum in any minute.

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from handlers.config import CHANNELS, BotSettings, PublicServerSettings, Section
+from handlers.config import BotSettings, ChannelName, PublicServerSettings, Role, Section
 from handlers.config import GroupSettings as GroupSettings  # kept for modules not yet moved
 from handlers.config import LogisticsSettings as LogisticsSettings  # kept for modules not yet moved
 from handlers.config import RuleSettings as RuleSettings  # kept for modules not yet moved
@@ -33,9 +33,17 @@ from integrations.payout.settings import (
 )
 from integrations.wecom.settings import WecomConfig
 
-NOTIFY_ONLY_CHANNELS = frozenset({"wecom_webhook", "dingtalk_webhook"})
+CHANNELS = tuple(ChannelName)
+ROLES = tuple(Role)
+NOTIFY_ONLY_CHANNELS = frozenset({ChannelName.WECOM_WEBHOOK, ChannelName.DINGTALK_WEBHOOK})
 CASE_KINDS = ("refund", "intercept", "payout", "anomaly")
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "demo-secret", "xxx"})
+# An enumerated key, by name: what one of its values is called, and the values it takes.
+ENUM_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "channel": ("channel", CHANNELS),
+    "roles": ("role", ROLES),
+    "review_role": ("role", ROLES),
+}
 
 
 class ServerSettings(PublicServerSettings):
@@ -280,9 +288,19 @@ def describe_validation_error(exc: ValidationError) -> list[str]:
             problems.append(f"missing key {where}: a group has no default channel (one of {live})")
         elif err["type"] == "missing":
             problems.append(f"missing key {where}")
+        elif err["type"] == "enum" and (key := _enum_key(err["loc"])) in ENUM_KEYS:
+            noun, values = ENUM_KEYS[key]
+            problems.append(
+                f"{where}: unknown {noun} {err['input']!r} (one of {', '.join(values)})"
+            )
         else:
             problems.append(f"{where or 'config'}: {err['msg']}")
     return problems
+
+
+def _enum_key(loc: tuple[int | str, ...]) -> str:
+    """The name of the key an error is under (`roles` for `staff[0].roles[1]`)."""
+    return next((str(p) for p in reversed(loc) if isinstance(p, str)), "")
 
 
 def load_settings(

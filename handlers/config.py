@@ -7,21 +7,30 @@ the core reads them through `DomainSettings`, which holds no integration's own s
 from __future__ import annotations
 
 from decimal import Decimal
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-CHANNELS = (
-    "wecom_aibot",
-    "wecom_aibot_http",
-    "wecom_app",
-    "wecom_webhook",
-    "dingtalk_stream",
-    "dingtalk_http",
-    "dingtalk_webhook",
-    "sandbox",
-)
-ROLES = ("agent", "supervisor", "finance", "admin")
+
+class Role(StrEnum):
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    FINANCE = "finance"
+    ADMIN = "admin"
+
+
+class ChannelName(StrEnum):
+    """Where a group's cards go; the sandbox exists only under `refundops demo`."""
+
+    WECOM_AIBOT = "wecom_aibot"
+    WECOM_AIBOT_HTTP = "wecom_aibot_http"
+    WECOM_APP = "wecom_app"
+    WECOM_WEBHOOK = "wecom_webhook"
+    DINGTALK_STREAM = "dingtalk_stream"
+    DINGTALK_HTTP = "dingtalk_http"
+    DINGTALK_WEBHOOK = "dingtalk_webhook"
+    SANDBOX = "sandbox"
 
 
 class Section(BaseModel):
@@ -38,7 +47,7 @@ class GroupSettings(Section):
     id: str
     name: str = ""
     # No default: where cards go and who may act is never guessed (the sandbox is demo-only).
-    channel: str
+    channel: ChannelName
     chat_id: str = ""
     webhook_url: str = ""
     webhook_secret: SecretStr = SecretStr("")
@@ -61,7 +70,7 @@ class GroupSettings(Section):
 class StaffSettings(Section):
     id: str
     name: str = ""
-    roles: list[str] = ["agent"]
+    roles: list[Role] = [Role.AGENT]
     refund_limit: Decimal | None = Field(default=None, ge=0)
     wecom_userid: str = ""
     dingtalk_staff_id: str = ""
@@ -88,7 +97,7 @@ class RuleSettings(Section):
     max_amount: Decimal | None = None
     reasons: list[str] = []
     actions: list[str] = []
-    review_role: str = "agent"
+    review_role: Role = Role.AGENT
 
 
 class TimerSettings(Section):
