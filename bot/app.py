@@ -21,7 +21,7 @@ from bot.routes import (
 from bot.settings import ConfigError, Settings
 from handlers import masking
 from handlers.clock import Clock, SystemClock
-from integrations.commerce.client import Commerce
+from handlers.ports import Commerce
 from storage.coordination import Coordination
 
 

@@ -12,9 +12,9 @@ from typing import Any
 from aiohttp import web
 
 from bot.keys import DISPATCHER, HTTP, METRICS, SERVICES
-from bot.settings import GroupSettings
 from commands import ChatInput, router
 from handlers.cards import build_card
+from handlers.config import GroupSettings
 from handlers.errors import ExternalError, ThrottledError
 from handlers.message import Reply
 from integrations.channel import Channel

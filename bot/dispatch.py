@@ -19,23 +19,23 @@ from typing import Any
 
 from bot import flood
 from bot.metrics import Metrics
-from bot.settings import GroupSettings
+from bot.services import BotServices
 from bot.transfer import gave_up as _transfer_gave_up
 from bot.transfer import perform as _transfer
 from bot.worker import forever
 from handlers import reply
 from handlers.cards import build_card
-from handlers.context import Services, Tx
+from handlers.config import GroupSettings
+from handlers.context import Tx
 from handlers.errors import PermanentError, RetryableError, ThrottledError
 from handlers.intercept import flow as intercept
 from handlers.message import Card, Mention, Notice
 from handlers.payout import outcome as payout
+from handlers.ports import Carrier, Commerce, Payouts
 from handlers.refund import commerce as refund
 from handlers.refund.move import APPROVE_REFUND
-from integrations.carrier.client import Carrier, NoCarrier
+from integrations.carrier.client import NoCarrier
 from integrations.channel import Budget, Channel, Leased
-from integrations.commerce.client import Commerce
-from integrations.payout.client import Payouts
 from storage.coordination import CoordinationError
 from storage.enums import OutboxState
 from storage.models import CardMessage, Case, OutboxItem
@@ -53,7 +53,7 @@ GiveUp = Callable[[Tx, Case, OutboxItem, str], Awaitable[None]]
 
 @dataclass
 class Dispatcher:
-    svc: Services
+    svc: BotServices
     channels: dict[str, Channel]
     commerce: Commerce
     metrics: Metrics
@@ -231,7 +231,7 @@ def resolve(d: Dispatcher, group_id: str) -> tuple[GroupSettings, Channel, Budge
         raise PermanentError(f"group {group_id!r} is not configured")
     channel = d.channels.get(group.channel)
     if channel is None:
-        raise PermanentError(f"channel {group.channel!r} is not running")
+        raise PermanentError(f"channel {group.channel.value!r} is not running")
     budget = channel.budget(group)
     if group.max_per_minute:
         # burst + rate·60 s never exceeds the group's maximum in any minute.

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bot.settings import GroupSettings
 from handlers.cards import build_card
+from handlers.config import GroupSettings
 from handlers.context import Tx
 from handlers.message import Button, ButtonStyle, Field, Notice, Tone
 from handlers.money import format_fen

@@ -10,12 +10,12 @@ from bot.group_commit import GroupCommit
 from bot.metrics import Metrics
 from bot.processor import EventProcessor
 from bot.scheduler import Scheduler
+from bot.services import BotServices
 from bot.settings import Settings
-from handlers.context import Services
 from integrations.sandbox.channel import SandboxChannel
 
 SETTINGS = web.AppKey("settings", Settings)
-SERVICES = web.AppKey("services", Services)
+SERVICES = web.AppKey("services", BotServices)
 METRICS = web.AppKey("metrics", Metrics)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)

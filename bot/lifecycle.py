@@ -28,15 +28,16 @@ from bot.keys import (
 )
 from bot.processor import EventProcessor
 from bot.scheduler import Scheduler
+from bot.services import BotServices
 from bot.settings import Settings
 from bot.worker import supervise
 from handlers import digest
 from handlers.clock import Clock
-from handlers.context import Services
-from integrations.carrier.client import Carrier, NoCarrier, WebhookCarrier
+from handlers.ports import Carrier, Commerce
+from integrations.carrier.client import NoCarrier, WebhookCarrier
 from integrations.carrier.simulator import SimulatedCarrier
 from integrations.channel import Channel
-from integrations.commerce.client import Commerce, NoCommerce, SimulatedCommerce, WebhookCommerce
+from integrations.commerce.client import NoCommerce, SimulatedCommerce, WebhookCommerce
 from integrations.payout import client as payout_client
 from integrations.sandbox.channel import SandboxChannel
 from integrations.simulator import feed
@@ -63,7 +64,7 @@ def contexts(
         db.notify = shared.notify
         if db.is_sqlite:
             await migrate.upgrade(db)
-        app[SERVICES] = Services(settings, db, clock, shared)
+        app[SERVICES] = BotServices(settings, db, clock, shared)
         yield
         await db.dispose()
         if coord is None:

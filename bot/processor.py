@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.metrics import Metrics
+from bot.services import BotServices
 from bot.worker import forever
 from handlers import events
-from handlers.context import Services, Tx
+from handlers.context import Tx
 from handlers.errors import MissingRefundError, UserError
 from handlers.schema import InvalidEventError
 from storage.enums import CaseKind
@@ -37,7 +38,7 @@ WAIT_RECHECK_MAX = timedelta(minutes=10)
 
 @dataclass
 class EventProcessor:
-    svc: Services
+    svc: BotServices
     metrics: Metrics
     batch: int = 100
 

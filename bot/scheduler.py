@@ -6,9 +6,9 @@ import logging
 from dataclasses import dataclass
 
 from bot.metrics import Metrics
+from bot.services import BotServices
 from bot.worker import forever
 from handlers import timers
-from handlers.context import Services
 from storage.models import Timer
 from storage.repositories.timers import TIMERS_TOPIC
 
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Scheduler:
-    svc: Services
+    svc: BotServices
     metrics: Metrics
     batch: int = 100
 

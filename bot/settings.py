@@ -8,38 +8,36 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterator, Mapping
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, TypeGuard
+from typing import Any, TypeGuard
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-CHANNELS = (
-    "wecom_aibot",
-    "wecom_aibot_http",
-    "wecom_app",
-    "wecom_webhook",
-    "dingtalk_stream",
-    "dingtalk_http",
-    "dingtalk_webhook",
-    "sandbox",
-)
-NOTIFY_ONLY_CHANNELS = frozenset({"wecom_webhook", "dingtalk_webhook"})
-ROLES = ("agent", "supervisor", "finance", "admin")
+from handlers.config import BotSettings, ChannelName, PublicServerSettings, Role, Section
+from integrations.carrier.settings import CarrierSettings
+from integrations.commerce.settings import CommerceSettings
+from integrations.dingtalk.settings import DingtalkConfig
+from integrations.payout.settings import PayoutSettings
+from integrations.wecom.settings import WecomConfig
+
+CHANNELS = tuple(ChannelName)
+ROLES = tuple(Role)
+NOTIFY_ONLY_CHANNELS = frozenset({ChannelName.WECOM_WEBHOOK, ChannelName.DINGTALK_WEBHOOK})
 CASE_KINDS = ("refund", "intercept", "payout", "anomaly")
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "demo-secret", "xxx"})
+# An enumerated key, by name: what one of its values is called, and the values it takes.
+ENUM_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "channel": ("channel", CHANNELS),
+    "roles": ("role", ROLES),
+    "review_role": ("role", ROLES),
+}
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ServerSettings(Section):
+class ServerSettings(PublicServerSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
-    public_base_url: str = ""
     max_body_bytes: int = 1024 * 1024
     access_log: bool = False
 
@@ -61,125 +59,10 @@ class IngestSettings(Section):
     wait_for_case_h: float = Field(default=24.0, gt=0)
 
 
-class BotSettings(Section):
-    name: str = "refundops"
-    admin_group: str = ""
-    timezone: str = "Asia/Shanghai"
+class BotInstanceSettings(BotSettings):
+    """`[bot]` as this process reads it: the domain's part and the name of this instance."""
+
     instance_id: str = ""
-
-
-class WecomAibotSettings(Section):
-    bot_id: str = ""
-    secret: SecretStr = SecretStr("")
-    token: SecretStr = SecretStr("")
-    encoding_aes_key: SecretStr = SecretStr("")
-    ws_url: str = "wss://openws.work.weixin.qq.com"
-    heartbeat_s: float = Field(default=30.0, gt=0)
-    reconnect_base_s: float = Field(default=1.0, gt=0)
-    reconnect_max_s: float = Field(default=30.0, gt=0)
-    lease_s: float = Field(default=10.0, gt=0)
-
-
-class WecomSettings(Section):
-    corp_id: str = ""
-    agent_id: int = 0
-    secret: SecretStr = SecretStr("")
-    token: SecretStr = SecretStr("")
-    encoding_aes_key: SecretStr = SecretStr("")
-    callback_max_skew_s: int = Field(default=0, ge=0)
-    api_base: str = "https://qyapi.weixin.qq.com"
-    passive_wait_s: float = Field(default=3.0, ge=0, lt=5)
-    throttle_wait_s: float = Field(default=60.0, gt=0)
-    aibot: WecomAibotSettings = WecomAibotSettings()
-
-
-class DingtalkSettings(Section):
-    app_key: str = ""
-    app_secret: SecretStr = SecretStr("")
-    corp_id: str = ""
-    robot_code: str = ""
-    card_template_id: str = ""
-    api_base: str = "https://api.dingtalk.com"
-    oapi_base: str = "https://oapi.dingtalk.com"
-    card_callback_route_key: str = "refundops"
-    callback_max_skew_s: int = Field(default=300, ge=1, le=3600)
-    stream_backoff_base_s: float = Field(default=1.0, gt=0)
-    stream_backoff_max_s: float = Field(default=60.0, gt=0)
-    timeout_s: float = Field(default=10.0, gt=0)
-    robot_mute_s: float = Field(default=600.0, gt=0)
-
-
-class GroupSettings(Section):
-    id: str
-    name: str = ""
-    # No default: where cards go and who may act is never guessed (the sandbox is demo-only).
-    channel: str
-    chat_id: str = ""
-    webhook_url: str = ""
-    webhook_secret: SecretStr = SecretStr("")
-    shops: list[str] = []
-    platforms: list[str] = []
-    kinds: list[str] = []
-    max_per_minute: int = Field(default=0, ge=0)
-
-    def routes(self, *, shop: str, platform: str, kind: str) -> bool:
-        return all(
-            not allowed or value in allowed
-            for allowed, value in (
-                (self.shops, shop),
-                (self.platforms, platform),
-                (self.kinds, kind),
-            )
-        )
-
-
-class StaffSettings(Section):
-    id: str
-    name: str = ""
-    roles: list[str] = ["agent"]
-    refund_limit: Decimal | None = Field(default=None, ge=0)
-    wecom_userid: str = ""
-    dingtalk_staff_id: str = ""
-    dingtalk_mobile: str = ""
-    sandbox_user: str = ""
-    # Groups whose cases this person may act on from a DM (besides wecom_app groups naming them).
-    groups: list[str] = []
-
-    @property
-    def display(self) -> str:
-        return self.name or self.id
-
-
-class RuleSettings(Section):
-    """One row of the decision table; empty conditions match anything."""
-
-    name: str
-    platforms: list[str] = []
-    shops: list[str] = []
-    kinds: list[str] = []
-    shipping: list[str] = []
-    scope: Literal["any", "full", "partial"] = "any"
-    min_amount: Decimal | None = None
-    max_amount: Decimal | None = None
-    reasons: list[str] = []
-    actions: list[str] = []
-    review_role: str = "agent"
-
-
-class TimerSettings(Section):
-    first_response_min: int = Field(default=30, ge=1)
-    deadline_warn_h: list[float] = [6.0, 1.0]
-    approval_h: float = 4.0
-    intercept_feedback_h: float = 2.0
-    return_tracking_h: float = 12.0
-    qc_h: float = 12.0
-    poll_s: float = Field(default=1.0, gt=0)
-
-
-class DigestSettings(Section):
-    enabled: bool = True
-    time: str = "09:00"
-    timezone: str = "Asia/Shanghai"
 
 
 class DashboardSettings(Section):
@@ -197,79 +80,15 @@ class DispatchSettings(Section):
     fold_max: int = Field(default=60, ge=2)
 
 
-class CommerceSettings(Section):
-    mode: Literal["simulator", "webhook", "none"] = "none"
-    url: str = ""
-    secret: SecretStr = SecretStr("")
-    timeout_s: float = Field(default=10.0, gt=0)
-
-
-class CarrierSettings(Section):
-    mode: Literal["simulator", "webhook", "none"] = "none"
-    url: str = ""
-    secret: SecretStr = SecretStr("")
-    timeout_s: float = Field(default=10.0, gt=0)
-    kuaidi100_salt: SecretStr = SecretStr("")
-
-
-class LogisticsSettings(Section):
-    """When a parcel counts as a problem (DESIGN §4), and how often parcels are checked."""
-
-    no_pickup_h: float = Field(default=24.0, gt=0)
-    no_update_after_pickup_h: float = Field(default=48.0, gt=0)
-    stuck_in_transit_h: float = Field(default=48.0, gt=0)
-    lost_days: float = Field(default=5.0, gt=0)
-    alert_statuses: list[Literal["exception", "returned", "rejected"]] = [
-        "exception",
-        "returned",
-        "rejected",
-    ]
-    scan_interval_s: float = Field(default=300.0, ge=1)
-    scan_batch: int = Field(default=500, ge=1)
-
-
-class PayoutSettings(Section):
-    provider: Literal["manual", "alipay"] = "manual"
-    two_person_rule: bool = True
-    alipay_app_id: str = ""
-    alipay_private_key: SecretStr = SecretStr("")
-    alipay_public_key: str = ""
-    alipay_gateway: str = "https://openapi.alipay.com/gateway.do"
-    alipay_app_cert_sn: str = ""
-    alipay_root_cert_sn: str = ""
-    alipay_timeout_s: float = Field(default=10.0, gt=0)
-    batch_max: int = Field(default=200, ge=1, le=1000)
-
-
 class SimulatorSettings(Section):
     enabled: bool = False
     interval_s: float = Field(default=6.0, gt=0)
     seed: int | None = None
 
 
-class ReplySettings(Section):
-    """Answers to buyers from the group (回复 R12 …)."""
+class Settings(DingtalkConfig, WecomConfig, BaseSettings):
+    """The whole configuration: the domain's sections, each integration's, and the wiring's."""
 
-    # Keep the built-in reply templates (the four refund paths) beside the configured ones.
-    builtin_templates: bool = True
-    # Free text carrying a phone/card/ID number or account: refuse it, or mask and send.
-    sensitive_free_text: Literal["refuse", "mask"] = "refuse"
-    max_chars: int = Field(default=500, ge=1, le=2000)
-
-
-class TemplateSettings(Section):
-    """One reply template (话术); empty filters suit any case."""
-
-    name: str
-    text: str
-    paths: list[int] = []
-    kinds: list[str] = []
-    states: list[str] = []
-    reasons: list[str] = []
-    reveal: bool = False
-
-
-class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REFUNDOPS_",
         env_nested_delimiter="__",
@@ -281,38 +100,16 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     redis: RedisSettings = RedisSettings()
     ingest: IngestSettings = IngestSettings()
-    bot: BotSettings = BotSettings()
-    wecom: WecomSettings = WecomSettings()
-    dingtalk: DingtalkSettings = DingtalkSettings()
-    groups: list[GroupSettings] = []
-    staff: list[StaffSettings] = []
-    rules: list[RuleSettings] | None = None
-    timers: TimerSettings = TimerSettings()
-    digest: DigestSettings = DigestSettings()
+    bot: BotInstanceSettings = BotInstanceSettings()
     dashboard: DashboardSettings = DashboardSettings()
     dispatch: DispatchSettings = DispatchSettings()
     commerce: CommerceSettings = CommerceSettings()
     carrier: CarrierSettings = CarrierSettings()
-    logistics: LogisticsSettings = LogisticsSettings()
     payout: PayoutSettings = PayoutSettings()
     simulator: SimulatorSettings = SimulatorSettings()
-    replies: ReplySettings = ReplySettings()
-    templates: list[TemplateSettings] = []
     # Set only by `refundops demo` (load_settings(demo=True)); a config file, a secrets file
     # or the environment that names it is refused, so production cannot switch it on.
     demo: bool = False
-
-    @field_validator("groups")
-    @classmethod
-    def _unique_group_ids(cls, groups: list[GroupSettings]) -> list[GroupSettings]:
-        _require_unique("group", [g.id for g in groups])
-        return groups
-
-    @field_validator("staff")
-    @classmethod
-    def _unique_staff_ids(cls, staff: list[StaffSettings]) -> list[StaffSettings]:
-        _require_unique("staff", [s.id for s in staff])
-        return staff
 
     @classmethod
     def settings_customise_sources(
@@ -324,10 +121,6 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (_EnvWithoutDemo(env_settings), init_settings)
-
-    @property
-    def channels(self) -> set[str]:
-        return {g.channel for g in self.groups}
 
     @property
     def sandbox_enabled(self) -> bool:
@@ -362,17 +155,6 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database.url.startswith("sqlite")
-
-    def group(self, group_id: str) -> GroupSettings | None:
-        return next((g for g in self.groups if g.id == group_id), None)
-
-
-def _require_unique(what: str, ids: list[str]) -> None:
-    seen: set[str] = set()
-    for item in ids:
-        if item in seen:
-            raise ValueError(f"{what} id {item!r} is used twice")
-        seen.add(item)
 
 
 class _EnvWithoutDemo(PydanticBaseSettingsSource):
@@ -495,9 +277,19 @@ def describe_validation_error(exc: ValidationError) -> list[str]:
             problems.append(f"missing key {where}: a group has no default channel (one of {live})")
         elif err["type"] == "missing":
             problems.append(f"missing key {where}")
+        elif err["type"] == "enum" and (key := _enum_key(err["loc"])) in ENUM_KEYS:
+            noun, values = ENUM_KEYS[key]
+            problems.append(
+                f"{where}: unknown {noun} {err['input']!r} (one of {', '.join(values)})"
+            )
         else:
             problems.append(f"{where or 'config'}: {err['msg']}")
     return problems
+
+
+def _enum_key(loc: tuple[int | str, ...]) -> str:
+    """The name of the key an error is under (`roles` for `staff[0].roles[1]`)."""
+    return next((str(p) for p in reversed(loc) if isinstance(p, str)), "")
 
 
 def load_settings(

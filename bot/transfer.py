@@ -10,7 +10,7 @@ from handlers.errors import PermanentError, RetryableError
 from handlers.payout import outcome as payout
 from handlers.payout.data import PayoutData
 from handlers.payout.machine import KIND_TEXT, S
-from integrations.payout.models import TransferOrder, TransferResult, TransferStatus
+from handlers.ports import TransferOrder, TransferResult, TransferStatus
 from storage.models import Case, OutboxItem
 from storage.repositories.payouts import PayoutRepository
 

@@ -23,10 +23,11 @@ from aiohttp import web
 from bot.dispatch import KIND_TEXT, PERFORMERS, Dispatcher, destination
 from bot.keys import HTTP, METRICS, SERVICES
 from bot.metrics import Metrics
+from bot.services import BotServices
 from commands import ChatInput, router
 from commands.scope import Scope
 from handlers.cards import build_card
-from handlers.context import Services, Tx
+from handlers.context import Tx
 from handlers.errors import ExternalError, PermanentError, ThrottledError
 from handlers.message import Mention, Reply
 from integrations.channel import Channel
@@ -56,7 +57,7 @@ class Replier(Protocol):
 class Bridge:
     """Turns an `Inbound` into the router's `ChatInput`, and a click into the card as it is now."""
 
-    def __init__(self, svc: Services, metrics: Metrics) -> None:
+    def __init__(self, svc: BotServices, metrics: Metrics) -> None:
         self.svc = svc
         self.metrics = metrics
 
@@ -294,7 +295,7 @@ class DatabaseLease:
     """The AI bot's one connection, leased through the database: it works on SQLite and
     PostgreSQL alike, with or without Redis, and a Redis outage does not move the bot."""
 
-    def __init__(self, svc: Services, name: str, ttl_s: float) -> None:
+    def __init__(self, svc: BotServices, name: str, ttl_s: float) -> None:
         self.svc = svc
         self.name = name
         self.ttl_s = ttl_s

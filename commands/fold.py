@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from bot.settings import StaffSettings
 from commands.case import ANYONE
 from commands.router import Args, CommandContext, router
 from handlers import material
 from handlers.authority import DECIDERS
 from handlers.cards import build_card
+from handlers.config import StaffSettings
 from handlers.errors import NotFoundError
 from handlers.message import Reply
 from handlers.money import format_fen

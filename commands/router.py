@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bot.settings import StaffSettings
 from commands.scope import Scope
 from handlers import masking, material, reference
+from handlers.config import StaffSettings
 from handlers.context import Services
 from handlers.errors import StaleCardError, UsageError, UserError
 from handlers.message import Reply

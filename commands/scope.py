@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.settings import GroupSettings, Settings, StaffSettings
+from handlers.config import DomainSettings, GroupSettings, StaffSettings
 from handlers.errors import PermissionDeniedError
 from storage.models import Case
 
 
-def own_groups(settings: Settings, staff: StaffSettings) -> frozenset[str]:
+def own_groups(settings: DomainSettings, staff: StaffSettings) -> frozenset[str]:
     """The groups whose cases `staff` may act on from a DM."""
     listed = {
         g.id
@@ -28,7 +28,7 @@ def own_groups(settings: Settings, staff: StaffSettings) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class Scope:
-    settings: Settings
+    settings: DomainSettings
     place: str
     direct: bool
     groups: frozenset[str]
@@ -36,7 +36,7 @@ class Scope:
 
     @classmethod
     def of(
-        cls, settings: Settings, staff: StaffSettings | None, *, group_id: str, direct: bool
+        cls, settings: DomainSettings, staff: StaffSettings | None, *, group_id: str, direct: bool
     ) -> Scope:
         place = group_id if settings.group(group_id) is not None else ""
         if staff is None:

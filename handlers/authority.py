@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from bot.settings import StaffSettings
+from handlers.config import StaffSettings
 from handlers.errors import PermissionDeniedError
 from handlers.message import Mention
 from handlers.money import fen_to_yuan, format_fen

@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.settings import GroupSettings, Settings
 from handlers import masking
 from handlers.authority import StaffDirectory
 from handlers.clock import Clock
+from handlers.config import DomainSettings, GroupSettings
 from handlers.message import Mention, Notice, one_line
 from handlers.rules import RuleTable
 from handlers.templates import TemplateBook
@@ -37,7 +37,7 @@ from storage.repositories import (
 
 @dataclass
 class Services:
-    settings: Settings
+    settings: DomainSettings
     db: Database
     clock: Clock
     coord: Coordination
@@ -59,10 +59,7 @@ class Services:
 
     def route(self, *, shop: str, platform: str, kind: str) -> GroupSettings | None:
         """The first configured group that takes this shop, platform and case kind."""
-        for group in self.settings.groups:
-            if group.routes(shop=shop, platform=platform, kind=kind):
-                return group
-        return None
+        return self.settings.route(shop=shop, platform=platform, kind=kind)
 
     @property
     def admin_group(self) -> str:

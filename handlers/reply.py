@@ -11,17 +11,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.settings import StaffSettings
 from handlers import conversation, masking
+from handlers.config import StaffSettings
 from handlers.context import Tx
 from handlers.errors import ConflictError, MissingRefundError, UsageError
 from handlers.message import Mention, Reply, one_line
 from handlers.money import format_fen
+from handlers.ports import MANUAL
 from handlers.refund.data import Awaiting, LastBuyerMessage, RefundData, ReplyRecord
 from handlers.refund.machine import OPEN, RefundState
 from handlers.schema import BuyerMessage
 from handlers.templates import CaseFacts, Filled, TemplateError, fill
-from integrations.commerce.client import MANUAL
 from storage.enums import CaseKind
 from storage.models import Case
 

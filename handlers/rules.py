@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from bot.settings import ROLES, RuleSettings
+from handlers.config import RuleSettings
 from handlers.money import fen_to_yuan
 
 
@@ -145,8 +145,6 @@ class RuleTable:
             found += [
                 f"{where}: unknown refund kind {k!r}" for k in rule.kinds if k not in REFUND_KINDS
             ]
-            if rule.review_role not in ROLES:
-                found.append(f"{where}: unknown review_role {rule.review_role!r}")
             if (
                 rule.min_amount is not None
                 and rule.max_amount is not None

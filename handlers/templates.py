@@ -8,8 +8,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from string import Formatter
 
-from bot.settings import Settings, TemplateSettings
 from handlers import masking
+from handlers.config import DomainSettings, TemplateSettings
 from handlers.rules import REFUND_KINDS
 
 
@@ -238,7 +238,7 @@ class TemplateBook:
             self._by_name.setdefault(template.name.casefold(), template)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TemplateBook:
+    def from_settings(cls, settings: DomainSettings) -> TemplateBook:
         replies = settings.replies
         return cls(
             settings.templates, builtin=replies.builtin_templates, max_chars=replies.max_chars

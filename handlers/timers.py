@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.settings import TimerSettings
 from handlers import digest
+from handlers.config import TimerSettings
 from handlers.context import Tx
 from handlers.conversation import awaiting_reply
 from handlers.intercept import flow as intercept

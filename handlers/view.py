@@ -14,7 +14,7 @@ from handlers.authority import StaffDirectory
 from handlers.templates import TemplateBook
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from handlers.config import DomainSettings
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class CardContext:
     tz: tzinfo
     staff: StaffDirectory
     templates: TemplateBook
-    settings: Settings
+    settings: DomainSettings
 
     def local(self, at: datetime) -> datetime:
         return at.astimezone(self.tz)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from bot.settings import GroupSettings
+from handlers.config import GroupSettings
 from handlers.message import Card, Mention, Notice
 from storage.models import CardMessage
 

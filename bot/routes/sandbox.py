@@ -11,8 +11,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.keys import DISPATCHER, METRICS, SANDBOX, SERVICES, SETTINGS
-from bot.settings import GroupSettings
 from commands import ChatInput, router
+from handlers.config import GroupSettings
 from handlers.message import Reply
 from handlers.schema import field_errors
 from integrations.sandbox.channel import BOT, topic

@@ -13,9 +13,9 @@ from handlers.intercept.machine import DONE, OPEN, STATE_TEXT, TRANSITIONS, Inte
 from handlers.intercept.move import move
 from handlers.logistics.carriers import carrier_hotline, carrier_name, parcel_key, parcel_text
 from handlers.message import Mention
+from handlers.ports import CarrierAnswer
 from handlers.refund.parcel import on_carrier_confirmed
 from handlers.schema import InterceptResult
-from integrations.carrier.client import CarrierAnswer
 from storage.enums import CaseKind
 from storage.models import Case, Timer
 

@@ -4,7 +4,7 @@ button, and recording the carrier's answer given by phone or in the carrier's sy
 
 from __future__ import annotations
 
-from bot.settings import StaffSettings
+from handlers.config import StaffSettings
 from handlers.context import Tx
 from handlers.errors import ConflictError, UsageError
 from handlers.intercept.card import footer

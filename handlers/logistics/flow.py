@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.settings import LogisticsSettings, StaffSettings
+from handlers.config import LogisticsSettings, StaffSettings
 from handlers.context import Tx
 from handlers.errors import UsageError
 from handlers.logistics.card import anomaly_footer

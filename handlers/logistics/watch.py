@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.settings import LogisticsSettings
+from handlers.config import LogisticsSettings
 from handlers.context import Tx
 from handlers.logistics.carriers import parcel_key
 from handlers.logistics.flow import raise_anomaly, recover

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from bot.settings import StaffSettings
 from handlers import reference
+from handlers.config import StaffSettings
 from handlers.context import Tx
 from handlers.errors import ConflictError, UsageError
 from handlers.message import Reply

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.settings import StaffSettings
 from handlers import reference
+from handlers.config import StaffSettings
 from handlers.context import Tx
 from handlers.errors import ConflictError, NotFoundError, PermissionDeniedError, UsageError
 from handlers.message import Reply, one_line

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.settings import StaffSettings
+from handlers.config import StaffSettings
 from handlers.context import Tx
 from handlers.errors import UsageError
 from handlers.money import fen_to_yuan

@@ -11,7 +11,7 @@ from handlers.payout.data import PayoutData
 from handlers.payout.machine import S, T
 from handlers.payout.move import move, repo, two_person
 from handlers.payout.people import confirmers_for
-from integrations.commerce.client import MANUAL
+from handlers.ports import MANUAL
 from storage.models import Case
 
 TransferOutcome = Literal["success", "failed", "processing", "unknown"]

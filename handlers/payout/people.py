@@ -3,8 +3,8 @@ other half of the two-person rule; and how people and systems are named on its c
 
 from __future__ import annotations
 
-from bot.settings import StaffSettings
 from handlers.authority import StaffDirectory
+from handlers.config import StaffSettings
 from handlers.money import format_fen
 from handlers.payout.data import PayoutData
 from handlers.payout.machine import FINANCE

@@ -7,6 +7,7 @@ from datetime import datetime
 from handlers.conversation import card_lines as conversation_lines
 from handlers.message import Button, ButtonStyle, Card, Field, Mention, Tone
 from handlers.money import format_fen
+from handlers.ports import MANUAL
 from handlers.refund.data import RefundData, Shipping
 from handlers.refund.machine import (
     ACTION_TEXT,
@@ -20,7 +21,6 @@ from handlers.refund.machine import (
 )
 from handlers.schema import PLATFORMS
 from handlers.view import CardContext
-from integrations.commerce.client import MANUAL
 from storage.models import Case
 
 TONE = {

@@ -6,10 +6,10 @@ from typing import Any
 
 from handlers.context import Tx
 from handlers.money import fen_to_yuan
+from handlers.ports import MANUAL
 from handlers.refund.data import Approved, RefundData
 from handlers.refund.machine import PAYING, RefundState, S, T
 from handlers.refund.move import APPROVE_REFUND, approve_payload, move, unsendable_approval
-from integrations.commerce.client import MANUAL
 from storage.models import Case
 
 

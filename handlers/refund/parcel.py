@@ -5,10 +5,10 @@ the carrier's or a person's word, or confirmed by the carrier after a person rec
 from __future__ import annotations
 
 from handlers.context import Tx
+from handlers.ports import MANUAL
 from handlers.refund.data import Escalation, RefundData, approval_role
 from handlers.refund.machine import S, T
 from handlers.refund.move import commerce_payload, move
-from integrations.commerce.client import MANUAL
 from storage.models import Case
 
 

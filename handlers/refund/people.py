@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.settings import StaffSettings
 from handlers import reference
 from handlers.case_data import Note, Noted
+from handlers.config import StaffSettings
 from handlers.context import Tx
 from handlers.errors import ConflictError, NotFoundError, UsageError
 from handlers.message import Reply, one_line

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import aiohttp
 
 from handlers.clock import Clock
 from handlers.errors import RetryableError
+from handlers.ports import AnswerStatus, CarrierAnswer
 from integrations.webhook import SignedWebhook
 
 # The protocol (the merchant's carrier/ERP bridge implements it):
@@ -22,19 +22,7 @@ from integrations.webhook import SignedWebhook
 # answer it again, never intercept twice. 5xx, 429 and timeouts are retried; other 4xx
 # are final.
 
-# "manual" is never a webhook's answer: it is `[carrier] mode = "none"` saying nothing was sent.
-AnswerStatus = Literal["accepted", "intercepted", "failed", "manual"]
 ANSWERS: tuple[AnswerStatus, ...] = ("accepted", "intercepted", "failed")
-
-
-@dataclass(frozen=True)
-class CarrierAnswer:
-    status: AnswerStatus
-    detail: str = ""
-
-
-class Carrier(Protocol):
-    async def intercept(self, key: str, data: dict[str, Any]) -> CarrierAnswer: ...
 
 
 class WebhookCarrier:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from handlers.clock import Clock
-from integrations.carrier.client import CarrierAnswer
+from handlers.ports import CarrierAnswer
 
 OUTCOMES = (
     ("intercepted", 70, "拦截成功，快件已转退回"),

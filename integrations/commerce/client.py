@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 
 from handlers.clock import Clock
 from handlers.errors import PermanentError, RetryableError
+from handlers.ports import MANUAL, MANUAL_TEXT, CommerceResult
 from integrations.webhook import SignedWebhook
 
 ACTIONS = (
@@ -30,29 +30,6 @@ ACTIONS = (
     "send_buyer_message",
     "notify_payout",
 )
-
-
-# The answer of `[commerce] mode = "none"`: nothing was sent; a person does it in the shop backend.
-MANUAL = "manual"
-MANUAL_TEXT = {
-    "approve_refund": "未接店铺系统，退款没有发出：请在店铺后台手动退款",
-    "reject_refund": "未接店铺系统，拒绝没有提交：请在店铺后台手动拒绝",
-    "stop_shipment": "未接仓库/ERP，没有通知仓库：请手动截单",
-    "send_buyer_message": "未接店铺系统，回复没有发出：请在平台后台回复买家",
-    "notify_payout": "未接店铺系统，没有通知买家：请在平台后台告知买家已打款",
-}
-
-
-@dataclass(frozen=True)
-class CommerceResult:
-    """`status`: "done" | "pending" (the shop system took it) | "manual" (nothing was sent)."""
-
-    status: str
-    detail: str = ""
-
-
-class Commerce(Protocol):
-    async def call(self, action: str, key: str, data: dict[str, Any]) -> CommerceResult: ...
 
 
 class WebhookCommerce:

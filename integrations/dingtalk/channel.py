@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import Literal
 
-from bot.settings import GroupSettings, Settings
 from handlers.clock import Clock
+from handlers.config import DomainSettings, GroupSettings
 from handlers.errors import PermanentError, ThrottledError
 from handlers.message import Card, Mention, Notice, Reply
 from integrations.channel import Budget, Placement
@@ -47,6 +47,7 @@ from integrations.dingtalk.render import (
     robot_markdown,
     robot_text,
 )
+from integrations.dingtalk.settings import DingtalkConfig
 from integrations.dingtalk.stream import DingtalkStream, StreamHandler
 from storage.coordination import Coordination
 from storage.models import CardMessage
@@ -60,7 +61,7 @@ REGISTERED_TTL_S = 24 * 3600
 class People:
     """Staff ids → who DingTalk @-mentions (staff id, else mobile)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: DomainSettings) -> None:
         self.by_id = {s.id: s for s in settings.staff}
         self.by_staff_id = {s.dingtalk_staff_id: s for s in settings.staff if s.dingtalk_staff_id}
 
@@ -88,7 +89,7 @@ class DingtalkChannel:
     callback_type: Literal["STREAM", "HTTP"] = "HTTP"
 
     def __init__(
-        self, settings: Settings, client: DingtalkClient, clock: Clock, coord: Coordination
+        self, settings: DingtalkConfig, client: DingtalkClient, clock: Clock, coord: Coordination
     ) -> None:
         self.settings = settings
         self.client = client
@@ -213,7 +214,7 @@ class DingtalkStreamChannel(DingtalkChannel):
 
     def __init__(
         self,
-        settings: Settings,
+        settings: DingtalkConfig,
         client: DingtalkClient,
         clock: Clock,
         coord: Coordination,
@@ -232,7 +233,7 @@ class DingtalkWebhookChannel:
     name = "dingtalk_webhook"
 
     def __init__(
-        self, settings: Settings, robot: CustomRobot, clock: Clock, coord: Coordination
+        self, settings: DomainSettings, robot: CustomRobot, clock: Clock, coord: Coordination
     ) -> None:
         self.robot = robot
         self.clock = clock

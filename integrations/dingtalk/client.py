@@ -16,7 +16,6 @@ import aiohttp
 from pydantic import ValidationError
 from yarl import URL
 
-from bot.settings import DingtalkSettings
 from handlers.clock import Clock
 from handlers.errors import PermanentError, RetryableError, ThrottledError
 from integrations.dingtalk.models import (
@@ -36,6 +35,7 @@ from integrations.dingtalk.models import (
     UserMessage,
 )
 from integrations.dingtalk.render import encode
+from integrations.dingtalk.settings import DingtalkSettings
 from integrations.dingtalk.signing import robot_query
 from storage.coordination import Coordination
 

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.settings import PayoutSettings
 from handlers.clock import Clock
 from handlers.money import fen_to_yuan
+from handlers.ports import TransferOrder, TransferResult, TransferStatus
 from integrations.payout import signing
 from integrations.payout.models import (
     QUERY,
@@ -27,10 +27,8 @@ from integrations.payout.models import (
     QueryBiz,
     TransferAnswer,
     TransferBiz,
-    TransferOrder,
-    TransferResult,
-    TransferStatus,
 )
+from integrations.payout.settings import PayoutSettings
 
 SUCCESS_CODE = "10000"
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -40,14 +38,6 @@ UNSURE_CODES = frozenset({"20000"})
 UNSURE_SUB_CODES = frozenset({"SYSTEM_ERROR", "aop.unknow-error", "isp.unknow-error"})
 PAID = frozenset({"SUCCESS"})
 ENDED = frozenset({"FAIL", "CLOSED", "REFUND"})
-
-
-class Payouts(Protocol):
-    """A provider that moves money itself; `out_biz_no` makes a repeated order harmless."""
-
-    async def transfer(self, order: TransferOrder) -> TransferResult: ...
-
-    async def query(self, out_biz_no: str) -> TransferResult: ...
 
 
 class AlipayClient:

@@ -1,10 +1,8 @@
 """Alipay fund-transfer payloads: what we send (unknown fields forbidden) and what comes back
-(unknown fields ignored), plus the provider-neutral order and result the dispatcher uses."""
+(unknown fields ignored); the provider-neutral order and result are in `handlers.ports`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,36 +11,6 @@ TRANSFER = "alipay.fund.trans.uni.transfer"
 QUERY = "alipay.fund.trans.common.query"
 PRODUCT_CODE = "TRANS_ACCOUNT_NO_PWD"
 BIZ_SCENE = "DIRECT_TRANSFER"
-
-
-class TransferStatus(StrEnum):
-    SUCCESS = "success"
-    PROCESSING = "processing"
-    FAILED = "failed"
-    NOT_FOUND = "not_found"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class TransferOrder:
-    """One transfer to make; `out_biz_no` is its idempotency key at Alipay."""
-
-    out_biz_no: str
-    amount_fen: int
-    account: str
-    name: str
-    title: str
-    remark: str = ""
-
-
-@dataclass(frozen=True)
-class TransferResult:
-    """What the provider said. SUCCESS and FAILED are final; UNKNOWN means: ask, never resend."""
-
-    status: TransferStatus
-    reference: str = ""
-    provider_status: str = ""
-    detail: str = ""
 
 
 class Outbound(BaseModel):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
-from bot.settings import GroupSettings
 from handlers.clock import Clock
+from handlers.config import GroupSettings
 from handlers.message import Card, Mention, Notice
 from integrations.channel import Budget, Placement
 from integrations.sandbox.render import message_json, render_card, render_notice, render_text

@@ -28,13 +28,14 @@ from typing import Any, Protocol
 import aiohttp
 from pydantic import ValidationError
 
-from bot.settings import GroupSettings, Settings
+from handlers.config import GroupSettings
 from handlers.errors import RetryableError, ThrottledError
 from handlers.message import Card, Mention, Notice, Reply
 from integrations.channel import Budget, Placement
 from integrations.wecom import render
 from integrations.wecom.client import check
 from integrations.wecom.models import AibotBody, AibotFrame, Inbound, Outcome
+from integrations.wecom.settings import WecomConfig
 from storage.coordination import Coordination, CoordinationError
 from storage.models import CardMessage
 
@@ -87,7 +88,7 @@ class AibotChannel:
     def __init__(
         self,
         session: aiohttp.ClientSession,
-        settings: Settings,
+        settings: WecomConfig,
         coord: Coordination,
         handler: Handler,
         lease: Lease | None = None,

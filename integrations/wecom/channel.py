@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from bot.settings import GroupSettings, Settings
 from handlers.clock import Clock
+from handlers.config import DomainSettings, GroupSettings
 from handlers.errors import PermanentError
 from handlers.message import Card, Mention, Notice
 from integrations.channel import Budget, Placement
@@ -34,7 +34,7 @@ class WecomAppChannel:
 
     name = "wecom_app"
 
-    def __init__(self, client: WeComClient, settings: Settings, clock: Clock) -> None:
+    def __init__(self, client: WeComClient, settings: DomainSettings, clock: Clock) -> None:
         self.client = client
         self.clock = clock
         self.source = settings.bot.name
@@ -124,7 +124,7 @@ class WecomWebhookChannel:
     name = "wecom_webhook"
     hint = ""
 
-    def __init__(self, client: WebhookClient, settings: Settings) -> None:
+    def __init__(self, client: WebhookClient, settings: DomainSettings) -> None:
         self.client = client
         self.userids = {s.id: s.wecom_userid for s in settings.staff if s.wecom_userid}
 

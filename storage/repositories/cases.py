@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.enums import CaseKind
@@ -133,7 +133,3 @@ class CaseRepository:
             stmt = stmt.where(Case.group_id.in_(sorted(groups)))
         stmt = stmt.order_by(Case.deadline_at.is_(None), Case.deadline_at, Case.id).limit(limit)
         return list((await self.session.scalars(stmt)).all())
-
-    async def count_by_state(self) -> dict[str, int]:
-        rows = await self.session.execute(select(Case.state, func.count()).group_by(Case.state))
-        return {str(state): int(n) for state, n in rows.all()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -154,9 +154,3 @@ class EventRepository:
             )
             or 0
         )
-
-    async def oldest_pending_age(self, now: datetime) -> timedelta | None:
-        oldest = await self.session.scalar(
-            select(func.min(Event.received_at)).where(Event.state == EventStatus.PENDING.value)
-        )
-        return None if oldest is None else now - oldest

@@ -11,9 +11,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from handlers.clock import FakeClock
+from handlers.ports import TransferOrder, TransferStatus
 from integrations.payout.client import AlipayClient
 from integrations.payout.fake import FakeAlipay
-from integrations.payout.models import QUERY, TRANSFER, QueryBiz, TransferOrder, TransferStatus
+from integrations.payout.models import QUERY, TRANSFER, QueryBiz
 from tests.payout_support import APP_ID, alipay_key, app_key, make_fake, serve
 
 ORDER = TransferOrder(

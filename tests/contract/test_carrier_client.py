@@ -10,7 +10,8 @@ import pytest
 
 from handlers.clock import FakeClock
 from handlers.errors import PermanentError, RetryableError
-from integrations.carrier.client import CarrierAnswer, WebhookCarrier
+from handlers.ports import CarrierAnswer
+from integrations.carrier.client import WebhookCarrier
 from integrations.carrier.fake import FakeCarrier
 
 DATA = {

@@ -9,7 +9,6 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.settings import DingtalkSettings
 from handlers.clock import FakeClock
 from handlers.errors import PermanentError, RetryableError, ThrottledError
 from integrations.dingtalk.client import (
@@ -30,6 +29,7 @@ from integrations.dingtalk.models import (
     UpdateCard,
 )
 from integrations.dingtalk.render import group_message, robot_text
+from integrations.dingtalk.settings import DingtalkSettings
 from storage.coordination import Coordination, InProcessCoordination
 from storage.redis_coordination import RedisCoordination
 from tests.conftest import IN_CI, REDIS_URL

@@ -10,7 +10,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.settings import GroupSettings, Settings
+from bot.settings import Settings
+from handlers.config import GroupSettings
 from handlers.errors import RetryableError, ThrottledError
 from handlers.message import Card, Reply, Tone
 from integrations.wecom.aibot import AibotChannel

@@ -17,7 +17,8 @@ from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
 from bot.cli import main
-from bot.settings import ConfigError, GroupSettings, Settings, load_settings
+from bot.settings import ConfigError, Settings, load_settings
+from handlers.config import ChannelName, GroupSettings
 from tests.conftest import free_port, production_settings
 
 SECRET = "a-long-random-ingest-secret-0123456789"
@@ -143,7 +144,7 @@ def test_config_create_app_refuses_crafted_sandbox_settings(sqlite_url: str) -> 
     assert "channel sandbox exists only under `refundops demo`" in str(caught.value)
     unvalidated = Settings.model_construct(
         database=crafted.database,
-        groups=[GroupSettings.model_construct(id="g", channel="sandbox")],
+        groups=[GroupSettings.model_construct(id="g", channel=ChannelName.SANDBOX)],
     )
     with pytest.raises(ConfigError):
         create_app(unvalidated)

@@ -15,12 +15,12 @@ import aiohttp
 import pytest
 from sqlalchemy import update
 
-from bot.settings import DingtalkSettings
 from handlers.clock import FakeClock
 from handlers.errors import PermanentError
 from integrations.dingtalk.client import CardExistsError, DingtalkClient
 from integrations.dingtalk.fake import FakeCard, FakeDingtalk
 from integrations.dingtalk.models import CardData, CreateAndDeliver, GroupDeliverModel
+from integrations.dingtalk.settings import DingtalkSettings
 from storage.coordination import InProcessCoordination
 from storage.models import CardMessage
 from tests.conftest import Bot, BotFactory, make_refund

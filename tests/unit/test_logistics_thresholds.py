@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.settings import LogisticsSettings
+from handlers.config import LogisticsSettings
 from handlers.logistics.machine import Anomaly
 from handlers.logistics.watch import Thresholds, deadlines, next_check, next_slot, overdue
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from pydantic import ValidationError
 
-from bot.settings import RuleSettings
+from handlers.config import Role, RuleSettings
 from handlers.rules import Action, RefundFacts, RuleTable
 
 
@@ -83,9 +84,7 @@ def test_rule_table_problems_are_named() -> None:
         [
             RuleSettings(name="a", actions=["auto_approve", "require_review"]),
             RuleSettings(name="b", actions=["refund_everything"]),
-            RuleSettings(
-                name="c", shipping=["teleported"], actions=["auto_approve"], review_role="boss"
-            ),
+            RuleSettings(name="c", shipping=["teleported"], actions=["auto_approve"]),
             RuleSettings(
                 name="c", min_amount=Decimal(5), max_amount=Decimal(1), actions=["await_return"]
             ),
@@ -98,8 +97,13 @@ def test_rule_table_problems_are_named() -> None:
     assert "rules[0] (a): needs exactly one of" in problems
     assert "rules[1] (b): unknown action refund_everything" in problems
     assert "unknown shipping status 'teleported'" in problems
-    assert "unknown review_role 'boss'" in problems
     assert "rules[3] (c): the name is used twice" in problems
     assert "min_amount is above max_amount" in problems
     assert "stop_shipment only applies to unshipped orders" in problems
     assert RuleTable.from_settings(None).problems() == []
+
+
+def test_rule_review_role_is_one_of_the_roles() -> None:
+    with pytest.raises(ValidationError, match="review_role"):
+        RuleSettings(name="c", actions=["require_review"], review_role="boss")
+    assert RuleSettings(name="c", review_role="finance").review_role is Role.FINANCE

@@ -84,30 +84,45 @@ def test_check_config_names_each_problem() -> None:
         ingest={"secret": ""},
         bot={"admin_group": "nowhere", "timezone": "Mars/Olympus"},
         groups=[
-            {"id": "a", "channel": "wechat_group"},
             {"id": "b", "channel": "wecom_aibot", "kinds": ["refunds"]},
             {"id": "c", "channel": "dingtalk_webhook"},
         ],
-        staff=[{"id": "agent1", "roles": ["agent", "boss"]}],
+        staff=[{"id": "agent1", "roles": ["agent"]}],
         rules=[{"name": "r", "actions": ["auto_approve", "require_review"]}],
     )
     found = "\n".join(problems(settings))
     for expected in (
         "missing secret ingest.secret",
-        "group 'a': unknown channel 'wechat_group'",
         "group 'b': unknown case kind 'refunds'",
         "group 'b': chat_id is empty",
         "group 'b': channel wecom_aibot needs wecom.aibot.bot_id (REFUNDOPS_WECOM__AIBOT__BOT_ID)",
         "group 'c': webhook_url is empty",
         "group 'c': webhook_secret is empty",
         "bot.admin_group 'nowhere' is not one of the [[groups]]",
-        "staff[0] (agent1): unknown role boss",
         "staff[0] (agent1): no chat id for the channels in use (set wecom_userid)",
         "no staff member has the admin role",
         "rules[0] (r): needs exactly one of",
         "bot.timezone: unknown time zone 'Mars/Olympus'",
     ):
         assert expected in found, expected
+
+
+def test_unknown_channel_and_role_are_refused_at_load(tmp_path: Path) -> None:
+    text = (
+        GOOD
+        + '\n[[groups]]\nid = "a"\nchannel = "wechat_group"\n'
+        + '\n[[staff]]\nid = "agent1"\nroles = ["agent", "boss"]\n'
+        + '\n[[rules]]\nname = "r"\nactions = ["require_review"]\nreview_role = "chief"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    assert caught.value.problems == [
+        "groups[1].channel: unknown channel 'wechat_group' (one of wecom_aibot, "
+        "wecom_aibot_http, wecom_app, wecom_webhook, dingtalk_stream, dingtalk_http, "
+        "dingtalk_webhook, sandbox)",
+        "staff[1].roles[1]: unknown role 'boss' (one of agent, supervisor, finance, admin)",
+        "rules[0].review_role: unknown role 'chief' (one of agent, supervisor, finance, admin)",
+    ]
 
 
 def test_check_config_exit_codes(

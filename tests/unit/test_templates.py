@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.config_check import problems
-from bot.settings import Settings, TemplateSettings
+from bot.settings import Settings
+from handlers.config import TemplateSettings
 from handlers.refund.machine import RefundState
 from handlers.templates import (
     DEFAULT_TEMPLATES,

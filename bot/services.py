@@ -1,0 +1,14 @@
+"""The core's `Services` as the bot builds them: holding the whole `Settings`, not only the
+domain's sections, so the loops and platform bridges read their own keys from the same object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.settings import Settings
+from handlers.context import Services
+
+
+@dataclass
+class BotServices(Services):
+    settings: Settings

@@ -1,0 +1,228 @@
+"""The domain's configuration: who works here, where cards go, the rules, timers and policies.
+
+`bot.settings` loads these (with each integration's own section) from TOML, secrets and env;
+the core reads them through `DomainSettings`, which holds no integration's own section.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+
+class Role(StrEnum):
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    FINANCE = "finance"
+    ADMIN = "admin"
+
+
+class ChannelName(StrEnum):
+    """Where a group's cards go; the sandbox exists only under `refundops demo`."""
+
+    WECOM_AIBOT = "wecom_aibot"
+    WECOM_AIBOT_HTTP = "wecom_aibot_http"
+    WECOM_APP = "wecom_app"
+    WECOM_WEBHOOK = "wecom_webhook"
+    DINGTALK_STREAM = "dingtalk_stream"
+    DINGTALK_HTTP = "dingtalk_http"
+    DINGTALK_WEBHOOK = "dingtalk_webhook"
+    SANDBOX = "sandbox"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BotSettings(Section):
+    name: str = "refundops"
+    admin_group: str = ""
+    timezone: str = "Asia/Shanghai"
+
+
+class GroupSettings(Section):
+    id: str
+    name: str = ""
+    # No default: where cards go and who may act is never guessed (the sandbox is demo-only).
+    channel: ChannelName
+    chat_id: str = ""
+    webhook_url: str = ""
+    webhook_secret: SecretStr = SecretStr("")
+    shops: list[str] = []
+    platforms: list[str] = []
+    kinds: list[str] = []
+    max_per_minute: int = Field(default=0, ge=0)
+
+    def routes(self, *, shop: str, platform: str, kind: str) -> bool:
+        return all(
+            not allowed or value in allowed
+            for allowed, value in (
+                (self.shops, shop),
+                (self.platforms, platform),
+                (self.kinds, kind),
+            )
+        )
+
+
+class StaffSettings(Section):
+    id: str
+    name: str = ""
+    roles: list[Role] = [Role.AGENT]
+    refund_limit: Decimal | None = Field(default=None, ge=0)
+    wecom_userid: str = ""
+    dingtalk_staff_id: str = ""
+    dingtalk_mobile: str = ""
+    sandbox_user: str = ""
+    # Groups whose cases this person may act on from a DM (besides wecom_app groups naming them).
+    groups: list[str] = []
+
+    @property
+    def display(self) -> str:
+        return self.name or self.id
+
+
+class RuleSettings(Section):
+    """One row of the decision table; empty conditions match anything."""
+
+    name: str
+    platforms: list[str] = []
+    shops: list[str] = []
+    kinds: list[str] = []
+    shipping: list[str] = []
+    scope: Literal["any", "full", "partial"] = "any"
+    min_amount: Decimal | None = None
+    max_amount: Decimal | None = None
+    reasons: list[str] = []
+    actions: list[str] = []
+    review_role: Role = Role.AGENT
+
+
+class TimerSettings(Section):
+    first_response_min: int = Field(default=30, ge=1)
+    deadline_warn_h: list[float] = [6.0, 1.0]
+    approval_h: float = 4.0
+    intercept_feedback_h: float = 2.0
+    return_tracking_h: float = 12.0
+    qc_h: float = 12.0
+    poll_s: float = Field(default=1.0, gt=0)
+
+
+class DigestSettings(Section):
+    enabled: bool = True
+    time: str = "09:00"
+    timezone: str = "Asia/Shanghai"
+
+
+class LogisticsSettings(Section):
+    """When a parcel counts as a problem (DESIGN §4), and how often parcels are checked."""
+
+    no_pickup_h: float = Field(default=24.0, gt=0)
+    no_update_after_pickup_h: float = Field(default=48.0, gt=0)
+    stuck_in_transit_h: float = Field(default=48.0, gt=0)
+    lost_days: float = Field(default=5.0, gt=0)
+    alert_statuses: list[Literal["exception", "returned", "rejected"]] = [
+        "exception",
+        "returned",
+        "rejected",
+    ]
+    scan_interval_s: float = Field(default=300.0, ge=1)
+    scan_batch: int = Field(default=500, ge=1)
+
+
+class ReplySettings(Section):
+    """Answers to buyers from the group (回复 R12 …)."""
+
+    # Keep the built-in reply templates (the four refund paths) beside the configured ones.
+    builtin_templates: bool = True
+    # Free text carrying a phone/card/ID number or account: refuse it, or mask and send.
+    sensitive_free_text: Literal["refuse", "mask"] = "refuse"
+    max_chars: int = Field(default=500, ge=1, le=2000)
+
+
+class TemplateSettings(Section):
+    """One reply template (话术); empty filters suit any case."""
+
+    name: str
+    text: str
+    paths: list[int] = []
+    kinds: list[str] = []
+    states: list[str] = []
+    reasons: list[str] = []
+    reveal: bool = False
+
+
+class PayoutPolicy(Section):
+    """How payouts are made: who moves the money, whether a second person confirms, batch size."""
+
+    provider: Literal["manual", "alipay"] = "manual"
+    two_person_rule: bool = True
+    batch_max: int = Field(default=200, ge=1, le=1000)
+
+
+class ModeSettings(Section):
+    """How a side system (the shop's, the carrier's) is reached; `none` means by hand."""
+
+    mode: Literal["simulator", "webhook", "none"] = "none"
+
+
+class PublicServerSettings(Section):
+    """The address people reach the server at, for links in cards and digests."""
+
+    public_base_url: str = ""
+
+
+class DomainSettings(BaseModel):
+    """Every section the core reads; `bot.settings.Settings` is this plus the wiring's own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    server: PublicServerSettings = PublicServerSettings()
+    bot: BotSettings = BotSettings()
+    groups: list[GroupSettings] = []
+    staff: list[StaffSettings] = []
+    rules: list[RuleSettings] | None = None
+    timers: TimerSettings = TimerSettings()
+    digest: DigestSettings = DigestSettings()
+    commerce: ModeSettings = ModeSettings()
+    carrier: ModeSettings = ModeSettings()
+    logistics: LogisticsSettings = LogisticsSettings()
+    payout: PayoutPolicy = PayoutPolicy()
+    replies: ReplySettings = ReplySettings()
+    templates: list[TemplateSettings] = []
+
+    @field_validator("groups")
+    @classmethod
+    def _unique_group_ids(cls, groups: list[GroupSettings]) -> list[GroupSettings]:
+        _require_unique("group", [g.id for g in groups])
+        return groups
+
+    @field_validator("staff")
+    @classmethod
+    def _unique_staff_ids(cls, staff: list[StaffSettings]) -> list[StaffSettings]:
+        _require_unique("staff", [s.id for s in staff])
+        return staff
+
+    @property
+    def channels(self) -> set[str]:
+        return {g.channel for g in self.groups}
+
+    def group(self, group_id: str) -> GroupSettings | None:
+        return next((g for g in self.groups if g.id == group_id), None)
+
+    def route(self, *, shop: str, platform: str, kind: str) -> GroupSettings | None:
+        """The first configured group that takes this shop, platform and case kind."""
+        for group in self.groups:
+            if group.routes(shop=shop, platform=platform, kind=kind):
+                return group
+        return None
+
+
+def _require_unique(what: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for item in ids:
+        if item in seen:
+            raise ValueError(f"{what} id {item!r} is used twice")
+        seen.add(item)

@@ -1,0 +1,84 @@
+"""The ports: what the core asks of the shop's systems, the carrier and the payout provider.
+
+Adapters in `integrations/` implement these protocols; only the small values below cross them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal, Protocol
+
+# The answer of `[commerce] mode = "none"`: nothing was sent; a person does it in the shop backend.
+MANUAL = "manual"
+MANUAL_TEXT = {
+    "approve_refund": "未接店铺系统，退款没有发出：请在店铺后台手动退款",
+    "reject_refund": "未接店铺系统，拒绝没有提交：请在店铺后台手动拒绝",
+    "stop_shipment": "未接仓库/ERP，没有通知仓库：请手动截单",
+    "send_buyer_message": "未接店铺系统，回复没有发出：请在平台后台回复买家",
+    "notify_payout": "未接店铺系统，没有通知买家：请在平台后台告知买家已打款",
+}
+
+
+@dataclass(frozen=True)
+class CommerceResult:
+    """`status`: "done" | "pending" (the shop system took it) | "manual" (nothing was sent)."""
+
+    status: str
+    detail: str = ""
+
+
+class Commerce(Protocol):
+    async def call(self, action: str, key: str, data: dict[str, Any]) -> CommerceResult: ...
+
+
+# "manual" is never a webhook's answer: it is `[carrier] mode = "none"` saying nothing was sent.
+AnswerStatus = Literal["accepted", "intercepted", "failed", "manual"]
+
+
+@dataclass(frozen=True)
+class CarrierAnswer:
+    status: AnswerStatus
+    detail: str = ""
+
+
+class Carrier(Protocol):
+    async def intercept(self, key: str, data: dict[str, Any]) -> CarrierAnswer: ...
+
+
+class TransferStatus(StrEnum):
+    SUCCESS = "success"
+    PROCESSING = "processing"
+    FAILED = "failed"
+    NOT_FOUND = "not_found"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class TransferOrder:
+    """One transfer to make; `out_biz_no` is its idempotency key at the provider."""
+
+    out_biz_no: str
+    amount_fen: int
+    account: str
+    name: str
+    title: str
+    remark: str = ""
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """What the provider said. SUCCESS and FAILED are final; UNKNOWN means: ask, never resend."""
+
+    status: TransferStatus
+    reference: str = ""
+    provider_status: str = ""
+    detail: str = ""
+
+
+class Payouts(Protocol):
+    """A provider that moves money itself; `out_biz_no` makes a repeated order harmless."""
+
+    async def transfer(self, order: TransferOrder) -> TransferResult: ...
+
+    async def query(self, out_biz_no: str) -> TransferResult: ...
