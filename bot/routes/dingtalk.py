@@ -19,9 +19,8 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from bot.dingtalk import DingtalkInbound
-from bot.keys import DISPATCHER, SERVICES, SETTINGS
+from bot.keys import DINGTALK_HTTP, SERVICES, SETTINGS
 from handlers.schema import field_errors
-from integrations.dingtalk.channel import DingtalkChannel
 from integrations.dingtalk.models import CardCallback, RobotMessage
 from integrations.dingtalk.signing import (
     CARD_SIGN_HEADER,
@@ -102,8 +101,8 @@ async def card(request: web.Request) -> web.Response:
 
 
 def _inbound(request: web.Request) -> DingtalkInbound:
-    channel = request.app[DISPATCHER].channels.get("dingtalk_http")
-    if not isinstance(channel, DingtalkChannel):
+    channel = request.app.get(DINGTALK_HTTP)
+    if channel is None:
         raise _error(web.HTTPNotFound, "no dingtalk_http group is configured")
     return DingtalkInbound(request.app, channel)
 

@@ -254,7 +254,7 @@ async def aibot_callback(request: web.Request) -> web.StreamResponse:
         task_id=card_event.task_id if card_event else "",
         response_url=body.response_url,
     )
-    userids = {s.id: s.wecom_userid for s in settings.staff if s.wecom_userid}
+    userids = request.app[SERVICES].staff.accounts("wecom")
 
     def passive(outcome: Outcome) -> tuple[web.Response, Reply | None]:
         words: Reply | None = None
