@@ -44,8 +44,13 @@ log = logging.getLogger(__name__)
 
 INPUT = "wecom.input"
 REPLY = "wecom.reply"
-# Channels whose group card is redrawn by the click's own answer (the AI bot, within its 5 s).
-REDRAWN_BY_ANSWER = frozenset({"wecom_aibot"})
+# Channels whose group card is redrawn by the click's own answer, within their edit window
+# (the AI bot's 5 s).
+REDRAWN_BY_ANSWER = frozenset(
+    channel.name
+    for channel in (AibotChannel, WecomAibotHttpChannel, WecomAppChannel, WecomWebhookChannel)
+    if channel.capabilities.edit_window_s is not None
+)
 EXPIRED_BUTTON = "这个按钮已失效，请在群里用命令操作（@我 帮助）"
 
 
