@@ -16,6 +16,7 @@ from bot.routes import (
     logistics,
     openapi,
     sandbox,
+    verification,
     wecom,
 )
 from bot.settings import ConfigError, Settings
@@ -43,7 +44,8 @@ def create_app(
         raise ConfigError(refused)
     masking.install_log_masking()
     app = web.Application(
-        client_max_size=settings.server.max_body_bytes, middlewares=[availability.unavailable]
+        client_max_size=settings.server.max_body_bytes,
+        middlewares=[availability.unavailable, verification.verification],
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()

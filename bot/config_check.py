@@ -5,6 +5,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.settings import CASE_KINDS, NOTIFY_ONLY_CHANNELS, PLACEHOLDER_SECRETS, Settings
+from handlers.authority import account
 from handlers.config import GroupSettings
 from handlers.refund.machine import RefundState
 from handlers.rules import RuleTable
@@ -41,8 +42,7 @@ def problems(settings: Settings) -> list[str]:
         where = f"staff[{i}] ({staff.id})"
         if not staff.roles:
             found.append(f"{where}: has no role")
-        ids = {"wecom": staff.wecom_userid, "dingtalk": staff.dingtalk_staff_id}
-        if platforms and not any(ids[p] for p in platforms):
+        if platforms and not any(account(staff, p) for p in platforms):
             wanted = " or ".join(ID_KEYS[p] for p in sorted(platforms))
             found.append(f"{where}: no chat id for the channels in use (set {wanted})")
         found += [
@@ -76,14 +76,14 @@ def problems(settings: Settings) -> list[str]:
 def _shared_identities(settings: Settings) -> list[str]:
     """Two staff entries with one chat account: whoever holds it would act as both."""
     found = []
-    for key, platform in (
-        ("wecom_userid", "WeCom"),
-        ("dingtalk_staff_id", "DingTalk"),
-        ("sandbox_user", "sandbox"),
+    for key, platform, on in (
+        ("wecom_userid", "WeCom", "wecom"),
+        ("dingtalk_staff_id", "DingTalk", "dingtalk"),
+        ("sandbox_user", "sandbox", "sandbox"),
     ):
         first: dict[str, tuple[int, str]] = {}
         for i, staff in enumerate(settings.staff):
-            ident = getattr(staff, key) or (staff.id if key == "sandbox_user" else "")
+            ident = account(staff, on)
             if not ident:
                 continue
             # WeCom userids are case-insensitive (成员 UserID 不区分大小写); DingTalk ids alike.

@@ -14,10 +14,10 @@ from aiohttp import web
 from bot.keys import DISPATCHER, HTTP, METRICS, SERVICES
 from commands import ChatInput, router
 from handlers.cards import build_card
+from handlers.channel import Channel
 from handlers.config import GroupSettings
 from handlers.errors import ExternalError, ThrottledError
 from handlers.message import Reply
-from integrations.channel import Channel
 from integrations.dingtalk.channel import (
     DingtalkChannel,
     DingtalkStreamChannel,
@@ -168,7 +168,7 @@ def stream_channel(app: web.Application) -> Channel:
     )
 
 
-def http_channel(app: web.Application) -> Channel:
+def http_channel(app: web.Application) -> DingtalkChannel:
     svc = app[SERVICES]
     return DingtalkChannel(svc.settings, _client(app), svc.clock, svc.coord)
 

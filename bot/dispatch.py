@@ -20,25 +20,24 @@ from typing import Any
 from bot import flood
 from bot.metrics import Metrics
 from bot.services import BotServices
-from bot.transfer import gave_up as _transfer_gave_up
-from bot.transfer import perform as _transfer
 from bot.worker import forever
 from handlers import reply
 from handlers.cards import build_card
+from handlers.channel import Budget, CardRef, Channel
 from handlers.config import GroupSettings
 from handlers.context import Tx
 from handlers.errors import PermanentError, RetryableError, ThrottledError
 from handlers.intercept import flow as intercept
 from handlers.message import Card, Mention, Notice
+from handlers.outbox import CardKey
 from handlers.payout import outcome as payout
 from handlers.ports import Carrier, Commerce, Payouts
 from handlers.refund import commerce as refund
 from handlers.refund.move import APPROVE_REFUND
 from integrations.carrier.client import NoCarrier
-from integrations.channel import Budget, Channel, Leased
 from storage.coordination import CoordinationError
 from storage.enums import OutboxState
-from storage.models import CardMessage, Case, OutboxItem
+from storage.models import Case, OutboxItem
 from storage.repositories import StaleCaseError
 from storage.repositories.outbox import OUTBOX_TOPIC
 
@@ -51,12 +50,29 @@ Perform = Callable[["Dispatcher", OutboxItem], Awaitable[None]]
 GiveUp = Callable[[Tx, Case, OutboxItem, str], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class Performers:
+    """Outbox kinds (or their prefix before ".") → what performs them, what the case's flow
+    does when one is dead-lettered, and what the admin group calls them then."""
+
+    perform: dict[str, Perform]
+    on_dead: dict[str, GiveUp]
+    what: dict[str, str]
+
+    def runner(self, kind: str) -> Perform | None:
+        return self.perform.get(kind) or self.perform.get(kind.split(".", 1)[0])
+
+    def gave_up(self, kind: str) -> GiveUp | None:
+        return self.on_dead.get(kind) or self.on_dead.get(kind.split(".", 1)[0])
+
+
 @dataclass
 class Dispatcher:
     svc: BotServices
     channels: dict[str, Channel]
     commerce: Commerce
     metrics: Metrics
+    performers: Performers
     batch: int = 50
     rng: random.Random = field(default_factory=random.Random)
     payouts: Payouts | None = None
@@ -86,12 +102,12 @@ class Dispatcher:
         away = {
             name
             for name, channel in self.channels.items()
-            if isinstance(channel, Leased) and not channel.held
+            if channel.capabilities.leased and not channel.held
         }
         return [g.id for g in self.svc.settings.groups if g.channel in away]
 
     async def perform(self, item: OutboxItem) -> None:
-        runner = PERFORMERS.get(item.kind) or PERFORMERS.get(item.kind.split(".", 1)[0])
+        runner = self.performers.runner(item.kind)
         try:
             if runner is None:
                 raise PermanentError(f"no performer for outbox kind {item.kind!r}")
@@ -172,7 +188,7 @@ class Dispatcher:
         async with self.svc.tx() as tx:
             await tx.outbox.dead(item.id, error=error, now=tx.now)
             case = await tx.cases.get(item.case_pk) if item.case_pk is not None else None
-            gave_up = ON_DEAD.get(item.kind) or ON_DEAD.get(item.kind.split(".", 1)[0])
+            gave_up = self.performers.gave_up(item.kind)
             if case is not None and gave_up is not None:
                 await gave_up(tx, case, item, error)
             is_admin_notice = item.kind == "text" and item.group_id == self.svc.admin_group
@@ -180,10 +196,10 @@ class Dispatcher:
                 what = f"{case.handle} 的" if case else ""
                 await tx.post(
                     self.svc.admin_group,
-                    f"⚠ {what}{KIND_TEXT.get(item.kind, item.kind)}"
+                    f"⚠ {what}{self.performers.what.get(item.kind, item.kind)}"
                     f"{'多次失败，已放弃' if item.attempts else '失败（不会再试）'}：{error[:300]}",
                     key=f"dead:{item.id}",
-                    mentions=tx.svc.staff.mentions(tx.svc.staff.with_role(["admin"])),
+                    mentions=tx.svc.staff.to_mention(roles=["admin"]),
                     case=case,
                 )
 
@@ -298,7 +314,7 @@ async def _card(d: Dispatcher, item: OutboxItem) -> None:
             await _place_card(d, item, group, channel, drawn)
 
 
-def _posts(channel: Channel, item: OutboxItem, card: Card, placement: CardMessage | None) -> bool:
+def _posts(channel: Channel, item: OutboxItem, card: Card, placement: CardRef | None) -> bool:
     """Delivering `item` posts a message: a first card, or an update the platform cannot
     make in place."""
     if _shown(item, card, placement):
@@ -307,26 +323,27 @@ def _posts(channel: Channel, item: OutboxItem, card: Card, placement: CardMessag
     return own is None or not own.ref or channel.update_sends(card, own)
 
 
-async def _drawn(tx: Tx, item: OutboxItem, group: GroupSettings) -> tuple[Card, CardMessage | None]:
+async def _drawn(tx: Tx, item: OutboxItem, group: GroupSettings) -> tuple[Card, CardRef | None]:
     """The case's card as it is now, and where (if anywhere) the group already shows it."""
     case = await tx.cases.get(item.case_pk or 0)
     if case is None:
         raise PermanentError(f"case {item.case_pk} is gone")
-    return build_card(case, tx), await tx.cards.get(case.id, group.id)
+    placement = await tx.cards.get(case.id, group.id)
+    return build_card(case, tx), CardRef.of(placement) if placement is not None else None
 
 
-def _own(placement: CardMessage | None) -> CardMessage | None:
+def _own(placement: CardRef | None) -> CardRef | None:
     """The card's own message; one shown only on a batch card gets its own now the rush is over."""
     return None if placement is None or flood.folded(placement.ref) else placement
 
 
-def _shown(item: OutboxItem, card: Card, placement: CardMessage | None) -> bool:
+def _shown(item: OutboxItem, card: Card, placement: CardRef | None) -> bool:
     """The platform already shows this version of the card (or a newer one)."""
     if placement is None:
         return False
     if flood.folded(placement.ref):
         return placement.version >= card.version  # on the batch card
-    refresh = item.id.count(":") > 2
+    refresh = bool(CardKey.parse(item.id).refresh)
     return placement.version > card.version or (placement.version == card.version and not refresh)
 
 
@@ -360,7 +377,7 @@ async def _place_card(
     item: OutboxItem,
     group: GroupSettings,
     channel: Channel,
-    drawn: tuple[Card, CardMessage | None] | None = None,
+    drawn: tuple[Card, CardRef | None] | None = None,
 ) -> None:
     """Post or update the case's card; `drawn` is the card and placement already read."""
     if drawn is None:
@@ -464,20 +481,17 @@ async def _carrier_gave_up(tx: Tx, case: Case, _item: OutboxItem, error: str) ->
     await intercept.on_carrier_gave_up(tx, case, error)
 
 
-# Outbox kinds (or their prefix before ".") → what performs them.
+# The kinds performed here; bot.registry adds the others.
 PERFORMERS: dict[str, Perform] = {
     "card": _card,
     "text": _text,
     "notice": _notice,
     "commerce": _commerce,
     "commerce.send_buyer_message": _buyer_message,
-    "payout": _transfer,
     "carrier": _carrier,
 }
-# Kind (or its prefix) → what the case's flow does when an item is dead-lettered.
 ON_DEAD: dict[str, GiveUp] = {
     "commerce": _commerce_gave_up,
     "commerce.send_buyer_message": _buyer_message_gave_up,
-    "payout": _transfer_gave_up,
     "carrier": _carrier_gave_up,
 }

@@ -12,6 +12,7 @@ from bot.processor import EventProcessor
 from bot.scheduler import Scheduler
 from bot.services import BotServices
 from bot.settings import Settings
+from integrations.dingtalk.channel import DingtalkChannel
 from integrations.sandbox.channel import SandboxChannel
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -22,4 +23,5 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 PROCESSOR = web.AppKey("processor", EventProcessor)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 SANDBOX = web.AppKey("sandbox", SandboxChannel)
+DINGTALK_HTTP = web.AppKey("dingtalk_http", DingtalkChannel)
 WRITER = web.AppKey("writer", GroupCommit)

@@ -7,12 +7,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from functools import partial
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from bot import dingtalk, wecom
+from bot import registry
 from bot.dispatch import Dispatcher
 from bot.group_commit import GroupCommit
 from bot.keys import (
@@ -20,7 +20,6 @@ from bot.keys import (
     HTTP,
     METRICS,
     PROCESSOR,
-    SANDBOX,
     SCHEDULER,
     SERVICES,
     SETTINGS,
@@ -36,10 +35,8 @@ from handlers.clock import Clock
 from handlers.ports import Carrier, Commerce
 from integrations.carrier.client import NoCarrier, WebhookCarrier
 from integrations.carrier.simulator import SimulatedCarrier
-from integrations.channel import Channel
 from integrations.commerce.client import NoCommerce, SimulatedCommerce, WebhookCommerce
 from integrations.payout import client as payout_client
-from integrations.sandbox.channel import SandboxChannel
 from integrations.simulator import feed
 from storage import migrate
 from storage.coordination import Coordination, InProcessCoordination
@@ -77,14 +74,12 @@ def contexts(
 
     async def engine(app: web.Application) -> AsyncIterator[None]:
         svc, metrics = app[SERVICES], app[METRICS]
-        channels = {
-            name: CHANNELS[name](app) for name in sorted(svc.settings.channels) if name in CHANNELS
-        }
         app[DISPATCHER] = Dispatcher(
             svc,
-            channels,
+            registry.channels(app),
             commerce or make_commerce(app),
             metrics,
+            registry.performers(),
             payouts=payout_client.from_settings(svc.settings.payout, app[HTTP], svc.clock),
             carrier=make_carrier(app),
         )
@@ -105,7 +100,7 @@ def contexts(
         loops += [
             channel.run
             for channel in app[DISPATCHER].channels.values()
-            if isinstance(channel, Runs)
+            if channel.capabilities.keeps_connection
         ]
         if app[SETTINGS].simulator.enabled:
             loops.append(partial(simulate, app))
@@ -125,32 +120,6 @@ def contexts(
 def _name(loop: Callable[[], Coroutine[Any, Any, None]]) -> str:
     target = loop.func if isinstance(loop, partial) else loop
     return str(getattr(target, "__qualname__", repr(target)))
-
-
-@runtime_checkable
-class Runs(Protocol):
-    """A channel that keeps a connection of its own (a platform websocket) while the app runs."""
-
-    async def run(self) -> None: ...
-
-
-def _sandbox(app: web.Application) -> Channel:
-    svc = app[SERVICES]
-    app[SANDBOX] = SandboxChannel(svc.db, svc.clock, svc.coord)
-    return app[SANDBOX]
-
-
-# Channel name (DESIGN §5) → how to build it for this app; built when a group uses it.
-CHANNELS: dict[str, Callable[[web.Application], Channel]] = {
-    "sandbox": _sandbox,
-    "dingtalk_stream": dingtalk.stream_channel,
-    "dingtalk_http": dingtalk.http_channel,
-    "dingtalk_webhook": dingtalk.webhook_channel,
-    "wecom_aibot": wecom.aibot_channel,
-    "wecom_aibot_http": wecom.aibot_http_channel,
-    "wecom_app": wecom.app_channel,
-    "wecom_webhook": wecom.webhook_channel,
-}
 
 
 async def make_coordination(settings: Settings) -> Coordination:

@@ -4,19 +4,18 @@ answer that went missing we ask Alipay (query) before anything is sent again.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from handlers.errors import PermanentError, RetryableError
 from handlers.payout import outcome as payout
 from handlers.payout.data import PayoutData
 from handlers.payout.machine import KIND_TEXT, S
-from handlers.ports import TransferOrder, TransferResult, TransferStatus
+from handlers.ports import Payouts, TransferOrder, TransferResult, TransferStatus
 from storage.models import Case, OutboxItem
 from storage.repositories.payouts import PayoutRepository
 
 if TYPE_CHECKING:
-    from bot.dispatch import Dispatcher
-    from handlers.context import Tx
+    from handlers.context import Services, Tx
 
 # How soon to ask again about a transfer Alipay is processing or did not answer for.
 ASK_AGAIN_S = 30.0
@@ -25,6 +24,16 @@ OUTCOME: dict[TransferStatus, payout.TransferOutcome] = {
     TransferStatus.FAILED: "failed",
     TransferStatus.PROCESSING: "processing",
 }
+
+
+class Dispatcher(Protocol):
+    """What a transfer needs of the dispatcher performing it."""
+
+    @property
+    def svc(self) -> Services: ...
+
+    @property
+    def payouts(self) -> Payouts | None: ...
 
 
 async def perform(d: Dispatcher, item: OutboxItem) -> None:

@@ -16,21 +16,21 @@ import os
 import secrets
 import socket
 from datetime import timedelta
-from typing import Protocol
 
 from aiohttp import web
 
-from bot.dispatch import KIND_TEXT, PERFORMERS, Dispatcher, destination
+from bot.dispatch import Dispatcher, Perform, destination
 from bot.keys import HTTP, METRICS, SERVICES
 from bot.metrics import Metrics
 from bot.services import BotServices
 from commands import ChatInput, router
 from commands.scope import Scope
 from handlers.cards import build_card
+from handlers.channel import CardRef, Channel
 from handlers.context import Tx
 from handlers.errors import ExternalError, PermanentError, ThrottledError
 from handlers.message import Mention, Reply
-from integrations.channel import Channel
+from handlers.outbox import InputKey
 from integrations.wecom import render
 from integrations.wecom.aibot import AibotChannel
 from integrations.wecom.channel import WecomAibotHttpChannel, WecomAppChannel, WecomWebhookChannel
@@ -45,13 +45,14 @@ log = logging.getLogger(__name__)
 
 INPUT = "wecom.input"
 REPLY = "wecom.reply"
-# Channels whose group card is redrawn by the click's own answer (the AI bot, within its 5 s).
-REDRAWN_BY_ANSWER = frozenset({"wecom_aibot"})
+# Channels whose group card is redrawn by the click's own answer, within their edit window
+# (the AI bot's 5 s).
+REDRAWN_BY_ANSWER = frozenset(
+    channel.name
+    for channel in (AibotChannel, WecomAibotHttpChannel, WecomAppChannel, WecomWebhookChannel)
+    if channel.capabilities.edit_window_s is not None
+)
 EXPIRED_BUTTON = "这个按钮已失效，请在群里用命令操作（@我 帮助）"
-
-
-class Replier(Protocol):
-    async def send_reply(self, to: str, text: str, mentions: tuple[Mention, ...]) -> None: ...
 
 
 class Bridge:
@@ -124,7 +125,7 @@ class Bridge:
 
     async def accept(self, inbound: Inbound) -> str | None:
         """Persist `inbound` as an outbox item; None when WeCom is retrying one already taken."""
-        item_id = f"{INPUT}:{inbound.channel}:{inbound.dedup}"[:255]
+        item_id = str(InputKey(INPUT, inbound.channel, inbound.dedup))
         lease = timedelta(seconds=self.svc.settings.dispatch.lease_s)
         async with self.svc.tx() as tx:
             new = await tx.outbox.add(
@@ -156,7 +157,7 @@ class Bridge:
             if words is not None and not to:
                 log.warning("no way left to tell %s: %s", inbound.user, words.text[:200])
             elif words is not None:
-                reply_id = f"{REPLY}:{inbound.channel}:{inbound.dedup}"[:255]
+                reply_id = str(InputKey(REPLY, inbound.channel, inbound.dedup))
                 await tx.outbox.add(
                     reply_id,
                     REPLY,
@@ -211,13 +212,18 @@ async def redraw(d: Dispatcher, case_pk: int, inbound: Inbound) -> None:
         async with d.svc.tx() as tx:
             if await tx.outbox.pending_for_case(case_pk, "card"):
                 return
-            placement = await tx.cards.by_ref(inbound.channel, inbound.task_id)
+            row = await tx.cards.by_ref(inbound.channel, inbound.task_id)
             case = await tx.cases.get(case_pk)
-            if placement is None or case is None:
+            if row is None or case is None:
                 return
+            placement = CardRef.of(row)
             card = build_card(case, tx)
         channel = d.channels.get(placement.channel)
-        if not isinstance(channel, WecomAppChannel) or not channel.stale(card, placement):
+        if (
+            channel is None
+            or not channel.capabilities.needs_response_code
+            or not channel.stale(card, placement)
+        ):
             return
         group, _ = await destination(d, placement.group_id)
         where = await channel.redraw(card, placement)
@@ -262,19 +268,18 @@ async def _input(d: Dispatcher, item: OutboxItem) -> None:
 
 async def _reply(d: Dispatcher, item: OutboxItem) -> None:
     channel = d.channels.get(str(item.payload["channel"]))
-    if channel is None or not hasattr(channel, "send_reply"):
+    if channel is None or not channel.capabilities.replies_later:
         raise PermanentError(f"channel {item.payload['channel']!r} cannot send a reply")
-    replier: Replier = channel  # type: ignore[assignment]
     mentions = tuple(Mention(a, b) for a, b in item.payload.get("mentions", []))
-    await replier.send_reply(str(item.payload["to"]), str(item.payload["text"]), mentions)
+    await channel.send_reply(str(item.payload["to"]), str(item.payload["text"]), mentions)
 
 
-# Registered here rather than in bot.dispatch, which this module imports.
-PERFORMERS.update({INPUT: _input, REPLY: _reply})
-KIND_TEXT.update({INPUT: "企业微信消息处理", REPLY: "企业微信回复发送"})
+# The WeCom outbox kinds, and what the admin group calls them when they fail (bot.registry).
+PERFORMERS: dict[str, Perform] = {INPUT: _input, REPLY: _reply}
+KIND_TEXT = {INPUT: "企业微信消息处理", REPLY: "企业微信回复发送"}
 
 
-# -- channel factories (registered in bot.lifecycle.CHANNELS) ---------------------------------
+# -- channel factories (bot.registry.CHANNELS) ---------------------------------------------
 
 
 def app_client(app: web.Application) -> WeComClient:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from handlers.authority import account
 from handlers.config import DomainSettings, GroupSettings, StaffSettings
 from handlers.errors import PermissionDeniedError
 from storage.models import Case
@@ -21,7 +22,8 @@ def own_groups(settings: DomainSettings, staff: StaffSettings) -> frozenset[str]
         g.id
         for g in settings.groups
         if g.channel == "wecom_app"
-        and {staff.id, staff.wecom_userid} & {p.strip() for p in g.chat_id.split("|") if p.strip()}
+        and {staff.id, account(staff, "wecom")}
+        & {p.strip() for p in g.chat_id.split("|") if p.strip()}
     }
     return frozenset(listed | {g for g in staff.groups if settings.group(g) is not None})
 

@@ -13,6 +13,19 @@ from handlers.money import fen_to_yuan, format_fen
 ROLE_NAMES = {"agent": "客服", "supervisor": "主管", "finance": "财务", "admin": "管理员"}
 DECIDERS = frozenset({"agent", "supervisor", "admin"})
 SUPERVISORS = frozenset({"supervisor", "admin"})
+PLATFORMS = ("sandbox", "wecom", "dingtalk")
+
+
+def account(staff: StaffSettings, platform: str) -> str:
+    """Who `staff` is on `platform` (the id its messages carry and its @-mentions use); "" when
+    they have no account there. The sandbox knows everyone, by staff id unless told otherwise."""
+    if platform == "sandbox":
+        return staff.sandbox_user or staff.id
+    if platform == "wecom":
+        return staff.wecom_userid
+    if platform == "dingtalk":
+        return staff.dingtalk_staff_id
+    return ""
 
 
 class StaffDirectory:
@@ -22,11 +35,8 @@ class StaffDirectory:
         self._by_platform: dict[tuple[str, str], StaffSettings] = {}
         holders: dict[tuple[str, str], set[str]] = {}
         for s in self.staff:
-            for platform, ident in (
-                ("sandbox", s.sandbox_user or s.id),
-                ("wecom", s.wecom_userid),
-                ("dingtalk", s.dingtalk_staff_id),
-            ):
+            for platform in PLATFORMS:
+                ident = account(s, platform)
                 if ident:
                     self._by_platform[(platform, ident)] = s
                     holders.setdefault((platform, ident.strip().casefold()), set()).add(s.id)
@@ -41,6 +51,10 @@ class StaffDirectory:
     def by_platform(self, platform: str, ident: str) -> StaffSettings | None:
         return self._by_platform.get((platform, ident))
 
+    def accounts(self, platform: str) -> dict[str, str]:
+        """Staff id → their account on `platform`, for everyone who has one there."""
+        return {s.id: ident for s in self.staff if (ident := account(s, platform))}
+
     def with_role(self, roles: Iterable[str]) -> list[StaffSettings]:
         wanted = set(roles)
         return [s for s in self.staff if wanted & set(s.roles)]
@@ -50,6 +64,22 @@ class StaffDirectory:
 
     def mentions(self, staff: Iterable[StaffSettings]) -> tuple[Mention, ...]:
         return tuple(self.mention(s) for s in staff)
+
+    def to_mention(
+        self,
+        first: str = "",
+        *,
+        roles: Iterable[str] = (),
+        approving: tuple[int, str] | None = None,
+    ) -> tuple[Mention, ...]:
+        """Who a message @-mentions: `first` (a staff id: the assignee, the requester) when that
+        is someone on the staff; else whoever may approve `approving` (fen, as role), smallest
+        authority first; else everyone holding one of `roles`."""
+        if first and (staff := self.get(first)) is not None:
+            return (self.mention(staff),)
+        if approving is not None:
+            return self.mentions(self.approvers(*approving))
+        return self.mentions(self.with_role(roles))
 
     def name(self, actor: str) -> str:
         staff = self._by_id.get(actor)

@@ -17,6 +17,7 @@ from handlers.authority import StaffDirectory
 from handlers.clock import Clock
 from handlers.config import DomainSettings, GroupSettings
 from handlers.message import Mention, Notice, one_line
+from handlers.outbox import CardKey, EffectKey, NoticeKey, TextKey
 from handlers.rules import RuleTable
 from handlers.templates import TemplateBook
 from handlers.view import CardContext
@@ -138,7 +139,7 @@ class Tx:
         if case.group_id and (refresh or case.id not in queued):
             queued.add(case.id)
             await self.outbox.add(
-                f"card:{case.id}:{case.version}" + (f":{refresh}" if refresh else ""),
+                str(CardKey(case.id, case.version, refresh)),
                 "card",
                 now=self.now,
                 case_pk=case.id,
@@ -161,7 +162,7 @@ class Tx:
         if group_id:
             text = masking.redact(one_line(text), masking.identifiers(case) if case else ())
             await self.outbox.add(
-                f"text:{group_id}:{key}",
+                str(TextKey(group_id, key)),
                 "text",
                 now=self.now,
                 case_pk=case.id if case else None,
@@ -174,7 +175,7 @@ class Tx:
         if group_id:
             notice = masking.redact_notice(notice)
             await self.outbox.add(
-                f"notice:{group_id}:{notice.key}",
+                str(NoticeKey(group_id, notice.key)),
                 "notice",
                 now=self.now,
                 group_id=group_id,
@@ -218,4 +219,4 @@ class Tx:
 
 def effect_key(case: Case, action: str, attempt: int = 1) -> str:
     """The outbox id (and idempotency key) of one attempt of a side effect on a case."""
-    return f"{action}:{case.kind}:{case.case_id}:{attempt}"
+    return str(EffectKey(action, case.kind, case.case_id, attempt))

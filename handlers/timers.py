@@ -24,19 +24,15 @@ JobRunner = Callable[[Tx, Timer], Awaitable[None]]
 
 def owners(tx: Tx, case: Case) -> tuple[Mention, ...]:
     """Who should act now: the assignee, else everyone allowed to decide the amount."""
-    directory = tx.svc.staff
-    if case.assignee and (staff := directory.get(case.assignee)):
-        return (directory.mention(staff),)
-    return directory.mentions(directory.approvers(case.amount_fen, approval_role(case)))
+    return tx.svc.staff.to_mention(case.assignee, approving=(case.amount_fen, approval_role(case)))
 
 
 def supervisors(tx: Tx, case: Case) -> tuple[Mention, ...]:
-    directory = tx.svc.staff
-    return directory.mentions(directory.approvers(case.amount_fen, "supervisor"))
+    return tx.svc.staff.to_mention(approving=(case.amount_fen, "supervisor"))
 
 
 def admins(tx: Tx, _case: Case) -> tuple[Mention, ...]:
-    return tx.svc.staff.mentions(tx.svc.staff.with_role(["admin"]))
+    return tx.svc.staff.to_mention(roles=["admin"])
 
 
 @dataclass(frozen=True)

@@ -1,57 +1,27 @@
-"""What the dispatcher needs from a chat platform: put a card somewhere, say a line."""
+"""What every channel does the same way unless it says otherwise: it is never held elsewhere,
+has nothing to redraw or to run, and cannot answer late."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
-
-from handlers.config import GroupSettings
-from handlers.message import Card, Mention, Notice
-from storage.models import CardMessage
+from handlers.channel import CardRef, Placement
+from handlers.errors import PermanentError
+from handlers.message import Card, Mention
 
 
-@dataclass(frozen=True)
-class Placement:
-    """Where a card now lives on the platform (message id, outTrackId, task id …)."""
+class ChannelDefaults:
+    """The `Channel` members a channel without the matching capability answers trivially."""
 
-    ref: str
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Budget:
-    """A destination's sending limit: `per_minute` steady, up to `burst` at once."""
-
-    per_minute: float
-    burst: int
-
-
-class Channel(Protocol):
     name: str
+    held = True
 
-    def budget(self, group: GroupSettings) -> Budget | None:
-        """The platform's limit for one destination (None: no limit worth enforcing)."""
+    async def send_reply(self, to: str, text: str, mentions: tuple[Mention, ...]) -> None:  # noqa: ARG002
+        raise PermanentError(f"channel {self.name!r} cannot send a reply")
 
-    def update_sends(self, card: Card, placement: CardMessage) -> bool:
-        """Whether bringing the card at `placement` up to `card` posts a message (what a
-        budget counts) rather than only editing the one there."""
+    def stale(self, card: Card, placement: CardRef) -> bool:  # noqa: ARG002
+        return False
 
-    async def deliver_card(
-        self, group: GroupSettings, card: Card, placement: CardMessage | None
-    ) -> Placement:
-        """Post the card, or update it in place when `placement` says where it is."""
+    async def redraw(self, card: Card, placement: CardRef) -> Placement | None:  # noqa: ARG002
+        return None
 
-    async def deliver_text(
-        self, group: GroupSettings, text: str, mentions: tuple[Mention, ...]
-    ) -> None: ...
-
-    async def deliver_notice(self, group: GroupSettings, notice: Notice) -> None:
-        """Post a standalone card (a digest): a card where the platform has them, else Markdown."""
-
-
-@runtime_checkable
-class Leased(Protocol):
-    """A channel whose one connection only the instance holding its lease keeps open (the
-    WeCom AI bot): while `held` is false, this instance leaves the channel's work alone."""
-
-    held: bool
+    async def run(self) -> None:
+        return None

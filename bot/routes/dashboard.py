@@ -10,6 +10,7 @@ from aiohttp import web
 
 from bot import charts
 from bot.keys import SERVICES, SETTINGS
+from bot.routes.verification import verified
 from handlers import digest
 from handlers.digest import PATH_TEXT
 
@@ -17,25 +18,29 @@ routes = web.RouteTableDef()
 MAX_DAYS = 92
 
 
-def _authorized(request: web.Request) -> web.Response | None:
-    settings = request.app[SETTINGS]
-    token = settings.dashboard.token.get_secret_value()
-    if settings.demo and not token:
+class DashboardToken:
+    """`?token=…` or `Authorization: Bearer …` against `[dashboard] token`; without a token
+    the dashboard is off (the demo alone runs it open)."""
+
+    async def verify(self, request: web.Request) -> web.Response | None:
+        settings = request.app[SETTINGS]
+        token = settings.dashboard.token.get_secret_value()
+        if settings.demo and not token:
+            return None
+        if not token:
+            return web.Response(
+                status=403,
+                text="dashboard disabled: set [dashboard] token (REFUNDOPS_DASHBOARD__TOKEN)",
+            )
+        given = request.query.get("token") or request.headers.get("Authorization", "").removeprefix(
+            "Bearer "
+        )
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return web.Response(
+                status=401,
+                text="dashboard token missing or wrong (?token=… or Authorization: Bearer …)",
+            )
         return None
-    if not token:
-        return web.Response(
-            status=403,
-            text="dashboard disabled: set [dashboard] token (REFUNDOPS_DASHBOARD__TOKEN)",
-        )
-    given = request.query.get("token") or request.headers.get("Authorization", "").removeprefix(
-        "Bearer "
-    )
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        return web.Response(
-            status=401,
-            text="dashboard token missing or wrong (?token=… or Authorization: Bearer …)",
-        )
-    return None
 
 
 def _range(request: web.Request, today: date) -> tuple[date, date] | web.Response:
@@ -56,10 +61,8 @@ def _range(request: web.Request, today: date) -> tuple[date, date] | web.Respons
 
 
 @routes.get("/dashboard")
+@verified(DashboardToken())
 async def dashboard(request: web.Request) -> web.Response:
-    refused = _authorized(request)
-    if refused is not None:
-        return refused
     svc = request.app[SERVICES]
     tz = digest.digest_tz(svc)
     picked = _range(request, svc.clock.now().astimezone(tz).date())

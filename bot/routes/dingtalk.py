@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from bot.dingtalk import DingtalkInbound
-from bot.keys import DISPATCHER, SERVICES, SETTINGS
+from bot.keys import DINGTALK_HTTP, SERVICES, SETTINGS
+from bot.routes.verification import verified
 from handlers.schema import field_errors
-from integrations.dingtalk.channel import DingtalkChannel
 from integrations.dingtalk.models import CardCallback, RobotMessage
 from integrations.dingtalk.signing import (
     CARD_SIGN_HEADER,
@@ -39,27 +40,64 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 
+class Check(Protocol):
+    def __call__(
+        self,
+        secret: str,
+        timestamp: str | None,
+        signature: str | None,
+        *,
+        now_ms: int,
+        max_skew_s: int,
+    ) -> str | None: ...
+
+
+SIGNED_AT = web.RequestKey("dingtalk_signed_at", str)
+
+
+@dataclass(frozen=True)
+class DingtalkSignature:
+    """A callback's timestamp and signature headers (the app secret), checked in constant
+    time within the allowed skew, and accepted once across instances: a signature seen before
+    (here or on another instance) is refused. Leaves the verified timestamp header."""
+
+    surface: str
+    ts_header: str
+    sign_header: str
+    check: Check
+
+    async def verify(self, request: web.Request) -> None:
+        _inbound(request)
+        ding = request.app[SETTINGS].dingtalk
+        problem = self.check(
+            ding.app_secret.get_secret_value(),
+            request.headers.get(self.ts_header),
+            request.headers.get(self.sign_header),
+            now_ms=_now_ms(request),
+            max_skew_s=ding.callback_max_skew_s,
+        )
+        if problem:
+            raise _error(web.HTTPUnauthorized, problem)
+        timestamp, signature = request.headers[self.ts_header], request.headers[self.sign_header]
+        ttl = replay_ttl_s(ding.callback_max_skew_s)
+        key = f"dingtalk:signed:{self.surface}:{timestamp}:{signature}"
+        if not await request.app[SERVICES].coord.first_seen(key, ttl):
+            log.warning("dingtalk %s callback signed at %s again; refused", self.surface, timestamp)
+            raise _error(
+                web.HTTPUnauthorized, f"{self.ts_header} and {self.sign_header} already used"
+            )
+        request[SIGNED_AT] = timestamp
+
+
 @routes.post("/dingtalk/robot")
+@verified(DingtalkSignature("robot", TIMESTAMP_HEADER, SIGN_HEADER, verify))
 async def robot(request: web.Request) -> web.Response:
     inbound = _inbound(request)
     ding = request.app[SETTINGS].dingtalk
-    timestamp = await _signed(
-        request,
-        "robot",
-        TIMESTAMP_HEADER,
-        SIGN_HEADER,
-        verify(
-            ding.app_secret.get_secret_value(),
-            request.headers.get(TIMESTAMP_HEADER),
-            request.headers.get(SIGN_HEADER),
-            now_ms=_now_ms(request),
-            max_skew_s=ding.callback_max_skew_s,
-        ),
-    )
     message: RobotMessage = await _body(request, RobotMessage)
     problem = robot_message_problem(
         message,
-        signed_ms(timestamp),
+        signed_ms(request[SIGNED_AT]),
         robot_code=inbound.channel.client.robot_code,
         corp_id=ding.corp_id,
         max_skew_s=ding.callback_max_skew_s,
@@ -72,22 +110,10 @@ async def robot(request: web.Request) -> web.Response:
 
 
 @routes.post("/dingtalk/card")
+@verified(DingtalkSignature("card", CARD_TIMESTAMP_HEADER, CARD_SIGN_HEADER, verify_card))
 async def card(request: web.Request) -> web.Response:
     inbound = _inbound(request)
     ding = request.app[SETTINGS].dingtalk
-    await _signed(
-        request,
-        "card",
-        CARD_TIMESTAMP_HEADER,
-        CARD_SIGN_HEADER,
-        verify_card(
-            ding.app_secret.get_secret_value(),
-            request.headers.get(CARD_TIMESTAMP_HEADER),
-            request.headers.get(CARD_SIGN_HEADER),
-            now_ms=_now_ms(request),
-            max_skew_s=ding.callback_max_skew_s,
-        ),
-    )
     callback: CardCallback = await _body(request, CardCallback)
     if not ding.corp_id or callback.corp_id != ding.corp_id:
         log.warning("dingtalk card tap on %s refused: corpId", callback.out_track_id)
@@ -102,26 +128,10 @@ async def card(request: web.Request) -> web.Response:
 
 
 def _inbound(request: web.Request) -> DingtalkInbound:
-    channel = request.app[DISPATCHER].channels.get("dingtalk_http")
-    if not isinstance(channel, DingtalkChannel):
+    channel = request.app.get(DINGTALK_HTTP)
+    if channel is None:
         raise _error(web.HTTPNotFound, "no dingtalk_http group is configured")
     return DingtalkInbound(request.app, channel)
-
-
-async def _signed(
-    request: web.Request, surface: str, ts_header: str, sign_header: str, problem: str | None
-) -> str:
-    """The verified timestamp header, once: a signature seen before (here or on another
-    instance) is refused."""
-    if problem:
-        raise _error(web.HTTPUnauthorized, problem)
-    timestamp, signature = request.headers[ts_header], request.headers[sign_header]
-    ttl = replay_ttl_s(request.app[SETTINGS].dingtalk.callback_max_skew_s)
-    key = f"dingtalk:signed:{surface}:{timestamp}:{signature}"
-    if not await request.app[SERVICES].coord.first_seen(key, ttl):
-        log.warning("dingtalk %s callback signed at %s again; refused", surface, timestamp)
-        raise _error(web.HTTPUnauthorized, f"{ts_header} and {sign_header} already used")
-    return timestamp
 
 
 async def _body(request: web.Request, model: type[BaseModel]) -> Any:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from bot.group_commit import StoreUnavailableError, UnstorableError
 from bot.keys import METRICS, SERVICES, SETTINGS, WRITER
+from bot.routes.verification import verified
 from handlers import masking, reference
 from handlers.cards import build_card
 from handlers.money import fen_to_yuan
@@ -18,37 +19,45 @@ from integrations.signing import verify_headers
 from storage.models import Case
 
 routes = web.RouteTableDef()
+SIGNED_BODY = web.RequestKey("signed_body", bytes)
+# When the request reached its verifier: the answer's latency counts the verification too.
+RECEIVED = web.RequestKey("received", float)
 
 
 def error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
-async def signed_body(request: web.Request) -> bytes | web.Response:
-    """The raw body once size and signature check out, else the 413/401 response.
+class SignedRequest:
+    """The shop's HMAC headers: the raw body is read (within the size limit) and its
+    signature checked before any route sees it; refused 413 or 401.
 
     A POST signs its body; any other method signs its method and request target too
     (integrations.signing), so a captured GET reads nothing but what it read.
     """
-    settings = request.app[SETTINGS]
-    limit = settings.server.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        return error(413, f"body is larger than {limit} bytes")
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return error(413, f"body is larger than {limit} bytes")
-    problem = verify_headers(
-        settings.ingest.secret.get_secret_value(),
-        request.headers,
-        body,
-        now=request.app[SERVICES].clock.now().timestamp(),
-        max_skew_s=settings.ingest.max_skew_s,
-        target="" if request.method == "POST" else f"{request.method} {request.raw_path}",
-    )
-    if problem:
-        return error(401, problem)
-    return body
+
+    async def verify(self, request: web.Request) -> web.Response | None:
+        request[RECEIVED] = time.perf_counter()
+        settings = request.app[SETTINGS]
+        limit = settings.server.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            return error(413, f"body is larger than {limit} bytes")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return error(413, f"body is larger than {limit} bytes")
+        problem = verify_headers(
+            settings.ingest.secret.get_secret_value(),
+            request.headers,
+            body,
+            now=request.app[SERVICES].clock.now().timestamp(),
+            max_skew_s=settings.ingest.max_skew_s,
+            target="" if request.method == "POST" else f"{request.method} {request.raw_path}",
+        )
+        if problem:
+            return error(401, problem)
+        request[SIGNED_BODY] = body
+        return None
 
 
 def _json(body: bytes) -> Any:
@@ -89,11 +98,10 @@ async def _store(
 
 
 @routes.post("/api/v1/events")
+@verified(SignedRequest())
 async def post_event(request: web.Request) -> web.Response:
-    started = time.perf_counter()
-    body = await signed_body(request)
-    if isinstance(body, web.Response):
-        return body
+    started = request[RECEIVED]
+    body = request[SIGNED_BODY]
     try:
         raw = _json(body)
         envelope, _ = parse_event(raw, storable=plainly_storable(body))
@@ -108,10 +116,9 @@ async def post_event(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/events/batch")
+@verified(SignedRequest())
 async def post_batch(request: web.Request) -> web.Response:
-    body = await signed_body(request)
-    if isinstance(body, web.Response):
-        return body
+    body = request[SIGNED_BODY]
     batch_max = request.app[SETTINGS].ingest.batch_max
     try:
         raw = _json(body)
@@ -146,10 +153,8 @@ async def post_batch(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/cases/{case_id}")
+@verified(SignedRequest())
 async def get_case(request: web.Request) -> web.Response:
-    body = await signed_body(request)
-    if isinstance(body, web.Response):
-        return body
     ref = request.match_info["case_id"]
     async with request.app[SERVICES].tx() as tx:
         try:

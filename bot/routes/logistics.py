@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bot.keys import METRICS, SERVICES, SETTINGS
+from bot.routes.verification import verified
 from handlers.schema import InvalidEventError, parse_event
 from integrations.kuaidi100.models import Push
 from integrations.kuaidi100.signing import verify
@@ -31,16 +32,29 @@ def answer(ok: bool, message: str, status: int = 200) -> web.Response:
     )
 
 
+PARAM = web.RequestKey("kuaidi100_param", str)
+
+
+class Kuaidi100Sign:
+    """The form's `sign` over its `param` with our salt; leaves the verified `param`."""
+
+    async def verify(self, request: web.Request) -> web.Response | None:
+        form = await request.post()
+        param, signature = form.get("param"), form.get("sign")
+        if not isinstance(param, str) or not isinstance(signature, str):
+            return answer(False, "缺少 param 或 sign", 400)
+        salt = request.app[SETTINGS].carrier.kuaidi100_salt.get_secret_value()
+        if not verify(param, salt, signature):
+            request.app[METRICS].events.labels("rejected").inc()
+            return answer(False, "签名错误", 401)
+        request[PARAM] = param
+        return None
+
+
 @routes.post("/logistics/kuaidi100")
+@verified(Kuaidi100Sign())
 async def kuaidi100(request: web.Request) -> web.Response:
-    form = await request.post()
-    param, signature = form.get("param"), form.get("sign")
-    if not isinstance(param, str) or not isinstance(signature, str):
-        return answer(False, "缺少 param 或 sign", 400)
-    salt = request.app[SETTINGS].carrier.kuaidi100_salt.get_secret_value()
-    if not verify(param, salt, signature):
-        request.app[METRICS].events.labels("rejected").inc()
-        return answer(False, "签名错误", 401)
+    param = request[PARAM]
     try:
         push = Push.model_validate_json(param)
         raw = push.tracking(

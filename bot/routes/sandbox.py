@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.keys import DISPATCHER, METRICS, SANDBOX, SERVICES, SETTINGS
 from commands import ChatInput, router
+from handlers.authority import account
 from handlers.config import GroupSettings
 from handlers.message import Reply
 from handlers.schema import field_errors
@@ -87,7 +88,7 @@ async def config(request: web.Request) -> web.Response:
                 if g.channel == "sandbox"
             ],
             "users": [
-                {"user": s.sandbox_user or s.id, "name": s.display, "roles": s.roles}
+                {"user": account(s, "sandbox"), "name": s.display, "roles": s.roles}
                 for s in settings.staff
             ],
         }

@@ -12,11 +12,13 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from bot.keys import DISPATCHER, METRICS, SERVICES, SETTINGS
+from bot.routes.verification import verified
 from bot.wecom import Bridge, perform_now, words_for
 from handlers.message import Reply
 from handlers.payload import PayloadError, loads
@@ -82,21 +84,65 @@ def aibot_crypto(request: web.Request) -> CallbackCrypto:
     )
 
 
-async def verify_url(request: web.Request, crypto: CallbackCrypto) -> web.Response:
-    try:
-        q = _signed(request, "echostr")
-        echo = crypto.verify_url(q["msg_signature"], q["timestamp"], q["nonce"], q["echostr"])
-    except CallbackRejectedError as exc:
-        return _rejected(exc, request)
-    return web.Response(text=echo, content_type="text/plain")
-
-
 def _decrypt(request: web.Request, crypto: CallbackCrypto, encrypt: object) -> str:
     q = _signed(request)
     if not isinstance(encrypt, str) or not encrypt:
         raise CallbackRejectedError(400, "no Encrypt in the body")
     now = request.app[SERVICES].clock.now().timestamp()
     return crypto.decrypt(encrypt, q["msg_signature"], q["timestamp"], q["nonce"], now=now)
+
+
+def _open_xml(request: web.Request, crypto: CallbackCrypto, raw: bytes) -> str:
+    """The app's XML: the outer envelope's `Encrypt`, decrypted."""
+    return _decrypt(request, crypto, parse_xml(raw).get("Encrypt"))
+
+
+def _open_json(request: web.Request, crypto: CallbackCrypto, raw: bytes) -> str:
+    """The AI bot's JSON: msg_signature first, so nothing the sender wrote is parsed before
+    it checks out; then the signed `encrypt`, decrypted."""
+    q = _signed(request)
+    signed = crypto.signed_json_encrypt(raw, q["msg_signature"], q["timestamp"], q["nonce"])
+    try:
+        sealed = loads(raw)
+    except PayloadError as exc:
+        raise CallbackRejectedError(400, exc.errors[0]["message"]) from None
+    encrypt = sealed.get("encrypt") if isinstance(sealed, dict) else None
+    if encrypt != signed:
+        raise CallbackRejectedError(400, "encrypt is not the signed member")
+    return _decrypt(request, crypto, encrypt)
+
+
+CRYPTO = web.RequestKey("wecom_crypto", CallbackCrypto)
+PLAIN = web.RequestKey("wecom_plain", str)
+
+
+@dataclass(frozen=True)
+class WecomCallback:
+    """A WeCom callback's msg_signature, receive id and replay window: the URL check (GET)
+    leaves the decrypted echostr, a POST its decrypted message; either is refused 4xx here."""
+
+    crypto: Callable[[web.Request], CallbackCrypto]
+    open: Callable[[web.Request, CallbackCrypto, bytes], str]
+
+    async def verify(self, request: web.Request) -> web.Response | None:
+        crypto = self.crypto(request)
+        try:
+            if request.method != "POST":
+                q = _signed(request, "echostr")
+                plain = crypto.verify_url(
+                    q["msg_signature"], q["timestamp"], q["nonce"], q["echostr"]
+                )
+            else:
+                plain = self.open(request, crypto, await request.read())
+        except CallbackRejectedError as exc:
+            return _rejected(exc, request)
+        request[CRYPTO] = crypto
+        request[PLAIN] = plain
+        return None
+
+
+APP = WecomCallback(app_crypto, _open_xml)
+AIBOT = WecomCallback(aibot_crypto, _open_json)
 
 
 async def answer(
@@ -138,18 +184,21 @@ async def answer(
 
 
 @app_routes.get("/wecom/callback")
+@verified(APP)
 async def app_url_check(request: web.Request) -> web.Response:
-    return await verify_url(request, app_crypto(request))
+    return _echo(request)
+
+
+def _echo(request: web.Request) -> web.Response:
+    return web.Response(text=request[PLAIN], content_type="text/plain")
 
 
 @app_routes.post("/wecom/callback")
+@verified(APP)
 async def app_callback(request: web.Request) -> web.StreamResponse:
-    crypto = app_crypto(request)
+    crypto = request[CRYPTO]
     try:
-        outer = parse_xml(await request.read())
-        message = AppMessage.model_validate(
-            parse_xml(_decrypt(request, crypto, outer.get("Encrypt")))
-        )
+        message = AppMessage.model_validate(parse_xml(request[PLAIN]))
     except CallbackRejectedError as exc:
         return _rejected(exc, request)
     except ValidationError:
@@ -198,28 +247,17 @@ async def app_callback(request: web.Request) -> web.StreamResponse:
 
 
 @aibot_routes.get("/wecom/aibot")
+@verified(AIBOT)
 async def aibot_url_check(request: web.Request) -> web.Response:
-    return await verify_url(request, aibot_crypto(request))
+    return _echo(request)
 
 
 @aibot_routes.post("/wecom/aibot")
+@verified(AIBOT)
 async def aibot_callback(request: web.Request) -> web.StreamResponse:
-    crypto = aibot_crypto(request)
+    crypto = request[CRYPTO]
     try:
-        # msg_signature first: nothing the sender wrote is parsed before it checks out.
-        raw = await request.read()
-        q = _signed(request)
-        signed = crypto.signed_json_encrypt(raw, q["msg_signature"], q["timestamp"], q["nonce"])
-        try:
-            sealed = loads(raw)
-        except PayloadError as exc:
-            raise CallbackRejectedError(400, exc.errors[0]["message"]) from None
-        encrypt = sealed.get("encrypt") if isinstance(sealed, dict) else None
-        if encrypt != signed:
-            raise CallbackRejectedError(400, "encrypt is not the signed member")
-        body = AibotBody.model_validate_json(_decrypt(request, crypto, encrypt))
-    except CallbackRejectedError as exc:
-        return _rejected(exc, request)
+        body = AibotBody.model_validate_json(request[PLAIN])
     except ValidationError:
         return web.Response(status=400, text="unexpected message fields")
     settings = request.app[SETTINGS]
@@ -254,7 +292,7 @@ async def aibot_callback(request: web.Request) -> web.StreamResponse:
         task_id=card_event.task_id if card_event else "",
         response_url=body.response_url,
     )
-    userids = {s.id: s.wecom_userid for s in settings.staff if s.wecom_userid}
+    userids = request.app[SERVICES].staff.accounts("wecom")
 
     def passive(outcome: Outcome) -> tuple[web.Response, Reply | None]:
         words: Reply | None = None

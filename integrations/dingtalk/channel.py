@@ -13,11 +13,13 @@ import logging
 from collections.abc import Callable
 from typing import Literal
 
+from handlers.authority import StaffDirectory
+from handlers.channel import Budget, Capabilities, CardRef, MentionBy, Placement
 from handlers.clock import Clock
 from handlers.config import DomainSettings, GroupSettings
 from handlers.errors import PermanentError, ThrottledError
 from handlers.message import Card, Mention, Notice, Reply
-from integrations.channel import Budget, Placement
+from integrations.channel import ChannelDefaults
 from integrations.dingtalk.client import (
     CustomRobot,
     DingtalkClient,
@@ -50,7 +52,6 @@ from integrations.dingtalk.render import (
 from integrations.dingtalk.settings import DingtalkConfig
 from integrations.dingtalk.stream import DingtalkStream, StreamHandler
 from storage.coordination import Coordination
-from storage.models import CardMessage
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +63,21 @@ class People:
     """Staff ids → who DingTalk @-mentions (staff id, else mobile)."""
 
     def __init__(self, settings: DomainSettings) -> None:
-        self.by_id = {s.id: s for s in settings.staff}
-        self.by_staff_id = {s.dingtalk_staff_id: s for s in settings.staff if s.dingtalk_staff_id}
+        self.directory = StaffDirectory(settings.staff)
+        self.user_ids = self.directory.accounts("dingtalk")
+        self.by_staff_id = {
+            user_id: staff
+            for staff_id, user_id in self.user_ids.items()
+            if (staff := self.directory.get(staff_id)) is not None
+        }
 
     def who(self, mentions: tuple[Mention, ...]) -> tuple[Who, ...]:
         found: dict[str, Who] = {}
         for m in mentions:
-            staff = self.by_id.get(m.staff_id)
+            staff = self.directory.get(m.staff_id)
             who = Who(
                 m.name,
-                staff.dingtalk_staff_id if staff else "",
+                self.user_ids.get(m.staff_id, ""),
                 staff.dingtalk_mobile if staff else "",
             )
             found.setdefault(who.at, who)
@@ -82,10 +88,11 @@ class People:
         return Who(staff.display if staff else nick or user_id, user_id)
 
 
-class DingtalkChannel:
+class DingtalkChannel(ChannelDefaults):
     """The app robot in HTTP mode: clicks come back to `POST /dingtalk/card`."""
 
     name = "dingtalk_http"
+    capabilities = Capabilities(edits_in_place=True, mentions_by=MentionBy.DINGTALK_STAFF_ID)
     callback_type: Literal["STREAM", "HTTP"] = "HTTP"
 
     def __init__(
@@ -101,11 +108,11 @@ class DingtalkChannel:
         # App robots are limited per API (QPS), answered as throttling, not per group.
         return None
 
-    def update_sends(self, card: Card, placement: CardMessage) -> bool:  # noqa: ARG002
+    def update_sends(self, card: Card, placement: CardRef) -> bool:  # noqa: ARG002
         return False  # the card instance is updated
 
     async def deliver_card(
-        self, group: GroupSettings, card: Card, placement: CardMessage | None
+        self, group: GroupSettings, card: Card, placement: CardRef | None
     ) -> Placement:
         params = CardData(card_param_map=card_params(card))
         if placement is not None and placement.ref:
@@ -210,6 +217,9 @@ class DingtalkStreamChannel(DingtalkChannel):
     """The app robot in Stream mode: `run()` keeps the websocket that brings messages and clicks."""
 
     name = "dingtalk_stream"
+    capabilities = Capabilities(
+        edits_in_place=True, mentions_by=MentionBy.DINGTALK_STAFF_ID, keeps_connection=True
+    )
     callback_type: Literal["STREAM", "HTTP"] = "STREAM"
 
     def __init__(
@@ -227,10 +237,13 @@ class DingtalkStreamChannel(DingtalkChannel):
         await self.stream.run()
 
 
-class DingtalkWebhookChannel:
+class DingtalkWebhookChannel(ChannelDefaults):
     """A custom robot (加签) in a notification-only group."""
 
     name = "dingtalk_webhook"
+    capabilities = Capabilities(
+        edits_in_place=False, mentions_by=MentionBy.DINGTALK_STAFF_ID, notify_only=True
+    )
 
     def __init__(
         self, settings: DomainSettings, robot: CustomRobot, clock: Clock, coord: Coordination
@@ -244,11 +257,11 @@ class DingtalkWebhookChannel:
         # At most burst + rate·60 s = 5 + 15 = 20 messages in any minute: DingTalk's limit.
         return Budget(per_minute=15, burst=5)
 
-    def update_sends(self, card: Card, placement: CardMessage) -> bool:  # noqa: ARG002
+    def update_sends(self, card: Card, placement: CardRef) -> bool:  # noqa: ARG002
         return True  # a robot message cannot be edited: every change is a new one
 
     async def deliver_card(
-        self, group: GroupSettings, card: Card, placement: CardMessage | None
+        self, group: GroupSettings, card: Card, placement: CardRef | None
     ) -> Placement:
         mentions = self.people.who(card.mentions)
         if placement is None:

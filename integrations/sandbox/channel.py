@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 import logging
 
+from handlers.channel import Budget, Capabilities, CardRef, MentionBy, Placement
 from handlers.clock import Clock
 from handlers.config import GroupSettings
 from handlers.message import Card, Mention, Notice
-from integrations.channel import Budget, Placement
+from integrations.channel import ChannelDefaults
 from integrations.sandbox.render import message_json, render_card, render_notice, render_text
 from storage.coordination import Coordination, CoordinationError
 from storage.db import Database
 from storage.enums import MessageKind
-from storage.models import CardMessage, SandboxMessage
+from storage.models import SandboxMessage
 from storage.repositories import SandboxMessageRepository
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,9 @@ def topic(group_id: str) -> str:
     return f"sandbox:{group_id}"
 
 
-class SandboxChannel:
+class SandboxChannel(ChannelDefaults):
     name = "sandbox"
+    capabilities = Capabilities(edits_in_place=True, mentions_by=MentionBy.NAME)
 
     def __init__(self, db: Database, clock: Clock, coord: Coordination) -> None:
         self.db = db
@@ -36,11 +38,11 @@ class SandboxChannel:
     def budget(self, group: GroupSettings) -> Budget | None:  # noqa: ARG002
         return None
 
-    def update_sends(self, card: Card, placement: CardMessage) -> bool:  # noqa: ARG002
+    def update_sends(self, card: Card, placement: CardRef) -> bool:  # noqa: ARG002
         return False
 
     async def deliver_card(
-        self, group: GroupSettings, card: Card, placement: CardMessage | None
+        self, group: GroupSettings, card: Card, placement: CardRef | None
     ) -> Placement:
         now = self.clock.now()
         async with self.db.begin() as session:

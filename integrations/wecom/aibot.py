@@ -28,16 +28,17 @@ from typing import Any, Protocol
 import aiohttp
 from pydantic import ValidationError
 
+from handlers.authority import StaffDirectory
+from handlers.channel import Budget, Capabilities, CardRef, MentionBy, Placement, followup_due
 from handlers.config import GroupSettings
 from handlers.errors import RetryableError, ThrottledError
 from handlers.message import Card, Mention, Notice, Reply
-from integrations.channel import Budget, Placement
+from integrations.channel import ChannelDefaults
 from integrations.wecom import render
 from integrations.wecom.client import check
 from integrations.wecom.models import AibotBody, AibotFrame, Inbound, Outcome
 from integrations.wecom.settings import WecomConfig
 from storage.coordination import Coordination, CoordinationError
-from storage.models import CardMessage
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +76,17 @@ def new_req_id(cmd: str) -> str:
     return f"{cmd}_{int(time.time() * 1000)}_{os.urandom(4).hex()}"
 
 
-def followup_due(placement: CardMessage, card: Card) -> bool:
-    """A card that cannot be edited is followed by a line only when its state changed."""
-    return str(placement.extra.get("state", "")) != card.state
-
-
-class AibotChannel:
+class AibotChannel(ChannelDefaults):
     """`wecom_aibot`: one websocket for the bot, opened by the instance holding `lease`."""
 
     name = "wecom_aibot"
+    capabilities = Capabilities(
+        edits_in_place=False,
+        mentions_by=MentionBy.WECOM_USERID,
+        edit_window_s=UPDATE_WINDOW_S,
+        keeps_connection=True,
+        leased=True,
+    )
 
     def __init__(
         self,
@@ -101,7 +104,7 @@ class AibotChannel:
         self.groups = {
             g.chat_id: g for g in settings.groups if g.channel == self.name and g.chat_id
         }
-        self.userids = {s.id: s.wecom_userid for s in settings.staff if s.wecom_userid}
+        self.userids = StaffDirectory(settings.staff).accounts("wecom")
         self.authenticated = asyncio.Event()
         self.update_window_s = UPDATE_WINDOW_S
         self.waits: list[float] = []
@@ -120,11 +123,11 @@ class AibotChannel:
         # (20 a minute): burst + a minute's refill, so no 60 s window carries more than 20.
         return Budget(per_minute=15, burst=5)
 
-    def update_sends(self, card: Card, placement: CardMessage) -> bool:
+    def update_sends(self, card: Card, placement: CardRef) -> bool:
         return followup_due(placement, card)
 
     async def deliver_card(
-        self, group: GroupSettings, card: Card, placement: CardMessage | None
+        self, group: GroupSettings, card: Card, placement: CardRef | None
     ) -> Placement:
         if placement is not None and placement.ref:
             if placement.version >= card.version:

@@ -5,17 +5,17 @@ AI bot's HTTP mode (which cannot post by itself, so its group's webhook carries 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
+from handlers.authority import StaffDirectory
+from handlers.channel import Budget, Capabilities, CardRef, MentionBy, Placement, followup_due
 from handlers.clock import Clock
 from handlers.config import DomainSettings, GroupSettings
 from handlers.errors import PermanentError
 from handlers.message import Card, Mention, Notice
-from integrations.channel import Budget, Placement
+from integrations.channel import ChannelDefaults
 from integrations.wecom import render
-from integrations.wecom.aibot import followup_due
 from integrations.wecom.client import WebhookClient, WeComClient
-from storage.models import CardMessage
 
 log = logging.getLogger(__name__)
 
@@ -29,22 +29,29 @@ def webhook_budget(limit_per_min: int) -> Budget:
     return Budget(per_minute=limit_per_min - burst, burst=burst)
 
 
-class WecomAppChannel:
+class WecomAppChannel(ChannelDefaults):
     """`wecom_app`: cards go by DM to the group's `chat_id` list (`sup1|sup2`: staff ids or userids)."""
 
     name = "wecom_app"
+    capabilities = Capabilities(
+        edits_in_place=True,
+        mentions_by=MentionBy.NAME,
+        needs_response_code=True,
+        direct_only=True,
+        replies_later=True,
+    )
 
     def __init__(self, client: WeComClient, settings: DomainSettings, clock: Clock) -> None:
         self.client = client
         self.clock = clock
         self.source = settings.bot.name
-        self.userids = {s.id: s.wecom_userid for s in settings.staff if s.wecom_userid}
+        self.userids = StaffDirectory(settings.staff).accounts("wecom")
 
     def budget(self, group: GroupSettings) -> Budget | None:  # noqa: ARG002
         # message/send allows 30 a minute per member per app; every card goes to each member.
         return webhook_budget(30)
 
-    def update_sends(self, card: Card, placement: CardMessage) -> bool:
+    def update_sends(self, card: Card, placement: CardRef) -> bool:
         # update_template_card edits what was sent; only a line after it counts as a send.
         return not self.stale(card, placement) and followup_due(placement, card)
 
@@ -52,7 +59,7 @@ class WecomAppChannel:
         return "|".join(self.userids.get(p, p) for p in group.chat_id.split("|") if p.strip())
 
     async def deliver_card(
-        self, group: GroupSettings, card: Card, placement: CardMessage | None
+        self, group: GroupSettings, card: Card, placement: CardRef | None
     ) -> Placement:
         touser = self.touser(group)
         if placement is None or not placement.ref:
@@ -84,20 +91,18 @@ class WecomAppChannel:
             )
         return Placement(placement.ref, {"response_code": "", "state": card.state})
 
-    def stale(self, card: Card, placement: CardMessage) -> bool:
+    def stale(self, card: Card, placement: CardRef) -> bool:
         """The card people see is older than `card`, and a response code is at hand to fix it."""
-        drawn = int(placement.extra.get("drawn", placement.version))
-        code = str(placement.extra.get("response_code", ""))
-        code_at = str(placement.extra.get("code_at", ""))
-        if drawn >= card.version or not code or not code_at:
+        code_at = placement.code_at
+        if placement.drawn >= card.version or not placement.response_code or code_at is None:
             return False
-        return self.clock.now() - datetime.fromisoformat(code_at) < CODE_LIFETIME
+        return self.clock.now() - code_at < CODE_LIFETIME
 
-    async def redraw(self, card: Card, placement: CardMessage) -> Placement | None:
+    async def redraw(self, card: Card, placement: CardRef) -> Placement | None:
         """Replace the card for everyone it went to, spending the newest response code."""
         if not self.stale(card, placement):
             return None
-        code = str(placement.extra["response_code"])
+        code = placement.response_code
         await self.client.update_card(
             code, render.template_card(card, placement.ref, source=self.source)
         )
@@ -118,20 +123,23 @@ class WecomAppChannel:
         await self.client.send_text(to, render.plain_text(text, mentions))
 
 
-class WecomWebhookChannel:
+class WecomWebhookChannel(ChannelDefaults):
     """`wecom_webhook`: a group robot (消息推送): markdown only, 20 messages a minute."""
 
     name = "wecom_webhook"
+    capabilities = Capabilities(
+        edits_in_place=False, mentions_by=MentionBy.WECOM_USERID, notify_only=True
+    )
     hint = ""
 
     def __init__(self, client: WebhookClient, settings: DomainSettings) -> None:
         self.client = client
-        self.userids = {s.id: s.wecom_userid for s in settings.staff if s.wecom_userid}
+        self.userids = StaffDirectory(settings.staff).accounts("wecom")
 
     def budget(self, group: GroupSettings) -> Budget | None:  # noqa: ARG002
         return webhook_budget(20)
 
-    def update_sends(self, card: Card, placement: CardMessage) -> bool:
+    def update_sends(self, card: Card, placement: CardRef) -> bool:
         return followup_due(placement, card)
 
     def url(self, group: GroupSettings) -> str:
@@ -140,7 +148,7 @@ class WecomWebhookChannel:
         return group.webhook_url
 
     async def deliver_card(
-        self, group: GroupSettings, card: Card, placement: CardMessage | None
+        self, group: GroupSettings, card: Card, placement: CardRef | None
     ) -> Placement:
         if placement is None or not placement.ref:
             hint = self.hint.format(handle=card.handle)
@@ -171,6 +179,11 @@ class WecomAibotHttpChannel(WecomWebhookChannel):
     so new cards and notices reach the group through the group's webhook robot."""
 
     name = "wecom_aibot_http"
+    capabilities = Capabilities(
+        edits_in_place=False,
+        mentions_by=MentionBy.WECOM_USERID,
+        replies_later=True,
+    )
     hint = "在群里 @机器人 查 {handle} 可以直接处理"
 
     async def send_reply(self, to: str, text: str, mentions: tuple[Mention, ...]) -> None:
