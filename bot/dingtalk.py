@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.keys import DISPATCHER, HTTP, METRICS, SERVICES
-from commands import ChatInput, router
+from commands import ChatInput
 from handlers.cards import build_card
 from handlers.channel import Channel
 from handlers.config import GroupSettings
@@ -147,7 +147,7 @@ class DingtalkInbound:
         )
 
     async def _run(self, chat: ChatInput) -> Reply:
-        reply = await router.handle(self.app[SERVICES], chat)
+        reply = await self.app[SERVICES].commands.handle(self.app[SERVICES], chat)
         self.app[METRICS].commands.labels(chat.channel, "ok" if reply.ok else "refused").inc()
         return reply
 

@@ -61,7 +61,7 @@ def contexts(
         db.notify = shared.notify
         if db.is_sqlite:
             await migrate.upgrade(db)
-        app[SERVICES] = BotServices(settings, db, clock, shared)
+        app[SERVICES] = BotServices(settings, db, clock, shared, registry.commands())
         yield
         await db.dispose()
         if coord is None:

@@ -1,5 +1,6 @@
-"""Every registry the bot runs with, built here and nowhere else: what performs each outbox kind
-(and what it is called when it fails), and which channel serves each channel name."""
+"""Every registry the bot runs with, built here and nowhere else: the chat commands, what
+performs each outbox kind (and what it is called when it fails), and which channel serves each
+channel name."""
 
 from __future__ import annotations
 
@@ -10,8 +11,24 @@ from aiohttp import web
 from bot import dingtalk, dispatch, transfer, wecom
 from bot.dispatch import Performers
 from bot.keys import DINGTALK_HTTP, SANDBOX, SERVICES
+from commands import case, dead_letter, digest, fold, general, logistics, payout, reply
+from commands.router import Router
 from handlers.channel import Channel
 from integrations.sandbox.channel import SandboxChannel
+
+
+def commands() -> Router:
+    """Every chat command, in the order `help` lists them."""
+    return Router.of(
+        case.router,
+        dead_letter.router,
+        digest.router,
+        fold.router,
+        general.router,
+        logistics.router,
+        payout.router,
+        reply.router,
+    )
 
 
 def performers() -> Performers:

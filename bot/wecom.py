@@ -23,7 +23,7 @@ from bot.dispatch import Dispatcher, Perform, destination
 from bot.keys import HTTP, METRICS, SERVICES
 from bot.metrics import Metrics
 from bot.services import BotServices
-from commands import ChatInput, router
+from commands import ChatInput
 from commands.scope import Scope
 from handlers.cards import build_card
 from handlers.channel import CardRef, Channel
@@ -98,7 +98,7 @@ class Bridge:
         return Outcome(reply, card, changed=card.version != version)
 
     async def _run(self, chat: ChatInput) -> Reply:
-        reply = await router.handle(self.svc, chat)
+        reply = await self.svc.commands.handle(self.svc, chat)
         self.metrics.commands.labels(chat.channel, "ok" if reply.ok else "refused").inc()
         return reply
 

@@ -1,15 +1,6 @@
-"""Chat commands: parse, check authority, call one handler, return a Reply."""
+"""Chat commands: parse, check authority, call one handler, return a Reply. Each module keeps
+its own `router`; the bot puts them together (bot.registry.commands)."""
 
-from commands import (  # noqa: F401  (registers the commands)
-    case,
-    dead_letter,
-    digest,
-    fold,
-    general,
-    logistics,
-    payout,
-    reply,
-)
-from commands.router import ChatInput, CommandContext, router
+from commands.router import ChatInput, CommandContext, Router
 
-__all__ = ["ChatInput", "CommandContext", "router"]
+__all__ = ["ChatInput", "CommandContext", "Router"]

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from commands.router import Args, CommandContext, router
+from commands.router import Args, CommandContext, Router
 from handlers import masking, material
 from handlers.authority import DECIDERS
 from handlers.cards import build_card
@@ -25,6 +25,8 @@ from handlers.refund import people as refund
 from handlers.refund.data import approval_role
 from storage.enums import CaseKind
 from storage.models import Case
+
+router = Router()
 
 # `ref`: the router's scope filter checks the case it names (commands.scope).
 CASE = Field(description="单号", min_length=1, max_length=128, json_schema_extra={"ref": "case"})

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from commands.router import Args, CommandContext, router
+from commands.router import Args, CommandContext, Router
 from handlers import dead_letter
 from handlers.message import Reply
+
+router = Router()
 
 
 class RequeueArgs(Args):

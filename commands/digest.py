@@ -6,9 +6,11 @@ from dataclasses import replace
 
 from pydantic import Field
 
-from commands.router import Args, CommandContext, router
+from commands.router import Args, CommandContext, Router
 from handlers import digest
 from handlers.message import Reply
+
+router = Router()
 
 
 class DigestArgs(Args):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from commands.case import ANYONE
-from commands.router import Args, CommandContext, router
+from commands.router import Args, CommandContext, Router
 from handlers import material
 from handlers.authority import DECIDERS
 from handlers.cards import build_card
@@ -18,6 +18,8 @@ from handlers.refund.data import approval_role
 from handlers.refund.machine import S
 from storage.enums import CaseKind
 from storage.models import Case, Fold
+
+router = Router()
 
 BULK = frozenset({S.AWAITING_REVIEW, S.ESCALATED, S.INSPECTING})
 

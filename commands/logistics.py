@@ -5,12 +5,14 @@ from __future__ import annotations
 from pydantic import Field
 
 from commands.case import CASE, CaseArgs
-from commands.router import Args, CommandContext, router
+from commands.router import Args, CommandContext, Router
 from handlers.authority import DECIDERS
 from handlers.intercept import people as intercept_flow
 from handlers.logistics import flow as anomaly_flow
 from handlers.message import Reply
 from handlers.refund.people import load_for_change
+
+router = Router()
 
 
 class DetailArgs(Args):

@@ -8,7 +8,7 @@ import unicodedata
 from pydantic import Field
 
 from commands.case import ANYONE, CASE, CaseArgs
-from commands.router import Args, CommandContext, NoArgs, router
+from commands.router import Args, CommandContext, NoArgs, Router
 from handlers.authority import DECIDERS
 from handlers.errors import UsageError
 from handlers.message import Reply
@@ -18,6 +18,8 @@ from handlers.payout import flow as payout
 from handlers.payout import machine
 from handlers.payout.data import PayoutData
 from handlers.payout.identity import command_payout_id
+
+router = Router()
 
 FINANCE = tuple(sorted(machine.FINANCE))
 ACCOUNT = re.compile(r"[\w.@+-]{4,64}")

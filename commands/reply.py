@@ -5,11 +5,13 @@ from __future__ import annotations
 from pydantic import Field
 
 from commands.case import CASE, CaseArgs
-from commands.router import Args, CommandContext, router
+from commands.router import Args, CommandContext, Router
 from handlers import reply
 from handlers.authority import DECIDERS
 from handlers.message import Reply
 from handlers.refund import people as refund
+
+router = Router()
 
 
 class ReplyArgs(Args):

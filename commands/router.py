@@ -82,6 +82,7 @@ class CommandContext:
     svc: Services
     input: ChatInput
     staff: StaffSettings | None
+    router: Router
 
     @property
     def channel(self) -> str:
@@ -151,14 +152,29 @@ class Router:
         self.commands: list[Command] = []
         self._by_name: dict[str, Command] = {}
 
+    @classmethod
+    def of(cls, *routers: Router) -> Router:
+        """One router answering every command of `routers`, listed in their order; a name
+        claimed twice is a mistake in the code, refused at once."""
+        merged = cls()
+        for router in routers:
+            for command in router.commands:
+                merged._add(command)
+        return merged
+
+    def _add(self, command: Command) -> None:
+        for name in command.names:
+            if name.lower() in self._by_name:
+                raise ValueError(f"command name {name!r} is registered twice")
+        self.commands.append(command)
+        for name in command.names:
+            self._by_name[name.lower()] = command
+
     def command(
         self, *names: str, args: type[Args] = NoArgs, roles: Iterable[str] = (), what: str = ""
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            command = Command(names, handler, args, frozenset(roles), what or names[-1])
-            self.commands.append(command)
-            for name in names:
-                self._by_name[name.lower()] = command
+            self._add(Command(names, handler, args, frozenset(roles), what or names[-1]))
             return handler
 
         return register
@@ -205,7 +221,7 @@ class Router:
     async def _handle(self, svc: Services, chat: ChatInput) -> Reply:
         input_id = chat.input_id or uuid.uuid4().hex[:12]
         staff = svc.staff.by_platform(chat.platform, chat.user)
-        ctx = CommandContext(svc, chat, staff)
+        ctx = CommandContext(svc, chat, staff, self)
         try:
             command, args = self._resolve(chat)
             ctx.require(command.roles or {"agent", "supervisor", "finance", "admin"}, command.what)
@@ -273,6 +289,3 @@ async def _redraw(svc: Services, case_pk: int, input_id: str) -> None:
         case = await tx.cases.get(case_pk)
         if case is not None:
             await tx.sync_card(case, refresh=f"stale-{input_id[-24:]}")
-
-
-router = Router()

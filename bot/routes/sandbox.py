@@ -11,7 +11,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.keys import DISPATCHER, METRICS, SANDBOX, SERVICES, SETTINGS
-from commands import ChatInput, router
+from commands import ChatInput
 from handlers.authority import account
 from handlers.config import GroupSettings
 from handlers.message import Reply
@@ -144,7 +144,7 @@ async def click(request: web.Request) -> web.Response:
         )
     keys = {b["key"] for b in message.card.get("buttons", [])}
     # A button the card no longer shows (someone acted first) still gets its answer.
-    if body.key not in keys and router.lookup(body.key) is None:
+    if body.key not in keys and request.app[SERVICES].commands.lookup(body.key) is None:
         return web.json_response(
             {"error": f"the card has no button {body.key!r}", "buttons": sorted(keys)}, status=400
         )
@@ -185,7 +185,7 @@ def _mention_of(request: web.Request, user: str) -> tuple[Any, ...]:
 
 
 async def _run(request: web.Request, chat: ChatInput) -> Reply:
-    reply = await router.handle(request.app[SERVICES], chat)
+    reply = await request.app[SERVICES].commands.handle(request.app[SERVICES], chat)
     request.app[METRICS].commands.labels(chat.channel, "ok" if reply.ok else "refused").inc()
     return reply
 

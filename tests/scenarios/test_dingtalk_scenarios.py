@@ -17,7 +17,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
-from commands import ChatInput, router
+from bot.registry import commands
+from commands import ChatInput
 from handlers import digest
 from handlers.clock import FakeClock
 from integrations.dingtalk.fake import FakeDingtalk, until
@@ -34,6 +35,8 @@ from tests.dingtalk_helpers import (
     stream_of,
     streaming,
 )
+
+ROUTER = commands()
 
 Client = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
@@ -413,7 +416,7 @@ async def test_webhook_changes_are_short_lines_that_mention_who_must_act(
         text="通过 R1",
         direct=True,
     )
-    assert (await router.handle(bot.svc, dm)).ok
+    assert (await ROUTER.handle(bot.svc, dm)).ok
     await bot.drain()
     first, change = fake.robot_messages
     assert first["markdown"]["title"] == "仅退款 R1 · ¥128.00 — 待审核"

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
+from bot.registry import commands
 from bot.settings import Settings
-from commands import ChatInput, router
+from commands import ChatInput
 from handlers.clock import FakeClock
 from integrations.commerce.fake import FakeCommerce
 from integrations.payout.fake import FakeAlipay
@@ -21,6 +22,8 @@ from integrations.payout.models import QUERY, TRANSFER
 from storage.models import AuditEntry, Case, OutboxItem, Payout
 from tests.conftest import Bot, BotFactory, make_settings
 from tests.payout_support import GROUPS, alipay_settings, make_fake, make_payout, serve
+
+ROUTER = commands()
 
 ACCOUNT = "13800138000"
 
@@ -275,7 +278,7 @@ async def test_agents_ask_for_payouts_in_chat(pbot: Bot) -> None:
         group_id="finance",
         input_id="wecom-msg-42",
     )
-    first, again = await router.handle(pbot.svc, chat), await router.handle(pbot.svc, chat)
+    first, again = await ROUTER.handle(pbot.svc, chat), await ROUTER.handle(pbot.svc, chat)
     assert first.ok
     assert again.ok
     assert "已经提交过打款申请 P3" in again.text

@@ -9,9 +9,12 @@ import pytest
 
 from bot.cli import main
 from bot.config_check import problems
+from bot.registry import commands
 from bot.settings import Settings
-from commands import ChatInput, router
+from commands import ChatInput
 from tests.conftest import BotFactory, make_refund, make_settings
+
+ROUTER = commands()
 
 SECRET = "a-long-random-ingest-secret-0123456789"
 STAFF = [
@@ -88,7 +91,7 @@ async def test_config_a_shared_identity_acts_as_nobody(
             text="通过 R1",
             group_id="aftersales",
         )
-        reply = await router.handle(bot.svc, chat)
+        reply = await ROUTER.handle(bot.svc, chat)
         assert not reply.ok
         assert reply.text.startswith("你不在售后名单中")
     async with bot.svc.tx() as tx:

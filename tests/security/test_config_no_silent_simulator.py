@@ -11,13 +11,16 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from bot.registry import commands
 from bot.settings import Settings, load_settings
-from commands import ChatInput, router
+from commands import ChatInput
 from handlers.cards import build_card
 from handlers.clock import FakeClock
 from integrations.wecom.fake import FakeWeComAPI
 from storage.models import Case
 from tests.conftest import SECRET, Bot, BotFactory, make_refund
+
+ROUTER = commands()
 
 # The example config as an operator would trim it: no [commerce], no [carrier].
 CONFIG = """
@@ -77,7 +80,7 @@ async def case(bot: Bot, handle: str) -> tuple[Case, Any]:
 
 
 async def say(bot: Bot, user: str, text: str, group: str) -> Any:
-    return await router.handle(
+    return await ROUTER.handle(
         bot.svc,
         ChatInput(channel="wecom_aibot", platform="wecom", user=user, text=text, group_id=group),
     )

@@ -10,13 +10,16 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.keys import METRICS
+from bot.registry import commands
 from bot.settings import Settings
 from bot.wecom import Bridge
-from commands import ChatInput, router
+from commands import ChatInput
 from integrations.wecom.models import Inbound
 from storage.models import AuditEntry, Fold
 from tests.conftest import STAFF, Bot, BotFactory, make_refund, make_settings
 from tests.payout_support import make_payout
+
+ROUTER = commands()
 
 GROUPS: list[dict[str, Any]] = [
     {"id": "aftersales", "name": "售后一组", "channel": "sandbox", "kinds": ["refund"]},
@@ -85,7 +88,7 @@ async def setup_cases(bot: Bot) -> None:
 
 
 async def chat(bot: Bot, user: str, text: str = "", **fields: Any) -> Any:
-    return await router.handle(
+    return await ROUTER.handle(
         bot.svc, ChatInput(channel="sandbox", platform="sandbox", user=user, text=text, **fields)
     )
 
@@ -99,9 +102,9 @@ def refs(command: Any) -> list[str]:
 
 
 def test_scope_every_command_taking_a_reference_is_tried() -> None:
-    taking = {c.names[0] for c in router.commands if refs(c)}
+    taking = {c.names[0] for c in ROUTER.commands if refs(c)}
     assert taking == set(ATTEMPTS)
-    for command in router.commands:
+    for command in ROUTER.commands:
         for name in command.args.model_fields:
             if name in ("case", "cases", "fold"):
                 assert name in refs(command), f"{command.names[0]}.{name} is not scope-checked"

@@ -8,9 +8,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commands import router
+from bot.registry import commands
 from handlers.errors import UsageError
 from handlers.schema import DATA_MODELS, InvalidEventError, parse_event
+
+ROUTER = commands()
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
@@ -91,13 +93,13 @@ def test_any_bytes(raw: bytes) -> None:
 @settings(max_examples=400, deadline=None)
 @given(st.text(max_size=80))
 def test_chat_text_gives_a_command_or_usage(text: str) -> None:
-    name, rest = router.split(text)
-    command = router.lookup(name)
+    name, rest = ROUTER.split(text)
+    command = ROUTER.lookup(name)
     if command is None:
         return
     problem = ""
     try:
-        router.parse(command, name, rest)
+        ROUTER.parse(command, name, rest)
     except UsageError as exc:
         problem = exc.message or "<empty>"
     assert problem != "<empty>"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from commands.router import router
+from bot.registry import commands
 from handlers.payout.identity import command_payout_id, mask_account, mask_name, out_biz_no
 from handlers.payout.machine import (
     BATCH_TRANSITIONS,
@@ -18,6 +18,8 @@ from handlers.payout.machine import (
     advance_batch,
 )
 from handlers.states import IllegalTransitionError
+
+ROUTER = commands()
 
 S, T = PayoutState, Trigger
 
@@ -142,13 +144,13 @@ def test_command_payout_id_is_stable_per_message() -> None:
 
 
 def test_payout_command_has_a_generated_positional_usage() -> None:
-    command = router.lookup("打款")
+    command = ROUTER.lookup("打款")
     assert command is not None
-    assert command is router.lookup("payout")
+    assert command is ROUTER.lookup("payout")
     assert command.usage("打款") == (
         "打款 <类型:返现|补差价|补偿> <订单号(无则写-)> <金额> <收款账号> <收款人> <原因>"
     )
-    assert router.split("@bot 打款确认P7 2026112322001") == ("打款确认", "P7 2026112322001")
-    paid = router.lookup("paid")
+    assert ROUTER.split("@bot 打款确认P7 2026112322001") == ("打款确认", "P7 2026112322001")
+    paid = ROUTER.lookup("paid")
     assert paid is not None
     assert paid.usage("paid") == "paid <单号> [流水号]"
