@@ -130,5 +130,4 @@ def footer(case: Case, ctx: CardContext) -> str:
 
 def supervisors(case: Case, ctx: CardContext) -> tuple[Mention, ...]:
     """Who may approve the amount the intercept saves: they follow up when it stalls."""
-    directory = ctx.staff
-    return directory.mentions(directory.approvers(case.amount_fen, "supervisor"))
+    return ctx.staff.to_mention(approving=(case.amount_fen, "supervisor"))

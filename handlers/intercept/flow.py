@@ -137,10 +137,7 @@ async def _carrier_confirms(tx: Tx, case: Case, result: InterceptResult) -> None
 
 
 def _owners(tx: Tx, case: Case) -> tuple[Mention, ...]:
-    directory = tx.svc.staff
-    if (staff := directory.get(InterceptData.of(case).requested_by)) is not None:
-        return (directory.mention(staff),)
-    return directory.mentions(directory.with_role(["agent"]))
+    return tx.svc.staff.to_mention(InterceptData.of(case).requested_by, roles=["agent"])
 
 
 async def on_feedback_timer(tx: Tx, case: Case, timer: Timer) -> None:

@@ -22,11 +22,8 @@ from storage.models import Case
 
 
 def anomaly_mentions(case: Case, kind: Anomaly, ctx: CardContext) -> tuple[Mention, ...]:
-    directory = ctx.staff
-    if case.assignee and (staff := directory.get(case.assignee)):
-        return (directory.mention(staff),)
     roles = ["agent", "supervisor"] if kind in SEVERE else ["agent"]
-    return directory.mentions(directory.with_role(roles))
+    return ctx.staff.to_mention(case.assignee, roles=roles)
 
 
 def anomaly_footer(case: Case, ctx: CardContext) -> str:

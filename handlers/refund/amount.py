@@ -99,7 +99,7 @@ async def amount_changed(tx: Tx, case: Case, change: AmountChange) -> None:
                 case.group_id,
                 f"⚠ {case.handle} 金额已变更 {moved}，原审批已撤回，请重新审核",
                 key=f"amount_changed:{case.id}:{case.version}",
-                mentions=directory.mentions(directory.approvers(case.amount_fen, role)),
+                mentions=directory.to_mention(approving=(case.amount_fen, role)),
                 case=case,
             )
     elif change.outcome == "flagged":
@@ -108,7 +108,7 @@ async def amount_changed(tx: Tx, case: Case, change: AmountChange) -> None:
             case.group_id,
             f"⚠ {case.handle} 金额已变更 {moved}，退款已按 {sent} 提交，不会再次提交，请人工核对",
             key=f"amount_changed:{case.id}:{case.version}",
-            mentions=directory.mentions(directory.with_role(SUPERVISORS)),
+            mentions=directory.to_mention(roles=SUPERVISORS),
             case=case,
         )
 

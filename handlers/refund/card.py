@@ -76,7 +76,7 @@ def refund_card(case: Case, ctx: CardContext) -> Card:
         buttons += (Button("templates", "常用回复"),)
     mentions: tuple[Mention, ...] = ()
     if state is S.ESCALATED:
-        mentions = directory.mentions(directory.approvers(case.amount_fen, "supervisor"))
+        mentions = directory.to_mention(approving=(case.amount_fen, "supervisor"))
     return Card(
         case_pk=case.id,
         case_id=case.case_id,

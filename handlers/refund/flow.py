@@ -151,7 +151,7 @@ async def _apply_update(tx: Tx, case: Case, update: RefundUpdated) -> None:
             case.group_id,
             f"⚠ {case.handle} 仓库质检不通过{('：' + detail) if detail else ''}，请决定部分退款或拒绝",
             key=f"qc_failed:{case.id}:{case.version}",
-            mentions=tx.svc.staff.mentions(tx.svc.staff.approvers(case.amount_fen, "agent")),
+            mentions=tx.svc.staff.to_mention(approving=(case.amount_fen, "agent")),
             case=case,
         )
     if trigger is None and update.deadline_at is not None:
