@@ -119,7 +119,7 @@ class DingtalkInbound:
             fresh = await tx.cases.get(case.id)
             if fresh is None:
                 return None
-            card = build_card(fresh, tx)
+            card = build_card(fresh, tx.view)
         return CardCallbackAnswer(card_data=CardData(card_param_map=card_params(card))).dump()
 
     async def _unknown_card(self, callback: CardCallback) -> None:

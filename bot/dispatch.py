@@ -329,7 +329,7 @@ async def _drawn(tx: Tx, item: OutboxItem, group: GroupSettings) -> tuple[Card, 
     if case is None:
         raise PermanentError(f"case {item.case_pk} is gone")
     placement = await tx.cards.get(case.id, group.id)
-    return build_card(case, tx), CardRef.of(placement) if placement is not None else None
+    return build_card(case, tx.view), CardRef.of(placement) if placement is not None else None
 
 
 def _own(placement: CardRef | None) -> CardRef | None:

@@ -42,8 +42,10 @@ async def fold_notice(tx: Tx, group: GroupSettings, cases: list[Case]) -> Notice
     )
     decide = [c for c in cases if c.state in NEEDS_PERSON]
     total = sum(c.amount_fen for c in cases)
-    by_status = Counter(build_card(c, tx).status for c in cases)
-    listing = [f"{c.handle} {format_fen(c.amount_fen)} {build_card(c, tx).status}" for c in cases]
+    by_status = Counter(build_card(c, tx.view).status for c in cases)
+    listing = [
+        f"{c.handle} {format_fen(c.amount_fen)} {build_card(c, tx.view).status}" for c in cases
+    ]
     lines = [" · ".join(listing[i : i + 4]) for i in range(0, len(listing), 4)]
     return Notice(
         key=f"fold:{group.id}:{key}",

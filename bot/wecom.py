@@ -92,7 +92,7 @@ class Bridge:
             case = await tx.cases.by_handle(click.handle)
             if case is None or not scope.allows(case):
                 return Outcome(reply)
-            card = build_card(case, tx)
+            card = build_card(case, tx.view)
             if inbound.channel in REDRAWN_BY_ANSWER and inbound.task_id:
                 await self._shown(tx, inbound, case)
         return Outcome(reply, card, changed=card.version != version)
@@ -217,7 +217,7 @@ async def redraw(d: Dispatcher, case_pk: int, inbound: Inbound) -> None:
             if row is None or case is None:
                 return
             placement = CardRef.of(row)
-            card = build_card(case, tx)
+            card = build_card(case, tx.view)
         channel = d.channels.get(placement.channel)
         if (
             channel is None

@@ -56,7 +56,7 @@ async def show(ctx: CommandContext, args: CaseArgs) -> Reply:
     """看一个单据的详情和处理记录"""
     async with ctx.svc.tx() as tx:
         case = await refund.load_for_change(tx, args.case)
-        card = build_card(case, tx)
+        card = build_card(case, tx.view)
         history = await tx.audit_log.history(case.id)
         lines = [f"【{card.title}】{card.status}"]
         lines += [f"{f.label}：{f.value}" for f in card.fields]

@@ -87,5 +87,7 @@ async def list_fold(ctx: CommandContext, args: FoldArgs) -> Reply:
     """合并卡片里每个单据的最新状态"""
     cases = await _cases(ctx, args.fold)
     async with ctx.svc.tx() as tx:
-        lines = [f"{c.handle} {format_fen(c.amount_fen)} {build_card(c, tx).status}" for c in cases]
+        lines = [
+            f"{c.handle} {format_fen(c.amount_fen)} {build_card(c, tx.view).status}" for c in cases
+        ]
     return Reply(f"{args.fold.upper()}（{len(cases)} 件）：\n" + "\n".join(lines))

@@ -165,7 +165,7 @@ async def get_case(request: web.Request) -> web.Response:
         if case is None:
             return error(404, f"no case {ref!r}")
         history = await tx.audit_log.history(case.id)
-        card = build_card(case, tx)
+        card = build_card(case, tx.view)
         also = (
             {
                 "also": f"{ref} is also the handle of {shadowed.kind} {shadowed.case_id}: ask for %23{shadowed.handle}"

@@ -149,7 +149,7 @@ async def drawn(bot: Bot, refund_id: str) -> Card:
     async with bot.svc.tx() as tx:
         case = await tx.cases.by_case_id(CaseKind.REFUND, refund_id)
         assert case is not None
-        return build_card(case, tx)
+        return build_card(case, tx.view)
 
 
 # -- the paths a person can drive ------------------------------------------------------------

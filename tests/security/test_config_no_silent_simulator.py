@@ -76,7 +76,7 @@ async def case(bot: Bot, handle: str) -> tuple[Case, Any]:
     async with bot.svc.tx() as tx:
         found = await tx.cases.find(handle)
         assert found is not None
-        return found, build_card(found, tx)
+        return found, build_card(found, tx.view)
 
 
 async def say(bot: Bot, user: str, text: str, group: str) -> Any:
