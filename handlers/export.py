@@ -21,8 +21,8 @@ from sqlalchemy import select
 
 from handlers import masking
 from handlers.context import Tx
+from handlers.masking import mask_account, mask_name
 from handlers.money import fen_to_yuan
-from handlers.payout.identity import mask_account, mask_name
 from handlers.refund.data import RefundData
 from storage.enums import CaseKind
 from storage.models import Case

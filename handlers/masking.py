@@ -370,3 +370,28 @@ def install_log_masking() -> None:
 
     factory.masks_personal_data = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(factory)
+
+
+# -- a payee, as a card or an export shows it --------------------------------------------------
+
+
+def mask_account(account: str) -> str:
+    """138****8000, 2088****1234, zh****@example.com: enough to recognise, not to reuse."""
+    account = account.strip()
+    if "@" in account:
+        local, _, domain = account.rpartition("@")
+        keep = min(3, max(1, len(local) // 2)) if len(local) > 1 else 0
+        return f"{local[:keep]}****@{domain}"
+    if len(account) >= 7:
+        return f"{account[:3]}****{account[-4:]}"
+    if len(account) >= 3:
+        return f"{account[0]}****{account[-1]}"
+    return "****"
+
+
+def mask_name(name: str) -> str:
+    """王小明 → 王**; a name the platform already masked stays as it is."""
+    name = name.strip()
+    if not name or "*" in name:
+        return name
+    return name[0] + "*" * min(len(name) - 1, 3) if len(name) > 1 else name

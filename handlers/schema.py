@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal, cast, get_args
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
     AwareDatetime,
@@ -50,7 +50,6 @@ EventType = Literal[
     "payout.requested",
     "buyer.message",
 ]
-EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 PLATFORMS = {
     "taobao": "淘宝",
     "tmall": "天猫",

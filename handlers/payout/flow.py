@@ -10,11 +10,11 @@ from handlers import reference
 from handlers.config import StaffSettings
 from handlers.context import Tx
 from handlers.errors import ConflictError, NotFoundError, PermissionDeniedError, UsageError
+from handlers.masking import mask_account, mask_name
 from handlers.message import Reply, one_line
 from handlers.money import MAX_AMOUNT_FEN, format_fen
 from handlers.payout.batch import cancel_batch, confirm_batch
 from handlers.payout.data import PayoutData, PayoutInfo, Rejection, Stamp
-from handlers.payout.identity import mask_account, mask_name
 from handlers.payout.machine import FINANCE, KIND_TEXT, STATE_TEXT, PayoutState, S, T
 from handlers.payout.move import ensure, move, pay, repo, start_transfer, two_person
 from handlers.payout.people import (

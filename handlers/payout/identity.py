@@ -1,5 +1,5 @@
-"""Who is paid and under which ids: the payee as a card may show them, the payout id of a
-chat request, and the order number Alipay deduplicates on."""
+"""Under which ids a payout goes: the payout id of a chat request, and the order number
+Alipay deduplicates on."""
 
 from __future__ import annotations
 
@@ -8,28 +8,6 @@ import re
 import uuid
 
 OUT_BIZ_NO = re.compile(r"[A-Za-z0-9_-]{1,58}")
-
-
-def mask_account(account: str) -> str:
-    """138****8000, 2088****1234, zh****@example.com: enough to recognise, not to reuse."""
-    account = account.strip()
-    if "@" in account:
-        local, _, domain = account.rpartition("@")
-        keep = min(3, max(1, len(local) // 2)) if len(local) > 1 else 0
-        return f"{local[:keep]}****@{domain}"
-    if len(account) >= 7:
-        return f"{account[:3]}****{account[-4:]}"
-    if len(account) >= 3:
-        return f"{account[0]}****{account[-1]}"
-    return "****"
-
-
-def mask_name(name: str) -> str:
-    """王小明 → 王**; a name the platform already masked stays as it is."""
-    name = name.strip()
-    if not name or "*" in name:
-        return name
-    return name[0] + "*" * min(len(name) - 1, 3) if len(name) > 1 else name
 
 
 def out_biz_no(payout_id: str, attempt: int) -> str:

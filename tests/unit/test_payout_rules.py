@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.registry import commands
-from handlers.payout.identity import command_payout_id, mask_account, mask_name, out_biz_no
+from handlers.masking import mask_account, mask_name
+from handlers.payout.identity import command_payout_id, out_biz_no
 from handlers.payout.machine import (
     BATCH_TRANSITIONS,
     TERMINAL,
