@@ -39,6 +39,7 @@ async def step(
     footer: str | None = None,
     channel: str = "",
     data: dict[str, Any] | None = None,
+    awaited: bool = True,
     **changes: Any,
 ) -> St:
     """Move `case` by `trigger` with compare-and-set, write the audit line and redraw the card.
@@ -46,7 +47,8 @@ async def step(
     `closed`: the states in which the case is done (entering one stamps `closed_at`, leaving
     them clears it). `footer`: who moved the case last, for a refusal that says so (without
     it the refusal names only the state). `data` replaces `case.data`; `changes` are further
-    columns to write."""
+    columns to write. `awaited`: someone waits on the case (a buyer, the team), so a person
+    moving it first is its first response; a payout batch is bookkeeping nobody waits on."""
     before = case.state
     if footer is None:
         after = machine.advance(before, trigger)
@@ -60,7 +62,7 @@ async def step(
             values["closed_at"] = tx.now
     elif case.closed_at is not None:
         values["closed_at"] = None
-    if case.first_response_at is None and is_response(actor):
+    if awaited and case.first_response_at is None and is_response(actor):
         values.setdefault("first_response_at", tx.now)
     await tx.cases.transition(case, after.value, now=tx.now, **values)
     await tx.audit(case, actor, trigger.value, from_state=before, channel=channel)

@@ -156,20 +156,18 @@ async def move_batch(
     channel: str = "",
     data: BatchData | None = None,
 ) -> None:
-    """Advance the batch by `trigger` with compare-and-set; write audit and card.
-
-    Not `step()`: a batch is finance's bookkeeping, not a case anyone waits on, so moving it
-    is no first response."""
-    before = batch.state
-    after = BATCH_MACHINE.advance(before, trigger)
-    values: dict[str, Any] = {"last_actor": actor, "last_action": trigger.value}
-    if data is not None:
-        values["data"] = data.dump()
-    if after in BATCH_CLOSED:
-        values["closed_at"] = tx.now
-    await tx.cases.transition(batch, after.value, now=tx.now, **values)
-    await tx.audit(batch, actor, trigger.value, from_state=before, channel=channel)
-    await tx.sync_card(batch)
+    """Advance the batch by `trigger` with compare-and-set; write audit and card."""
+    await step(
+        tx,
+        batch,
+        BATCH_MACHINE,
+        trigger,
+        actor=actor,
+        closed=BATCH_CLOSED,
+        channel=channel,
+        data=data.dump() if data is not None else None,
+        awaited=False,
+    )
 
 
 async def sync_batch_item(tx: Tx, member: Case) -> None:
