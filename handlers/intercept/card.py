@@ -16,7 +16,7 @@ from handlers.intercept.machine import (
 from handlers.logistics.carriers import carrier_hotline, carrier_name, parcel_text
 from handlers.message import Button, ButtonStyle, Card, Field, Mention, Tone
 from handlers.money import format_fen
-from handlers.view import CardContext
+from handlers.view import CardContext, card_of
 from storage.models import Case
 
 TONE = {
@@ -30,13 +30,8 @@ TONE = {
 def intercept_card(case: Case, ctx: CardContext) -> Card:
     data = InterceptData.of(case)
     state = InterceptState(case.state)
-    return Card(
-        case_pk=case.id,
-        case_id=case.case_id,
-        handle=case.handle,
-        kind=case.kind,
-        state=case.state,
-        version=case.version,
+    return card_of(
+        case,
         title=f"拦截 {case.handle} · {parcel_text(data.carrier, data.tracking_no)}",
         status=STATE_TEXT[state],
         tone=TONE.get(state, Tone.INFO),
@@ -121,11 +116,7 @@ def _buttons(state: InterceptState) -> tuple[Button, ...]:
 
 
 def footer(case: Case, ctx: CardContext) -> str:
-    if not case.last_action:
-        return ""
-    who = ctx.staff.name(case.last_actor)
-    what = ACTION_TEXT.get(case.last_action, case.last_action)
-    return f"{who} {what} · {ctx.local(case.updated_at):%m-%d %H:%M}"
+    return ctx.footer(case, ACTION_TEXT)
 
 
 def supervisors(case: Case, ctx: CardContext) -> tuple[Mention, ...]:

@@ -17,7 +17,7 @@ from handlers.logistics.machine import (
 )
 from handlers.message import Button, ButtonStyle, Card, Field, Mention, Tone
 from handlers.money import format_fen
-from handlers.view import CardContext
+from handlers.view import CardContext, card_of
 from storage.models import Case
 
 
@@ -27,13 +27,7 @@ def anomaly_mentions(case: Case, kind: Anomaly, ctx: CardContext) -> tuple[Menti
 
 
 def anomaly_footer(case: Case, ctx: CardContext) -> str:
-    if not case.last_action:
-        return ""
-    who = ctx.staff.name(case.last_actor)
-    if case.last_actor == "carrier":
-        who = "物流"
-    what = ANOMALY_ACTION_TEXT.get(case.last_action, case.last_action)
-    return f"{who} {what} · {ctx.local(case.updated_at):%m-%d %H:%M}"
+    return ctx.footer(case, ANOMALY_ACTION_TEXT, who="物流" if case.last_actor == "carrier" else "")
 
 
 def _fields(case: Case, data: AnomalyData, ctx: CardContext) -> list[Field]:
@@ -101,13 +95,8 @@ def anomaly_card(case: Case, ctx: CardContext) -> Card:
             *((Button("contact_carrier", "联系快递"),) if state is A.OPEN else ()),
             Button("ignore", "忽略", ButtonStyle.DANGER),
         )
-    return Card(
-        case_pk=case.id,
-        case_id=case.case_id,
-        handle=case.handle,
-        kind=case.kind,
-        state=case.state,
-        version=case.version,
+    return card_of(
+        case,
         title=f"物流异常 {case.handle} · {KIND_TEXT[kind]}",
         status=ANOMALY_STATE_TEXT[state],
         tone=_tone(state, kind),

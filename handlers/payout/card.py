@@ -20,7 +20,7 @@ from handlers.payout.machine import (
 )
 from handlers.payout.people import approvers_for, confirmers_for, who
 from handlers.schema import PLATFORMS
-from handlers.view import CardContext
+from handlers.view import CardContext, card_of
 from storage.models import Case
 
 TONE = {
@@ -85,13 +85,8 @@ def payout_card(case: Case, ctx: CardContext) -> Card:
         mentions = ctx.staff.mentions(approvers_for(ctx.staff, case, two_person=two_person))
     elif state is S.APPROVED and not data.batch:
         mentions = ctx.staff.mentions(confirmers_for(ctx.staff, case, two_person=two_person))
-    return Card(
-        case_pk=case.id,
-        case_id=case.case_id,
-        handle=case.handle,
-        kind=case.kind,
-        state=case.state,
-        version=case.version,
+    return card_of(
+        case,
         title=f"{KIND_TEXT.get(kind, '打款')} {case.handle} · {format_fen(case.amount_fen)}",
         status=STATE_TEXT[state],
         tone=TONE[state],
@@ -160,13 +155,8 @@ def batch_card(case: Case, ctx: CardContext) -> Card:
     )
     if state is B.SETTLED and any(i.state == S.FAILED for i in live):
         tone = Tone.DANGER
-    return Card(
-        case_pk=case.id,
-        case_id=case.case_id,
-        handle=case.handle,
-        kind=case.kind,
-        state=case.state,
-        version=case.version,
+    return card_of(
+        case,
         title=f"批量打款 {case.handle} · {len(live)} 笔 · {format_fen(total)}",
         status=status,
         tone=tone,
@@ -200,10 +190,7 @@ def _item_line(item: BatchItem) -> str:
 
 def footer(case: Case, ctx: CardContext) -> str:
     """Who moved the case last, and when."""
-    if not case.last_action:
-        return ""
-    what = ACTION_TEXT.get(case.last_action, case.last_action)
-    return f"{who(ctx.staff, case.last_actor)} {what} · {ctx.local(case.updated_at):%m-%d %H:%M}"
+    return ctx.footer(case, ACTION_TEXT, who=who(ctx.staff, case.last_actor))
 
 
 def _step(ctx: CardContext, actor: str, at: str | None) -> str:

@@ -20,7 +20,7 @@ from handlers.refund.machine import (
     S,
 )
 from handlers.schema import PLATFORMS
-from handlers.view import CardContext
+from handlers.view import CardContext, card_of
 from storage.models import Case
 
 TONE = {
@@ -77,13 +77,8 @@ def refund_card(case: Case, ctx: CardContext) -> Card:
     mentions: tuple[Mention, ...] = ()
     if state is S.ESCALATED:
         mentions = directory.to_mention(approving=(case.amount_fen, "supervisor"))
-    return Card(
-        case_pk=case.id,
-        case_id=case.case_id,
-        handle=case.handle,
-        kind=case.kind,
-        state=case.state,
-        version=case.version,
+    return card_of(
+        case,
         title=f"{KIND_TEXT.get(data.kind, '退款')} {case.handle} · {format_fen(case.amount_fen)}",
         status=_status_text(state, ctx),
         tone=TONE.get(state, Tone.INFO),
@@ -160,11 +155,7 @@ def _intercept_button(data: RefundData, state: RefundState) -> tuple[Button, ...
 
 
 def footer(case: Case, ctx: CardContext) -> str:
-    if not case.last_action:
-        return ""
-    who = ctx.staff.name(case.last_actor)
-    what = ACTION_TEXT.get(case.last_action, case.last_action)
-    return f"{who} {what} · {ctx.local(case.updated_at):%m-%d %H:%M}"
+    return ctx.footer(case, ACTION_TEXT)
 
 
 def stop_shipment_text(status: str) -> str:
