@@ -39,7 +39,9 @@ from integrations.commerce.fake import FakeCommerce
 from integrations.dingtalk.fake import FakeDingtalk
 from integrations.signing import signed_headers
 from integrations.wecom.fake import FakeWeComAPI
-from tests.conftest import free_port, in_thread, make_refund, truncate
+from tests.support.app import make_refund
+from tests.support.db import in_thread, truncate
+from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.chaos, pytest.mark.postgres, pytest.mark.redis]
 

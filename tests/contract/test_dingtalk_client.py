@@ -32,8 +32,8 @@ from integrations.dingtalk.render import group_message, robot_text
 from integrations.dingtalk.settings import DingtalkSettings
 from storage.coordination import Coordination, InProcessCoordination
 from storage.redis_coordination import RedisCoordination
-from tests.conftest import IN_CI, REDIS_URL
-from tests.dingtalk_helpers import CHAT, ROBOT_SECRET, running_fake
+from tests.support.db import IN_CI, REDIS_URL
+from tests.support.dingtalk import CHAT, ROBOT_SECRET, running_fake
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from integrations.wecom.client import WebhookClient, WeComClient
 from integrations.wecom.fake import FakeWeComAPI
 from storage.coordination import Coordination, InProcessCoordination
 from storage.redis_coordination import RedisCoordination
-from tests.conftest import IN_CI, REDIS_URL
-from tests.wecom_support import serve
+from tests.support.db import IN_CI, REDIS_URL
+from tests.support.fakes import serve
 
 CARD = {
     "card_type": "button_interaction",
@@ -28,10 +28,8 @@ CARD = {
 @pytest.fixture
 async def api() -> AsyncIterator[FakeWeComAPI]:
     fake = FakeWeComAPI(users={"zhangsan", "lisi"})
-    server = await serve(fake.app())
-    fake.base_url = str(server.make_url("")).rstrip("/")
-    yield fake
-    await server.close()
+    async with serve(fake.app()) as fake.base_url:
+        yield fake
 
 
 @pytest.fixture

@@ -16,11 +16,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from integrations.commerce.fake import FakeCommerce
 from integrations.signing import signed_headers
-from tests.conftest import free_port, in_thread, make_refund, truncate
+from tests.support.app import make_refund
+from tests.support.db import in_thread, truncate
+from tests.support.fakes import Served, serve
+from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 SECRET = "two-instances-secret-0123456789"
@@ -54,17 +56,15 @@ roles = ["admin"]
 
 
 @pytest.fixture
-async def commerce() -> AsyncIterator[tuple[FakeCommerce, str]]:
+async def commerce() -> AsyncIterator[Served[FakeCommerce]]:
     fake = FakeCommerce(secret="commerce-secret-two")
-    server = TestServer(fake.app())
-    await server.start_server()
-    yield fake, str(server.make_url("/refundops"))
-    await server.close()
+    async with serve(fake.app()) as base:
+        yield Served(fake, base + "/refundops")
 
 
 @pytest.fixture
 async def instances(
-    tmp_path: Path, pg_url: str, redis_url: str, commerce: tuple[FakeCommerce, str]
+    tmp_path: Path, pg_url: str, redis_url: str, commerce: Served[FakeCommerce]
 ) -> AsyncIterator[list[str]]:
     in_thread(lambda: truncate(pg_url))
     config = tmp_path / "refundops.toml"
@@ -141,7 +141,7 @@ async def post(session: aiohttp.ClientSession, url: str, event: dict[str, Any]) 
 
 
 async def test_two_instances_deliver_everything_exactly_once(
-    instances: list[str], commerce: tuple[FakeCommerce, str]
+    instances: list[str], commerce: Served[FakeCommerce]
 ) -> None:
     fake, _ = commerce
     soon = (datetime.now(UTC) + timedelta(minutes=50)).isoformat()

@@ -19,8 +19,10 @@ import pytest
 
 from integrations.signing import signed_headers
 from integrations.wecom.fake import FakeWeComAIBot
-from tests.conftest import free_port, in_thread, make_refund, truncate
-from tests.wecom_support import serve
+from tests.support.app import make_refund
+from tests.support.db import in_thread, truncate
+from tests.support.fakes import Served, serve
+from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 SECRET = "aibot-failover-secret-0123456789"
@@ -69,16 +71,15 @@ class Instance:
 
 
 @pytest.fixture
-async def wecom() -> AsyncIterator[tuple[FakeWeComAIBot, str]]:
+async def wecom() -> AsyncIterator[Served[FakeWeComAIBot]]:
     fake = FakeWeComAIBot(chats={CHAT})
-    server = await serve(fake.app())
-    yield fake, str(server.make_url("/"))
-    await server.close()
+    async with serve(fake.app()) as base:
+        yield Served(fake, base + "/")
 
 
 @pytest.fixture
 async def instances(
-    tmp_path: Path, pg_url: str, redis_url: str, wecom: tuple[FakeWeComAIBot, str]
+    tmp_path: Path, pg_url: str, redis_url: str, wecom: Served[FakeWeComAIBot]
 ) -> AsyncIterator[list[Instance]]:
     in_thread(lambda: truncate(pg_url))
     config = tmp_path / "refundops.toml"
@@ -157,7 +158,7 @@ def cards(fake: FakeWeComAIBot) -> list[dict[str, Any]]:
 
 
 async def test_aibot_one_connection_across_processes_and_failover_after_kill(
-    instances: list[Instance], wecom: tuple[FakeWeComAIBot, str]
+    instances: list[Instance], wecom: Served[FakeWeComAIBot]
 ) -> None:
     fake, _ = wecom
     await poll(lambda: fake.online and any(i.holds for i in instances), 10)

@@ -11,7 +11,7 @@ from bot.cli import main
 from bot.config_check import problems
 from bot.settings import Settings
 from commands import ChatInput, router
-from tests.conftest import BotFactory, make_refund, make_settings
+from tests.support.app import BotFactory, make_refund, make_settings
 
 SECRET = "a-long-random-ingest-secret-0123456789"
 STAFF = [

@@ -15,8 +15,8 @@ from bot.wecom import Bridge
 from commands import ChatInput, router
 from integrations.wecom.models import Inbound
 from storage.models import AuditEntry, Fold
-from tests.conftest import STAFF, Bot, BotFactory, make_refund, make_settings
-from tests.payout_support import make_payout
+from tests.support.app import STAFF, Bot, BotFactory, make_refund, make_settings
+from tests.support.payout import make_payout
 
 GROUPS: list[dict[str, Any]] = [
     {"id": "aftersales", "name": "售后一组", "channel": "sandbox", "kinds": ["refund"]},

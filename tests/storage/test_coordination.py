@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 
 from storage.coordination import Coordination, InProcessCoordination, TokenBucket
 from storage.redis_coordination import RedisCoordination
-from tests.conftest import IN_CI, REDIS_URL
+from tests.support.db import IN_CI, REDIS_URL
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
