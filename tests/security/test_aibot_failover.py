@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +20,7 @@ from integrations.wecom.fake import FakeWeComAIBot
 from tests.support.app import make_refund
 from tests.support.db import in_thread, truncate
 from tests.support.fakes import Served, serve
-from tests.support.processes import free_port
+from tests.support.processes import free_port, kill, ready, start, stop
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 SECRET = "aibot-failover-secret-0123456789"
@@ -84,56 +82,25 @@ async def instances(
     in_thread(lambda: truncate(pg_url))
     config = tmp_path / "refundops.toml"
     config.write_text(
-        CONFIG.format(db=pg_url, redis=redis_url, ws=wecom[1], lease=LEASE_S, chat=CHAT),
+        CONFIG.format(db=pg_url, redis=redis_url, ws=wecom.url, lease=LEASE_S, chat=CHAT),
         encoding="utf-8",
     )
     env = {
         **os.environ,
         "REFUNDOPS_INGEST__SECRET": SECRET,
-        "REFUNDOPS_WECOM__AIBOT__SECRET": wecom[0].secret,
+        "REFUNDOPS_WECOM__AIBOT__SECRET": wecom.fake.secret,
     }
     started: list[Instance] = []
     try:
         for n in range(2):
-            port = free_port()
-            log = tmp_path / f"instance{n}.log"
-            with log.open("wb") as out:
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "bot.cli",
-                    "serve",
-                    "--config",
-                    str(config),
-                    env={**env, "REFUNDOPS_SERVER__PORT": str(port)},
-                    stdout=asyncio.subprocess.DEVNULL,
-                    stderr=out,
-                )
+            port, log = free_port(), tmp_path / f"instance{n}.log"
+            proc = await start(port, log, env, "serve", "--config", str(config))
             started.append(Instance(proc, f"http://127.0.0.1:{port}", log))
-        async with aiohttp.ClientSession() as session:
-            for instance in started:
-                await ready(session, instance)
+        for instance in started:
+            await ready(instance.url, instance.proc, instance.log)
         yield started
     finally:
-        for instance in started:
-            if instance.proc.returncode is None:
-                instance.proc.terminate()
-        for instance in started:
-            await instance.proc.wait()
-
-
-async def ready(session: aiohttp.ClientSession, instance: Instance) -> None:
-    for _ in range(200):
-        if instance.proc.returncode is not None:
-            break
-        try:
-            async with session.get(f"{instance.url}/readyz") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{instance.url} did not become ready: {instance.log.read_text()[-2000:]}")
+        await stop(*(instance.proc for instance in started))
 
 
 async def post(session: aiohttp.ClientSession, url: str, event: dict[str, Any]) -> None:
@@ -176,8 +143,7 @@ async def test_aibot_one_connection_across_processes_and_failover_after_kill(
         # the next holder (the AI bot takes no idempotency key): let the records land first.
         await asyncio.sleep(1.0)
 
-        holder.proc.send_signal(signal.SIGKILL)
-        await holder.proc.wait()
+        await kill(holder.proc)
         taken = await poll(lambda: fake.online and other.holds, LEASE_S * 4)
         assert taken < LEASE_S * 3
         assert fake.kicked == 0
