@@ -12,12 +12,11 @@ intercept performed twice, every malformed input a 4xx, no 5xx. The figures are 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
 import re
-import signal
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,7 +28,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -39,7 +37,11 @@ from integrations.commerce.fake import FakeCommerce
 from integrations.dingtalk.fake import FakeDingtalk
 from integrations.signing import signed_headers
 from integrations.wecom.fake import FakeWeComAPI
-from tests.conftest import free_port, in_thread, make_refund, truncate
+from tests.support import processes
+from tests.support.app import make_refund
+from tests.support.db import in_thread, truncate
+from tests.support.fakes import serve
+from tests.support.processes import assert_no_tracebacks, free_port
 
 pytestmark = [pytest.mark.chaos, pytest.mark.postgres, pytest.mark.redis]
 
@@ -172,13 +174,6 @@ class Platforms:
     faults: list[Flaky]
 
 
-async def serve(app: web.Application, servers: list[TestServer]) -> str:
-    server = TestServer(app)
-    await server.start_server()
-    servers.append(server)
-    return str(server.make_url("")).rstrip("/")
-
-
 @pytest.fixture
 async def platforms() -> AsyncIterator[Platforms]:
     rng = random.Random(SEED)
@@ -193,18 +188,16 @@ async def platforms() -> AsyncIterator[Platforms]:
     apps = [commerce.app(), carrier.app(), wecom.app(), ding.app()]
     for app, fault in zip(apps, faults, strict=True):
         app.middlewares.append(fault.middleware)
-    servers: list[TestServer] = []
-    bases = [await serve(app, servers) for app in apps]
-    wecom.base_url, ding.base_url = bases[2], bases[3]
-    urls = {
-        "commerce": bases[0] + "/refundops",
-        "carrier": bases[1] + CARRIER_PATH,
-        "wecom_hook": wecom.webhook_url("chaos-robot"),
-        "ding_hook": ding.add_robot(ROBOT_SECRET),
-    }
-    yield Platforms(commerce, carrier, wecom, ding, urls, faults)
-    for server in servers:
-        await server.close()
+    async with contextlib.AsyncExitStack() as servers:
+        bases = [await servers.enter_async_context(serve(app)) for app in apps]
+        wecom.base_url, ding.base_url = bases[2], bases[3]
+        urls = {
+            "commerce": bases[0] + "/refundops",
+            "carrier": bases[1] + CARRIER_PATH,
+            "wecom_hook": wecom.webhook_url("chaos-robot"),
+            "ding_hook": ding.add_robot(ROBOT_SECRET),
+        }
+        yield Platforms(commerce, carrier, wecom, ding, urls, faults)
 
 
 # -- the instances ---------------------------------------------------------------------------
@@ -230,43 +223,26 @@ class Instance:
 
     async def start(self) -> None:
         self.starts += 1
-        log = (self.logs / f"instance-{self.name}-{self.starts}.log").open("wb")
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.cli",
+        log = self.logs / f"instance-{self.name}-{self.starts}.log"
+        argv = (
             "demo",
             "--no-simulator",
             "--config",
             str(self.config),
             "--secrets",
             str(self.secrets),
-            env={**self.env, "REFUNDOPS_SERVER__PORT": str(self.port)},
-            stdout=log,
-            stderr=log,
         )
-        log.close()
-        async with aiohttp.ClientSession() as session:
-            for _ in range(300):
-                try:
-                    async with session.get(f"{self.url}/readyz") as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise AssertionError(f"instance {self.name} did not become ready")
+        self.proc = await processes.start(self.port, log, self.env, *argv)
+        await processes.ready(self.url, self.proc, log, within=15.0, step=0.05)
 
     async def kill(self) -> None:
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
+        await processes.kill(self.proc)
         self.kills += 1
 
     async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            await self.proc.wait()
+        if self.proc is not None:
+            await processes.stop(self.proc)
 
 
 @pytest.fixture
@@ -292,12 +268,6 @@ async def instances(
         for slot in slots:
             await slot.stop()
     assert_no_tracebacks(tmp_path)
-
-
-def assert_no_tracebacks(logs: Path) -> None:
-    for log in sorted(logs.glob("instance-*.log")):
-        content = log.read_text("utf-8", errors="replace")
-        assert "Traceback" not in content, f"{log.name}:\n{content[-6000:]}"
 
 
 # -- the traffic -----------------------------------------------------------------------------

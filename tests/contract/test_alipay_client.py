@@ -15,7 +15,8 @@ from handlers.ports import TransferOrder, TransferStatus
 from integrations.payout.client import AlipayClient
 from integrations.payout.fake import FakeAlipay
 from integrations.payout.models import QUERY, TRANSFER, QueryBiz
-from tests.payout_support import APP_ID, alipay_key, app_key, make_fake, serve
+from tests.support.fakes import Served
+from tests.support.payout import APP_ID, alipay_key, app_key
 
 ORDER = TransferOrder(
     out_biz_no="PO26112300001",
@@ -25,12 +26,6 @@ ORDER = TransferOrder(
     title="返现 订单 T88001",
     remark="好评返现",
 )
-
-
-@pytest.fixture
-async def alipay(clock: FakeClock) -> AsyncIterator[tuple[FakeAlipay, str]]:
-    async for served in serve(make_fake(clock)):
-        yield served
 
 
 @pytest.fixture
@@ -61,9 +56,9 @@ def client_for(
 
 
 async def test_transfer_pays_once_with_a_verified_answer(
-    alipay: tuple[FakeAlipay, str], session: aiohttp.ClientSession, clock: FakeClock
+    fake_alipay: Served[FakeAlipay], session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
-    fake, url = alipay
+    fake, url = fake_alipay
     result = await client_for(session, url, clock).transfer(ORDER)
     assert result.status is TransferStatus.SUCCESS
     (order,) = fake.paid()
@@ -87,9 +82,9 @@ async def test_transfer_pays_once_with_a_verified_answer(
 
 
 async def test_the_same_out_biz_no_is_one_order(
-    alipay: tuple[FakeAlipay, str], session: aiohttp.ClientSession, clock: FakeClock
+    fake_alipay: Served[FakeAlipay], session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
-    fake, url = alipay
+    fake, url = fake_alipay
     client = client_for(session, url, clock)
     first = await client.transfer(ORDER)
     again = await client.transfer(ORDER)
@@ -100,9 +95,9 @@ async def test_the_same_out_biz_no_is_one_order(
 
 
 async def test_a_request_signed_with_the_wrong_key_is_refused(
-    alipay: tuple[FakeAlipay, str], session: aiohttp.ClientSession, clock: FakeClock
+    fake_alipay: Served[FakeAlipay], session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
-    fake, url = alipay
+    fake, url = fake_alipay
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     result = await client_for(session, url, clock, key=stranger).transfer(ORDER)
     assert fake.bad_signatures == 1
@@ -113,9 +108,9 @@ async def test_a_request_signed_with_the_wrong_key_is_refused(
 
 
 async def test_an_answer_not_signed_by_alipay_is_not_believed(
-    alipay: tuple[FakeAlipay, str], session: aiohttp.ClientSession, clock: FakeClock
+    fake_alipay: Served[FakeAlipay], session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
-    fake, url = alipay
+    fake, url = fake_alipay
     impostor = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
     result = await client_for(session, url, clock, alipay_public=impostor).transfer(ORDER)
     assert result.status is TransferStatus.UNKNOWN
@@ -127,12 +122,12 @@ async def test_an_answer_not_signed_by_alipay_is_not_believed(
 
 @pytest.mark.parametrize("how", ["disconnect", "timeout", "gateway"])
 async def test_a_lost_answer_is_found_by_query_not_by_sending_again(
-    alipay: tuple[FakeAlipay, str],
+    fake_alipay: Served[FakeAlipay],
     session: aiohttp.ClientSession,
     clock: FakeClock,
     how: str,
 ) -> None:
-    fake, url = alipay
+    fake, url = fake_alipay
     fake.lose_next, fake.lose_how, fake.hang_s = 1, how, 0.6  # type: ignore[assignment]
     client = client_for(session, url, clock)
     lost = await client.transfer(ORDER)
@@ -145,18 +140,18 @@ async def test_a_lost_answer_is_found_by_query_not_by_sending_again(
 
 
 async def test_query_of_a_transfer_that_never_arrived(
-    alipay: tuple[FakeAlipay, str], session: aiohttp.ClientSession, clock: FakeClock
+    fake_alipay: Served[FakeAlipay], session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
-    _, url = alipay
+    _, url = fake_alipay
     result = await client_for(session, url, clock).query("PO-NEVER-SENT")
     assert result.status is TransferStatus.NOT_FOUND
     assert result.provider_status == "ORDER_NOT_EXIST"
 
 
 async def test_business_refusals_are_final_and_busy_is_unknown(
-    alipay: tuple[FakeAlipay, str], session: aiohttp.ClientSession, clock: FakeClock
+    fake_alipay: Served[FakeAlipay], session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
-    fake, url = alipay
+    fake, url = fake_alipay
     client = client_for(session, url, clock)
     fake.refuse[ORDER.account] = ("PAYEE_NOT_EXIST", "收款账号不存在")
     refused = await client.transfer(ORDER)
@@ -177,9 +172,9 @@ async def test_business_refusals_are_final_and_busy_is_unknown(
 
 
 async def test_a_dealing_transfer_settles_on_a_later_query(
-    alipay: tuple[FakeAlipay, str], session: aiohttp.ClientSession, clock: FakeClock
+    fake_alipay: Served[FakeAlipay], session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
-    fake, url = alipay
+    fake, url = fake_alipay
     fake.dealing_next = 1
     client = client_for(session, url, clock)
     assert (await client.transfer(ORDER)).status is TransferStatus.PROCESSING
@@ -188,9 +183,9 @@ async def test_a_dealing_transfer_settles_on_a_later_query(
 
 
 async def test_stale_timestamps_and_unknown_apps_are_refused(
-    alipay: tuple[FakeAlipay, str], session: aiohttp.ClientSession, clock: FakeClock
+    fake_alipay: Served[FakeAlipay], session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
-    fake, url = alipay
+    fake, url = fake_alipay
     late = FakeClock(clock.now() + timedelta(hours=1))
     result = await client_for(session, url, late).transfer(ORDER)
     assert "isv.invalid-timestamp" in result.detail

@@ -13,6 +13,7 @@ from handlers.errors import PermanentError, RetryableError
 from handlers.ports import CarrierAnswer
 from integrations.carrier.client import WebhookCarrier
 from integrations.carrier.fake import FakeCarrier
+from tests.support.fakes import Served
 
 DATA = {
     "carrier": "SF",
@@ -39,7 +40,7 @@ def client(
 
 
 async def test_signed_request_is_accepted_and_carries_the_key(
-    session: aiohttp.ClientSession, fake_carrier: tuple[FakeCarrier, str], clock: FakeClock
+    session: aiohttp.ClientSession, fake_carrier: Served[FakeCarrier], clock: FakeClock
 ) -> None:
     fake, url = fake_carrier
     answer = await client(session, url, clock, fake.secret).intercept(KEY, DATA)
@@ -55,7 +56,7 @@ async def test_signed_request_is_accepted_and_carries_the_key(
 
 
 async def test_a_stale_timestamp_is_refused_like_a_bad_signature(
-    session: aiohttp.ClientSession, fake_carrier: tuple[FakeCarrier, str], clock: FakeClock
+    session: aiohttp.ClientSession, fake_carrier: Served[FakeCarrier], clock: FakeClock
 ) -> None:
     fake, url = fake_carrier
     late = FakeClock(clock.now() + timedelta(seconds=301))
@@ -69,7 +70,7 @@ async def test_a_stale_timestamp_is_refused_like_a_bad_signature(
 
 
 async def test_wrong_secret_is_a_permanent_error(
-    session: aiohttp.ClientSession, fake_carrier: tuple[FakeCarrier, str], clock: FakeClock
+    session: aiohttp.ClientSession, fake_carrier: Served[FakeCarrier], clock: FakeClock
 ) -> None:
     fake, url = fake_carrier
     with pytest.raises(PermanentError, match="HTTP 401"):
@@ -79,7 +80,7 @@ async def test_wrong_secret_is_a_permanent_error(
 
 
 async def test_a_repeated_key_intercepts_once_and_answers_the_same(
-    session: aiohttp.ClientSession, fake_carrier: tuple[FakeCarrier, str], clock: FakeClock
+    session: aiohttp.ClientSession, fake_carrier: Served[FakeCarrier], clock: FakeClock
 ) -> None:
     fake, url = fake_carrier
     carrier = client(session, url, clock, fake.secret)
@@ -94,7 +95,7 @@ async def test_a_repeated_key_intercepts_once_and_answers_the_same(
 
 
 async def test_server_errors_and_429_are_retryable_with_the_hint(
-    session: aiohttp.ClientSession, fake_carrier: tuple[FakeCarrier, str], clock: FakeClock
+    session: aiohttp.ClientSession, fake_carrier: Served[FakeCarrier], clock: FakeClock
 ) -> None:
     fake, url = fake_carrier
     carrier = client(session, url, clock, fake.secret)
@@ -111,7 +112,7 @@ async def test_server_errors_and_429_are_retryable_with_the_hint(
 
 
 async def test_other_4xx_are_permanent(
-    session: aiohttp.ClientSession, fake_carrier: tuple[FakeCarrier, str], clock: FakeClock
+    session: aiohttp.ClientSession, fake_carrier: Served[FakeCarrier], clock: FakeClock
 ) -> None:
     fake, url = fake_carrier
     fake.fail_next, fake.fail_status = 1, 422
@@ -120,7 +121,7 @@ async def test_other_4xx_are_permanent(
 
 
 async def test_a_refusal_is_an_answer_not_an_error(
-    session: aiohttp.ClientSession, fake_carrier: tuple[FakeCarrier, str], clock: FakeClock
+    session: aiohttp.ClientSession, fake_carrier: Served[FakeCarrier], clock: FakeClock
 ) -> None:
     fake, url = fake_carrier
     fake.refuse["SF1234567890"] = "快件已派送，无法拦截"
@@ -130,7 +131,7 @@ async def test_a_refusal_is_an_answer_not_an_error(
 
 
 async def test_timeouts_and_unreachable_endpoints_are_retryable(
-    session: aiohttp.ClientSession, fake_carrier: tuple[FakeCarrier, str], clock: FakeClock
+    session: aiohttp.ClientSession, fake_carrier: Served[FakeCarrier], clock: FakeClock
 ) -> None:
     fake, url = fake_carrier
     fake.delay_s = 0.5
@@ -143,7 +144,7 @@ async def test_timeouts_and_unreachable_endpoints_are_retryable(
 
 
 async def test_an_unknown_status_is_retried_not_trusted(
-    session: aiohttp.ClientSession, fake_carrier: tuple[FakeCarrier, str], clock: FakeClock
+    session: aiohttp.ClientSession, fake_carrier: Served[FakeCarrier], clock: FakeClock
 ) -> None:
     fake, url = fake_carrier
     fake.status = "maybe"

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 
 from handlers.clock import FakeClock
 from handlers.errors import PermanentError, RetryableError, ThrottledError
@@ -32,8 +31,7 @@ from integrations.dingtalk.render import group_message, robot_text
 from integrations.dingtalk.settings import DingtalkSettings
 from storage.coordination import Coordination, InProcessCoordination
 from storage.redis_coordination import RedisCoordination
-from tests.conftest import IN_CI, REDIS_URL
-from tests.dingtalk_helpers import CHAT, ROBOT_SECRET, running_fake
+from tests.support.dingtalk import CHAT, ROBOT_SECRET, running_fake
 
 
 @pytest.fixture
@@ -90,17 +88,9 @@ async def test_access_token_is_fetched_once_and_shared(
 
 @pytest.mark.redis
 async def test_instances_share_one_token_through_redis(
-    fake: FakeDingtalk, session: aiohttp.ClientSession
+    fake: FakeDingtalk, session: aiohttp.ClientSession, redis_url: str
 ) -> None:
-    try:
-        client = aioredis.Redis.from_url(REDIS_URL)
-        await client.flushdb()
-        await client.aclose()
-        first, second = [await RedisCoordination.connect(REDIS_URL) for _ in range(2)]
-    except (OSError, ConnectionError, aioredis.ConnectionError) as exc:
-        if IN_CI:
-            pytest.fail(f"CI=true needs Redis at {REDIS_URL}: {exc}")
-        pytest.skip(f"Redis at {REDIS_URL} is not reachable: {exc}")
+    first, second = [await RedisCoordination.connect(redis_url) for _ in range(2)]
     try:
         a, b = client_for(fake, session, coord=first), client_for(fake, session, coord=second)
         tokens = await asyncio.gather(*(c.token() for c in (a, b) * 4))

@@ -18,7 +18,7 @@ from integrations.wecom.aibot import AibotChannel
 from integrations.wecom.fake import FakeWeComAIBot
 from integrations.wecom.models import Inbound, Outcome
 from storage.coordination import InProcessCoordination
-from tests.wecom_support import serve
+from tests.support.fakes import serve
 
 CHAT = "wrkGROUP1"
 
@@ -57,22 +57,21 @@ class Harness:
 @contextlib.asynccontextmanager
 async def running(**aibot: Any) -> AsyncIterator[Harness]:
     fake = FakeWeComAIBot(chats={CHAT})
-    server = await serve(fake.app())
-    settings = Settings(
-        groups=[{"id": "aftersales", "channel": "wecom_aibot", "chat_id": CHAT}],
-        staff=[{"id": "sup1", "roles": ["supervisor"], "wecom_userid": "zhangsan"}],
-        wecom={
-            "aibot": {
-                "bot_id": fake.bot_id,
-                "secret": fake.secret,
-                "ws_url": str(server.make_url("/")),
-                "reconnect_base_s": 0.02,
-                "reconnect_max_s": 0.08,
-                **aibot,
-            }
-        },
-    )
-    async with aiohttp.ClientSession() as session:
+    async with serve(fake.app()) as base, aiohttp.ClientSession() as session:
+        settings = Settings(
+            groups=[{"id": "aftersales", "channel": "wecom_aibot", "chat_id": CHAT}],
+            staff=[{"id": "sup1", "roles": ["supervisor"], "wecom_userid": "zhangsan"}],
+            wecom={
+                "aibot": {
+                    "bot_id": fake.bot_id,
+                    "secret": fake.secret,
+                    "ws_url": base + "/",
+                    "reconnect_base_s": 0.02,
+                    "reconnect_max_s": 0.08,
+                    **aibot,
+                }
+            },
+        )
         harness = Harness(
             fake,
             AibotChannel(session, settings, InProcessCoordination(), lambda i: harness.handle(i)),
@@ -84,7 +83,6 @@ async def running(**aibot: Any) -> AsyncIterator[Harness]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            await server.close()
 
 
 async def online(h: Harness, subscriptions: int = 1) -> None:

@@ -7,15 +7,13 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 
 from handlers.errors import PermanentError, RetryableError, ThrottledError
 from integrations.wecom.client import WebhookClient, WeComClient
 from integrations.wecom.fake import FakeWeComAPI
 from storage.coordination import Coordination, InProcessCoordination
 from storage.redis_coordination import RedisCoordination
-from tests.conftest import IN_CI, REDIS_URL
-from tests.wecom_support import serve
+from tests.support.fakes import serve
 
 CARD = {
     "card_type": "button_interaction",
@@ -28,10 +26,8 @@ CARD = {
 @pytest.fixture
 async def api() -> AsyncIterator[FakeWeComAPI]:
     fake = FakeWeComAPI(users={"zhangsan", "lisi"})
-    server = await serve(fake.app())
-    fake.base_url = str(server.make_url("")).rstrip("/")
-    yield fake
-    await server.close()
+    async with serve(fake.app()) as fake.base_url:
+        yield fake
 
 
 @pytest.fixture
@@ -175,17 +171,9 @@ async def test_network_trouble_is_retryable(session: aiohttp.ClientSession) -> N
 
 @pytest.mark.redis
 async def test_token_is_shared_across_instances_through_redis(
-    api: FakeWeComAPI, session: aiohttp.ClientSession
+    api: FakeWeComAPI, session: aiohttp.ClientSession, redis_url: str
 ) -> None:
-    try:
-        raw = aioredis.Redis.from_url(REDIS_URL)
-        await raw.flushdb()
-        await raw.aclose()
-        instances = [await RedisCoordination.connect(REDIS_URL) for _ in range(3)]
-    except (OSError, ConnectionError, aioredis.ConnectionError) as exc:
-        if IN_CI:
-            pytest.fail(f"CI=true needs Redis at {REDIS_URL}: {exc}")
-        pytest.skip(f"Redis at {REDIS_URL} is not reachable: {exc}")
+    instances = [await RedisCoordination.connect(redis_url) for _ in range(3)]
     try:
         clients = [client(session, api, coord) for coord in instances]
         await asyncio.gather(*(c.send_text("lisi", str(i)) for i, c in enumerate(clients * 3)))

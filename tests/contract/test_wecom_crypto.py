@@ -16,8 +16,8 @@ from integrations.wecom.crypto import (
     valid_aes_key,
 )
 from integrations.wecom.fake import WeComCallbacks
-from tests.conftest import BotFactory
-from tests.wecom_support import (
+from tests.support.app import BotFactory
+from tests.support.wecom import (
     AES_KEY,
     CORP_ID,
     MESSAGE,

@@ -15,7 +15,8 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from bot.app import create_app
 from integrations.signing import signed_headers
-from tests.conftest import IN_CI, SECRET, make_refund, make_settings
+from tests.support.app import SECRET, make_refund, make_settings
+from tests.support.db import IN_CI
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HAVE_CHROMIUM = Path(CHROMIUM).exists()

@@ -15,7 +15,8 @@ from integrations.kuaidi100.fake import FakeKuaidi100
 from integrations.kuaidi100.signing import sign
 from storage.enums import CaseKind
 from storage.models import Case, Parcel, Timer
-from tests.conftest import Bot, BotFactory, make_settings
+from tests.support.app import Bot, BotFactory, make_settings
+from tests.support.fakes import Served
 
 SCAN = timedelta(minutes=5)
 _ids = itertools.count(1)
@@ -198,7 +199,7 @@ async def test_repeated_exception_scans_update_one_card(bot: Bot) -> None:
 
 
 async def test_anomaly_buttons(
-    make_bot: BotFactory, sqlite_url: str, fake_carrier: tuple[FakeCarrier, str]
+    make_bot: BotFactory, sqlite_url: str, fake_carrier: Served[FakeCarrier]
 ) -> None:
     carrier, url = fake_carrier
     bot = await make_bot(

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from bot.cli import main
 from integrations.wecom.fake import FakeWeComAPI
+from tests.support.fakes import serve
 
 CONFIG = """
 [database]
@@ -34,11 +34,8 @@ roles = ["admin"]
 @pytest.fixture
 async def robot() -> AsyncIterator[FakeWeComAPI]:
     fake = FakeWeComAPI(corp_id="ww-cli")
-    server = TestServer(fake.app())
-    await server.start_server()
-    fake.base_url = str(server.make_url("")).rstrip("/")
-    yield fake
-    await server.close()
+    async with serve(fake.app()) as fake.base_url:
+        yield fake
 
 
 def write_config(tmp_path: Path, url: str, robot: str) -> Path:

@@ -12,15 +12,14 @@ from handlers import digest
 from handlers.message import Notice
 from integrations.commerce.fake import FakeCommerce
 from storage.models import Digest
-from tests.conftest import Bot, BotFactory, make_settings, production_settings
+from tests.support.app import Bot, BotFactory, make_settings, production_settings
+from tests.support.fakes import Served
 
 # The fake clock starts at 2026-11-23 10:00 +08:00.
 
 
 @pytest.fixture
-async def bot(
-    make_bot: BotFactory, sqlite_url: str, fake_commerce: tuple[FakeCommerce, str]
-) -> Bot:
+async def bot(make_bot: BotFactory, sqlite_url: str, fake_commerce: Served[FakeCommerce]) -> Bot:
     fake, url = fake_commerce
     return await make_bot(
         make_settings(sqlite_url, commerce={"mode": "webhook", "url": url, "secret": fake.secret})

@@ -25,8 +25,8 @@ from integrations.dingtalk.fake import FakeDingtalk, until
 from integrations.dingtalk.models import ROBOT_TOPIC
 from integrations.dingtalk.signing import sign
 from storage.coordination import InProcessCoordination
-from tests.conftest import STAFF, Bot, BotFactory, make_refund
-from tests.dingtalk_helpers import (
+from tests.support.app import STAFF, Bot, BotFactory, make_refund
+from tests.support.dingtalk import (
     CHAT,
     TEMPLATE,
     ding,

@@ -27,8 +27,8 @@ from integrations.kuaidi100.signing import sign as kuaidi100_sign
 from integrations.signing import signed_headers
 from integrations.wecom.crypto import CallbackCrypto
 from integrations.wecom.fake import WeComCallbacks
-from tests.conftest import SECRET, make_refund
-from tests.wecom_support import AES_KEY, CORP_ID, TOKEN, wecom_settings
+from tests.support.app import SECRET, make_refund
+from tests.support.wecom import AES_KEY, CORP_ID, TOKEN, wecom_settings
 
 APP_SECRET = "fuzz-dingtalk-app-secret"
 SALT = "fuzz-kuaidi100-salt"

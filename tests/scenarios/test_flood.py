@@ -9,7 +9,7 @@ import pytest
 
 from handlers.clock import FakeClock
 from storage.coordination import InProcessCoordination
-from tests.conftest import Bot, BotFactory, make_refund, make_settings
+from tests.support.app import Bot, BotFactory, make_refund, make_settings
 
 
 async def limited_bot(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.keys import METRICS, PROCESSOR
 from handlers.clock import FakeClock
 from storage.coordination import InProcessCoordination
-from tests.conftest import BotFactory, make_refund, make_settings
+from tests.support.app import BotFactory, make_refund, make_settings
 
 
 async def test_an_empty_bucket_puts_every_waiting_card_back_at_once(

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from integrations.signing import sign
 from storage.models import Event
-from tests.conftest import SECRET, Bot, make_refund
+from tests.support.app import SECRET, Bot, make_refund
 
 
 async def stored(bot: Bot) -> int:

@@ -13,7 +13,8 @@ from integrations.carrier.fake import FakeCarrier
 from integrations.commerce.fake import FakeCommerce
 from storage.enums import CaseKind
 from storage.models import AuditEntry
-from tests.conftest import Bot, BotFactory, make_refund, make_settings
+from tests.support.app import Bot, BotFactory, make_refund, make_settings
+from tests.support.fakes import Served
 
 SHIPPED = {"status": "shipped", "carrier": "SF", "tracking_no": "SF1234567890"}
 KEY = "carrier.intercept:intercept:SF:SF1234567890:1"
@@ -34,8 +35,8 @@ def result(outcome: str, detail: str = "", tracking_no: str = "SF1234567890") ->
 async def wired(
     make_bot: BotFactory,
     sqlite_url: str,
-    fake_carrier: tuple[FakeCarrier, str],
-    fake_commerce: tuple[FakeCommerce, str],
+    fake_carrier: Served[FakeCarrier],
+    fake_commerce: Served[FakeCommerce],
 ) -> tuple[Bot, FakeCarrier, FakeCommerce]:
     carrier, carrier_url = fake_carrier
     commerce, commerce_url = fake_commerce
@@ -273,8 +274,8 @@ async def test_intercept_command_on_a_reviewed_shipped_refund(
 async def test_intercepting_an_unshipped_order_stops_the_shipment(
     make_bot: BotFactory,
     sqlite_url: str,
-    fake_carrier: tuple[FakeCarrier, str],
-    fake_commerce: tuple[FakeCommerce, str],
+    fake_carrier: Served[FakeCarrier],
+    fake_commerce: Served[FakeCommerce],
 ) -> None:
     carrier, carrier_url = fake_carrier
     commerce, commerce_url = fake_commerce
@@ -329,7 +330,7 @@ async def test_intercepting_a_delivered_parcel_is_explained(
 async def test_intercept_flow_on_both_databases(
     make_bot: BotFactory,
     db_url: str,
-    fake_carrier: tuple[FakeCarrier, str],
+    fake_carrier: Served[FakeCarrier],
 ) -> None:
     carrier, url = fake_carrier
     settings = make_settings(

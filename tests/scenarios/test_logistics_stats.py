@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from handlers.logistics.stats import LogisticsStats, logistics_stats
-from tests.conftest import Bot, BotFactory, make_settings
+from tests.support.app import Bot, BotFactory, make_settings
 
 
 def shipped(tracking_no: str, carrier: str = "SF") -> dict[str, str]:

@@ -15,8 +15,8 @@ from bot.cli import main
 from handlers.export import PAYOUT_COLUMNS, REFUND_COLUMNS
 from handlers.payout import flow as payout
 from storage.models import Case, Payout
-from tests.conftest import Bot, BotFactory, make_settings
-from tests.payout_support import GROUPS, make_payout
+from tests.support.app import Bot, BotFactory, make_settings
+from tests.support.payout import GROUPS, make_payout
 
 DAY_1 = datetime(2026, 11, 22, 16, 0, tzinfo=UTC)  # 2026-11-23 00:00 in Shanghai
 

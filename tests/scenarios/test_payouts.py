@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,13 +14,13 @@ from sqlalchemy import func, select, update
 from bot.registry import commands
 from bot.settings import Settings
 from commands import ChatInput
-from handlers.clock import FakeClock
 from integrations.commerce.fake import FakeCommerce
 from integrations.payout.fake import FakeAlipay
 from integrations.payout.models import QUERY, TRANSFER
 from storage.models import AuditEntry, Case, OutboxItem, Payout
-from tests.conftest import Bot, BotFactory, make_settings
-from tests.payout_support import GROUPS, alipay_settings, make_fake, make_payout, serve
+from tests.support.app import Bot, BotFactory, make_settings
+from tests.support.fakes import Served
+from tests.support.payout import GROUPS, alipay_settings, make_payout
 
 ROUTER = commands()
 
@@ -30,12 +29,6 @@ ACCOUNT = "13800138000"
 
 def settings(db_url: str, **overrides: Any) -> Settings:
     return make_settings(db_url, groups=GROUPS, **overrides)
-
-
-@pytest.fixture
-async def alipay(clock: FakeClock) -> AsyncIterator[tuple[FakeAlipay, str]]:
-    async for served in serve(make_fake(clock)):
-        yield served
 
 
 @pytest.fixture
@@ -81,7 +74,7 @@ async def rows(bot: Bot, model: Any, *where: Any) -> list[Any]:
 
 
 async def test_event_to_paid_under_the_two_person_rule(
-    make_bot: BotFactory, sqlite_url: str, fake_commerce: tuple[FakeCommerce, str]
+    make_bot: BotFactory, sqlite_url: str, fake_commerce: Served[FakeCommerce]
 ) -> None:
     commerce, url = fake_commerce
     bot = await make_bot(
@@ -167,7 +160,7 @@ async def test_event_to_paid_under_the_two_person_rule(
 
 
 async def test_a_buyer_notice_the_shop_refuses_is_shown_not_retried(
-    make_bot: BotFactory, sqlite_url: str, fake_commerce: tuple[FakeCommerce, str]
+    make_bot: BotFactory, sqlite_url: str, fake_commerce: Served[FakeCommerce]
 ) -> None:
     commerce, url = fake_commerce
     commerce.refuse["notify_payout"] = "买家账号已注销"
@@ -323,10 +316,10 @@ async def approved(bot: Bot, **overrides: Any) -> dict[str, Any]:
 async def test_alipay_transfer_once_then_buyer_notified(
     make_bot: BotFactory,
     sqlite_url: str,
-    alipay: tuple[FakeAlipay, str],
-    fake_commerce: tuple[FakeCommerce, str],
+    fake_alipay: Served[FakeAlipay],
+    fake_commerce: Served[FakeCommerce],
 ) -> None:
-    fake, url = alipay
+    fake, url = fake_alipay
     commerce, commerce_url = fake_commerce
     hook = {"mode": "webhook", "url": commerce_url, "secret": commerce.secret}
     bot = await alipay_bot(make_bot, sqlite_url, url, commerce=hook)
@@ -358,9 +351,9 @@ async def test_alipay_transfer_once_then_buyer_notified(
 
 
 async def test_a_lost_answer_is_queried_and_never_sent_twice(
-    make_bot: BotFactory, sqlite_url: str, alipay: tuple[FakeAlipay, str]
+    make_bot: BotFactory, sqlite_url: str, fake_alipay: Served[FakeAlipay]
 ) -> None:
-    fake, url = alipay
+    fake, url = fake_alipay
     bot = await alipay_bot(make_bot, sqlite_url, url)
     card = await approved(bot)
     fake.lose_next = 1
@@ -376,9 +369,9 @@ async def test_a_lost_answer_is_queried_and_never_sent_twice(
 
 
 async def test_a_request_that_may_have_left_is_asked_about_first(
-    make_bot: BotFactory, sqlite_url: str, alipay: tuple[FakeAlipay, str]
+    make_bot: BotFactory, sqlite_url: str, fake_alipay: Served[FakeAlipay]
 ) -> None:
-    fake, url = alipay
+    fake, url = fake_alipay
     bot = await alipay_bot(make_bot, sqlite_url, url)
     card = await approved(bot)
     assert (await click(bot, "fin1", card, "paid"))["ok"]
@@ -393,9 +386,9 @@ async def test_a_request_that_may_have_left_is_asked_about_first(
 
 
 async def test_unknown_outcome_goes_to_finance_and_recheck_never_resends(
-    make_bot: BotFactory, sqlite_url: str, alipay: tuple[FakeAlipay, str]
+    make_bot: BotFactory, sqlite_url: str, fake_alipay: Served[FakeAlipay]
 ) -> None:
-    fake, url = alipay
+    fake, url = fake_alipay
     bot = await alipay_bot(make_bot, sqlite_url, url)
     card = await approved(bot)
     fake.lose_next, fake.lose_how = 10, "gateway"
@@ -421,9 +414,9 @@ async def test_unknown_outcome_goes_to_finance_and_recheck_never_resends(
 
 
 async def test_final_failure_then_repay_under_a_new_out_biz_no(
-    make_bot: BotFactory, sqlite_url: str, alipay: tuple[FakeAlipay, str]
+    make_bot: BotFactory, sqlite_url: str, fake_alipay: Served[FakeAlipay]
 ) -> None:
-    fake, url = alipay
+    fake, url = fake_alipay
     bot = await alipay_bot(make_bot, sqlite_url, url)
     card = await approved(bot, data_payout_id="PO77")
     fake.refuse[ACCOUNT] = ("PAYEE_NOT_EXIST", "收款账号不存在")
@@ -459,10 +452,10 @@ async def test_final_failure_then_repay_under_a_new_out_biz_no(
 
 
 async def test_batch_confirms_in_one_tap_and_reports_each_failure(
-    make_bot: BotFactory, db_url: str, alipay: tuple[FakeAlipay, str]
+    make_bot: BotFactory, db_url: str, fake_alipay: Served[FakeAlipay]
 ) -> None:
     # On PostgreSQL the four transfer results land concurrently on the one batch card.
-    fake, url = alipay
+    fake, url = fake_alipay
     bot = await alipay_bot(make_bot, db_url, url)
     amounts = ["5.00", "10.00", "20.00", "35.00"]
     for i, amount in enumerate(amounts, start=1):
@@ -551,13 +544,13 @@ async def test_pending_payouts_per_person(pbot: Bot) -> None:
 async def test_the_account_never_reaches_logs_cards_or_texts(
     make_bot: BotFactory,
     sqlite_url: str,
-    alipay: tuple[FakeAlipay, str],
+    fake_alipay: Served[FakeAlipay],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
     for ours in ("bot", "commands", "handlers", "integrations", "storage", "aiohttp"):
         caplog.set_level(logging.DEBUG, logger=ours)
-    fake, url = alipay
+    fake, url = fake_alipay
     bot = await alipay_bot(make_bot, sqlite_url, url)
     card = await approved(bot)
     fake.lose_next = 1

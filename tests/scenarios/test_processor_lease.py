@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from bot.keys import PROCESSOR
 from storage.enums import EventStatus
 from storage.models import Case, Event
-from tests.conftest import BotFactory, make_refund, make_settings
+from tests.support.app import BotFactory, make_refund, make_settings
 
 
 async def test_an_event_taken_over_after_its_lease_is_applied_once(

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from bot.keys import DISPATCHER, PROCESSOR
 from integrations.commerce.fake import FakeCommerce
 from storage.models import AuditEntry, Case, Event, OutboxItem
-from tests.conftest import Bot, BotFactory, make_refund, make_settings
+from tests.support.app import Bot, BotFactory, make_refund, make_settings
+from tests.support.fakes import Served
 
 
 async def count(bot: Bot, model: Any) -> int:
@@ -189,7 +190,7 @@ async def test_duplicate_event_gives_one_case(bot: Bot) -> None:
 
 
 async def test_approve_goes_through_the_commerce_webhook_once(
-    make_bot: BotFactory, sqlite_url: str, fake_commerce: tuple[FakeCommerce, str]
+    make_bot: BotFactory, sqlite_url: str, fake_commerce: Served[FakeCommerce]
 ) -> None:
     fake, url = fake_commerce
     settings = make_settings(
@@ -210,7 +211,7 @@ async def test_approve_goes_through_the_commerce_webhook_once(
 
 
 async def test_commerce_failures_retry_then_dead_letter_to_the_admin_group(
-    make_bot: BotFactory, sqlite_url: str, fake_commerce: tuple[FakeCommerce, str]
+    make_bot: BotFactory, sqlite_url: str, fake_commerce: Served[FakeCommerce]
 ) -> None:
     fake, url = fake_commerce
     settings = make_settings(

@@ -8,14 +8,15 @@ import pytest
 
 from integrations.commerce.fake import FakeCommerce
 from storage.models import Timer
-from tests.conftest import Bot, BotFactory, make_settings
+from tests.support.app import Bot, BotFactory, make_settings
+from tests.support.fakes import Served
 
 DEADLINE_IN_8H = "2026-11-23T18:00:00+08:00"  # the fake clock starts at 10:00 +08:00
 
 
 @pytest.fixture
 async def shop(
-    make_bot: BotFactory, sqlite_url: str, fake_commerce: tuple[FakeCommerce, str]
+    make_bot: BotFactory, sqlite_url: str, fake_commerce: Served[FakeCommerce]
 ) -> tuple[Bot, FakeCommerce]:
     fake, url = fake_commerce
     settings = make_settings(

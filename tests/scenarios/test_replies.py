@@ -14,14 +14,15 @@ from handlers.refund import commerce as refund
 from integrations.commerce.fake import FakeCommerce
 from integrations.simulator.feed import ShopSimulator
 from storage.models import AuditEntry, Case, OutboxItem
-from tests.conftest import Bot, BotFactory, make_settings
+from tests.support.app import Bot, BotFactory, make_settings
+from tests.support.fakes import Served
 
 SEND = "send_buyer_message"
 
 
 @pytest.fixture
 async def shop(
-    make_bot: BotFactory, sqlite_url: str, fake_commerce: tuple[FakeCommerce, str]
+    make_bot: BotFactory, sqlite_url: str, fake_commerce: Served[FakeCommerce]
 ) -> tuple[Bot, FakeCommerce]:
     fake, url = fake_commerce
     settings = make_settings(
@@ -231,7 +232,7 @@ async def test_phone_numbers_in_free_text_are_refused(shop: tuple[Bot, FakeComme
 
 
 async def test_masking_policy_sends_masked_free_text_with_a_notice(
-    make_bot: BotFactory, sqlite_url: str, fake_commerce: tuple[FakeCommerce, str]
+    make_bot: BotFactory, sqlite_url: str, fake_commerce: Served[FakeCommerce]
 ) -> None:
     fake, url = fake_commerce
     settings = make_settings(
@@ -249,7 +250,7 @@ async def test_masking_policy_sends_masked_free_text_with_a_notice(
 
 
 async def test_templates_reveal_only_what_they_mark(
-    make_bot: BotFactory, sqlite_url: str, fake_commerce: tuple[FakeCommerce, str]
+    make_bot: BotFactory, sqlite_url: str, fake_commerce: Served[FakeCommerce]
 ) -> None:
     fake, url = fake_commerce
     settings = make_settings(
@@ -378,7 +379,7 @@ async def test_who_may_reply(shop: tuple[Bot, FakeCommerce]) -> None:
 
 
 async def test_concurrent_replies_each_get_their_own_key(
-    make_bot: BotFactory, db_url: str, fake_commerce: tuple[FakeCommerce, str]
+    make_bot: BotFactory, db_url: str, fake_commerce: Served[FakeCommerce]
 ) -> None:
     fake, url = fake_commerce
     bot = await make_bot(

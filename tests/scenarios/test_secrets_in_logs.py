@@ -11,7 +11,6 @@ from pathlib import Path
 from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from bot.cli import main as cli
 from bot.settings import Settings, secret_paths
@@ -21,9 +20,10 @@ from integrations.commerce.fake import FakeCommerce
 from integrations.payout.fake import FakeAlipay
 from integrations.wecom.crypto import CallbackCrypto
 from integrations.wecom.fake import FakeWeComAPI, WeComCallbacks
-from tests.conftest import STAFF, Bot, BotFactory, make_refund, make_settings
-from tests.dingtalk_helpers import running_fake
-from tests.payout_support import alipay_settings, make_fake, make_payout, serve
+from tests.support.app import STAFF, Bot, BotFactory, make_refund, make_settings
+from tests.support.dingtalk import running_fake
+from tests.support.fakes import Served, serve
+from tests.support.payout import alipay_settings, make_payout
 
 INGEST = "ingest-Zq7!secret+/=0001"
 WECOM_SECRET = "wecom-app-secret-Zq7x0002"
@@ -58,23 +58,19 @@ def leaks(text: str, secrets: list[str]) -> list[str]:
 
 
 @pytest.fixture
-async def commerce(clock: FakeClock) -> AsyncIterator[tuple[FakeCommerce, str]]:
+async def commerce(clock: FakeClock) -> AsyncIterator[Served[FakeCommerce]]:
     fake = FakeCommerce(secret=COMMERCE, fail_next=1000, now=lambda: clock.now().timestamp())
-    server = TestServer(fake.app())
-    await server.start_server()
-    yield fake, str(server.make_url("/refundops"))
-    await server.close()
+    async with serve(fake.app()) as base:
+        yield Served(fake, base + "/refundops")
 
 
 @pytest.fixture
-async def carrier(clock: FakeClock) -> AsyncIterator[tuple[FakeCarrier, str]]:
+async def carrier(clock: FakeClock) -> AsyncIterator[Served[FakeCarrier]]:
     fake = FakeCarrier(
         secret=CARRIER, fail_next=1, fail_status=503, now=lambda: clock.now().timestamp()
     )
-    server = TestServer(fake.app())
-    await server.start_server()
-    yield fake, str(server.make_url("/intercepts"))
-    await server.close()
+    async with serve(fake.app()) as base:
+        yield Served(fake, base + "/intercepts")
 
 
 @pytest.fixture
@@ -85,18 +81,9 @@ async def wecom(clock: FakeClock) -> AsyncIterator[FakeWeComAPI]:
         users={"wx_sup1"},
         now=lambda: clock.now().timestamp(),
     )
-    server = TestServer(fake.app())
-    await server.start_server()
-    fake.base_url = str(server.make_url("")).rstrip("/")
-    fake.fail_next = [-1, 45009, 40014, 60020]
-    yield fake
-    await server.close()
-
-
-@pytest.fixture
-async def alipay(clock: FakeClock) -> AsyncIterator[tuple[FakeAlipay, str]]:
-    async for served in serve(make_fake(clock)):
-        yield served
+    async with serve(fake.app()) as fake.base_url:
+        fake.fail_next = [-1, 45009, 40014, 60020]
+        yield fake
 
 
 async def post(bot: Bot, event: dict[str, object]) -> int:
@@ -122,10 +109,10 @@ async def test_no_secret_in_logs_metrics_check_config_or_repr(
     make_bot: BotFactory,
     sqlite_url: str,
     clock: FakeClock,
-    commerce: tuple[FakeCommerce, str],
-    carrier: tuple[FakeCarrier, str],
+    commerce: Served[FakeCommerce],
+    carrier: Served[FakeCarrier],
     wecom: FakeWeComAPI,
-    alipay: tuple[FakeAlipay, str],
+    fake_alipay: Served[FakeAlipay],
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
@@ -173,7 +160,7 @@ async def test_no_secret_in_logs_metrics_check_config_or_repr(
                 "secret": CARRIER,
                 "kuaidi100_salt": SALT,
             },
-            payout=alipay_settings(alipay[1], two_person_rule=False),
+            payout=alipay_settings(fake_alipay.url, two_person_rule=False),
             dashboard={"token": DASHBOARD},
             dispatch={"backoff_base_s": 0.0001, "backoff_max_s": 0.0001, "max_attempts": 2},
         )
@@ -220,7 +207,7 @@ async def test_no_secret_in_logs_metrics_check_config_or_repr(
 
     assert commerce[0].requests
     assert carrier[0].effects
-    assert alipay[0].requests
+    assert fake_alipay.fake.requests
     assert wecom.app_calls("/cgi-bin/gettoken")
     assert ding.robot_messages
     records = [r for r in caplog.records if r.name.split(".")[0] in LOGGERS]

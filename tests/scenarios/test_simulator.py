@@ -9,7 +9,7 @@ from handlers.clock import FakeClock
 from handlers.schema import ShipmentTracking, parse_event
 from integrations.carrier.simulator import SimulatedCarrier
 from integrations.simulator.feed import TROUBLE, ShopSimulator
-from tests.conftest import Bot
+from tests.support.app import Bot
 
 
 def test_every_simulated_event_is_valid_and_all_kinds_appear() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -16,11 +15,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from integrations.commerce.fake import FakeCommerce
 from integrations.signing import signed_headers
-from tests.conftest import free_port, in_thread, make_refund, truncate
+from tests.support.app import make_refund
+from tests.support.db import in_thread, truncate
+from tests.support.fakes import Served, serve
+from tests.support.processes import assert_no_tracebacks, free_port, ready, start, stop
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 SECRET = "two-instances-secret-0123456789"
@@ -54,73 +55,37 @@ roles = ["admin"]
 
 
 @pytest.fixture
-async def commerce() -> AsyncIterator[tuple[FakeCommerce, str]]:
+async def commerce() -> AsyncIterator[Served[FakeCommerce]]:
     fake = FakeCommerce(secret="commerce-secret-two")
-    server = TestServer(fake.app())
-    await server.start_server()
-    yield fake, str(server.make_url("/refundops"))
-    await server.close()
+    async with serve(fake.app()) as base:
+        yield Served(fake, base + "/refundops")
 
 
 @pytest.fixture
 async def instances(
-    tmp_path: Path, pg_url: str, redis_url: str, commerce: tuple[FakeCommerce, str]
+    tmp_path: Path, pg_url: str, redis_url: str, commerce: Served[FakeCommerce]
 ) -> AsyncIterator[list[str]]:
     in_thread(lambda: truncate(pg_url))
     config = tmp_path / "refundops.toml"
     config.write_text(
-        CONFIG.format(db=pg_url, redis=redis_url, commerce=commerce[1]), encoding="utf-8"
+        CONFIG.format(db=pg_url, redis=redis_url, commerce=commerce.url), encoding="utf-8"
     )
     env = {
         **os.environ,
         "REFUNDOPS_INGEST__SECRET": SECRET,
-        "REFUNDOPS_COMMERCE__SECRET": commerce[0].secret,
+        "REFUNDOPS_COMMERCE__SECRET": commerce.fake.secret,
     }
-    procs, urls = [], []
-    for _ in range(2):
-        port = free_port()
-        env_i = {**env, "REFUNDOPS_SERVER__PORT": str(port)}
-        procs.append(
-            await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot.cli",
-                "demo",
-                "--no-simulator",
-                "--config",
-                str(config),
-                env=env_i,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        )
-        urls.append(f"http://127.0.0.1:{port}")
+    ports, logs = [free_port(), free_port()], [tmp_path / f"instance{n}.log" for n in range(2)]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    argv = ("demo", "--no-simulator", "--config", str(config))
+    procs = [await start(port, log, env, *argv) for port, log in zip(ports, logs, strict=True)]
     try:
-        async with aiohttp.ClientSession() as session:
-            for url in urls:
-                for _ in range(200):
-                    try:
-                        async with session.get(f"{url}/readyz") as resp:
-                            if resp.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.1)
-                else:
-                    raise AssertionError(f"{url} did not become ready")
+        for url, proc, log in zip(urls, procs, logs, strict=True):
+            await ready(url, proc, log)
         yield urls
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            await proc.wait()
+        await stop(*procs)
         assert_no_tracebacks(tmp_path)
-
-
-def assert_no_tracebacks(logs: Path) -> None:
-    for log in sorted(logs.glob("instance*.log")):
-        text = log.read_text(encoding="utf-8")
-        assert "Traceback" not in text, text[-4000:]
 
 
 async def group_messages(url: str) -> list[dict[str, Any]]:
@@ -141,7 +106,7 @@ async def post(session: aiohttp.ClientSession, url: str, event: dict[str, Any]) 
 
 
 async def test_two_instances_deliver_everything_exactly_once(
-    instances: list[str], commerce: tuple[FakeCommerce, str]
+    instances: list[str], commerce: Served[FakeCommerce]
 ) -> None:
     fake, _ = commerce
     soon = (datetime.now(UTC) + timedelta(minutes=50)).isoformat()

@@ -19,8 +19,9 @@ from integrations.wecom.crypto import CallbackCrypto
 from integrations.wecom.fake import FakeWeComAIBot, FakeWeComAPI, WeComCallbacks
 from integrations.wecom.models import Inbound
 from storage.models import AuditEntry, Case
-from tests.conftest import Bot, BotFactory, make_refund
-from tests.wecom_support import (
+from tests.support.app import Bot, BotFactory, make_refund
+from tests.support.fakes import Served, serve
+from tests.support.wecom import (
     AES_KEY,
     AIBOT_CHAT,
     CORP_ID,
@@ -28,7 +29,6 @@ from tests.wecom_support import (
     WECOM_STAFF,
     aibot_group,
     coordination,
-    serve,
     userid,
     wecom_settings,
 )
@@ -41,18 +41,15 @@ MANUAL = "已通过 · 待手动退款"  # no shop system is connected: nothing 
 async def api(clock: FakeClock) -> AsyncIterator[FakeWeComAPI]:
     fake = FakeWeComAPI(corp_id=CORP_ID, now=lambda: clock.now().timestamp())
     fake.webhook_keys |= {"ops-key", "http-key"}
-    server = await serve(fake.app())
-    fake.base_url = str(server.make_url("")).rstrip("/")
-    yield fake
-    await server.close()
+    async with serve(fake.app()) as fake.base_url:
+        yield fake
 
 
 @pytest.fixture
-async def aibot() -> AsyncIterator[tuple[FakeWeComAIBot, str]]:
+async def aibot() -> AsyncIterator[Served[FakeWeComAIBot]]:
     fake = FakeWeComAIBot(chats={CHAT})
-    server = await serve(fake.app())
-    yield fake, str(server.make_url("/"))
-    await server.close()
+    async with serve(fake.app()) as base:
+        yield Served(fake, base + "/")
 
 
 @pytest.fixture
@@ -103,7 +100,7 @@ async def test_typed_approval_then_a_stale_tap_shows_everyone_who_won(
     sqlite_url: str,
     clock: FakeClock,
     api: FakeWeComAPI,
-    aibot: tuple[FakeWeComAIBot, str],
+    aibot: Served[FakeWeComAIBot],
 ) -> None:
     fake, ws_url = aibot
     async with aibot_group(make_bot, sqlite_url, clock, api, ws_url) as bot:
@@ -149,7 +146,7 @@ async def test_stranger_click_refused_and_duplicates_ignored_and_escalation_ment
     sqlite_url: str,
     clock: FakeClock,
     api: FakeWeComAPI,
-    aibot: tuple[FakeWeComAIBot, str],
+    aibot: Served[FakeWeComAIBot],
 ) -> None:
     fake, ws_url = aibot
     async with aibot_group(make_bot, sqlite_url, clock, api, ws_url) as bot:
@@ -184,7 +181,7 @@ async def test_stranger_click_refused_and_duplicates_ignored_and_escalation_ment
 
 
 async def test_the_running_app_connects_the_ai_bot_itself(
-    aibot: tuple[FakeWeComAIBot, str], api: FakeWeComAPI, sqlite_url: str, clock: FakeClock
+    aibot: Served[FakeWeComAIBot], api: FakeWeComAPI, sqlite_url: str, clock: FakeClock
 ) -> None:
     fake, ws_url = aibot
     settings = wecom_settings(
@@ -196,14 +193,11 @@ async def test_the_running_app_connects_the_ai_bot_itself(
         wecom={"aibot": {"ws_url": ws_url}},
     )
     app = create_app(settings, clock=clock, workers=True)
-    server = await serve(app)
-    try:
+    async with serve(app):
         await fake.wait_for(lambda: fake.subscribed == 1)
         req_id = await fake.push_text(userid("agent1"), "帮助", chatid=CHAT)
         await fake.wait_for(lambda: fake.replies.get(req_id))
         assert "可用命令" in fake.replies[req_id][0]["stream"]["content"]
-    finally:
-        await server.close()
 
 
 # -- the self-built app: approvals by DM --------------------------------------------------------

@@ -57,7 +57,8 @@ from integrations.payout.signing import bare_private_key
 from integrations.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signed_headers
 from integrations.wecom.crypto import CallbackCrypto
 from integrations.wecom.fake import FakeWeComAIBot, FakeWeComAPI, WeComCallbacks
-from tests.security.redis_proxy import RedisProxy
+from tests.support.processes import free_port
+from tests.support.redis_proxy import RedisProxy
 
 PG_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 DB_NAME = f"refundops_outside_{os.getpid()}"
@@ -411,14 +412,6 @@ def secrets_env(app_key: rsa.RSAPrivateKey) -> dict[str, str]:
 def refundops() -> list[str]:
     script = Path(sys.executable).with_name("refundops")
     return [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli"]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

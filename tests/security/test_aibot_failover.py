@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,8 +17,10 @@ import pytest
 
 from integrations.signing import signed_headers
 from integrations.wecom.fake import FakeWeComAIBot
-from tests.conftest import free_port, in_thread, make_refund, truncate
-from tests.wecom_support import serve
+from tests.support.app import make_refund
+from tests.support.db import in_thread, truncate
+from tests.support.fakes import Served, serve
+from tests.support.processes import free_port, kill, ready, start, stop
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 SECRET = "aibot-failover-secret-0123456789"
@@ -69,70 +69,38 @@ class Instance:
 
 
 @pytest.fixture
-async def wecom() -> AsyncIterator[tuple[FakeWeComAIBot, str]]:
+async def wecom() -> AsyncIterator[Served[FakeWeComAIBot]]:
     fake = FakeWeComAIBot(chats={CHAT})
-    server = await serve(fake.app())
-    yield fake, str(server.make_url("/"))
-    await server.close()
+    async with serve(fake.app()) as base:
+        yield Served(fake, base + "/")
 
 
 @pytest.fixture
 async def instances(
-    tmp_path: Path, pg_url: str, redis_url: str, wecom: tuple[FakeWeComAIBot, str]
+    tmp_path: Path, pg_url: str, redis_url: str, wecom: Served[FakeWeComAIBot]
 ) -> AsyncIterator[list[Instance]]:
     in_thread(lambda: truncate(pg_url))
     config = tmp_path / "refundops.toml"
     config.write_text(
-        CONFIG.format(db=pg_url, redis=redis_url, ws=wecom[1], lease=LEASE_S, chat=CHAT),
+        CONFIG.format(db=pg_url, redis=redis_url, ws=wecom.url, lease=LEASE_S, chat=CHAT),
         encoding="utf-8",
     )
     env = {
         **os.environ,
         "REFUNDOPS_INGEST__SECRET": SECRET,
-        "REFUNDOPS_WECOM__AIBOT__SECRET": wecom[0].secret,
+        "REFUNDOPS_WECOM__AIBOT__SECRET": wecom.fake.secret,
     }
     started: list[Instance] = []
     try:
         for n in range(2):
-            port = free_port()
-            log = tmp_path / f"instance{n}.log"
-            with log.open("wb") as out:
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "bot.cli",
-                    "serve",
-                    "--config",
-                    str(config),
-                    env={**env, "REFUNDOPS_SERVER__PORT": str(port)},
-                    stdout=asyncio.subprocess.DEVNULL,
-                    stderr=out,
-                )
+            port, log = free_port(), tmp_path / f"instance{n}.log"
+            proc = await start(port, log, env, "serve", "--config", str(config))
             started.append(Instance(proc, f"http://127.0.0.1:{port}", log))
-        async with aiohttp.ClientSession() as session:
-            for instance in started:
-                await ready(session, instance)
+        for instance in started:
+            await ready(instance.url, instance.proc, instance.log)
         yield started
     finally:
-        for instance in started:
-            if instance.proc.returncode is None:
-                instance.proc.terminate()
-        for instance in started:
-            await instance.proc.wait()
-
-
-async def ready(session: aiohttp.ClientSession, instance: Instance) -> None:
-    for _ in range(200):
-        if instance.proc.returncode is not None:
-            break
-        try:
-            async with session.get(f"{instance.url}/readyz") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{instance.url} did not become ready: {instance.log.read_text()[-2000:]}")
+        await stop(*(instance.proc for instance in started))
 
 
 async def post(session: aiohttp.ClientSession, url: str, event: dict[str, Any]) -> None:
@@ -157,7 +125,7 @@ def cards(fake: FakeWeComAIBot) -> list[dict[str, Any]]:
 
 
 async def test_aibot_one_connection_across_processes_and_failover_after_kill(
-    instances: list[Instance], wecom: tuple[FakeWeComAIBot, str]
+    instances: list[Instance], wecom: Served[FakeWeComAIBot]
 ) -> None:
     fake, _ = wecom
     await poll(lambda: fake.online and any(i.holds for i in instances), 10)
@@ -175,8 +143,7 @@ async def test_aibot_one_connection_across_processes_and_failover_after_kill(
         # the next holder (the AI bot takes no idempotency key): let the records land first.
         await asyncio.sleep(1.0)
 
-        holder.proc.send_signal(signal.SIGKILL)
-        await holder.proc.wait()
+        await kill(holder.proc)
         taken = await poll(lambda: fake.online and other.holds, LEASE_S * 4)
         assert taken < LEASE_S * 3
         assert fake.kicked == 0

@@ -22,19 +22,19 @@ from storage.db import Database
 from storage.enums import OutboxState
 from storage.models import OutboxItem
 from storage.repositories.leases import LeaseRepository
-from tests.conftest import Bot, BotFactory, make_refund
-from tests.wecom_support import serve, wecom_settings
+from tests.support.app import Bot, BotFactory, make_refund
+from tests.support.fakes import Served, serve
+from tests.support.wecom import wecom_settings
 
 CHAT = "wrkAFTERSALES"
 LEASE_S = 0.6
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[tuple[FakeWeComAIBot, str]]:
+async def fake() -> AsyncIterator[Served[FakeWeComAIBot]]:
     bot = FakeWeComAIBot(chats={CHAT})
-    server = await serve(bot.app())
-    yield bot, str(server.make_url("/"))
-    await server.close()
+    async with serve(bot.app()) as base:
+        yield Served(bot, base + "/")
 
 
 class Instance:
@@ -101,7 +101,7 @@ async def outbox(bot: Bot) -> list[OutboxItem]:
 
 
 async def test_aibot_two_instances_keep_one_connection_and_hand_work_to_the_holder(
-    make_bot: BotFactory, sqlite_url: str, fake: tuple[FakeWeComAIBot, str]
+    make_bot: BotFactory, sqlite_url: str, fake: Served[FakeWeComAIBot]
 ) -> None:
     wecom, ws_url = fake
     async with two_instances(make_bot, sqlite_url, ws_url) as instances:
@@ -136,7 +136,7 @@ async def test_aibot_holder_that_cannot_renew_closes_before_another_takes_over(
     make_bot: BotFactory,
     sqlite_url: str,
     clock: FakeClock,
-    fake: tuple[FakeWeComAIBot, str],
+    fake: Served[FakeWeComAIBot],
 ) -> None:
     wecom, ws_url = fake
     async with two_instances(make_bot, sqlite_url, ws_url) as instances:
@@ -162,7 +162,7 @@ async def test_aibot_holder_that_cannot_renew_closes_before_another_takes_over(
 async def test_aibot_disconnected_event_backs_off_instead_of_fighting(
     make_bot: BotFactory,
     sqlite_url: str,
-    fake: tuple[FakeWeComAIBot, str],
+    fake: Served[FakeWeComAIBot],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     wecom, ws_url = fake

@@ -12,12 +12,13 @@ from sqlalchemy import select
 from bot.keys import DISPATCHER, PROCESSOR
 from integrations.commerce.fake import FakeCommerce
 from storage.models import AuditEntry, Case
-from tests.conftest import Bot, BotFactory, make_settings
+from tests.support.app import Bot, BotFactory, make_settings
+from tests.support.fakes import Served
 
 
 @pytest.fixture
 async def shop(
-    make_bot: BotFactory, db_url: str, fake_commerce: tuple[FakeCommerce, str]
+    make_bot: BotFactory, db_url: str, fake_commerce: Served[FakeCommerce]
 ) -> tuple[Bot, FakeCommerce]:
     fake, url = fake_commerce
     settings = make_settings(
@@ -137,7 +138,7 @@ async def test_amount_raised_while_the_erp_call_is_in_flight_is_flagged_never_se
 
 
 async def test_amount_raised_after_the_erp_took_the_refund_is_flagged_for_a_person(
-    make_bot: BotFactory, sqlite_url: str, fake_commerce: tuple[FakeCommerce, str]
+    make_bot: BotFactory, sqlite_url: str, fake_commerce: Served[FakeCommerce]
 ) -> None:
     fake, url = fake_commerce
     fake.status = "pending"

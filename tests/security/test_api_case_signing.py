@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from integrations.signing import SIGNATURE_HEADER, sign, signed_get_headers
-from tests.conftest import SECRET, Bot, make_refund
+from tests.support.app import SECRET, Bot, make_refund
 
 
 async def two_cases(bot: Bot) -> None:

@@ -20,8 +20,8 @@ from integrations.dingtalk.signing import sign as ding_sign
 from integrations.kuaidi100.signing import sign as kuaidi100_sign
 from integrations.wecom.crypto import CallbackCrypto
 from integrations.wecom.fake import WeComCallbacks
-from tests.conftest import SECRET
-from tests.wecom_support import AES_KEY, TOKEN, wecom_settings
+from tests.support.app import SECRET
+from tests.support.wecom import AES_KEY, TOKEN, wecom_settings
 
 APP_SECRET = "nested-dingtalk-app-secret"
 SALT = "nested-kuaidi100-salt"

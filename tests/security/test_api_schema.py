@@ -32,7 +32,8 @@ from bot.app import create_app
 from bot.keys import PROCESSOR
 from handlers.clock import SystemClock
 from integrations.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from tests.conftest import SECRET, free_port, make_refund, make_settings
+from tests.support.app import SECRET, make_refund, make_settings
+from tests.support.processes import free_port
 
 # Per operation and mode; a batch body is up to 500 events, so fewer of those.
 EXAMPLES = {"/api/v1/events": 50, "/api/v1/events/batch": 20, "/api/v1/cases/{case_id}": 40}

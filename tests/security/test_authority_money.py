@@ -25,12 +25,13 @@ from integrations.commerce.fake import FakeCommerce
 from storage.coordination import InProcessCoordination
 from storage.enums import CaseKind, OutboxState
 from storage.models import OutboxItem
-from tests.conftest import Bot, BotFactory, make_refund, make_settings
-from tests.payout_support import GROUPS, make_payout
+from tests.support.app import Bot, BotFactory, make_refund, make_settings
+from tests.support.fakes import Served
+from tests.support.payout import GROUPS, make_payout
 
 BIG = "1800.00"
 SHIPPED = {"status": "shipped", "carrier": "SF", "tracking_no": "SF1234567890"}
-APPROVERS = {"sup1", "sup2", "admin1"}  # who may approve ¥1,800 (tests/conftest.py STAFF)
+APPROVERS = {"sup1", "sup2", "admin1"}  # who may approve ¥1,800 (tests/support/app.py STAFF)
 ATTACKER = "agent1"
 MENTION = re.compile(r"@(\S+)")
 
@@ -100,8 +101,8 @@ def env(
     make_bot: BotFactory,
     sqlite_url: str,
     clock: FakeClock,
-    fake_carrier: tuple[FakeCarrier, str],
-    fake_commerce: tuple[FakeCommerce, str],
+    fake_carrier: Served[FakeCarrier],
+    fake_commerce: Served[FakeCommerce],
 ) -> Env:
     return Env(make_bot, sqlite_url, clock, *fake_carrier, *fake_commerce)
 

@@ -12,8 +12,8 @@ from handlers.errors import UsageError
 from handlers.money import MAX_AMOUNT_FEN
 from handlers.payout import flow as payout
 from storage.models import Case
-from tests.conftest import Bot, BotFactory, make_settings
-from tests.payout_support import GROUPS
+from tests.support.app import Bot, BotFactory, make_settings
+from tests.support.payout import GROUPS
 
 LIMIT = "¥100,000,000.00"
 

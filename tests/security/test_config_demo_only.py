@@ -19,7 +19,8 @@ from bot.app import create_app
 from bot.cli import main
 from bot.settings import ConfigError, Settings, load_settings
 from handlers.config import ChannelName, GroupSettings
-from tests.conftest import free_port, production_settings
+from tests.support.app import production_settings
+from tests.support.processes import free_port
 
 SECRET = "a-long-random-ingest-secret-0123456789"
 # A production-minded config written from the old example: a group with no channel (the

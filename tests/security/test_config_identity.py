@@ -12,7 +12,7 @@ from bot.config_check import problems
 from bot.registry import commands
 from bot.settings import Settings
 from commands import ChatInput
-from tests.conftest import BotFactory, make_refund, make_settings
+from tests.support.app import BotFactory, make_refund, make_settings
 
 ROUTER = commands()
 

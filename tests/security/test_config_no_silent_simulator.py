@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from bot.registry import commands
 from bot.settings import Settings, load_settings
@@ -18,7 +17,8 @@ from handlers.cards import build_card
 from handlers.clock import FakeClock
 from integrations.wecom.fake import FakeWeComAPI
 from storage.models import Case
-from tests.conftest import SECRET, Bot, BotFactory, make_refund
+from tests.support.app import SECRET, Bot, BotFactory, make_refund
+from tests.support.fakes import serve
 
 ROUTER = commands()
 
@@ -58,11 +58,8 @@ wecom_userid = "wx_admin1"
 async def robot(clock: FakeClock) -> AsyncIterator[FakeWeComAPI]:
     fake = FakeWeComAPI(corp_id="ww-prod", now=lambda: clock.now().timestamp())
     fake.webhook_keys |= {"after", "ops"}
-    server = TestServer(fake.app())
-    await server.start_server()
-    fake.base_url = str(server.make_url("")).rstrip("/")
-    yield fake
-    await server.close()
+    async with serve(fake.app()) as fake.base_url:
+        yield fake
 
 
 def production(tmp_path: Path, sqlite_url: str, robot: FakeWeComAPI) -> Settings:

@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from handlers.clock import FakeClock
 from integrations.dingtalk.client import session_webhook_allowed
 from integrations.dingtalk.fake import FakeDingtalk
 from integrations.dingtalk.models import ROBOT_TOPIC
 from integrations.dingtalk.signing import CARD_SIGN_HEADER, CARD_TIMESTAMP_HEADER, card_sign
-from tests.conftest import Bot, BotFactory, make_refund
-from tests.dingtalk_helpers import CHAT, ding, ding_settings, running_fake, streaming
+from tests.support.app import Bot, BotFactory, make_refund
+from tests.support.dingtalk import CHAT, ding, ding_settings, running_fake, streaming
+from tests.support.fakes import Served, serve
 
 
 @pytest.fixture
@@ -43,16 +43,12 @@ class Attacker:
 
 
 @pytest.fixture
-async def attacker() -> AsyncIterator[tuple[Attacker, str]]:
+async def attacker() -> AsyncIterator[Served[Attacker]]:
     evil = Attacker()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", evil.record)
-    server = TestServer(app)
-    await server.start_server()
-    try:
-        yield evil, str(server.make_url("/robot/sendBySession?session=stolen"))
-    finally:
-        await server.close()
+    async with serve(app) as base:
+        yield Served(evil, base + "/robot/sendBySession?session=stolen")
 
 
 async def http_bot(make_bot: BotFactory, db_url: str, fake: FakeDingtalk, **kw: Any) -> Bot:
@@ -173,7 +169,7 @@ async def test_dingtalk_genuine_messages_still_work_without_robot_code_in_the_bo
 
 
 async def test_dingtalk_reply_never_goes_to_a_session_webhook_off_dingtalk_http(
-    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk, attacker: tuple[Attacker, str]
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk, attacker: Served[Attacker]
 ) -> None:
     evil, url = attacker
     bot = await http_bot(make_bot, sqlite_url, fake)
@@ -188,7 +184,7 @@ async def test_dingtalk_reply_never_goes_to_a_session_webhook_off_dingtalk_http(
 
 
 async def test_dingtalk_reply_never_goes_to_a_session_webhook_off_dingtalk_stream(
-    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk, attacker: tuple[Attacker, str]
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk, attacker: Served[Attacker]
 ) -> None:
     evil, url = attacker
     bot = await make_bot(ding_settings(sqlite_url, fake))

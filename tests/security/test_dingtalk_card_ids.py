@@ -23,8 +23,8 @@ from integrations.dingtalk.models import CardData, CreateAndDeliver, GroupDelive
 from integrations.dingtalk.settings import DingtalkSettings
 from storage.coordination import InProcessCoordination
 from storage.models import CardMessage
-from tests.conftest import Bot, BotFactory, make_refund
-from tests.dingtalk_helpers import ding, ding_settings, running_fake, streaming
+from tests.support.app import Bot, BotFactory, make_refund
+from tests.support.dingtalk import ding, ding_settings, running_fake, streaming
 
 CHAT_A = "cidSHOPA=="
 CHAT_B = "cidSHOPB=="

@@ -13,7 +13,7 @@ from xml.etree import ElementTree
 
 from bot.cli import main
 from handlers import export
-from tests.conftest import BotFactory, make_settings
+from tests.support.app import BotFactory, make_settings
 
 NS = {"x": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
 HOSTILE = [

@@ -14,8 +14,8 @@ import pytest
 from handlers import events
 from handlers.context import Tx
 from handlers.schema import Envelope, Inbound
-from tests.conftest import Bot, BotFactory, make_refund, make_settings
-from tests.payout_support import make_payout
+from tests.support.app import Bot, BotFactory, make_refund, make_settings
+from tests.support.payout import make_payout
 
 ADMIN = "ops"
 

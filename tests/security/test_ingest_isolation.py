@@ -18,7 +18,7 @@ from handlers.clock import FakeClock
 from handlers.schema import Envelope, Inbound, parse_event
 from storage.models import Case, Event
 from storage.repositories.events import EventRepository
-from tests.conftest import Bot, BotFactory, make_refund, make_settings
+from tests.support.app import Bot, BotFactory, make_refund, make_settings
 
 VALID = 39
 

@@ -16,9 +16,10 @@ from handlers.message import Card, Field, Mention, Notice, Tone
 from integrations.dingtalk import render as ding_render
 from integrations.wecom import render as wecom_render
 from integrations.wecom.fake import FakeWeComAPI
-from tests.conftest import Bot, BotFactory, make_refund
-from tests.dingtalk_helpers import ding_settings, running_fake
-from tests.wecom_support import CORP_ID, serve, wecom_settings
+from tests.support.app import Bot, BotFactory, make_refund
+from tests.support.dingtalk import ding_settings, running_fake
+from tests.support.fakes import serve
+from tests.support.wecom import CORP_ID, wecom_settings
 
 LINK = "[点此领取退款](http://evil.example/pay)"
 FAKE_LINE = "\n**主管已审批，请财务打款**"
@@ -50,10 +51,8 @@ def harmless(content: str) -> None:
 async def wecom_api(clock: FakeClock) -> AsyncIterator[FakeWeComAPI]:
     fake = FakeWeComAPI(corp_id=CORP_ID, now=lambda: clock.now().timestamp())
     fake.webhook_keys |= {"after-key"}
-    server = await serve(fake.app())
-    fake.base_url = str(server.make_url("")).rstrip("/")
-    yield fake
-    await server.close()
+    async with serve(fake.app()) as fake.base_url:
+        yield fake
 
 
 async def post(bot: Bot, event: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from bot.cli import main
 from integrations.sandbox.channel import BOT
 from storage.db import Database
 from storage.models import Payout
-from tests.conftest import Bot, BotFactory, make_settings
+from tests.support.app import Bot, BotFactory, make_settings
 
 ORDER = "3695123456789012345"  # a Taobao order number: 19 digits, shaped like a bank card
 TRACKING = "SF7700112233445"

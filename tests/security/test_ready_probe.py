@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from storage.db import Database
-from tests.conftest import BotFactory, make_settings
-from tests.security.redis_proxy import redis_proxy
+from tests.support.app import BotFactory, make_settings
+from tests.support.redis_proxy import redis_proxy
 
 
 async def test_ready_fails_when_sqlite_cannot_write(make_bot: BotFactory, tmp_path: Path) -> None:

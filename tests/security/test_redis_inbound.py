@@ -20,10 +20,10 @@ from integrations.wecom.aibot import BUSY, AibotChannel
 from integrations.wecom.fake import FakeWeComAIBot
 from integrations.wecom.models import Inbound, Outcome
 from storage.redis_coordination import RedisCoordination
-from tests.conftest import Bot, BotFactory, make_refund
-from tests.dingtalk_helpers import CHAT, ding, ding_settings, running_fake
-from tests.security.redis_proxy import RedisProxy, redis_proxy
-from tests.wecom_support import serve
+from tests.support.app import Bot, BotFactory, make_refund
+from tests.support.dingtalk import CHAT, ding, ding_settings, running_fake
+from tests.support.fakes import Served, serve
+from tests.support.redis_proxy import RedisProxy, redis_proxy
 
 pytestmark = pytest.mark.redis
 
@@ -83,18 +83,24 @@ async def history(bot: Bot) -> list[str]:
     return [h["action"] for h in case["history"] if h["action"] == "claim"]
 
 
-async def test_redis_down_aibot_message_gets_a_busy_reply_and_runs_nothing(
-    proxy: RedisProxy,
-) -> None:
+@pytest.fixture
+async def aibot() -> AsyncIterator[Served[FakeWeComAIBot]]:
     fake = FakeWeComAIBot(chats={"wrkGROUP1"})
-    server = await serve(fake.app())
+    async with serve(fake.app()) as base:
+        yield Served(fake, base + "/")
+
+
+async def test_redis_down_aibot_message_gets_a_busy_reply_and_runs_nothing(
+    proxy: RedisProxy, aibot: Served[FakeWeComAIBot]
+) -> None:
+    fake, ws_url = aibot
     settings = Settings(
         groups=[{"id": "aftersales", "channel": "wecom_aibot", "chat_id": "wrkGROUP1"}],
         wecom={
             "aibot": {
                 "bot_id": fake.bot_id,
                 "secret": fake.secret,
-                "ws_url": str(server.make_url("/")),
+                "ws_url": ws_url,
             }
         },
     )
@@ -126,4 +132,3 @@ async def test_redis_down_aibot_message_gets_a_busy_reply_and_runs_nothing(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await coord.close()
-            await server.close()

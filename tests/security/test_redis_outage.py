@@ -24,8 +24,8 @@ from storage.coordination import InProcessCoordination
 from storage.enums import OutboxState
 from storage.models import OutboxItem
 from storage.redis_coordination import RedisCoordination
-from tests.conftest import Bot, BotFactory, make_refund, make_settings
-from tests.security.redis_proxy import RedisProxy, redis_proxy
+from tests.support.app import Bot, BotFactory, make_refund, make_settings
+from tests.support.redis_proxy import RedisProxy, redis_proxy
 
 pytestmark = pytest.mark.redis
 

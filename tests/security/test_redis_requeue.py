@@ -17,7 +17,7 @@ from storage.db import Database
 from storage.enums import OutboxState
 from storage.models import OutboxItem
 from storage.repositories.outbox import OutboxRepository
-from tests.conftest import Bot, make_refund
+from tests.support.app import Bot, make_refund
 
 CONFIG = """
 [database]

@@ -16,8 +16,8 @@ from bot.wecom import Bridge
 from commands import ChatInput
 from integrations.wecom.models import Inbound
 from storage.models import AuditEntry, Fold
-from tests.conftest import STAFF, Bot, BotFactory, make_refund, make_settings
-from tests.payout_support import make_payout
+from tests.support.app import STAFF, Bot, BotFactory, make_refund, make_settings
+from tests.support.payout import make_payout
 
 ROUTER = commands()
 

@@ -4,7 +4,7 @@ the id and says so, and a button always acts on its own card's case."""
 
 from __future__ import annotations
 
-from tests.conftest import Bot, make_refund
+from tests.support.app import Bot, make_refund
 
 
 async def two_refunds(bot: Bot) -> tuple[dict[str, object], dict[str, object]]:

@@ -18,16 +18,16 @@ from integrations.dingtalk.models import CARD_TOPIC
 from integrations.wecom.crypto import CallbackCrypto
 from integrations.wecom.fake import FakeWeComAIBot, FakeWeComAPI, WeComCallbacks
 from storage.models import AuditEntry, Case
-from tests.conftest import Bot, BotFactory, make_refund, make_settings
-from tests.dingtalk_helpers import ding, ding_settings, running_fake, streaming
-from tests.wecom_support import (
+from tests.support.app import Bot, BotFactory, make_refund, make_settings
+from tests.support.dingtalk import ding, ding_settings, running_fake, streaming
+from tests.support.fakes import Served, serve
+from tests.support.wecom import (
     AES_KEY,
     AIBOT_CHAT,
     CORP_ID,
     TOKEN,
     aibot_group,
     coordination,
-    serve,
     userid,
     wecom_settings,
 )
@@ -125,18 +125,15 @@ async def test_sandbox_page_sends_the_version_it_shows(bot: Bot) -> None:
 async def api(clock: FakeClock) -> AsyncIterator[FakeWeComAPI]:
     fake = FakeWeComAPI(corp_id=CORP_ID, now=lambda: clock.now().timestamp())
     fake.webhook_keys |= {"ops-key"}
-    server = await serve(fake.app())
-    fake.base_url = str(server.make_url("")).rstrip("/")
-    yield fake
-    await server.close()
+    async with serve(fake.app()) as fake.base_url:
+        yield fake
 
 
 @pytest.fixture
-async def aibot() -> AsyncIterator[tuple[FakeWeComAIBot, str]]:
+async def aibot() -> AsyncIterator[Served[FakeWeComAIBot]]:
     fake = FakeWeComAIBot(chats={CHAT})
-    server = await serve(fake.app())
-    yield fake, str(server.make_url("/"))
-    await server.close()
+    async with serve(fake.app()) as base:
+        yield Served(fake, base + "/")
 
 
 def markdowns(fake: FakeWeComAIBot) -> list[str]:
@@ -152,7 +149,7 @@ async def test_stale_wecom_aibot_click_is_refused_and_the_card_redrawn(
     sqlite_url: str,
     clock: FakeClock,
     api: FakeWeComAPI,
-    aibot: tuple[FakeWeComAIBot, str],
+    aibot: Served[FakeWeComAIBot],
 ) -> None:
     fake, ws_url = aibot
     async with aibot_group(make_bot, sqlite_url, clock, api, ws_url) as bot:

@@ -6,27 +6,23 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-import redis.asyncio as aioredis
 
 from storage.coordination import Coordination, InProcessCoordination, TokenBucket
 from storage.redis_coordination import RedisCoordination
-from tests.conftest import IN_CI, REDIS_URL
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-async def coord(request: pytest.FixtureRequest) -> AsyncIterator[Coordination]:
-    if request.param == "memory":
+def redis_or_memory(request: pytest.FixtureRequest) -> str | None:
+    """The test Redis's URL, or None for the in-process implementation."""
+    return None if request.param == "memory" else str(request.getfixturevalue("redis_url"))
+
+
+@pytest.fixture
+async def coord(redis_or_memory: str | None) -> AsyncIterator[Coordination]:
+    if redis_or_memory is None:
         yield InProcessCoordination()
         return
-    try:
-        client = aioredis.Redis.from_url(REDIS_URL)
-        await client.flushdb()
-        await client.aclose()
-        shared = await RedisCoordination.connect(REDIS_URL)
-    except (OSError, ConnectionError, aioredis.ConnectionError) as exc:
-        if IN_CI:
-            pytest.fail(f"CI=true needs Redis at {REDIS_URL}: {exc}")
-        pytest.skip(f"Redis at {REDIS_URL} is not reachable: {exc}")
+    shared = await RedisCoordination.connect(redis_or_memory)
     yield shared
     await shared.close()
 

@@ -8,7 +8,7 @@ import pytest
 
 from storage.db import Database
 from storage.repositories import ParcelRepository
-from tests.conftest import truncate
+from tests.support.db import truncate
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 

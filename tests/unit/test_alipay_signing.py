@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from integrations.payout import signing
 from integrations.payout.client import payee_info, response_node
-from tests.payout_support import app_key
+from tests.support.payout import app_key
 
 # DER prefix of DigestInfo{sha256} (RFC 8017 §9.2, note 1).
 SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")

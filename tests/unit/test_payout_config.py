@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.config_check import problems
 from bot.settings import Settings
 from integrations.payout.signing import bare_public_key
-from tests.payout_support import alipay_key, alipay_settings
+from tests.support.payout import alipay_key, alipay_settings
 
 
 def settings(**payout: object) -> Settings:

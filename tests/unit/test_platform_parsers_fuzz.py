@@ -23,7 +23,7 @@ from integrations.kuaidi100 import signing as kuaidi100_signing
 from integrations.kuaidi100.models import Push
 from integrations.wecom.crypto import CallbackCrypto, CallbackRejectedError, cdata, parse_xml
 from integrations.wecom.models import AibotBody, AibotFrame, AppMessage
-from tests.wecom_support import AES_KEY, CORP_ID, TOKEN
+from tests.support.wecom import AES_KEY, CORP_ID, TOKEN
 
 CRYPTO = CallbackCrypto(TOKEN, AES_KEY, CORP_ID)
 EXAMPLES = settings(max_examples=120, deadline=None)

@@ -8,7 +8,7 @@ import pytest
 
 from bot.config_check import channel_needs, problems
 from bot.settings import Settings
-from tests.wecom_support import AES_KEY
+from tests.support.wecom import AES_KEY
 
 STAFF = [{"id": "sup1", "roles": ["supervisor", "admin"], "wecom_userid": "zhangsan"}]
 

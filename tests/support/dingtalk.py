@@ -7,14 +7,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp.test_utils import TestServer
-
 from bot.keys import DISPATCHER
 from bot.settings import Settings
 from handlers.clock import FakeClock
 from integrations.dingtalk.channel import DingtalkStreamChannel
 from integrations.dingtalk.fake import FakeDingtalk
-from tests.conftest import STAFF, Bot, make_settings
+from tests.support.app import STAFF, Bot, make_settings
+from tests.support.fakes import serve
 
 CHAT = "cidAFTERSALES=="
 ROBOT_SECRET = "SEC1234567890abcdef1234567890abcdef1234567890abcdef1234567890abcd"
@@ -24,15 +23,12 @@ TEMPLATE = "refundops-refund.schema"
 @contextlib.asynccontextmanager
 async def running_fake(clock: FakeClock) -> AsyncIterator[FakeDingtalk]:
     fake = FakeDingtalk(now=lambda: clock.now().timestamp())
-    server = TestServer(fake.app())
-    await server.start_server()
-    fake.base_url = str(server.make_url(""))
-    try:
-        yield fake
-    finally:
-        for conn in fake.live():
-            await conn.ws.close()
-        await server.close()
+    async with serve(fake.app()) as fake.base_url:
+        try:
+            yield fake
+        finally:
+            for conn in fake.live():
+                await conn.ws.close()
 
 
 def ding(staff_id: str) -> str:

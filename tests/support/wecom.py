@@ -7,16 +7,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp import web
-from aiohttp.test_utils import TestServer
-
 from bot.keys import DISPATCHER
 from bot.settings import Settings
 from handlers.clock import FakeClock
 from integrations.wecom.aibot import AibotChannel
 from integrations.wecom.fake import FakeWeComAPI
 from storage.coordination import InProcessCoordination
-from tests.conftest import STAFF, Bot, BotFactory, make_settings
+from tests.support.app import STAFF, Bot, BotFactory, make_settings
 
 # Doc 91144's official test vector.
 TOKEN = "QDG6eK"
@@ -42,18 +39,12 @@ MESSAGE_ENCRYPT = (
     "S+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q=="
 )
 
-# The conftest staff, each with a WeCom userid ("wx_" + id).
+# The test staff, each with a WeCom userid ("wx_" + id).
 WECOM_STAFF = [{**s, "name": str(s["id"]).upper(), "wecom_userid": f"wx_{s['id']}"} for s in STAFF]
 
 
 def userid(staff_id: str) -> str:
     return f"wx_{staff_id}"
-
-
-async def serve(app: web.Application) -> TestServer:
-    server = TestServer(app)
-    await server.start_server()
-    return server
 
 
 def wecom_settings(db_url: str, groups: list[dict[str, Any]], **overrides: Any) -> Settings:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from functools import cache
 from typing import Any
 
-from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from handlers.clock import FakeClock
@@ -34,18 +32,11 @@ def alipay_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def make_fake(clock: FakeClock | None = None) -> FakeAlipay:
+def make_alipay(clock: FakeClock | None = None) -> FakeAlipay:
     fake = FakeAlipay(APP_ID, app_key().public_key(), alipay_key())
     if clock is not None:
         fake.now = clock.now
     return fake
-
-
-async def serve(fake: FakeAlipay) -> AsyncIterator[tuple[FakeAlipay, str]]:
-    server = TestServer(fake.app())
-    await server.start_server()
-    yield fake, str(server.make_url("/gateway.do"))
-    await server.close()
 
 
 def alipay_settings(gateway: str, **extra: Any) -> dict[str, Any]:
