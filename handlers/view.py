@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from handlers.authority import StaffDirectory
 from handlers.message import Card
@@ -27,6 +28,17 @@ class CardContext:
     staff: StaffDirectory
     templates: TemplateBook
     settings: DomainSettings
+
+    @classmethod
+    def of(cls, settings: DomainSettings, now: datetime) -> CardContext:
+        """A context drawn from `settings` alone, at `now` (the bot's own reuses its services)."""
+        return cls(
+            now,
+            ZoneInfo(settings.bot.timezone),
+            StaffDirectory(settings.staff),
+            TemplateBook.from_settings(settings),
+            settings,
+        )
 
     def local(self, at: datetime) -> datetime:
         return at.astimezone(self.tz)

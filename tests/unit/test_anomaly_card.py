@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.settings import Settings
-from handlers.authority import StaffDirectory
+from handlers.config import DomainSettings
 from handlers.logistics.card import anomaly_card
 from handlers.message import Button, ButtonStyle, Field, Mention, Tone
-from handlers.templates import TemplateBook
 from handlers.view import CardContext
 from storage.models import Case
 
@@ -28,23 +25,14 @@ DECISIONS = (
 
 
 def context() -> CardContext:
-    settings = Settings(
-        demo=True,
-        ingest={"secret": "long-random-0123456789"},
-        groups=[{"id": "ops", "channel": "sandbox"}],
+    settings = DomainSettings(
         staff=[
             {"id": "agent1", "name": "小王", "roles": ["agent"]},
             {"id": "sup1", "name": "老李", "roles": ["supervisor"]},
             {"id": "fin1", "roles": ["finance"]},
         ],
     )
-    return CardContext(
-        NOW,
-        ZoneInfo("Asia/Shanghai"),
-        StaffDirectory(settings.staff),
-        TemplateBook.from_settings(settings),
-        settings,
-    )
+    return CardContext.of(settings, NOW)
 
 
 def anomaly(

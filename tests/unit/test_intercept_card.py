@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.settings import Settings
-from handlers.authority import StaffDirectory
+from handlers.config import DomainSettings
 from handlers.intercept.card import intercept_card
 from handlers.intercept.machine import InterceptState
 from handlers.message import Button, ButtonStyle, Field, Mention, Tone
-from handlers.templates import TemplateBook
 from handlers.view import CardContext
 from storage.models import Case
 
@@ -26,23 +23,14 @@ CONFIRM = ["intercepted", "intercept_failed"]
 
 
 def context(*, feedback_h: float = 2.0) -> CardContext:
-    settings = Settings(
-        demo=True,
-        ingest={"secret": "long-random-0123456789"},
-        groups=[{"id": "aftersales", "channel": "sandbox"}],
+    settings = DomainSettings(
         staff=[
             {"id": "agent1", "name": "小王", "roles": ["agent"], "refund_limit": "50"},
             {"id": "sup1", "name": "张主管", "roles": ["supervisor"], "refund_limit": "2000"},
         ],
         timers={"intercept_feedback_h": feedback_h},
     )
-    return CardContext(
-        NOW,
-        ZoneInfo("Asia/Shanghai"),
-        StaffDirectory(settings.staff),
-        TemplateBook.from_settings(settings),
-        settings,
-    )
+    return CardContext.of(settings, NOW)
 
 
 def make_case(state: InterceptState, data: dict[str, Any] | None = None, **columns: Any) -> Case:

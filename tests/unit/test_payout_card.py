@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.settings import Settings
-from handlers.authority import StaffDirectory
+from handlers.config import DomainSettings
 from handlers.message import Button, ButtonStyle, Field, Mention, Tone
 from handlers.payout.card import batch_card, payout_card
-from handlers.templates import TemplateBook
 from handlers.view import CardContext
 from storage.models import Case
 
@@ -41,20 +38,11 @@ REJECT = Button("reject", "拒绝", ButtonStyle.DANGER)
 
 
 def context(*, provider: str = "manual", two_person: bool = True) -> CardContext:
-    settings = Settings(
-        demo=True,
-        ingest={"secret": "long-random-0123456789"},
-        groups=[{"id": "finance", "channel": "sandbox"}],
+    settings = DomainSettings(
         staff=STAFF,
         payout={"provider": provider, "two_person_rule": two_person},
     )
-    return CardContext(
-        now=NOW,
-        tz=ZoneInfo("Asia/Shanghai"),
-        staff=StaffDirectory(settings.staff),
-        templates=TemplateBook.from_settings(settings),
-        settings=settings,
-    )
+    return CardContext.of(settings, NOW)
 
 
 def payout(state: str, data: dict[str, Any], **row: Any) -> Case:

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.settings import Settings
-from handlers.authority import StaffDirectory
+from handlers.config import DomainSettings
 from handlers.message import Button, ButtonStyle, Field, Mention, Tone
 from handlers.refund.card import refund_card
 from handlers.refund.machine import RefundState
-from handlers.templates import TemplateBook
 from handlers.view import CardContext
 from storage.models import Case
 
@@ -28,21 +25,12 @@ STAFF = [
 
 
 def context(*, commerce: str = "none", templates: bool = True) -> CardContext:
-    settings = Settings(
-        demo=True,
-        ingest={"secret": "long-random-0123456789"},
-        groups=[{"id": "aftersales", "channel": "sandbox"}],
+    settings = DomainSettings(
         staff=STAFF,
         commerce={"mode": commerce},
         replies={"builtin_templates": templates},
     )
-    return CardContext(
-        NOW,
-        ZoneInfo("Asia/Shanghai"),
-        StaffDirectory(settings.staff),
-        TemplateBook.from_settings(settings),
-        settings,
-    )
+    return CardContext.of(settings, NOW)
 
 
 def make_case(state: RefundState, data: dict[str, Any] | None = None, **columns: Any) -> Case:
