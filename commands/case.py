@@ -10,7 +10,7 @@ from commands.router import Args, CommandContext, Router
 from handlers import masking, material
 from handlers.authority import DECIDERS
 from handlers.cards import build_card
-from handlers.case_data import Noted
+from handlers.case_data import CaseData
 from handlers.context import Tx
 from handlers.errors import UsageError
 from handlers.intercept import machine as intercept_machine
@@ -62,7 +62,8 @@ async def show(ctx: CommandContext, args: CaseArgs) -> Reply:
         lines += [f"{f.label}：{f.value}" for f in card.fields]
         lines += list(card.lines)
         notes = [
-            one_line(f"📝 {tx.svc.staff.name(n.by)}：{n.text}") for n in Noted.of(case).notes[-3:]
+            one_line(f"📝 {tx.svc.staff.name(n.by)}：{n.text}")
+            for n in CaseData.of(case).notes[-3:]
         ]
         lines += [n for n in notes if n not in card.lines]
         lines.append("记录：")

@@ -1,93 +1,162 @@
-"""The typed shape of `case.data`: each kind reads its model from a case and writes back the
-same JSON it would have written as a dict — the keys it was read with and those set since, in
-their order; keys the model does not know pass through untouched.
+"""The typed shape of `case.data`, one base for every kind: a model read from a row writes back
+the same JSON — its keys in their order, keys it does not know untouched — plus what changed.
 """
 
 from __future__ import annotations
 
-from typing import Any, Self
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, Self, TypeVar
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ModelWrapValidatorHandler,
     PrivateAttr,
     SerializerFunctionWrapHandler,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
     model_serializer,
     model_validator,
 )
 
 from storage.models import Case
 
+# The validation context of a stored row (an object, so no caller passes it by chance).
+_STORED: dict[str, bool] = {"stored": True}
+
+
+class _KeepsNull:
+    """The mark of a `Nullable` field."""
+
+
+T = TypeVar("T")
+# A field whose None is written as null rather than left out: a fact such as "the platform
+# sent no order amount", which the rows have always held as null.
+Nullable = Annotated[T | None, _KeepsNull()]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    keys: dict[str, str]  # a field's name or alias -> its JSON key
+    nullable: frozenset[str]  # the JSON keys of `Nullable` fields
+
+
+@cache
+def _layout(model: type[Stored]) -> _Layout:
+    keys: dict[str, str] = {}
+    nullable: set[str] = set()
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        keys[name] = keys[key] = key
+        if any(isinstance(mark, _KeepsNull) for mark in field.metadata):
+            nullable.add(key)
+    return _Layout(keys, frozenset(nullable))
+
 
 class Stored(BaseModel):
-    """A JSON object kept in `case.data` (or inside it). An attribute that was never read nor
-    set is not written: absent stays absent, as `dict.get(key, default)` read it."""
+    """A JSON object kept in `case.data` (or inside it), written back as a dict would have been.
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    Read from a row (`load`, `CaseData.of`), it keeps the row's keys in their order and the keys
+    it does not know as they were. An attribute set keeps its key's place, or goes after the
+    others when new (`d[k] = v`); set or given as None it is left out, as `drop()` leaves it out
+    (`d.pop(k)`), but a `Nullable` field writes None as null. An attribute never read nor set is
+    not written: absent stays absent. Outside a row extra keys are refused, and the type checker
+    sees only the declared fields: a misspelt attribute or keyword is a type error.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
     _keys: tuple[str, ...] = PrivateAttr(default=())
+    _other: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def load(cls, data: Mapping[str, Any]) -> Self:
+        """The model of a JSON object as stored (or as the platform sent it): every key kept."""
+        return cls.model_validate(data, context=_STORED)
 
     @model_validator(mode="wrap")
     @classmethod
-    def _remember_order(cls, value: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+    def _remember_keys(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> Self:
+        if not isinstance(value, Mapping):
+            kept: Self = handler(value)
+            return kept
+        layout = _layout(cls)
+        if info.context is _STORED:
+            made: Self = handler({k: v for k, v in value.items() if k in layout.keys})
+            made._other = {k: v for k, v in value.items() if k not in layout.keys}
+            made._keys = tuple(layout.keys.get(str(k), str(k)) for k in value)
+            return made
         made = handler(value)
-        if isinstance(value, dict):
-            fields = cls.model_fields
-            made._keys = tuple((fields[k].alias or k) if k in fields else str(k) for k in value)
+        made._keys = tuple(
+            layout.keys[k]
+            for k, v in value.items()
+            if v is not None or layout.keys[k] in layout.nullable
+        )
         return made
 
-    @model_serializer(mode="wrap")
-    def _in_order(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        out: dict[str, Any] = handler(self)
-        return {k: out[k] for k in self._keys if k in out} | out
+    if not TYPE_CHECKING:
+        # Hidden from the type checker, so that a misspelt attribute stays a type error.
+        def __setattr__(self, name: str, value: Any) -> None:
+            super().__setattr__(name, value)
+            layout = _layout(type(self))
+            key = layout.keys.get(name)
+            if key is None:
+                return
+            if value is None and key not in layout.nullable:
+                self._forget(key)
+            elif key not in self._keys:
+                self._keys = (*self._keys, key)
 
     def drop(self, *names: str) -> None:
-        """Forget `names`, as `dict.pop(name, None)` would: they are not written back."""
+        """Leave `names` out, as `dict.pop(name, None)` would; they read as their defaults."""
+        fields = type(self).model_fields
         for name in names:
-            self.__pydantic_fields_set__.discard(name)
-            default = type(self).model_fields[name].get_default(call_default_factory=True)
-            self.__dict__[name] = default
+            self.__dict__[name] = fields[name].get_default(call_default_factory=True)
+            self._forget(_layout(type(self)).keys[name])
 
-    def has(self, name: str) -> bool:
-        """Whether `name` is stored (read with the object or set since)."""
-        return name in self.model_fields_set
+    def _forget(self, key: str) -> None:
+        self._keys = tuple(k for k in self._keys if k != key)
+
+    @model_serializer(mode="wrap")
+    def _as_stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        every: dict[str, Any] = handler(self)
+        out = {k: self._other[k] if k in self._other else every[k] for k in self._keys}
+        # A default changed in place (`data.commerce.error = …` on a case without `commerce`)
+        # is written after the rest, as `{**data, "commerce": {…}}` would have added it.
+        out |= {k: v for k, v in every.items() if k not in out and isinstance(v, dict | list) and v}
+        return out
 
     def dump(self) -> dict[str, Any]:
-        """The JSON object as stored."""
-        self._settle()
-        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
-
-    def _settle(self) -> None:
-        """Count a default changed in place (`data.commerce.error = …` on a case without
-        `commerce`) as set, as `{**data.get("commerce", {}), "error": …}` stored it."""
-        for name, field in type(self).model_fields.items():
-            value = self.__dict__.get(name)
-            inner = value if isinstance(value, list) else [value]
-            for item in inner:
-                if isinstance(item, Stored):
-                    item._settle()
-            if name not in self.model_fields_set and value != field.get_default(
-                call_default_factory=True
-            ):
-                self.__pydantic_fields_set__.add(name)
-
-
-class CaseData(Stored):
-    """The whole of one kind's `case.data`."""
-
-    @classmethod
-    def of(cls, case: Case) -> Self:
-        return cls.model_validate(case.data)
+        """The JSON object to store."""
+        return self.model_dump(mode="json", by_alias=True)
 
 
 class Note(Stored):
+    """A note someone wrote on a case (`备注 R3 …`): refunds, payouts, anomalies alike."""
+
     by: str
     at: str
     text: str
 
 
-class Noted(CaseData):
-    """The notes of a case of any kind: people note refunds, payouts, intercepts alike."""
+class InterceptShown(Stored):
+    """How a parcel's intercept shows on the cards of the refunds and anomalies it serves."""
+
+    handle: str
+    text: str
+
+
+class CaseData(Stored):
+    """The whole of one kind's `case.data`; any kind may carry notes and a material version."""
 
     notes: list[Note] = Field(default_factory=list)
+    # The case's version right after its last material change (see handlers.material).
+    material_version: int = 0
+
+    @classmethod
+    def of(cls, case: Case) -> Self:
+        return cls.load(case.data)

@@ -9,23 +9,15 @@ now instead. A click whose card version cannot be told counts as version 0.
 
 from __future__ import annotations
 
-from typing import Any
-
+from handlers.case_data import CaseData
 from handlers.errors import StaleCardError
 from storage.models import Case
 
-VERSION = "material_version"
 STALE_TEXT = "卡片已更新，请看最新金额"
 
 
 def version(case: Case) -> int:
-    value = case.data.get(VERSION, 0)
-    return value if isinstance(value, int) else 0
-
-
-def changed(data: dict[str, Any], *, version: int) -> dict[str, Any]:
-    """`data` marked as changed materially at `version` (the version the write gives the case)."""
-    return {**data, VERSION: version}
+    return CaseData.of(case).material_version
 
 
 def ensure_fresh(case: Case, drawn: int | None) -> None:

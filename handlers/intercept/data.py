@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from handlers.case_data import CaseData, Stored
+from handlers.case_data import CaseData, InterceptShown, Stored
 from handlers.intercept.machine import LINK_TEXT
-from handlers.refund.data import InterceptShown
 from storage.models import Case
 
 

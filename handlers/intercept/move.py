@@ -10,6 +10,7 @@ from handlers.intercept.data import InterceptData, recorded_by, shown_on_links
 from handlers.intercept.machine import DONE, MACHINE, InterceptState, InterceptTrigger, S
 from handlers.logistics import flow as logistics
 from handlers.logistics import machine as anomaly_machine
+from handlers.logistics.data import AnomalyData
 from handlers.refund.data import RefundData
 from handlers.refund.machine import RefundState
 from handlers.refund.machine import Trigger as RefundTrigger
@@ -104,13 +105,16 @@ async def show_on_links(tx: Tx, case: Case, *, actor: str) -> None:
             await tx.sync_card(refund)
     for served in data.anomalies:
         anomaly = await tx.cases.get(served.pk)
-        if anomaly is None or anomaly.data.get("intercept") == shown.dump():
+        if anomaly is None:
             continue
-        anomaly_data = {**anomaly.data, "intercept": shown.dump()}
+        anomaly_data = AnomalyData.of(anomaly)
+        if anomaly_data.intercept is not None and anomaly_data.intercept.dump() == shown.dump():
+            continue
+        anomaly_data.intercept = shown
         if state is S.FAILED and anomaly.state == anomaly_machine.A.INTERCEPTING:
             await logistics.move_anomaly(
                 tx, anomaly, anomaly_machine.AT.REOPEN, actor=actor, data=anomaly_data
             )
         else:
-            await tx.cases.touch(anomaly, now=tx.now, data=anomaly_data)
+            await tx.cases.touch(anomaly, now=tx.now, data=anomaly_data.dump())
             await tx.sync_card(anomaly)

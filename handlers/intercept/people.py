@@ -16,6 +16,7 @@ from handlers.intercept.request import locate, request
 from handlers.logistics import flow as logistics
 from handlers.logistics import machine as anomaly_machine
 from handlers.logistics.carriers import carrier_name, parcel_text
+from handlers.logistics.data import AnomalyData
 from handlers.message import Reply
 from handlers.money import format_fen
 from handlers.refund.card import stop_shipment_text
@@ -80,12 +81,12 @@ async def _for_refund(tx: Tx, refund: Case, staff: StaffSettings, channel: str) 
 
 async def _for_anomaly(tx: Tx, anomaly: Case, staff: StaffSettings, channel: str) -> Reply:
     anomaly_machine.advance_anomaly(anomaly.state, anomaly_machine.AT.INTERCEPT)
-    carrier, number = anomaly.data["carrier"], anomaly.data["tracking_no"]
+    seen = AnomalyData.of(anomaly)
+    carrier, number = seen.carrier, seen.tracking_no
     parcel = await tx.parcels.get(carrier, number)
     if parcel is not None and parcel.status == "delivered":
         raise ConflictError(f"{anomaly.handle} 的包裹已签收，快递无法拦截")
-    linked = anomaly.data.get("refund")
-    refund = await tx.cases.get(linked["pk"]) if linked else None
+    refund = await tx.cases.get(seen.refund.pk) if seen.refund is not None else None
     case, new = await request(
         tx,
         carrier=carrier,
@@ -96,13 +97,16 @@ async def _for_anomaly(tx: Tx, anomaly: Case, staff: StaffSettings, channel: str
         anomaly=anomaly,
         channel=channel,
     )
+    # Read again: the request may have shown the intercept on the anomaly already.
+    data = AnomalyData.of(anomaly)
+    data.intercept = shown_on_links(case)
     await logistics.move_anomaly(
         tx,
         anomaly,
         anomaly_machine.AT.INTERCEPT,
         actor=staff.id,
         channel=channel,
-        data={**anomaly.data, "intercept": shown_on_links(case).dump()},
+        data=data,
         assignee=anomaly.assignee or staff.id,
     )
     verb = "已申请拦截" if new else "已在拦截"
@@ -140,9 +144,11 @@ def _shown_handle(case: Case) -> str | None:
     """The handle of the intercept shown on a refund's or an anomaly's card."""
     if case.kind == CaseKind.REFUND:
         shown = RefundData.of(case).intercept
-        return shown.handle if shown is not None else None
-    anomaly_shown = case.data.get("intercept")  # an anomaly keeps the same shape
-    return str(anomaly_shown.get("handle")) if isinstance(anomaly_shown, dict) else None
+    elif case.kind == CaseKind.ANOMALY:
+        shown = AnomalyData.of(case).intercept
+    else:
+        return None
+    return shown.handle if shown is not None else None
 
 
 async def confirm(

@@ -1,16 +1,16 @@
-"""The typed shape of an anomaly case's `case.data`: read with `AnomalyData.of(case)`, changed by
-attribute, written back with `dump()` as the same JSON keys and values the rows always held.
+"""The typed shape of an anomaly case's `case.data`: the parcel and its problem, what the parcel
+last showed, the refund and intercept linked to it, and how it ended.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import PlainSerializer
 
+from handlers.case_data import CaseData, InterceptShown, Stored
 from handlers.logistics.machine import Anomaly
-from storage.models import Case
 
 
 def _iso(at: datetime) -> str:
@@ -21,32 +21,21 @@ def _iso(at: datetime) -> str:
 IsoTime = Annotated[datetime, PlainSerializer(_iso, return_type=str)]
 
 
-class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class Scan(_Part):
+class Scan(Stored):
     """The parcel's newest scan when the anomaly was last seen."""
 
     at: IsoTime
     description: str = ""
 
 
-class RefundLink(_Part):
+class RefundLink(Stored):
     """The order's refund when the anomaly was raised."""
 
     pk: int
     handle: str
 
 
-class InterceptLink(_Part):
-    """How the intercept of the parcel shows on the anomaly's card (the intercept flow writes it)."""
-
-    handle: str
-    text: str
-
-
-class Recovery(_Part):
+class Recovery(Stored):
     """The scan that showed the parcel moving again."""
 
     at: IsoTime
@@ -54,16 +43,8 @@ class Recovery(_Part):
     description: str = ""
 
 
-class Note(_Part):
-    """A note anyone wrote on the case (`备注 A3 …`)."""
-
-    by: str
-    at: IsoTime
-    text: str
-
-
-class AnomalyData(_Part):
-    """One parcel and problem; the field order is the key order of a newly raised case."""
+class AnomalyData(CaseData):
+    """One parcel and problem."""
 
     anomaly: Anomaly
     carrier: str
@@ -76,13 +57,4 @@ class AnomalyData(_Part):
     refund: RefundLink | None = None
     recovered: Recovery | None = None
     ignore_reason: str | None = None
-    intercept: InterceptLink | None = None
-    notes: list[Note] = []
-
-    @classmethod
-    def of(cls, case: Case) -> AnomalyData:
-        return cls.model_validate(case.data)
-
-    def dump(self) -> dict[str, Any]:
-        """The JSON to store: the keys read or set, none that were never there."""
-        return self.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+    intercept: InterceptShown | None = None

@@ -44,7 +44,7 @@ async def move_anomaly(
     *,
     actor: str,
     channel: str = "",
-    data: dict[str, Any] | None = None,
+    data: AnomalyData | None = None,
     **changes: Any,
 ) -> AnomalyState:
     return await step(
@@ -56,7 +56,7 @@ async def move_anomaly(
         closed=CLOSED,
         footer=anomaly_footer(case, tx.view),
         channel=channel,
-        data=data,
+        data=data.dump() if data is not None else None,
         **changes,
     )
 
@@ -108,7 +108,7 @@ async def raise_anomaly(tx: Tx, parcel: Parcel, kind: Anomaly) -> Case:
     data = _seen(AnomalyData.of(case), kind, parcel, tx)
     data.count += 1
     if case.state == A.RECOVERED:
-        await move_anomaly(tx, case, AT.REOPEN, actor="system", data=data.dump())
+        await move_anomaly(tx, case, AT.REOPEN, actor="system", data=data)
     else:
         await tx.cases.touch(
             case, now=tx.now, data=data.dump(), last_actor="system", last_action="recurred"
@@ -169,7 +169,7 @@ async def recover(tx: Tx, parcel: Parcel, kinds: frozenset[Anomaly]) -> None:
         data.recovered = Recovery(
             at=parcel.last_event_at, status=parcel.status, description=parcel.description
         )
-        await move_anomaly(tx, case, AT.RECOVER, actor="carrier", data=data.dump())
+        await move_anomaly(tx, case, AT.RECOVER, actor="carrier", data=data)
 
 
 # -- people ---------------------------------------------------------------------------------
@@ -212,7 +212,7 @@ async def ignore(tx: Tx, case: Case, staff: StaffSettings, reason: str, channel:
         AT.IGNORE,
         actor=staff.id,
         channel=channel,
-        data=data.dump() if data else None,
+        data=data,
         assignee=case.assignee or staff.id,
     )
     return Reply(

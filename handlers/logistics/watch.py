@@ -13,6 +13,7 @@ from typing import Any
 
 from handlers.config import LogisticsSettings
 from handlers.context import Tx
+from handlers.intercept.data import InterceptData
 from handlers.logistics.carriers import parcel_key
 from handlers.logistics.flow import raise_anomaly, recover
 from handlers.logistics.machine import ORDER, RECOVER_ON_MOVEMENT, STALLS, Anomaly
@@ -134,7 +135,7 @@ async def _being_intercepted(tx: Tx, parcel: Parcel) -> bool:
     case = await tx.cases.by_case_id(
         CaseKind.INTERCEPT, parcel_key(parcel.carrier, parcel.tracking_no)
     )
-    return case is not None and case.data.get("outcome") != "failed"
+    return case is not None and InterceptData.of(case).outcome != "failed"
 
 
 async def watch(tx: Tx, parcel: Parcel, th: Thresholds, *, raise_due: bool) -> None:

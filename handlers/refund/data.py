@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from handlers.case_data import CaseData, Note, Stored
+from handlers.case_data import CaseData, InterceptShown, Nullable, Stored
 from handlers.refund.machine import RefundState
 from handlers.rules import RefundFacts
 from storage.models import Case
@@ -72,13 +72,6 @@ class Escalation(Stored):
     intercept: str = ""
 
 
-class InterceptShown(Stored):
-    """How the parcel's intercept shows on this refund's card."""
-
-    handle: str
-    text: str
-
-
 class Qc(Stored):
     result: str
     detail: str = ""
@@ -88,8 +81,8 @@ class Qc(Stored):
 class AmountRefused(Stored):
     """A platform amount change that was not taken, and why."""
 
-    amount_fen: int | None = None
-    order_amount_fen: int | None = None
+    amount_fen: Nullable[int] = None
+    order_amount_fen: Nullable[int] = None
     why: str = ""
     at: str = ""
 
@@ -99,9 +92,9 @@ class AmountChange(Stored):
 
     from_fen: int = Field(alias="from")
     to: int
-    order_from: int | None
-    order_to: int | None
-    approved: int | None
+    order_from: Nullable[int]
+    order_to: Nullable[int]
+    approved: Nullable[int]
     outcome: str
     at: str = ""
 
@@ -134,7 +127,7 @@ class Awaiting(Stored):
 
 class RefundData(CaseData):
     refund: Request = Field(default_factory=Request)
-    order_amount_fen: int | None = None
+    order_amount_fen: Nullable[int] = None
     rule: str = ""
     review_role: str = ""
     decision: Decision | None = None
@@ -148,10 +141,8 @@ class RefundData(CaseData):
     stop_attempt: int = 0
     intercept: InterceptShown | None = None
     qc: Qc | None = None
-    notes: list[Note] = Field(default_factory=list)
     amount_refused: AmountRefused | None = None
     amount_change: AmountChange | None = None
-    material_version: int = 0
     buyer_message: LastBuyerMessage | None = None
     replies: list[ReplyRecord] = Field(default_factory=list)
     awaiting_reply: Awaiting | None = None

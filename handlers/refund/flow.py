@@ -55,9 +55,7 @@ async def on_requested(
         reason=data.reason[:255],
         deadline_at=data.deadline_at,
         data=RefundData(
-            refund=Request.model_validate(
-                data.model_dump(mode="json", exclude={"amount", "order_amount"})
-            ),
+            refund=Request.load(data.model_dump(mode="json", exclude={"amount", "order_amount"})),
             order_amount_fen=data.order_amount,
         ).dump(),
         last_actor="platform",
@@ -88,7 +86,7 @@ async def on_updated(tx: Tx, data: RefundUpdated) -> Case:
 async def _apply_update(tx: Tx, case: Case, update: RefundUpdated) -> None:
     new_data = RefundData.of(case)
     fields = update.model_dump(mode="json", exclude_none=True, exclude={"amount", "order_amount"})
-    new_data.refund = Request.model_validate(new_data.refund.dump() | fields)
+    new_data.refund = Request.load(new_data.refund.dump() | fields)
     changes: dict[str, Any] = {}
     refused = amount_problem(case, update)
     change = None if refused else amount_change(case, update)

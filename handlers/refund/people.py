@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from handlers import reference
-from handlers.case_data import Note, Noted
+from handlers.case_data import CaseData, Note
 from handlers.config import StaffSettings
 from handlers.context import Tx
 from handlers.errors import ConflictError, NotFoundError, UsageError
@@ -112,7 +112,7 @@ async def claim(tx: Tx, case: Case, staff: StaffSettings, channel: str) -> Reply
 async def note(tx: Tx, case: Case, staff: StaffSettings, text: str, channel: str) -> Reply:
     if not text.strip():
         raise UsageError(f"备注不能为空：备注 {case.handle} <内容>")
-    data = Noted.of(case)
+    data = CaseData.of(case)
     added = Note(by=staff.id, at=tx.now.isoformat(), text=text.strip()[:500])
     data.notes = [*data.notes, added][-20:]
     changes: dict[str, Any] = {

@@ -39,6 +39,7 @@ def test_anomaly_data_round_trips_every_key_unchanged() -> None:
     assert data.scan is not None
     assert data.scan.at == datetime(2026, 11, 18, 9, 30, 0, 250000, tzinfo=UTC)
     assert data.dump() == STORED
+    assert list(data.dump()) == list(STORED)
 
 
 def test_anomaly_data_writes_back_only_the_keys_it_had_or_was_given() -> None:
@@ -75,12 +76,23 @@ def test_anomaly_data_built_new_stores_what_a_raised_case_holds() -> None:
     [
         STORED | {"tracking": "SF100"},
         STORED | {"scan": {"at": "2026-11-18T17:30:00+08:00", "desc": "x"}},
+    ],
+)
+def test_anomaly_data_keeps_keys_it_does_not_know(stored: dict[str, Any]) -> None:
+    data = AnomalyData.of(case(stored))
+    data.count += 1
+    assert data.dump() == stored | {"count": 3}
+    assert list(data.dump()) == list(stored)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
         STORED | {"anomaly": "late"},
+        STORED | {"seen_at": "yesterday"},
         {k: v for k, v in STORED.items() if k != "carrier"},
     ],
 )
-def test_anomaly_data_refuses_keys_it_does_not_know_and_missing_ones(
-    stored: dict[str, Any],
-) -> None:
+def test_anomaly_data_refuses_wrong_values_and_missing_keys(stored: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         AnomalyData.of(case(stored))
