@@ -75,9 +75,15 @@ def make_refund(**overrides: Any) -> dict[str, Any]:
         "buyer": {"nick": "t**1"},
         "deadline_at": "2026-11-24T22:00:00+08:00",
     }
+    return make_event("refund.requested", data, **overrides)
+
+
+def make_event(type_: str, data: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """An envelope of `type_` around `data`; `data_*` keys override fields of `data`, others
+    fields of the envelope."""
     envelope: dict[str, Any] = {
         "id": f"evt_{uuid.uuid4().hex}",
-        "type": "refund.requested",
+        "type": type_,
         "occurred_at": "2026-11-23T10:00:00+08:00",
         "shop": "flagship",
         "platform": "taobao",
@@ -87,7 +93,7 @@ def make_refund(**overrides: Any) -> dict[str, Any]:
             data[key[5:]] = value
         else:
             envelope[key] = value
-    envelope["data"] = data
+    envelope["data"] = {**data}
     return envelope
 
 

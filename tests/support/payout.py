@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from handlers.clock import FakeClock
 from integrations.payout.fake import FakeAlipay
 from integrations.payout.signing import bare_private_key, bare_public_key
+from tests.support.app import make_event
 
 APP_ID = "2021004100000001"
 GROUPS = [
@@ -62,17 +63,4 @@ def make_payout(**overrides: Any) -> dict[str, Any]:
         "reason": "好评返现",
         "requested_by": "agent1",
     }
-    envelope: dict[str, Any] = {
-        "id": f"evt_{uuid.uuid4().hex}",
-        "type": "payout.requested",
-        "occurred_at": "2026-11-23T10:00:00+08:00",
-        "shop": "flagship",
-        "platform": "taobao",
-    }
-    for key, value in overrides.items():
-        if key.startswith("data_"):
-            data[key[5:]] = value
-        else:
-            envelope[key] = value
-    envelope["data"] = data
-    return envelope
+    return make_event("payout.requested", data, **overrides)
