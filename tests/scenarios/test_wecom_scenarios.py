@@ -29,6 +29,7 @@ from tests.support.wecom import (
     WECOM_STAFF,
     aibot_group,
     coordination,
+    markdowns,
     userid,
     wecom_settings,
 )
@@ -85,14 +86,6 @@ async def new_refund(bot: Bot, **overrides: Any) -> None:
 def group_card(fake: FakeWeComAIBot) -> tuple[str, dict[str, Any]]:
     ((task_id, card),) = fake.cards[CHAT].items()
     return task_id, card
-
-
-def markdowns(fake: FakeWeComAIBot) -> list[str]:
-    return [
-        b["markdown"]["content"]
-        for chat, b in fake.messages
-        if chat == CHAT and b["msgtype"] == "markdown"
-    ]
 
 
 async def test_typed_approval_then_a_stale_tap_shows_everyone_who_won(

@@ -28,6 +28,7 @@ from tests.support.wecom import (
     TOKEN,
     aibot_group,
     coordination,
+    markdowns,
     userid,
     wecom_settings,
 )
@@ -134,14 +135,6 @@ async def aibot() -> AsyncIterator[Served[FakeWeComAIBot]]:
     fake = FakeWeComAIBot(chats={CHAT})
     async with serve(fake.app()) as base:
         yield Served(fake, base + "/")
-
-
-def markdowns(fake: FakeWeComAIBot) -> list[str]:
-    return [
-        b["markdown"]["content"]
-        for c, b in fake.messages
-        if c == CHAT and b["msgtype"] == "markdown"
-    ]
 
 
 async def test_stale_wecom_aibot_click_is_refused_and_the_card_redrawn(

@@ -11,7 +11,7 @@ from bot.keys import DISPATCHER
 from bot.settings import Settings
 from handlers.clock import FakeClock
 from integrations.wecom.aibot import AibotChannel
-from integrations.wecom.fake import FakeWeComAPI
+from integrations.wecom.fake import FakeWeComAIBot, FakeWeComAPI
 from storage.coordination import InProcessCoordination
 from tests.support.app import STAFF, Bot, BotFactory, make_settings
 
@@ -106,3 +106,12 @@ async def aibot_group(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def markdowns(fake: FakeWeComAIBot, chat: str = AIBOT_CHAT) -> list[str]:
+    """The markdown lines the AI bot sent to `chat`, oldest first."""
+    return [
+        b["markdown"]["content"]
+        for c, b in fake.messages
+        if c == chat and b["msgtype"] == "markdown"
+    ]
