@@ -57,8 +57,10 @@ async def post_refund(server: TestServer, **overrides: object) -> None:
         assert resp.status == 202
 
 
-async def open_as(browser: Browser, server: TestServer, user: str) -> Page:
-    page = await browser.new_page(viewport={"width": 1280, "height": 860})
+async def open_as(
+    browser: Browser, server: TestServer, user: str, *, width: int = 1280, height: int = 860
+) -> Page:
+    page = await browser.new_page(viewport={"width": width, "height": height})
     await page.goto(str(server.make_url("/sandbox")))
     await page.locator("#users li", has_text=user).first.click()
     await expect(page.locator("#live-text")).to_have_text("实时连接")
@@ -95,3 +97,25 @@ async def test_typed_command_is_answered_in_the_chat(browser: Browser, server: T
     await page.fill("#text", "通过 R404")
     await page.press("#text", "Enter")
     await expect(page.locator(".bubble", has_text="找不到 R404").last).to_be_visible()
+
+
+async def test_on_a_phone_the_chat_takes_the_width_and_cards_fit(
+    browser: Browser, server: TestServer, tmp_path: Path
+) -> None:
+    page = await open_as(browser, server, "sup1", width=390, height=844)
+    await post_refund(server, data_refund_id="RFE2EPHONE")
+    card = page.locator('[data-card="R1"]')
+    await expect(card.locator(".pill")).to_have_text("待审核", timeout=10_000)
+    log = await page.locator("#log").bounding_box()
+    box = await card.bounding_box()
+    assert log is not None
+    assert box is not None
+    assert log["width"] >= 380, log
+    assert box["x"] >= 0, box
+    assert box["x"] + box["width"] <= 390, box
+    await expect(card.locator('button[data-key="approve"]')).to_be_in_viewport()
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390, await page.evaluate(
+        "[...document.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right > 391)"
+        ".map(e => e.tagName + '.' + e.className).slice(0, 8)"
+    )
+    await page.screenshot(path=str(tmp_path / "sandbox-phone.png"))
