@@ -10,6 +10,7 @@ from collections.abc import Collection
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from handlers.case_data import CaseData
 from handlers.context import Tx
 from handlers.states import Machine
 from storage.models import Case
@@ -38,7 +39,7 @@ async def step(
     closed: Collection[St],
     footer: str | None = None,
     channel: str = "",
-    data: dict[str, Any] | None = None,
+    data: CaseData | None = None,
     awaited: bool = True,
     **changes: Any,
 ) -> St:
@@ -46,8 +47,8 @@ async def step(
 
     `closed`: the states in which the case is done (entering one stamps `closed_at`, leaving
     them clears it). `footer`: who moved the case last, for a refusal that says so (without
-    it the refusal names only the state). `data` replaces `case.data`; `changes` are further
-    columns to write. `awaited`: someone waits on the case (a buyer, the team), so a person
+    it the refusal names only the state). `data`, typed, is written as `case.data`; `changes`
+    are further columns to write. `awaited`: someone waits on the case (a buyer, the team), so a person
     moving it first is its first response; a payout batch is bookkeeping nobody waits on."""
     before = case.state
     if footer is None:
@@ -56,7 +57,7 @@ async def step(
         after = machine.ensure(case.handle, before, trigger, footer)
     values: dict[str, Any] = {"last_actor": actor, "last_action": trigger.value, **changes}
     if data is not None:
-        values["data"] = data
+        values["data"] = data.dump()
     if after in closed:
         if case.closed_at is None:
             values["closed_at"] = tx.now

@@ -39,7 +39,7 @@ async def move(
         closed=DONE,
         footer=footer(case, tx.view),
         channel=channel,
-        data=data.dump() if data is not None else None,
+        data=data,
     )
     if after in DONE:
         await tx.timers.cancel(case.id)

@@ -56,7 +56,7 @@ async def move_anomaly(
         closed=CLOSED,
         footer=anomaly_footer(case, tx.view),
         channel=channel,
-        data=data.dump() if data is not None else None,
+        data=data,
         **changes,
     )
 

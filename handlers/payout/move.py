@@ -64,7 +64,7 @@ async def move(
         actor=actor,
         closed=TERMINAL,
         channel=channel,
-        data=data.dump() if data is not None else None,
+        data=data,
         **changes,
     )
     if after is S.PAID:
@@ -165,7 +165,7 @@ async def move_batch(
         actor=actor,
         closed=BATCH_CLOSED,
         channel=channel,
-        data=data.dump() if data is not None else None,
+        data=data,
         awaited=False,
     )
 

@@ -69,7 +69,7 @@ async def move(
         actor=actor,
         closed=TERMINAL,
         channel=channel,
-        data=data.dump() if data is not None else None,
+        data=data,
         **values,
     )
     await _enter(tx, case, after)
