@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 import traceback
-import unicodedata
 import uuid
 import zipfile
 from collections import Counter
@@ -57,6 +56,8 @@ from integrations.payout.signing import bare_private_key
 from integrations.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signed_headers
 from integrations.wecom.crypto import CallbackCrypto
 from integrations.wecom.fake import FakeWeComAIBot, FakeWeComAPI, WeComCallbacks
+from tests.support import pii
+from tests.support.pii import NICK, RAW, REASON
 from tests.support.processes import free_port
 from tests.support.redis_proxy import RedisProxy
 
@@ -532,29 +533,8 @@ async def await_until(check: Callable[[], Awaitable[Any]], within: float, step: 
 
 # -- checks on what was shown ----------------------------------------------------------------
 
-PII_REASON = (
-    "没收到货，打我电话13812345678 或 １３８７７７７６６６６ 或 139.2222.3333，"
-    "身份证11010519491231002X，寄到浙江省杭州市西湖区文三路138号5栋501室"
-)
-PII_NICK = "张三15900001111"
-PII_RAW = [
-    "13812345678",
-    "１３８７７７７６６６６",
-    "13877776666",
-    "139.2222.3333",
-    "13922223333",
-    "11010519491231002X",
-    "文三路138号",
-    "501室",
-    "15900001111",
-    "13700001111",
-    "13600002222",
-]
-
-
-def leaked(content: str) -> list[str]:
-    plain = re.sub(r"[\s.\-]", "", unicodedata.normalize("NFKC", content))
-    return [raw for raw in PII_RAW if raw in content or re.sub(r"[.\-]", "", raw) in plain]
+# What the outside run also plants: a payee's phone.
+PII_RAW = (*RAW, "13600002222")
 
 
 MARKUP_REASON = (
@@ -1969,8 +1949,8 @@ async def item12_pii(run: Run) -> None:
     event = refund_event(
         "ding-shop",
         "66.00",
-        reason=PII_REASON,
-        buyer={"nick": PII_NICK},
+        reason=REASON,
+        buyer={"nick": NICK},
         item={"title": "连衣裙 联系13812345678"},
     )
     refund = await run.new_refund(event, at=0)
@@ -1993,7 +1973,7 @@ async def item12_pii(run: Run) -> None:
         "case API": api,
         "dashboard": page,
     }
-    leaks = {name: leaked(content) for name, content in exits.items()}
+    leaks = {name: pii.leaked(content, PII_RAW) for name, content in exits.items()}
     run.report.add(
         12,
         f"phones/ID/address in reason, nick, item, note, buyer message ({handle})",
@@ -2005,7 +1985,7 @@ async def item12_pii(run: Run) -> None:
 
 
 async def item12_logs(run: Run) -> None:
-    logs = {i.name: leaked(i.text()) for i in [*run.instances, *run.extra]}
+    logs = {i.name: pii.leaked(i.text(), PII_RAW) for i in [*run.instances, *run.extra]}
     accounts = {i.name: i.text().count("13800138000") for i in [*run.instances, *run.extra]}
     run.report.add(
         12,
@@ -2238,8 +2218,8 @@ async def item18_exports(run: Run) -> None:
         12,
         "`refundops export refunds` (the PII refund's row)",
         "reason masked, nothing raw in the file",
-        f"rows with 138****5678 {len(pii_rows)}; raw values in the file {leaked(exported)}",
-        bool(pii_rows) and not leaked(exported),
+        f"rows with 138****5678 {len(pii_rows)}; raw values in the file {pii.leaked(exported, PII_RAW)}",
+        bool(pii_rows) and not pii.leaked(exported, PII_RAW),
     )
     rows = list(csv.DictReader(io.StringIO(exported)))
     reasons = [r["reason"] for r in rows if r.get("case_id", r.get("refund_id", "")) in ids]

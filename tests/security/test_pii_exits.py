@@ -8,8 +8,6 @@ import asyncio
 import csv
 import json
 import logging
-import re
-import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,34 +20,7 @@ from integrations.sandbox.channel import BOT
 from storage.db import Database
 from storage.models import Payout
 from tests.support.app import Bot, BotFactory, make_settings
-
-ORDER = "3695123456789012345"  # a Taobao order number: 19 digits, shaped like a bank card
-TRACKING = "SF7700112233445"
-REASON = (
-    "没收到货，打我电话13812345678 或 １３８７７７７６６６６ 或 139.2222.3333，"
-    "身份证11010519491231002X，寄到浙江省杭州市西湖区文三路138号5栋501室"
-)
-NICK = "张三15900001111"
-# Each must be gone wherever the case is shown; the masked forms show what was there.
-RAW = [
-    "13812345678",
-    "１３８７７７７６６６６",
-    "13877776666",
-    "139.2222.3333",
-    "13922223333",
-    "11010519491231002X",
-    "文三路138号",
-    "501室",
-    "15900001111",
-    "13700001111",
-]
-
-
-def leaked(text: str) -> list[str]:
-    """The raw values in `text`, also when read with full-width digits folded and the
-    separators dropped."""
-    plain = re.sub(r"[\s.\-]", "", unicodedata.normalize("NFKC", text))
-    return [raw for raw in RAW if raw in text or re.sub(r"[.\-]", "", raw) in plain]
+from tests.support.pii import NICK, ORDER, REASON, TRACKING, leaked
 
 
 async def pii_case(bot: Bot) -> dict[str, Any]:
