@@ -9,16 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from handlers.authority import StaffDirectory
+from handlers.config import DomainSettings
 from handlers.message import Card
 from handlers.templates import TemplateBook
 from storage.models import Case
-
-if TYPE_CHECKING:
-    from handlers.config import DomainSettings
 
 
 @dataclass(frozen=True)
