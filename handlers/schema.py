@@ -50,14 +50,6 @@ EventType = Literal[
     "payout.requested",
     "buyer.message",
 ]
-PLATFORMS = {
-    "taobao": "淘宝",
-    "tmall": "天猫",
-    "pinduoduo": "拼多多",
-    "douyin": "抖音",
-    "jd": "京东",
-    "wechat_channels": "视频号",
-}
 RefundKind = Literal["refund_only", "return_refund", "price_diff"]
 ShippingStatus = Literal["unshipped", "shipped", "in_transit", "delivered"]
 TrackingStatus = Literal[

@@ -19,7 +19,7 @@ from handlers.payout.machine import (
     S,
 )
 from handlers.payout.people import approvers_for, confirmers_for, who
-from handlers.schema import PLATFORMS
+from handlers.platforms import PLATFORMS
 from handlers.view import CardContext, card_of
 from storage.models import Case
 

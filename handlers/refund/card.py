@@ -7,6 +7,7 @@ from datetime import datetime
 from handlers.conversation import card_lines as conversation_lines
 from handlers.message import Button, ButtonStyle, Card, Field, Mention, Tone
 from handlers.money import format_fen
+from handlers.platforms import PLATFORMS
 from handlers.ports import MANUAL
 from handlers.refund.data import RefundData, Shipping
 from handlers.refund.machine import (
@@ -19,7 +20,6 @@ from handlers.refund.machine import (
     RefundState,
     S,
 )
-from handlers.schema import PLATFORMS
 from handlers.view import CardContext, card_of
 from storage.models import Case
 
