@@ -11,7 +11,9 @@
     │                          refused, and the card is redrawn
     ├── ExternalError ........ a platform / commerce / carrier call failed
     │   ├── RetryableError ... retry later (5xx, timeouts); counts as an attempt; `defer` hints when
-    │   └── PermanentError ... will never succeed (4xx): dead-letter and tell the admin group
+    │   ├── PermanentError ... will never succeed (4xx): dead-letter and tell the admin group
+    │   └── AuthorizationError  the shop's authorisation expired or was revoked: the work
+    │                          waits, and the admin group is told once, not once per case
     └── ThrottledError ....... not sent, not failed: the destination's budget is spent
                                (our token bucket, 45009, 130101); try again after `defer`
 
@@ -76,6 +78,14 @@ class RetryableError(ExternalError):
 
 class PermanentError(ExternalError):
     pass
+
+
+class AuthorizationError(ExternalError):
+    """A platform no longer accepts the shop's authorisation; `shop` names the shop."""
+
+    def __init__(self, message: str, *, shop: str = "") -> None:
+        super().__init__(message)
+        self.shop = shop
 
 
 class ThrottledError(RefundopsError):

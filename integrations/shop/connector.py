@@ -19,19 +19,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from handlers.errors import PermanentError
+from handlers.errors import AuthorizationError
 from handlers.ports import CarrierAnswer, CommerceResult
 from integrations.shop.settings import ShopSettings
+
+__all__ = [
+    "VERIFY",
+    "AuthorizationError",
+    "MalformedMessageError",
+    "PlatformMessage",
+    "PullPage",
+    "RejectReason",
+    "ShopConnector",
+    "TokenStore",
+    "Tokens",
+    "UnknownMessageError",
+]
 
 # `CommerceResult.status` when the platform wants an SMS code before it agrees (淘宝
 # `taobao.rp.refunds.agree`): `detail` says where the code was sent; the approver answers
 # `验证码 R12 123456` and the call is made again with `data["sms_code"]`.
 VERIFY = "verify"
-
-
-class AuthorizationError(PermanentError):
-    """The shop's authorisation expired or was revoked: a person must authorise the app again.
-    Nothing is dead-lettered for it; the admin group is told once."""
 
 
 @dataclass(frozen=True)
