@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.config_check import problems
+from bot.config_check import notes, problems
 from bot.settings import ConfigError, Settings, load_settings
 from handlers import masking
 
@@ -120,12 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         return _fail(exc.problems)
     if args.command == "check-config":
+        for note in notes(settings):
+            print(f"· {note}")
         found = problems(settings)
         if found:
             return _fail(found)
         print(
             f"✓ config ok: {len(settings.groups)} groups, {len(settings.staff)} staff, "
-            f"channels {', '.join(sorted(settings.channels)) or 'none'}"
+            f"channels {', '.join(sorted(settings.channels)) or 'none'}, "
+            f"{len(settings.shops)} shops"
         )
         return 0
     if args.command == "digest":

@@ -11,6 +11,7 @@ from handlers.refund.machine import RefundState
 from handlers.rules import RuleTable
 from handlers.templates import TemplateBook
 from integrations.payout.client import config_problems as payout_problems
+from integrations.shop.settings import shop_problems
 from integrations.wecom.crypto import valid_aes_key
 
 ID_KEYS = {"wecom": "wecom_userid", "dingtalk": "dingtalk_staff_id"}
@@ -70,7 +71,31 @@ def problems(settings: Settings) -> list[str]:
             found.append("missing secret commerce.secret (set REFUNDOPS_COMMERCE__SECRET)")
     found += payout_problems(settings.payout)
     found += _carrier_problems(settings)
+    found += shop_problems(settings.shops, demo=settings.demo, placeholders=PLACEHOLDER_SECRETS)
+    found += _shop_routing(settings)
     return found
+
+
+def notes(settings: Settings) -> list[str]:
+    """What check-config read differently from how it was written, said so nobody guesses."""
+    return [
+        f"shops[{i}] ({shop.id}): platform {shop.platform_written!r} is taken as {shop.platform!r}"
+        for i, shop in enumerate(settings.shops)
+        if shop.platform_written
+    ]
+
+
+def _shop_routing(settings: Settings) -> list[str]:
+    """A shop whose cases no group takes: its cards would go nowhere."""
+    return [
+        f"shops[{i}] ({shop.id}): no [[groups]] entry routes its refunds (add {shop.id!r} to a "
+        "group's shops, or leave a group's shops empty)"
+        for i, shop in enumerate(settings.shops)
+        if settings.groups
+        and not any(
+            g.routes(shop=shop.id, platform=shop.platform, kind="refund") for g in settings.groups
+        )
+    ]
 
 
 def _shared_identities(settings: Settings) -> list[str]:

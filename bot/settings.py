@@ -6,6 +6,7 @@ Environment wins over the secrets file, which wins over the config file. Secrets
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -20,6 +21,7 @@ from integrations.carrier.settings import CarrierSettings
 from integrations.commerce.settings import CommerceSettings
 from integrations.dingtalk.settings import DingtalkConfig
 from integrations.payout.settings import PayoutSettings
+from integrations.shop.settings import SHOP_SECRETS, ShopSettings, env_name
 from integrations.wecom.settings import WecomConfig
 
 CHANNELS = tuple(ChannelName)
@@ -107,6 +109,7 @@ class Settings(DingtalkConfig, WecomConfig, BaseSettings):
     carrier: CarrierSettings = CarrierSettings()
     payout: PayoutSettings = PayoutSettings()
     simulator: SimulatorSettings = SimulatorSettings()
+    shops: list[ShopSettings] = []
     # Set only by `refundops demo` (load_settings(demo=True)); a config file, a secrets file
     # or the environment that names it is refused, so production cannot switch it on.
     demo: bool = False
@@ -219,6 +222,23 @@ def merge_secrets(base: Mapping[str, Any], secrets: Mapping[str, Any]) -> dict[s
         else:
             merged[key] = value
     return merged
+
+
+def shop_secrets_from_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Fill each `[[shops]]` entry's secrets from `REFUNDOPS_SHOP_<ID>__<KEY>` when set."""
+    shops = data.get("shops")
+    if not _tables_with_ids(shops):
+        return data
+    filled = []
+    for shop in shops:
+        prefix = env_name(str(shop["id"]))
+        found = {
+            key: environ[f"{prefix}__{key.upper()}"]
+            for key in SHOP_SECRETS
+            if f"{prefix}__{key.upper()}" in environ
+        }
+        filled.append({**shop, **found})
+    return data | {"shops": filled}
 
 
 def _tables_with_ids(value: Any) -> TypeGuard[list[Mapping[str, Any]]]:
@@ -334,6 +354,7 @@ def load_settings(
             problems.append(f"demo is written in {secrets.name}: remove it")
         data = merge_secrets(data, secret_data)
     data = deep_merge(data, overrides or {})
+    data = shop_secrets_from_env(data, os.environ)
     if "demo" in (overrides or {}):
         problems.append("demo is not an override: only `refundops demo` runs the demo")
     data["demo"] = demo

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import secrets
-import socket
 from datetime import timedelta
 
 from aiohttp import web
 
 from bot.dispatch import Dispatcher, Perform, destination
 from bot.keys import HTTP, METRICS, SERVICES
+from bot.lease import DatabaseLease
 from bot.metrics import Metrics
 from bot.services import BotServices
 from commands import ChatInput
@@ -39,7 +37,6 @@ from integrations.wecom.models import Inbound, Outcome
 from storage.coordination import CoordinationError
 from storage.enums import OutboxState
 from storage.models import Case, OutboxItem
-from storage.repositories.leases import LeaseRepository
 
 log = logging.getLogger(__name__)
 
@@ -294,27 +291,6 @@ def app_client(app: web.Application) -> WeComClient:
         secret=wecom.secret.get_secret_value(),
         throttle_s=wecom.throttle_wait_s,
     )
-
-
-class DatabaseLease:
-    """The AI bot's one connection, leased through the database: it works on SQLite and
-    PostgreSQL alike, with or without Redis, and a Redis outage does not move the bot."""
-
-    def __init__(self, svc: BotServices, name: str, ttl_s: float) -> None:
-        self.svc = svc
-        self.name = name
-        self.ttl_s = ttl_s
-        who = svc.settings.bot.instance_id or f"{socket.gethostname()}:{os.getpid()}"
-        self.holder = f"{who}:{secrets.token_hex(4)}"[:128]
-
-    async def take(self) -> bool:
-        async with self.svc.tx() as tx:
-            leases = LeaseRepository(tx.session)
-            return await leases.take(self.name, self.holder, now=tx.now, ttl_s=self.ttl_s)
-
-    async def release(self) -> None:
-        async with self.svc.tx() as tx:
-            await LeaseRepository(tx.session).release(self.name, self.holder)
 
 
 def aibot_channel(app: web.Application) -> Channel:

@@ -310,3 +310,13 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConnectorState(Base):
+    """What a shop connector keeps between runs: its incremental-pull cursor, its tokens."""
+
+    __tablename__ = "connector_state"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    data: Mapped[Json] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

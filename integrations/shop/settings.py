@@ -6,9 +6,9 @@ by shop id, like `[[groups]]`) or the environment (`REFUNDOPS_SHOP_<ID>__APP_SEC
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, model_validator
 
 from handlers.config import Section
 from handlers.platforms import platform_id
@@ -18,6 +18,16 @@ Connector = Literal["douyin", "taobao", "webhook", "none"]
 CONNECTOR_PLATFORMS: dict[str, tuple[str, ...]] = {
     "douyin": ("douyin",),
     "taobao": ("taobao", "tmall"),
+}
+
+
+# The platforms' production hosts; tests and the demo point `api_base` / `tmc_url` at fakes.
+DEFAULT_BASES: dict[str, dict[str, str]] = {
+    "douyin": {"api_base": "https://openapi-fxg.jinritemai.com"},
+    "taobao": {
+        "api_base": "https://eco.taobao.com/router/rest",
+        "tmc_url": "ws://mc.api.taobao.com/",
+    },
 }
 
 
@@ -45,13 +55,99 @@ class ShopSettings(Section):
     pull_overlap_s: float = Field(default=300.0, ge=0)
     timeout_s: float = Field(default=10.0, gt=0)
 
-    @field_validator("platform", mode="before")
+    # What the config wrote for `platform` when it was a name rather than the id (淘宝 → taobao),
+    # so that check-config can say which id it took it for.
+    platform_written: str = ""
+
+    @model_validator(mode="before")
     @classmethod
-    def _platform(cls, value: object) -> str:
-        if not isinstance(value, str):
-            raise ValueError("platform must be a string")
-        return platform_id(value)
+    def _platform(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("platform"), str):
+            written = data["platform"]
+            data = dict(data, platform=platform_id(written))
+            if data["platform"] != written:
+                data["platform_written"] = written
+        return data
+
+    @model_validator(mode="after")
+    def _defaults(self) -> ShopSettings:
+        for key, value in DEFAULT_BASES.get(self.connector, {}).items():
+            if not getattr(self, key):
+                object.__setattr__(self, key, value)
+        return self
 
     @property
     def speaks_to_platform(self) -> bool:
         return self.connector in CONNECTOR_PLATFORMS
+
+
+def shop_problems(
+    shops: list[ShopSettings], *, demo: bool, placeholders: frozenset[str]
+) -> list[str]:
+    """Every problem with the `[[shops]]` entries, each named by its place and how to fix it."""
+    found: list[str] = []
+    seen: dict[str, int] = {}
+    for i, shop in enumerate(shops):
+        where = f"shops[{i}] ({shop.id})"
+        if shop.id in seen:
+            found.append(
+                f"{where}: id {shop.id!r} is also shops[{seen[shop.id]}]'s; ids are unique"
+            )
+        seen.setdefault(shop.id, i)
+        if not shop.speaks_to_platform:
+            continue
+        speaks = CONNECTOR_PLATFORMS[shop.connector]
+        if shop.platform not in speaks:
+            found.append(
+                f"{where}: connector {shop.connector!r} reaches {' / '.join(speaks)} shops, "
+                f"not {shop.platform!r}; use connector 'webhook' or 'none' for this shop"
+            )
+        env = env_name(shop.id)
+        if not shop.app_key:
+            found.append(f"{where}: app_key is empty (the app's AppKey from the open platform)")
+        secret = shop.app_secret.get_secret_value()
+        if not secret:
+            found.append(
+                f"{where}: missing secret app_secret (in the secrets file under [[shops]] "
+                f"id = {shop.id!r}, or {env}__APP_SECRET)"
+            )
+        elif secret in placeholders and not demo:
+            found.append(f"{where}: app_secret is a placeholder; use the app's real AppSecret")
+        for key in ("api_base", "tmc_url"):
+            value = getattr(shop, key)
+            if value and not value.startswith(URL_SCHEMES[key]):
+                found.append(
+                    f"{where}: {key} {value!r} does not start with {' or '.join(URL_SCHEMES[key])}"
+                )
+        if shop.connector == "douyin":
+            if not shop.shop_id and not shop.access_token.get_secret_value():
+                found.append(
+                    f"{where}: set shop_id (自用型 app: the token is created from it) or the "
+                    f"access_token secret ({env}__ACCESS_TOKEN)"
+                )
+        elif shop.connector == "taobao":
+            if not shop.seller_nick:
+                found.append(f"{where}: seller_nick is empty (TMC messages name the shop by it)")
+            if not shop.access_token.get_secret_value():
+                found.append(
+                    f"{where}: missing secret access_token (the seller's session, "
+                    f"{env}__ACCESS_TOKEN)"
+                )
+            if shop.platform == "tmall" and not shop.operator:
+                found.append(
+                    f"{where}: operator is empty (天猫 refunds are reviewed as an authorised "
+                    "sub-account before they are agreed)"
+                )
+    return found
+
+
+URL_SCHEMES = {"api_base": ("http://", "https://"), "tmc_url": ("ws://", "wss://")}
+
+
+def env_name(shop_id: str) -> str:
+    """The environment prefix of a shop's secrets: `REFUNDOPS_SHOP_<ID>`."""
+    return "REFUNDOPS_SHOP_" + "".join(c if c.isalnum() else "_" for c in shop_id).upper()
+
+
+# The keys of a shop that are secrets: never in the config file.
+SHOP_SECRETS = ("app_secret", "access_token", "refresh_token")
