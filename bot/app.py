@@ -65,6 +65,10 @@ def create_app(
         app.router.add_routes(wecom.app_routes)
     if "wecom_aibot_http" in settings.channels:
         app.router.add_routes(wecom.aibot_routes)
+    if any(shop.connector == "douyin" for shop in settings.shops):
+        from bot.routes import connectors  # noqa: PLC0415
+
+        app.router.add_routes(connectors.routes)
     app.router.add_get("/", _index)
     app.cleanup_ctx.extend(
         lifecycle.contexts(clock or SystemClock(), coord, commerce, workers=workers)

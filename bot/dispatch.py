@@ -26,7 +26,7 @@ from handlers.cards import build_card
 from handlers.channel import Budget, CardRef, Channel
 from handlers.config import GroupSettings
 from handlers.context import Tx
-from handlers.errors import PermanentError, RetryableError, ThrottledError
+from handlers.errors import AuthorizationError, PermanentError, RetryableError, ThrottledError
 from handlers.intercept import flow as intercept
 from handlers.message import Card, Mention, Notice
 from handlers.outbox import CardKey
@@ -35,6 +35,7 @@ from handlers.ports import Carrier, Commerce, Payouts
 from handlers.refund import commerce as refund
 from handlers.refund.move import APPROVE_REFUND
 from integrations.carrier.client import NoCarrier
+from integrations.shop.connector import ShopConnector
 from storage.coordination import CoordinationError
 from storage.enums import OutboxState
 from storage.models import Case, OutboxItem
@@ -43,6 +44,8 @@ from storage.repositories.outbox import OUTBOX_TOPIC
 
 log = logging.getLogger(__name__)
 STALE_RETRIES = 5
+# A shop whose authorisation is gone: its work waits this long between tries.
+AUTH_WAIT_S = 600.0
 
 Perform = Callable[["Dispatcher", OutboxItem], Awaitable[None]]
 
@@ -77,6 +80,7 @@ class Dispatcher:
     rng: random.Random = field(default_factory=random.Random)
     payouts: Payouts | None = None
     carrier: Carrier = field(default_factory=NoCarrier)
+    shops: dict[str, ShopConnector] = field(default_factory=dict)
     redis_away: bool = False
 
     async def run(self) -> None:
@@ -125,6 +129,12 @@ class Dispatcher:
             async with self.svc.tx() as tx:
                 wait = timedelta(seconds=self.svc.settings.dispatch.coordination_retry_s)
                 await tx.outbox.defer(item.id, at=tx.now + wait)
+            self.metrics.dispatched.labels(item.kind, "deferred").inc()
+        except AuthorizationError as exc:
+            # Every item of the shop would fail alike: one notice, and the work waits.
+            async with self.svc.tx() as tx:
+                await authorization_lost(tx, exc)
+                await tx.outbox.defer(item.id, at=tx.now + timedelta(seconds=AUTH_WAIT_S))
             self.metrics.dispatched.labels(item.kind, "deferred").inc()
         except RetryableError as exc:
             await self._failed(item, str(exc), exc.defer)
@@ -226,6 +236,18 @@ class Dispatcher:
                 held = [i for i in held if await tx.outbox.is_pending(i)]
 
 
+async def authorization_lost(tx: Tx, exc: AuthorizationError) -> None:
+    """Tell the admin group, once a day per shop, that a shop must be authorised again."""
+    shop = exc.shop or "?"
+    await tx.post(
+        tx.svc.admin_group,
+        f"⚠ 店铺 {shop} 的平台授权已失效（{str(exc)[:120]}）：请在开放平台重新授权并更新令牌，"
+        "在此之前该店铺的消息和操作会暂停并自动重试，不会丢失",
+        key=f"shop-auth:{shop}:{tx.now.date().isoformat()}",
+        mentions=tx.svc.staff.to_mention(roles=["admin"]),
+    )
+
+
 KIND_TEXT = {
     "card": "卡片发送",
     "text": "群消息发送",
@@ -237,6 +259,7 @@ KIND_TEXT = {
     "commerce.notify_payout": "打款通知买家",
     "payout.transfer": "支付宝转账",
     "carrier.intercept": "快递拦截申请",
+    "shop.message": "平台消息处理",
 }
 
 
@@ -428,7 +451,9 @@ async def _commerce(d: Dispatcher, item: OutboxItem) -> None:
         if case.kind == "payout":
             await payout.on_commerce_result(tx, case, item.kind, ok=True, status=result.status)
         else:
-            await refund.on_commerce_result(tx, case, item.kind, ok=True, status=result.status)
+            await refund.on_commerce_result(
+                tx, case, item.kind, ok=True, status=result.status, detail=result.detail
+            )
 
     await d.on_case(item.case_pk, record)
 

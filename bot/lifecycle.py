@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot import registry
+from bot import registry, shops
 from bot.dispatch import Dispatcher
 from bot.group_commit import GroupCommit
 from bot.keys import (
@@ -37,6 +37,8 @@ from integrations.carrier.client import NoCarrier, WebhookCarrier
 from integrations.carrier.simulator import SimulatedCarrier
 from integrations.commerce.client import NoCommerce, SimulatedCommerce, WebhookCommerce
 from integrations.payout import client as payout_client
+from integrations.shop.connector import ShopConnector
+from integrations.shop.routing import ShopCarrier, ShopCommerce
 from integrations.simulator import feed
 from storage import migrate
 from storage.coordination import Coordination, InProcessCoordination
@@ -74,14 +76,16 @@ def contexts(
 
     async def engine(app: web.Application) -> AsyncIterator[None]:
         svc, metrics = app[SERVICES], app[METRICS]
+        connectors = shops.build(svc, app[HTTP], svc.settings.shops)
         app[DISPATCHER] = Dispatcher(
             svc,
             registry.channels(app),
-            commerce or make_commerce(app),
+            by_shop(app, commerce or make_commerce(app), connectors),
             metrics,
             registry.performers(),
             payouts=payout_client.from_settings(svc.settings.payout, app[HTTP], svc.clock),
-            carrier=make_carrier(app),
+            carrier=ShopCarrier(make_carrier(app), connectors) if connectors else make_carrier(app),
+            shops=connectors,
         )
         app[PROCESSOR] = EventProcessor(svc, metrics)
         app[SCHEDULER] = Scheduler(svc, metrics)
@@ -101,6 +105,12 @@ def contexts(
             channel.run
             for channel in app[DISPATCHER].channels.values()
             if channel.capabilities.keeps_connection
+        ]
+        if app[DISPATCHER].shops:
+            loops.append(shops.Puller(app[SERVICES], app[DISPATCHER].shops).run)
+        loops += [
+            runner.run
+            for runner in shops.tmc_runners(app[SERVICES], app[HTTP], app[SETTINGS].shops)
         ]
         if app[SETTINGS].simulator.enabled:
             loops.append(partial(simulate, app))
@@ -140,12 +150,25 @@ async def simulate(app: web.Application) -> None:
         svc.clock,
     )
     carrier = app[DISPATCHER].carrier
+    if isinstance(carrier, ShopCarrier):
+        carrier = carrier.default
     sim = feed.ShopSimulator(
         svc.clock,
         settings.simulator.seed,
         carrier=carrier if isinstance(carrier, SimulatedCarrier) else None,
     )
     await feed.run(sim, send, settings.simulator.interval_s)
+
+
+def by_shop(
+    app: web.Application, default: Commerce, connectors: dict[str, ShopConnector]
+) -> Commerce:
+    """Commerce as each shop's `[[shops]]` entry says: its platform connector, nothing at all
+    (`connector = "none"`), or the shared `[commerce]`."""
+    manual = {s.id: NoCommerce() for s in app[SETTINGS].shops if s.connector == "none"}
+    if not connectors and not manual:
+        return default
+    return ShopCommerce(default, connectors, manual)
 
 
 def make_commerce(app: web.Application) -> Commerce:

@@ -120,6 +120,20 @@ async def approve(ctx: CommandContext, args: CaseArgs) -> Reply:
         return await refund.approve(tx, case, staff, ctx.channel)
 
 
+class CodeArgs(Args):
+    case: str = CASE
+    code: str = Field(description="短信验证码", min_length=4, max_length=8, pattern=r"^[0-9]+$")
+
+
+@router.command("verify", "验证码", args=CodeArgs, roles=DECIDERS, what="提交短信验证码")
+async def verify(ctx: CommandContext, args: CodeArgs) -> Reply:
+    """平台要求短信验证码时，把收到的验证码交给退款"""
+    async with ctx.svc.tx() as tx:
+        case = await refund.load_for_change(tx, args.case)
+        _refund_only(case)
+        return await refund.submit_code(tx, case, ctx.me, args.code, ctx.channel)
+
+
 @router.command("retry", "重试", args=CaseArgs, roles=DECIDERS, what="重新提交退款")
 async def retry(ctx: CommandContext, args: CaseArgs) -> Reply:
     """重新提交失败的退款"""

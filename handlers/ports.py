@@ -20,9 +20,15 @@ MANUAL_TEXT = {
 }
 
 
+# The answer of a platform that wants an SMS code before it agrees (淘宝 rp.refunds.agree):
+# nothing moved; the approval is sent again with the code a person reads from the phone.
+VERIFY = "verify"
+
+
 @dataclass(frozen=True)
 class CommerceResult:
-    """`status`: "done" | "pending" (the shop system took it) | "manual" (nothing was sent)."""
+    """`status`: "done" | "pending" (the shop system took it) | "manual" (nothing was sent) |
+    "verify" (an SMS code is wanted first); `detail`: what it said."""
 
     status: str
     detail: str = ""

@@ -12,6 +12,7 @@ from handlers.ports import MANUAL
 from handlers.refund.data import RefundData, Shipping
 from handlers.refund.machine import (
     ACTION_TEXT,
+    DECIDABLE,
     KIND_TEXT,
     NEEDS_PERSON,
     OPEN,
@@ -67,6 +68,8 @@ def refund_card(case: Case, ctx: CardContext) -> Card:
         fields.append(Field("决定", f"{directory.name(decided.by)} {what} · {at:%m-%d %H:%M}"))
     if data.rule:
         fields.append(Field("规则", data.rule))
+    if url := data.refund.back_office_url:
+        fields.append(Field("后台", url))
     lines = _amount_lines(data, state)
     lines += [f"📝 {directory.name(n.by)}：{n.text}" for n in data.notes[-3:]]
     lines += _state_lines(case, data, state, ctx)
@@ -102,12 +105,19 @@ def _state_lines(case: Case, data: RefundData, state: RefundState, ctx: CardCont
     if state is S.FAILED and (error := data.commerce.error):
         lines.append(f"⚠ 失败原因：{error}")
     if state is S.MANUAL:
+        why = data.commerce.detail or "未接店铺系统，退款没有发出"
         lines.append(
-            f"⚠ 未接店铺系统，退款没有发出：请在店铺后台手动退款 {format_fen(_standing_fen(case, data))}，"
+            f"⚠ {why}：请在店铺后台手动退款 {format_fen(_standing_fen(case, data))}，"
             f"完成后点「已手动退款」或输入「已退款 {case.handle}」"
         )
     if state is S.REJECTED and data.commerce.reject == MANUAL:
-        lines.append("⚠ 未接店铺系统，拒绝没有提交到平台：请在店铺后台手动拒绝")
+        why = data.commerce.detail or "未接店铺系统，拒绝没有提交到平台"
+        lines.append(f"⚠ {why}：请在店铺后台手动拒绝")
+    if state in (S.APPROVED, S.AUTO_APPROVED) and (wanted := data.commerce.verify):
+        lines.append(f"🔐 {wanted}：回复「验证码 {case.handle} <验证码>」")
+    if state in REFUSABLE and (reasons := data.refund.reject_reasons):
+        listed = " · ".join(f"{i} {r.text}" for i, r in enumerate(reasons[:9], 1))
+        lines.append(f"拒绝理由（平台）：{listed}；拒绝时写「拒绝 {case.handle} <编号> [说明]」")
     if state is S.INSPECTING and data.qc is not None and data.qc.result == "failed":
         lines.append(f"⚠ 仓库质检不通过 {data.qc.detail}".rstrip())
     if state in (S.CANCELLED, S.CLOSED_BY_PLATFORM) and (detail := data.end_detail):
@@ -115,6 +125,10 @@ def _state_lines(case: Case, data: RefundData, state: RefundState, ctx: CardCont
     if state is S.REJECTED and (why := data.reject_reason):
         lines.append(f"拒绝原因：{why}")
     return lines
+
+
+# States a person may refuse the refund in, where the platform's reasons are worth showing.
+REFUSABLE = DECIDABLE | {S.WAITING_RETURN, S.RETURNING}
 
 
 def _status_text(state: RefundState, ctx: CardContext) -> str:

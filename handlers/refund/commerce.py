@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.context import Tx
+from handlers.context import Tx, effect_key
 from handlers.money import fen_to_yuan
-from handlers.ports import MANUAL
+from handlers.ports import MANUAL, VERIFY
 from handlers.refund.data import Approved, RefundData
 from handlers.refund.machine import PAYING, RefundState, S, T
 from handlers.refund.move import APPROVE_REFUND, approve_payload, move, unsendable_approval
@@ -35,13 +35,39 @@ async def begin_submission(
     if data.commerce.sent != key:
         data.commerce.sent = key
         await tx.cases.touch(case, now=tx.now, data=data.dump())
-    return approve_payload(case)
+    code = {"sms_code": queued["sms_code"]} if queued.get("sms_code") else {}
+    return approve_payload(case) | code
+
+
+async def resubmit_with_code(
+    tx: Tx, case: Case, data: RefundData, code: str, *, actor: str, channel: str
+) -> None:
+    """Submit the standing approval again, carrying the platform's SMS code: a new attempt
+    under a new key (the first call moved nothing: the platform asked for the code instead)."""
+    data.commerce.attempt += 1
+    data.commerce.drop("verify", "sent")
+    key = effect_key(case, APPROVE_REFUND, data.commerce.attempt)
+    if data.approved is not None:
+        data.approved.key = key
+    await tx.cases.touch(case, now=tx.now, data=data.dump(), last_actor=actor, last_action="code")
+    await tx.audit(case, actor, "code", from_state=case.state, channel=channel)
+    payload = approve_payload(case) | {"sms_code": code}
+    await tx.side_effect(case, APPROVE_REFUND, payload, attempt=data.commerce.attempt)
+    await tx.sync_card(case)
 
 
 async def on_commerce_result(
-    tx: Tx, case: Case, action: str, *, ok: bool, status: str = "", error: str = ""
+    tx: Tx,
+    case: Case,
+    action: str,
+    *,
+    ok: bool,
+    status: str = "",
+    error: str = "",
+    detail: str = "",
 ) -> None:
-    """The commerce system answered (or gave up on) an approve/reject/stop-shipment call."""
+    """The commerce system answered (or gave up on) an approve/reject/stop-shipment call;
+    `detail` is what it said (a platform's reason it could not do it itself)."""
     data = RefundData.of(case)
     if action == "commerce.stop_shipment":
         data.stop_shipment = (
@@ -54,6 +80,8 @@ async def on_commerce_result(
         if not ok or status == MANUAL:
             if ok:
                 data.commerce.reject = MANUAL
+                if detail:
+                    data.commerce.detail = detail
             else:
                 data.commerce.error = f"拒绝未能提交：{error}"
             await tx.cases.touch(case, now=tx.now, data=data.dump())
@@ -64,8 +92,12 @@ async def on_commerce_result(
     state = RefundState(case.state)
     if state not in PAYING:
         return
-    if ok and status == MANUAL:
+    if ok and status == VERIFY:
+        await _wants_code(tx, case, data, detail)
+    elif ok and status == MANUAL:
         data.commerce.status = status
+        if detail:
+            data.commerce.detail = detail
         await move(tx, case, T.MANUAL, actor="system", data=data)
     elif ok:
         data.commerce.status = status
@@ -76,3 +108,21 @@ async def on_commerce_result(
     else:
         data.commerce.error = error
         await move(tx, case, T.FAIL, actor="commerce", data=data)
+
+
+async def _wants_code(tx: Tx, case: Case, data: RefundData, detail: str) -> None:
+    """The platform sent an SMS code before it agrees: the approval stands and waits for it;
+    whoever approved is asked for it."""
+    data.commerce.verify = detail or "平台要求短信验证码"
+    data.commerce.drop("sent")
+    await tx.cases.touch(case, now=tx.now, data=data.dump())
+    await tx.sync_card(case)
+    approver = tx.svc.staff.get(data.approved.by if data.approved else "")
+    await tx.post(
+        case.group_id,
+        f"🔐 {case.handle} 退款需要短信验证码：{data.commerce.verify}。"
+        f"收到后回复「验证码 {case.handle} 123456」",
+        key=f"verify:{case.id}:{data.commerce.attempt}",
+        mentions=tx.svc.staff.mentions([approver]) if approver else (),
+        case=case,
+    )

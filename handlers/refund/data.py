@@ -24,12 +24,22 @@ class Buyer(Stored):
     nick: str = ""
 
 
+class PlatformReason(Stored):
+    """One of the platform's reasons for refusing a refund (its pick list)."""
+
+    code: str
+    text: str
+
+
 class Request(Stored):
-    """The platform's request as received, updates merged in (`refund`); unknown fields kept."""
+    """The platform's request as received, updates merged in (`refund`); unknown fields kept,
+    but not the platform's raw message (the stored event keeps that)."""
 
     kind: str = ""
     shipping: Shipping = Field(default_factory=Shipping)
     buyer: Buyer = Field(default_factory=Buyer)
+    reject_reasons: list[PlatformReason] = Field(default_factory=list)
+    back_office_url: str = ""
     # Free-form on the wire (an unknown field of a request, or any object in an update).
     return_tracking: Any = None
     item: Any = None
@@ -60,6 +70,10 @@ class Commerce(Stored):
     error: str = ""
     sent: str = ""
     reject: str = ""
+    # What the platform said when it could not do it itself (a manual line), and when it
+    # wants an SMS code before it agrees (`verify`).
+    detail: str = ""
+    verify: str = ""
 
 
 class Escalation(Stored):
@@ -135,6 +149,7 @@ class RefundData(CaseData):
     commerce: Commerce = Field(default_factory=Commerce)
     escalation: Escalation | None = None
     reject_reason: str = ""
+    reject_code: str = ""
     end_detail: str = ""
     # 截单 at the warehouse: requested, pending, manual, done or "failed: <why>".
     stop_shipment: str = ""

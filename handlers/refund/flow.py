@@ -17,6 +17,9 @@ from handlers.schema import RefundEnded, RefundRequested, RefundUpdated, yuan_te
 from storage.enums import CaseKind
 from storage.models import Case
 
+# The platform's raw message rides on the event (which keeps it), not in the case.
+RAW = frozenset({"platform_message"})
+
 
 async def on_requested(
     tx: Tx,
@@ -33,7 +36,7 @@ async def on_requested(
     """
     existing = await tx.cases.by_case_id(CaseKind.REFUND, data.refund_id)
     if existing is not None:
-        again = data.model_dump(mode="json", exclude={"amount", "order_amount"})
+        again = data.model_dump(mode="json", exclude={"amount", "order_amount", *RAW})
         again["amount"] = yuan_text(data.amount)
         if data.order_amount is not None:
             again["order_amount"] = yuan_text(data.order_amount)
@@ -55,7 +58,9 @@ async def on_requested(
         reason=data.reason[:255],
         deadline_at=data.deadline_at,
         data=RefundData(
-            refund=Request.load(data.model_dump(mode="json", exclude={"amount", "order_amount"})),
+            refund=Request.load(
+                data.model_dump(mode="json", exclude={"amount", "order_amount", *RAW})
+            ),
             order_amount_fen=data.order_amount,
         ).dump(),
         last_actor="platform",
@@ -85,7 +90,9 @@ async def on_updated(tx: Tx, data: RefundUpdated) -> Case:
 
 async def _apply_update(tx: Tx, case: Case, update: RefundUpdated) -> None:
     new_data = RefundData.of(case)
-    fields = update.model_dump(mode="json", exclude_none=True, exclude={"amount", "order_amount"})
+    fields = update.model_dump(
+        mode="json", exclude_none=True, exclude={"amount", "order_amount", *RAW}
+    )
     new_data.refund = Request.load(new_data.refund.dump() | fields)
     changes: dict[str, Any] = {}
     refused = amount_problem(case, update)

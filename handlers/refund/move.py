@@ -84,7 +84,10 @@ async def _enter(tx: Tx, case: Case, state: RefundState) -> None:
         attempt = RefundData.of(case).commerce.attempt
         await tx.side_effect(case, APPROVE_REFUND, approve_payload(case), attempt=attempt)
     elif state is S.REJECTED:
-        payload = commerce_payload(case) | {"reason": RefundData.of(case).reject_reason}
+        data = RefundData.of(case)
+        payload = commerce_payload(case) | {"reason": data.reject_reason}
+        if data.reject_code:
+            payload["reason_code"] = data.reject_code
         await tx.side_effect(case, "commerce.reject_refund", payload)
     if state in TERMINAL:
         await tx.timers.cancel(case.id)

@@ -13,7 +13,14 @@ from handlers.context import Tx
 from handlers.errors import ConflictError, NotFoundError, UsageError
 from handlers.message import Reply, one_line
 from handlers.money import format_fen
-from handlers.refund.data import Escalation, RefundData, approval_role, standing_fen
+from handlers.refund.commerce import resubmit_with_code
+from handlers.refund.data import (
+    Escalation,
+    PlatformReason,
+    RefundData,
+    approval_role,
+    standing_fen,
+)
 from handlers.refund.machine import STATE_TEXT, RefundState, S, T
 from handlers.refund.move import ensure, move
 from storage.enums import CaseKind
@@ -66,7 +73,10 @@ async def reject(tx: Tx, case: Case, staff: StaffSettings, reason: str, channel:
         raise UsageError(f"请写明拒绝原因：拒绝 {case.handle} <原因>")
     ensure(tx, case, T.REJECT)
     data = RefundData.of(case)
-    data.reject_reason = reason.strip()[:500]
+    picked, said = platform_reason(case, data, reason.strip())
+    data.reject_reason = said[:500]
+    if picked is not None:
+        data.reject_code = picked.code
     await move(
         tx,
         case,
@@ -76,7 +86,40 @@ async def reject(tx: Tx, case: Case, staff: StaffSettings, reason: str, channel:
         data=data,
         assignee=case.assignee or staff.id,
     )
-    return Reply(f"已拒绝 {case.handle}：{one_line(reason.strip())}")
+    return Reply(f"已拒绝 {case.handle}：{one_line(data.reject_reason)}")
+
+
+def platform_reason(case: Case, data: RefundData, reason: str) -> tuple[PlatformReason | None, str]:
+    """The platform's refusal reason a person picked (by its number on the card, or its text),
+    and the reason as the record keeps it. Where the platform has a pick list, one of them must
+    be picked: it refuses a refusal without one."""
+    reasons = data.refund.reject_reasons
+    if not reasons:
+        return None, reason
+    head, _, rest = reason.partition(" ")
+    if head.isdigit() and 1 <= int(head) <= len(reasons):
+        picked = reasons[int(head) - 1]
+        return picked, f"{picked.text}：{rest.strip()}" if rest.strip() else picked.text
+    for candidate in reasons:
+        if reason == candidate.text or reason.startswith(candidate.text + " "):
+            return candidate, reason
+    listed = " · ".join(f"{i} {r.text}" for i, r in enumerate(reasons[:9], 1))
+    raise UsageError(f"平台要求选择拒绝理由：拒绝 {case.handle} <编号> [说明]（{listed}）")
+
+
+async def submit_code(tx: Tx, case: Case, staff: StaffSettings, code: str, channel: str) -> Reply:
+    """The SMS code the platform sent for an approval: the approval is submitted again with it.
+    Whoever gives it must be able to approve the refund themselves."""
+    data = RefundData.of(case)
+    if case.state not in (S.APPROVED, S.AUTO_APPROVED) or not data.commerce.verify:
+        raise ConflictError(f"{case.handle} 没有在等短信验证码")
+    if not (code.isdigit() and 4 <= len(code) <= 8):
+        raise UsageError(f"验证码是 4–8 位数字：验证码 {case.handle} 123456")
+    role = approval_role(case)
+    if not tx.svc.staff.may_approve(staff, standing_fen(case), role):
+        raise tx.svc.staff.refuse_amount(staff, standing_fen(case), role)
+    await resubmit_with_code(tx, case, data, code, actor=staff.id, channel=channel)
+    return Reply(f"🔐 已用验证码重新提交 {case.handle} 的退款")
 
 
 async def record_refunded(tx: Tx, case: Case, staff: StaffSettings, channel: str) -> Reply:

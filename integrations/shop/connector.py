@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from handlers.errors import AuthorizationError
-from handlers.ports import CarrierAnswer, CommerceResult
+from handlers.ports import VERIFY, CarrierAnswer, CommerceResult
 from integrations.shop.settings import ShopSettings
 
 __all__ = [
@@ -36,10 +36,9 @@ __all__ = [
     "UnknownMessageError",
 ]
 
-# `CommerceResult.status` when the platform wants an SMS code before it agrees (淘宝
+# `VERIFY` (handlers.ports): the platform wants an SMS code before it agrees (淘宝
 # `taobao.rp.refunds.agree`): `detail` says where the code was sent; the approver answers
 # `验证码 R12 123456` and the call is made again with `data["sms_code"]`.
-VERIFY = "verify"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, SecretStr, model_validator
 
 from handlers.config import Section
 from handlers.platforms import platform_id
@@ -57,17 +57,23 @@ class ShopSettings(Section):
 
     # What the config wrote for `platform` when it was a name rather than the id (淘宝 → taobao),
     # so that check-config can say which id it took it for.
-    platform_written: str = ""
+    _written: str = PrivateAttr(default="")
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _platform(cls, data: Any) -> Any:
+    def _platform(cls, data: Any, handler: ModelWrapValidatorHandler[ShopSettings]) -> ShopSettings:
+        written = ""
         if isinstance(data, dict) and isinstance(data.get("platform"), str):
             written = data["platform"]
             data = dict(data, platform=platform_id(written))
-            if data["platform"] != written:
-                data["platform_written"] = written
-        return data
+        made = handler(data)
+        if written and written != made.platform:
+            made._written = written
+        return made
+
+    @property
+    def platform_written(self) -> str:
+        return self._written
 
     @model_validator(mode="after")
     def _defaults(self) -> ShopSettings:
