@@ -469,19 +469,18 @@ class DouyinConnector:
         return op_type, item
 
     async def _reject_reason(self, data: dict[str, Any]) -> RejectReasonItem:
-        reasons = await self._reason_items()
-        wanted = str(data.get("reason_code") or "")
-        text = str(data.get("reason") or "")
-        for r in reasons:
-            if wanted and str(r.reject_reason_code) == wanted:
-                return r
-        for r in reasons:
-            if text and (r.reason in text or text in r.reason):
-                return r
-        # Without evidence to upload, only a reason that needs none can be sent.
-        plain = [r for r in reasons if r.evidence_need != "Y"]
+        # We upload no evidence, so only a reason that needs none (evidence_need N) is sent.
+        plain = [r for r in await self._reason_items() if r.evidence_need != "Y"]
         if not plain:
             raise PermanentError("抖店的拒绝原因都需要上传凭证：请在抖店后台拒绝")
+        wanted = str(data.get("reason_code") or "")
+        text = str(data.get("reason") or "")
+        for r in plain:
+            if wanted and str(r.reject_reason_code) == wanted:
+                return r
+        for r in plain:
+            if text and r.reason and (r.reason in text or text in r.reason):
+                return r
         return plain[0]
 
     async def _reason_items(self) -> list[RejectReasonItem]:
