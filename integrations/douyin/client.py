@@ -84,6 +84,7 @@ class DouyinClient:
         tokens: TokenStore,
         configured: Tokens | None = None,
         shop_id: str = "",
+        shop: str = "",
         sign_method: str = "hmac-sha256",
         timeout_s: float = 10.0,
     ) -> None:
@@ -95,6 +96,7 @@ class DouyinClient:
         self.tokens = tokens
         self.configured = configured
         self.shop_id = shop_id
+        self.shop = shop  # our id for the shop, named in AuthorizationError
         self.sign_method = sign_method
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
 
@@ -191,17 +193,21 @@ class DouyinClient:
             except DouyinApiError as exc:
                 if not self.shop_id:
                     raise AuthorizationError(
-                        f"抖店授权已失效，刷新失败：{exc.text or exc.sub_code}。请在抖店重新授权应用"
+                        f"抖店授权已失效，刷新失败：{exc.text or exc.sub_code}。请在抖店重新授权应用",
+                        shop=self.shop,
                     ) from exc
                 log.warning("抖店 token refresh refused (%s); creating a new token", exc.sub_code)
         if data is None:
             if not self.shop_id:
-                raise AuthorizationError("抖店没有可用的 access_token，也没有 shop_id 可以自助授权")
+                raise AuthorizationError(
+                    "抖店没有可用的 access_token，也没有 shop_id 可以自助授权", shop=self.shop
+                )
             try:
                 data = await self.token_create()
             except DouyinApiError as exc:
                 raise AuthorizationError(
-                    f"抖店授权失败：{exc.text or exc.sub_code}。请确认应用已获店铺授权"
+                    f"抖店授权失败：{exc.text or exc.sub_code}。请确认应用已获店铺授权",
+                    shop=self.shop,
                 ) from exc
         fresh = Tokens(
             access_token=data.access_token,
@@ -226,7 +232,7 @@ class DouyinClient:
             return await self._request(path, params, token)
         except _TokenExpiredError as exc:
             raise AuthorizationError(
-                "抖店 access_token 刷新后仍被拒绝：请在抖店重新授权应用"
+                "抖店 access_token 刷新后仍被拒绝：请在抖店重新授权应用", shop=self.shop
             ) from exc
 
     async def _token_call(self, path: str, params: Mapping[str, Any]) -> Any:
@@ -297,7 +303,9 @@ class DouyinClient:
                 f"抖店签名校验失败（{code} {sub}）：请核对 app_key / app_secret 与签名方式"
             )
         if sub.startswith("dop.authorization-"):
-            raise AuthorizationError(f"抖店店铺授权已失效或被关闭（{sub}）：请商家重新授权应用")
+            raise AuthorizationError(
+                f"抖店店铺授权已失效或被关闭（{sub}）：请商家重新授权应用", shop=self.shop
+            )
         if code == 30001:
             raise PermanentError(f"抖店应用没有调用 {path} 的权限（{sub}）：请先申请对应的权限包")
         raise DouyinApiError(code, sub, said)

@@ -192,6 +192,7 @@ class DouyinConnector:
             tokens=tokens,
             configured=configured,
             shop_id=shop.shop_id,
+            shop=shop.id,
             sign_method=shop.sign_method,
             timeout_s=shop.timeout_s,
         )

@@ -206,8 +206,9 @@ async def test_douyin_a_revoked_grant_is_an_authorization_error(world: World) ->
     old = world.fake.grant()
     world.tokens.tokens = Tokens(old.access_token, old.refresh_token, None)
     world.fake.revoke_all()
-    with pytest.raises(AuthorizationError):
+    with pytest.raises(AuthorizationError) as raised:
         await world.connector(shop_id="").reject_reasons("1")
+    assert raised.value.shop == "dy1"
 
 
 async def test_douyin_configured_secrets_are_used_when_the_store_is_empty(world: World) -> None:
