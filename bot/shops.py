@@ -47,11 +47,25 @@ PULL_LEASE_S = 120.0
 TMC_LEASE_S = 30.0
 
 ConnectorFactory = Callable[[ShopSettings, aiohttp.ClientSession, TokenStore, Clock], ShopConnector]
-def factories() -> dict[str, ConnectorFactory]:
+def _douyin(
+    shop: ShopSettings, session: aiohttp.ClientSession, tokens: TokenStore, clock: Clock
+) -> ShopConnector:
     from integrations.douyin.connector import DouyinConnector  # noqa: PLC0415
+
+    address = shop.return_address_id or None
+    return DouyinConnector(shop, session, tokens, clock, return_address_id=address)
+
+
+def _taobao(
+    shop: ShopSettings, session: aiohttp.ClientSession, tokens: TokenStore, clock: Clock
+) -> ShopConnector:
     from integrations.taobao.connector import TaobaoConnector  # noqa: PLC0415
 
-    return {"douyin": DouyinConnector, "taobao": TaobaoConnector}
+    return TaobaoConnector(shop, session, tokens, clock)
+
+
+# `[[shops]] connector` → how its connector is made (each imported only when a shop uses it).
+CONNECTORS: dict[str, ConnectorFactory] = {"douyin": _douyin, "taobao": _taobao}
 
 
 class DatabaseTokenStore:
@@ -91,13 +105,12 @@ def build(
     svc: BotServices, session: aiohttp.ClientSession, shops: Iterable[ShopSettings]
 ) -> dict[str, ShopConnector]:
     """One connector per shop whose `[[shops]]` entry names a platform connector."""
-    wanted = [shop for shop in shops if shop.speaks_to_platform]
-    if not wanted:
-        return {}
-    made = factories()
     return {
-        shop.id: made[shop.connector](shop, session, DatabaseTokenStore(svc, shop.id), svc.clock)
-        for shop in wanted
+        shop.id: CONNECTORS[shop.connector](
+            shop, session, DatabaseTokenStore(svc, shop.id), svc.clock
+        )
+        for shop in shops
+        if shop.connector in CONNECTORS
     }
 
 
