@@ -9,6 +9,7 @@ from bot.keys import METRICS, SETTINGS
 from bot.metrics import Metrics
 from bot.routes import (
     availability,
+    connectors,
     dashboard,
     dingtalk,
     health,
@@ -66,8 +67,6 @@ def create_app(
     if "wecom_aibot_http" in settings.channels:
         app.router.add_routes(wecom.aibot_routes)
     if any(shop.connector == "douyin" for shop in settings.shops):
-        from bot.routes import connectors  # noqa: PLC0415
-
         app.router.add_routes(connectors.routes)
     app.router.add_get("/", _index)
     app.cleanup_ctx.extend(

@@ -27,6 +27,7 @@ from handlers.clock import Clock
 from handlers.context import Tx
 from handlers.errors import AuthorizationError, PermanentError
 from handlers.schema import Envelope, InvalidEventError, parse_event
+from integrations.douyin.connector import DouyinConnector
 from integrations.shop.connector import (
     MalformedMessageError,
     PlatformMessage,
@@ -36,6 +37,8 @@ from integrations.shop.connector import (
     UnknownMessageError,
 )
 from integrations.shop.settings import ShopSettings
+from integrations.taobao.connector import TaobaoConnector
+from integrations.taobao.tmc import TmcConsumer
 from storage.models import OutboxItem
 from storage.repositories.connector_state import ConnectorStateRepository
 
@@ -47,11 +50,11 @@ PULL_LEASE_S = 120.0
 TMC_LEASE_S = 30.0
 
 ConnectorFactory = Callable[[ShopSettings, aiohttp.ClientSession, TokenStore, Clock], ShopConnector]
+
+
 def _douyin(
     shop: ShopSettings, session: aiohttp.ClientSession, tokens: TokenStore, clock: Clock
 ) -> ShopConnector:
-    from integrations.douyin.connector import DouyinConnector  # noqa: PLC0415
-
     address = shop.return_address_id or None
     return DouyinConnector(shop, session, tokens, clock, return_address_id=address)
 
@@ -59,12 +62,10 @@ def _douyin(
 def _taobao(
     shop: ShopSettings, session: aiohttp.ClientSession, tokens: TokenStore, clock: Clock
 ) -> ShopConnector:
-    from integrations.taobao.connector import TaobaoConnector  # noqa: PLC0415
-
     return TaobaoConnector(shop, session, tokens, clock)
 
 
-# `[[shops]] connector` → how its connector is made (each imported only when a shop uses it).
+# `[[shops]] connector` → how its connector is made.
 CONNECTORS: dict[str, ConnectorFactory] = {"douyin": _douyin, "taobao": _taobao}
 
 
@@ -334,8 +335,6 @@ class TmcRunner:
             if not await lease.take():
                 await asyncio.sleep(TMC_LEASE_S / 3)
                 continue
-            from integrations.taobao.tmc import TmcConsumer  # noqa: PLC0415
-
             consumer = TmcConsumer(
                 self.session,
                 first.tmc_url,

@@ -13,11 +13,11 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from integrations.douyin.signing import verify_event
 
 from bot.keys import SERVICES, SETTINGS
 from bot.routes.verification import verified
 from bot.shops import store_messages, store_unreadable
+from integrations.douyin.signing import verify_event
 from integrations.shop.connector import PlatformMessage
 from integrations.shop.settings import ShopSettings
 

@@ -124,6 +124,8 @@ class FakeDouyin:
     aftersales: dict[str, AfterSale] = field(default_factory=dict)
     grants: dict[str, Grant] = field(default_factory=dict)
     bad_signatures: int = 0
+    # False: the merchant withdrew the app's authorisation (no new token can be created).
+    authorized: bool = True
     _pending: list[dict[str, str]] = field(default_factory=list)
     _serial: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _last_update: int = 0
@@ -147,9 +149,11 @@ class FakeDouyin:
         self.grants[made.access_token] = made
         return made
 
-    def revoke_all(self) -> None:
+    def revoke_all(self, *, deauthorize: bool = False) -> None:
         for made in self.grants.values():
             made.revoked = True
+        if deauthorize:
+            self.authorized = False
 
     def calls(self, path: str) -> list[dict[str, Any]]:
         return [r["params"] for r in self.requests if r["path"] == path]
@@ -396,7 +400,8 @@ class FakeDouyin:
 
     def _token_create(self, params: dict[str, Any]) -> web.Response:
         if (
-            params.get("grant_type") != "authorization_self"
+            not self.authorized
+            or params.get("grant_type") != "authorization_self"
             or str(params.get("shop_id")) != self.shop_id
         ):
             return _answer(

@@ -76,7 +76,7 @@ KNOWN_TOPICS = STATE_TOPICS | ENDING_TOPICS | QUIET_TOPICS | {"RefundCreateMessa
 AGREE_LIMITS = {"taobao": (20, 600000), "tmall": (30, 1000000)}
 TOKEN_MARGIN = timedelta(minutes=10)
 MESSAGE_BYTES = 400
-VERIFY_TEXT = "淘宝要求短信验证码（已发到子账号绑定的手机）：请回复 验证码 <handle> <6位验证码>"
+VERIFY_TEXT = "淘宝要求短信验证码（已发到子账号绑定的手机）"
 # Taobao's seller refund page by refund id (seen as "进入退款后台" in public ERP code);
 # no such link by refund id was found for Tmall.
 TAOBAO_REFUND_PAGE = "https://refund2.taobao.com/dispute/detail.htm?disputeId={refund_id}"

@@ -128,9 +128,7 @@ async def test_typed_approval_then_a_stale_tap_shows_everyone_who_won(
         await bot.drain()
         assert (await case_row(bot)).state == "manual_refund"
         follow_ups = [m for m in markdowns(fake) if m.startswith("📌")]
-        assert follow_ups == [
-            f"📌 R1 更新：{MANUAL}（系统 转手动退款 · 11-23 10:00）"
-        ]
+        assert follow_ups == [f"📌 R1 更新：{MANUAL}（系统 转手动退款 · 11-23 10:00）"]
         assert len(fake.cards[CHAT]) == 1, "one card per case"
 
 
