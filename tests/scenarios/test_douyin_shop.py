@@ -4,7 +4,6 @@ catches up what no push brought."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -169,7 +168,7 @@ async def test_a_push_with_a_bad_sign_is_refused_and_stores_nothing(shop: Shop) 
 
 
 async def test_an_unreadable_push_is_kept_and_reported_not_redelivered(shop: Shop) -> None:
-    assert await shop.fake.push(shop.push_url, [{"what": "not a message"}], attempts=1)  # type: ignore[list-item]
+    assert await shop.fake.push(shop.push_url, [{"what": "not a message"}], attempts=1)
     await shop.bot.drain()
     assert await shop.count(OutboxItem, OutboxItem.kind == "shop.message") == 1
     assert any("无法解析的平台推送" in t for t in await shop.bot.texts("ops"))
