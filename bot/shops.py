@@ -342,6 +342,7 @@ class TmcRunner:
                 first.app_secret.get_secret_value(),
                 first.tmc_group,
                 self.svc.clock,
+                pull_interval_s=first.tmc_pull_s,
             )
             task = asyncio.create_task(consumer.run(self.store))
             try:

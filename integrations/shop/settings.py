@@ -46,6 +46,8 @@ class ShopSettings(Section):
     api_base: str = ""
     tmc_url: str = ""
     tmc_group: str = "default"
+    # How often the TMC consumer asks for messages (tmc.js pulls every 5 s).
+    tmc_pull_s: float = Field(default=5.0, gt=0)
     # 抖店: the merchant's return address (/address/list id) a return is agreed with.
     return_address_id: int = Field(default=0, ge=0)
     # 淘宝 write calls are made as this authorised sub-account (rp.refund.review `operator`).
