@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot import lifecycle
-from bot.keys import METRICS, SETTINGS
+from bot.keys import FAKE_PLATFORM, METRICS, SETTINGS
 from bot.metrics import Metrics
 from bot.routes import (
     availability,
@@ -24,6 +24,7 @@ from bot.settings import ConfigError, Settings
 from handlers import masking
 from handlers.clock import Clock, SystemClock
 from handlers.ports import Commerce
+from integrations.simulator import platforms
 from storage.coordination import Coordination
 
 
@@ -68,6 +69,11 @@ def create_app(
         app.router.add_routes(wecom.aibot_routes)
     if any(shop.connector == "douyin" for shop in settings.shops):
         app.router.add_routes(connectors.routes)
+    if settings.demo and settings.simulator.via != "api":
+        via = settings.simulator.via
+        fake = platforms.make_fake(via, (clock or SystemClock()).now)
+        app[FAKE_PLATFORM] = fake
+        app.add_subapp(f"{platforms.FAKE_PATH}/{via}", fake.app())
     app.router.add_get("/", _index)
     app.cleanup_ctx.extend(
         lifecycle.contexts(clock or SystemClock(), coord, commerce, workers=workers)

@@ -17,6 +17,7 @@ from aiohttp import web
 from bot.config_check import notes, problems
 from bot.settings import ConfigError, Settings, load_settings
 from handlers import masking
+from integrations.simulator import platforms
 
 DEFAULT_CONFIG = Path("refundops.toml")
 
@@ -45,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
         "--db", type=Path, default=None, help="SQLite file (default refundops-demo.db)"
     )
     demo.add_argument("--no-simulator", action="store_true", help="do not feed simulated events")
+    demo.add_argument(
+        "--via",
+        choices=["api", "douyin", "taobao"],
+        default="api",
+        help="refunds arrive through a platform connector and its in-process fake "
+        "(抖店 push / 淘宝 TMC) instead of the signed ingest API",
+    )
     check = sub.add_parser("check-config", help="name every problem in a config and exit non-zero")
     _config_arg(check)
     dig = sub.add_parser("digest", help="print a group's daily digest; --send posts it")
@@ -115,6 +123,17 @@ def main(argv: list[str] | None = None) -> int:
             if args.no_simulator:
                 overrides["simulator"] = {"enabled": False}
             settings = _load(args, base=demo_base(), overrides=overrides, demo=True)
+            if args.via != "api" and settings.shops:
+                return _fail(["demo --via brings its own shop: run it without [[shops]]"])
+            if args.via != "api":
+                host = settings.server.host
+                base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:"
+                shop = platforms.demo_shop(args.via, f"{base}{settings.server.port}")
+                overrides |= {
+                    "simulator": {**overrides.get("simulator", {}), "via": args.via},
+                    "shops": [shop],
+                }
+                settings = _load(args, base=demo_base(), overrides=overrides, demo=True)
         else:
             settings = _load(args)
     except ConfigError as exc:
@@ -171,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
             f"refundops demo: open http://{host}:{port}/sandbox  (ingest secret from "
             "REFUNDOPS_INGEST__SECRET, else demo-secret)"
         )
+        if settings.simulator.via != "api":
+            print(
+                f"refunds arrive through the {settings.simulator.via} connector from an "
+                f"in-process fake at http://{host}:{port}{platforms.FAKE_PATH}/{settings.simulator.via}"
+            )
     web.run_app(
         create_app(settings),
         host=host,

@@ -25,3 +25,5 @@ SCHEDULER = web.AppKey("scheduler", Scheduler)
 SANDBOX = web.AppKey("sandbox", SandboxChannel)
 DINGTALK_HTTP = web.AppKey("dingtalk_http", DingtalkChannel)
 WRITER = web.AppKey("writer", GroupCommit)
+# `refundops demo --via`: the in-process platform fake the demo shop is connected to.
+FAKE_PLATFORM = web.AppKey("fake_platform", object)

@@ -17,6 +17,7 @@ from bot.dispatch import Dispatcher
 from bot.group_commit import GroupCommit
 from bot.keys import (
     DISPATCHER,
+    FAKE_PLATFORM,
     HTTP,
     METRICS,
     PROCESSOR,
@@ -36,10 +37,12 @@ from handlers.ports import Carrier, Commerce
 from integrations.carrier.client import NoCarrier, WebhookCarrier
 from integrations.carrier.simulator import SimulatedCarrier
 from integrations.commerce.client import NoCommerce, SimulatedCommerce, WebhookCommerce
+from integrations.douyin.fake import FakeDouyin
 from integrations.payout import client as payout_client
 from integrations.shop.connector import ShopConnector
 from integrations.shop.routing import ShopCarrier, ShopCommerce
-from integrations.simulator import feed
+from integrations.simulator import feed, platforms
+from integrations.taobao.fake import FakeTaobao
 from storage import migrate
 from storage.coordination import Coordination, InProcessCoordination
 from storage.db import Database
@@ -143,12 +146,18 @@ async def make_coordination(settings: Settings) -> Coordination:
 async def simulate(app: web.Application) -> None:
     settings, svc = app[SETTINGS], app[SERVICES]
     host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::", "") else settings.server.host
-    send = feed.SignedSender(
-        app[HTTP],
-        f"http://{host}:{settings.server.port}",
-        settings.ingest.secret.get_secret_value(),
-        svc.clock,
+    base = f"http://{host}:{settings.server.port}"
+    send: feed.Send = feed.SignedSender(
+        app[HTTP], base, settings.ingest.secret.get_secret_value(), svc.clock
     )
+    via = settings.simulator.via
+    if via != "api":
+        fake = app[FAKE_PLATFORM]
+        assert isinstance(fake, FakeDouyin | FakeTaobao)
+        shop = platforms.DEMO_SHOP[via]
+        send = platforms.PlatformBridge(
+            via, fake, send, app[HTTP], push_url=f"{base}/connectors/douyin/{shop}"
+        )
     carrier = app[DISPATCHER].carrier
     if isinstance(carrier, ShopCarrier):
         carrier = carrier.default

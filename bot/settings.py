@@ -10,7 +10,7 @@ import os
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any, Literal, TypeGuard
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
@@ -86,6 +86,9 @@ class SimulatorSettings(Section):
     enabled: bool = False
     interval_s: float = Field(default=6.0, gt=0)
     seed: int | None = None
+    # `refundops demo --via`: refunds reach refundops through a platform connector and its
+    # in-process fake (douyin, taobao) instead of the signed ingest API.
+    via: Literal["api", "douyin", "taobao"] = "api"
 
 
 class Settings(DingtalkConfig, WecomConfig, BaseSettings):
@@ -152,6 +155,11 @@ class Settings(DingtalkConfig, WecomConfig, BaseSettings):
         if self.simulator.enabled:
             found.append(
                 "simulator.enabled feeds made-up events and runs only under `refundops demo`"
+            )
+        if self.simulator.via != "api":
+            found.append(
+                "simulator.via runs a made-up platform in the process and only under "
+                "`refundops demo`"
             )
         return found
 

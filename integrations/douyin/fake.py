@@ -175,6 +175,7 @@ class FakeDouyin:
         deadline_s: int = 48 * 3600,
         update_time: int | None = None,
         message: bool = True,
+        delivered: bool = False,
     ) -> str:
         """A buyer's new after-sale awaiting the merchant (status 6); tag 200."""
         n = next(self._serial)
@@ -197,6 +198,8 @@ class FakeDouyin:
             company_code=company_code,
             company_name=company_name,
         )
+        if delivered:  # the buyer signed for the parcel (order_logistics_state 2)
+            made.logistics_state, made.got_pkg = 2, 1
         self.aftersales[made.aftersale_id] = made
         if message:
             self._emit("200", made, apply_time=made.apply_time)
@@ -282,7 +285,10 @@ class FakeDouyin:
         messages, self._pending = self._pending, []
         if not messages:
             return True
-        return await self.push(url or self.push_url, messages, **kwargs)
+        if await self.push(url or self.push_url, messages, **kwargs):
+            return True
+        self._pending = messages + self._pending  # the platform redelivers them later
+        return False
 
     async def push(
         self,

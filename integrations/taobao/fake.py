@@ -236,6 +236,7 @@ class FakeTaobao:
         order_fen: int = 5970,
         bill_type: str = "refund_bill",
         shipped: bool = True,
+        received: bool = False,
         buyer_nick: str = "t**1",
         reason: str = "不想要了",
         publish: bool = True,
@@ -253,7 +254,9 @@ class FakeTaobao:
             has_good_return=bill_type == "return_bill",
             refund_phase="aftersale" if shipped else "onsale",
             order_status="WAIT_BUYER_CONFIRM_GOODS" if shipped else "WAIT_SELLER_SEND_GOODS",
-            good_status="BUYER_NOT_RECEIVED" if shipped else "",
+            good_status=(
+                "BUYER_RECEIVED" if received else "BUYER_NOT_RECEIVED" if shipped else ""
+            ),
             status="WAIT_SELLER_AGREE",
             created=at,
             modified=at,
