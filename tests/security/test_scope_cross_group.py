@@ -33,6 +33,7 @@ ATTEMPTS: dict[str, tuple[str, str, str]] = {
     "show": ("sup1", "查 R1", "finance"),
     "approve": ("sup1", "通过 R1", "finance"),
     "retry": ("sup1", "重试 R1", "finance"),
+    "verify": ("sup1", "验证码 R1 123456", "finance"),
     "reject": ("sup1", "拒绝 R1 不符合", "finance"),
     "refunded": ("sup1", "已退款 R1", "finance"),
     "claim": ("sup1", "认领 R1", "finance"),
