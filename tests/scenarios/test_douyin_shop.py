@@ -4,6 +4,7 @@ catches up what no push brought."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,10 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.keys import DISPATCHER
-from bot.shops import Puller
+from bot.keys import DISPATCHER, HTTP
+from bot.shops import DatabaseTokenStore, Puller
 from handlers.clock import FakeClock
+from integrations.douyin.connector import DouyinConnector
 from integrations.douyin.fake import FakeDouyin
+from integrations.shop.connector import Tokens
 from storage.enums import OutboxState
 from storage.models import Case, Event, OutboxItem
 from tests.support.app import Bot, BotFactory, make_settings
@@ -214,3 +217,28 @@ async def test_a_shipped_parcel_is_intercepted_through_the_platform(
     await shop.bot.drain()
     card = await shop.card(refund_id)
     assert card["state"] != "waiting_intercept", card
+
+
+async def test_tokens_are_refreshed_once_across_instances_and_kept(
+    shop: Shop, clock: FakeClock
+) -> None:
+    """Two instances (two connectors, one database) find the token about to expire: one
+    refreshes, the other reads what it saved."""
+    grant = shop.fake.grant(ttl_s=300)
+    store = DatabaseTokenStore(shop.bot.svc, "dy")
+    await store.save(
+        Tokens(grant.access_token, grant.refresh_token, clock.now() + timedelta(seconds=300))
+    )
+    settings = shop.bot.svc.settings.shops[0]
+    session = shop.bot.app[HTTP]
+    twins = [
+        DouyinConnector(settings, session, DatabaseTokenStore(shop.bot.svc, "dy"), clock)
+        for _ in range(2)
+    ]
+    await asyncio.gather(*(t.client.access_token() for t in twins))
+    assert len(shop.fake.calls("token/refresh")) == 1
+    kept = await store.load()
+    assert kept is not None
+    assert kept.access_token != grant.access_token
+    assert kept.expires_at is not None
+    assert kept.expires_at > clock.now() + timedelta(days=1)
