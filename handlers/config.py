@@ -6,6 +6,7 @@ the core reads them through `DomainSettings`, which holds no integration's own s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
@@ -174,6 +175,16 @@ class PublicServerSettings(Section):
     public_base_url: str = ""
 
 
+class ShopRouting(Section):
+    """What the core knows of a `[[shops]]` entry: which system answers for the shop's refunds
+    (`integrations.shop.settings.ShopSettings` holds the rest)."""
+
+    id: str = Field(min_length=1, max_length=64)
+    platform: str
+    # A platform connector's name, or `webhook` (the shared [commerce]) or `none` (by hand).
+    connector: str = "webhook"
+
+
 class DomainSettings(BaseModel):
     """Every section the core reads; `bot.settings.Settings` is this plus the wiring's own."""
 
@@ -192,6 +203,7 @@ class DomainSettings(BaseModel):
     payout: PayoutPolicy = PayoutPolicy()
     replies: ReplySettings = ReplySettings()
     templates: list[TemplateSettings] = []
+    shops: Sequence[ShopRouting] = ()
 
     @field_validator("groups")
     @classmethod
@@ -211,6 +223,14 @@ class DomainSettings(BaseModel):
 
     def group(self, group_id: str) -> GroupSettings | None:
         return next((g for g in self.groups if g.id == group_id), None)
+
+    def commerce_mode(self, shop: str) -> str:
+        """How the shop's refunds reach its shop system: `platform` (its own connector),
+        `webhook`, `simulator` or `none` (by hand)."""
+        entry = next((s for s in self.shops if s.id == shop), None)
+        if entry is None or entry.connector == "webhook":
+            return self.commerce.mode
+        return "none" if entry.connector == "none" else "platform"
 
     def route(self, *, shop: str, platform: str, kind: str) -> GroupSettings | None:
         """The first configured group that takes this shop, platform and case kind."""

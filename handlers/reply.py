@@ -143,7 +143,7 @@ def _compose(tx: Tx, case: Case, body: str) -> tuple[str, str, str]:
     if len(message) > limit:
         raise UsageError(f"回复太长了（{len(message)} 字，最多 {limit} 字），请分开发送")
     notice = f"\n（已隐去 {masking.describe(hidden)}）" if hidden else ""
-    if tx.svc.settings.commerce.mode == "none":
+    if tx.svc.settings.commerce_mode(case.shop) == "none":
         notice += "\n⚠ 未接店铺系统（[commerce] mode = none）：请在平台后台把这条回复发给买家"
     return message, template, notice
 

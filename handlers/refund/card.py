@@ -83,7 +83,7 @@ def refund_card(case: Case, ctx: CardContext) -> Card:
     return card_of(
         case,
         title=f"{KIND_TEXT.get(data.kind, '退款')} {case.handle} · {format_fen(case.amount_fen)}",
-        status=_status_text(state, ctx),
+        status=_status_text(case, state, ctx),
         tone=TONE.get(state, Tone.INFO),
         fields=tuple(fields),
         buttons=buttons,
@@ -131,9 +131,9 @@ def _state_lines(case: Case, data: RefundData, state: RefundState, ctx: CardCont
 REFUSABLE = DECIDABLE | {S.WAITING_RETURN, S.RETURNING}
 
 
-def _status_text(state: RefundState, ctx: CardContext) -> str:
+def _status_text(case: Case, state: RefundState, ctx: CardContext) -> str:
     """Without a shop system nothing is being submitted, not even for a moment."""
-    if state in (S.APPROVED, S.AUTO_APPROVED) and ctx.settings.commerce.mode == "none":
+    if state in (S.APPROVED, S.AUTO_APPROVED) and ctx.settings.commerce_mode(case.shop) == "none":
         return STATE_TEXT[state].split(" · ")[0]
     return STATE_TEXT[state]
 

@@ -552,11 +552,12 @@ def _shipping(snap: Snapshot) -> dict[str, str]:
     parcel = snap.parcel
     if snap.aftersale_type == 2:
         return {"status": "unshipped", "carrier": "", "tracking_no": ""}
+    delivered = snap.got_pkg == 1 or (parcel is not None and parcel.logistics_state in (2, 4))
     if parcel is None or not parcel.tracking_no:
         # Only type 2 says the goods never left: anything else without tracking is treated as
-        # shipped, so that no rule refunds (and stops) a parcel that is on its way.
-        return {"status": "shipped", "carrier": "", "tracking_no": ""}
-    delivered = snap.got_pkg == 1 or parcel.logistics_state in (2, 4)
+        # shipped (or delivered, when the buyer got it), so that no rule refunds (and stops) a
+        # parcel that is on its way.
+        return {"status": "delivered" if delivered else "shipped", "carrier": "", "tracking_no": ""}
     return {
         "status": "delivered" if delivered else "shipped",
         "carrier": parcel.company_code or parcel.company_name,

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, SecretStr, model_validator
 
-from handlers.config import Section
+from handlers.config import ShopRouting
 from handlers.platforms import platform_id
 
 Connector = Literal["douyin", "taobao", "webhook", "none"]
@@ -31,9 +31,7 @@ DEFAULT_BASES: dict[str, dict[str, str]] = {
 }
 
 
-class ShopSettings(Section):
-    id: str = Field(min_length=1, max_length=64)
-    platform: str
+class ShopSettings(ShopRouting):
     connector: Connector = "webhook"
     name: str = ""
     app_key: str = ""

@@ -254,9 +254,7 @@ class FakeTaobao:
             has_good_return=bill_type == "return_bill",
             refund_phase="aftersale" if shipped else "onsale",
             order_status="WAIT_BUYER_CONFIRM_GOODS" if shipped else "WAIT_SELLER_SEND_GOODS",
-            good_status=(
-                "BUYER_RECEIVED" if received else "BUYER_NOT_RECEIVED" if shipped else ""
-            ),
+            good_status=("BUYER_RECEIVED" if received else "BUYER_NOT_RECEIVED" if shipped else ""),
             status="WAIT_SELLER_AGREE",
             created=at,
             modified=at,

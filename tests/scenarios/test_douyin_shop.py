@@ -242,3 +242,16 @@ async def test_tokens_are_refreshed_once_across_instances_and_kept(
     assert kept.access_token != grant.access_token
     assert kept.expires_at is not None
     assert kept.expires_at > clock.now() + timedelta(days=1)
+
+
+async def test_a_reply_to_a_douyin_buyer_is_kept_for_pasting(shop: Shop) -> None:
+    refund_id = shop.fake.new_aftersale(aftersale_type=1, amount=12800, delivered=True)
+    await shop.push()
+    card = await shop.card(refund_id)
+    assert card["state"] == "awaiting_review"
+    said = await shop.bot.say("agent1", f"回复 {card['handle']} 亲，已经在处理了")
+    assert "[commerce] mode = none" not in said["reply"]["text"]
+    await shop.bot.drain()
+    lines = (await shop.card(refund_id))["card"]["lines"]
+    assert any("亲，已经在处理了 · 未发送" in line for line in lines), lines
+    assert any("抖店没有开放回复买家的接口" in line for line in lines), lines
