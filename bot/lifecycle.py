@@ -113,7 +113,7 @@ def contexts(
             loops.append(shops.Puller(app[SERVICES], app[DISPATCHER].shops).run)
         loops += [
             runner.run
-            for runner in shops.tmc_runners(app[SERVICES], app[HTTP], app[SETTINGS].shops)
+            for runner in shops.tmc_runners(app[SERVICES], app[HTTP], app[DISPATCHER].shops)
         ]
         if app[SETTINGS].simulator.enabled:
             loops.append(partial(simulate, app))

@@ -306,10 +306,25 @@ class TmcRunner:
     svc: BotServices
     session: aiohttp.ClientSession
     shops: list[ShopSettings]
+    connectors: dict[str, ShopConnector] = field(default_factory=dict)
+    permitted: bool = False
 
     @property
     def app_key(self) -> str:
         return self.shops[0].app_key
+
+    async def permit(self) -> None:
+        """Ask TMC for each shop's messages once (taobao.tmc.user.permit); a refusal is
+        logged and the channel opens anyway (the seller may have been permitted before)."""
+        for shop in self.shops:
+            connector = self.connectors.get(shop.id)
+            if not isinstance(connector, TaobaoConnector):
+                continue
+            try:
+                await connector.permit()
+            except Exception as exc:
+                log.warning("taobao.tmc.user.permit for shop %s failed: %s", shop.id, exc)
+        self.permitted = True
 
     def shop_of(self, message: PlatformMessage) -> str:
         """The shop a message is about: by the seller's nick, the only shop when there is one."""
@@ -335,6 +350,8 @@ class TmcRunner:
             if not await lease.take():
                 await asyncio.sleep(TMC_LEASE_S / 3)
                 continue
+            if not self.permitted:
+                await self.permit()
             consumer = TmcConsumer(
                 self.session,
                 first.tmc_url,
@@ -362,10 +379,10 @@ class TmcRunner:
 
 
 def tmc_runners(
-    svc: BotServices, session: aiohttp.ClientSession, shops: Iterable[ShopSettings]
+    svc: BotServices, session: aiohttp.ClientSession, connectors: dict[str, ShopConnector]
 ) -> list[TmcRunner]:
     by_app: dict[str, list[ShopSettings]] = {}
-    for shop in shops:
-        if shop.connector == "taobao":
-            by_app.setdefault(shop.app_key, []).append(shop)
-    return [TmcRunner(svc, session, group) for group in by_app.values()]
+    for connector in connectors.values():
+        if connector.shop.connector == "taobao":
+            by_app.setdefault(connector.shop.app_key, []).append(connector.shop)
+    return [TmcRunner(svc, session, group, connectors) for group in by_app.values()]

@@ -231,6 +231,11 @@ class TaobaoConnector:
             fresh = await self._refresh(tokens)
             return await self.client.call(method, params, fresh.access_token)
 
+    async def permit(self) -> None:
+        """Let the app receive this seller's TMC messages (taobao.tmc.user.permit, without
+        `topics`: every topic the app subscribes to in its console)."""
+        await self._call("taobao.tmc.user.permit", {})
+
     # -- reads ---------------------------------------------------------------------------
 
     async def _refund(self, refund_id: str) -> Refund | None:

@@ -154,6 +154,9 @@ class FakeTaobao:
     sessions: dict[str, bool] = field(default_factory=dict)  # access token → is a sub-account
     refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh → access token
     require_sms: bool = False
+    # True: messages reach the app only for sellers it called taobao.tmc.user.permit for.
+    require_permit: bool = False
+    permitted: set[str] = field(default_factory=set)
     forbidden: dict[str, tuple[int, str, str]] = field(default_factory=dict)
     fail_next: list[Failure] = field(default_factory=list)
     hang_s: float = 1.0
@@ -204,6 +207,10 @@ class FakeTaobao:
         refund.version = max(refund.version + 1, int(refund.modified.timestamp() * 1000))
 
     def publish(self, topic: str, content: dict[str, Any], user_nick: str = "") -> int:
+        """Queue a message for the app; with `require_permit`, only for a permitted seller (as
+        TMC sends a user's messages only after taobao.tmc.user.permit)."""
+        if self.require_permit and (user_nick or self.seller_nick) not in self.permitted:
+            return 0
         message_id = 7_000_000_000_000 + self._next_id()
         self.queue[message_id] = Queued(
             message_id,
@@ -606,7 +613,15 @@ class FakeTaobao:
         }
         return {"token_result": json.dumps(result, ensure_ascii=False)}
 
+    def _m_tmc_user_permit(self, params: dict[str, str]) -> dict[str, Any]:
+        # The session names the seller; `topics` (optional) narrows the app's subscriptions.
+        if params.get("topics", "x") == "":
+            raise RefusalError(41, "Invalid arguments:topics")
+        self.permitted.add(self.seller_nick)
+        return {"is_success": True}
+
     METHODS: ClassVar[dict[str, Callable[[FakeTaobao, dict[str, str]], dict[str, Any]]]] = {
+        "taobao.tmc.user.permit": _m_tmc_user_permit,
         "taobao.refund.get": _m_refund_get,
         "taobao.refunds.receive.get": _m_refunds_receive_get,
         "taobao.refund.refusereason.get": _m_refund_refusereason_get,

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, unused_port
 
 from bot.app import create_app
-from bot.keys import FAKE_PLATFORM, HTTP
+from bot.keys import DISPATCHER, FAKE_PLATFORM, HTTP
 from bot.shops import TmcRunner
 from handlers.clock import FakeClock
 from integrations.douyin.fake import FakeDouyin
@@ -49,7 +49,7 @@ async def test_the_simulated_shop_reaches_the_cards_through_the_platform(
     for event in sim.opening():
         await bridge(event)
     if isinstance(fake, FakeTaobao):
-        runner = TmcRunner(bot.svc, app[HTTP], list(settings.shops))
+        runner = TmcRunner(bot.svc, app[HTTP], list(settings.shops), app[DISPATCHER].shops)
         task = asyncio.create_task(runner.run())
         async with asyncio.timeout(10):
             while len(fake.confirms) < len(fake.refunds):  # noqa: ASYNC110 - the fake only records

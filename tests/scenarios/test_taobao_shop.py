@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.keys import HTTP
+from bot.keys import DISPATCHER, HTTP
 from bot.shops import TmcRunner
 from handlers.clock import FakeClock
 from integrations.taobao.fake import FakeTaobao
@@ -28,7 +28,8 @@ class Shop:
 
     def runner(self) -> TmcRunner:
         settings = self.bot.svc.settings
-        return TmcRunner(self.bot.svc, self.bot.app[HTTP], list(settings.shops))
+        connectors = self.bot.app[DISPATCHER].shops
+        return TmcRunner(self.bot.svc, self.bot.app[HTTP], list(settings.shops), connectors)
 
     async def consume(self, *, confirmed: int) -> None:
         """Run the TMC channel until `confirmed` messages are confirmed, then drain."""
@@ -49,7 +50,7 @@ class Shop:
 
 @pytest.fixture
 async def shop(clock: FakeClock, make_bot: BotFactory, sqlite_url: str) -> AsyncIterator[Shop]:
-    fake = FakeTaobao(APP_KEY, APP_SECRET, clock.now)
+    fake = FakeTaobao(APP_KEY, APP_SECRET, clock.now, require_permit=True)
     fake.grant(ACCESS, REFRESH)
     async with serve(fake.app()) as base:
         settings = make_settings(
@@ -74,6 +75,8 @@ async def shop(clock: FakeClock, make_bot: BotFactory, sqlite_url: str) -> Async
 
 
 async def test_a_tmc_message_becomes_a_card_and_is_confirmed_once_stored(shop: Shop) -> None:
+    await shop.runner().permit()
+    assert shop.fake.permitted == {shop.fake.seller_nick}
     refund_id = shop.fake.new_refund(amount_fen=12800, order_fen=12800, shipped=False)
     await shop.consume(confirmed=1)
     card = await shop.card(refund_id)
@@ -85,6 +88,7 @@ async def test_a_tmc_message_becomes_a_card_and_is_confirmed_once_stored(shop: S
 
 async def test_an_approval_that_needs_an_sms_code_asks_for_it_and_uses_it(shop: Shop) -> None:
     shop.fake.require_sms = True
+    await shop.runner().permit()
     refund_id = shop.fake.new_refund(amount_fen=12800, order_fen=12800, shipped=True)
     await shop.consume(confirmed=1)
     handle = (await shop.card(refund_id))["handle"]
