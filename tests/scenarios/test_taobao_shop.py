@@ -121,3 +121,17 @@ async def test_one_tmc_connection_per_app_across_instances(shop: Shop) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     assert len(shop.fake.connects) == 1
+
+
+async def test_a_reply_goes_to_the_refund_thread(shop: Shop) -> None:
+    await shop.runner().permit()
+    refund_id = shop.fake.new_refund(amount_fen=12800, order_fen=12800, shipped=True)
+    await shop.consume(confirmed=1)
+    handle = (await shop.card(refund_id))["handle"]
+    await shop.bot.say("agent1", f"回复 {handle} 亲，已经帮您拦截了")
+    await shop.bot.drain()
+    (added,) = shop.fake.calls("taobao.refund.message.add")
+    assert added["refund_id"] == refund_id
+    assert added["content"] == "亲，已经帮您拦截了"
+    lines = (await shop.card(refund_id))["card"]["lines"]
+    assert not any("未发送" in line for line in lines), lines
