@@ -30,6 +30,18 @@ Waiter = tuple[list[Item], asyncio.Future[list[bool]]]
 BIND_ERRORS = (ValueError, TypeError, OverflowError, UnicodeError, RecursionError)
 
 
+def event_row(envelope: Envelope, raw: dict[str, Any]) -> dict[str, Any]:
+    """The `events` row of an accepted envelope, `raw` being its JSON as received."""
+    return {
+        "id": envelope.id,
+        "type": envelope.type,
+        "shop": envelope.shop,
+        "platform": envelope.platform,
+        "occurred_at": envelope.occurred_at,
+        "body": raw,
+    }
+
+
 class UnstorableError(Exception):
     """The database refused these events' data (a 400: sending them again will not help)."""
 
@@ -98,17 +110,7 @@ class GroupCommit:
         rows: dict[str, dict[str, Any]] = {}
         for items, _ in batch:
             for envelope, raw in items:
-                rows.setdefault(
-                    envelope.id,
-                    {
-                        "id": envelope.id,
-                        "type": envelope.type,
-                        "shop": envelope.shop,
-                        "platform": envelope.platform,
-                        "occurred_at": envelope.occurred_at,
-                        "body": raw,
-                    },
-                )
+                rows.setdefault(envelope.id, event_row(envelope, raw))
         async with self.svc.tx(urgent=True) as tx:
             new = await tx.events.add_many(list(rows.values()), now=tx.now)
         # Within the batch only the first occurrence of an id is new.

@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 
 from bot.dispatch import AUTH_WAIT_S, Dispatcher, authorization_lost
+from bot.group_commit import event_row
 from bot.lease import DatabaseLease
 from bot.services import BotServices
 from handlers.clock import Clock
@@ -163,17 +164,7 @@ async def store_events(tx: Tx, found: list[dict[str, Any]], *, source: str) -> i
     """Store the events a message or a pull page means; the number that were new. An event
     the connector made that does not validate is reported, never silently dropped."""
     good, bad = envelopes_of(found)
-    rows = {
-        envelope.id: {
-            "id": envelope.id,
-            "type": envelope.type,
-            "shop": envelope.shop,
-            "platform": envelope.platform,
-            "occurred_at": envelope.occurred_at,
-            "body": raw,
-        }
-        for envelope, raw in good
-    }
+    rows = {envelope.id: event_row(envelope, raw) for envelope, raw in good}
     new = await tx.events.add_many(list(rows.values()), now=tx.now)
     if bad:
         await tx.post(

@@ -3,7 +3,6 @@ answer is found again by a query rather than sent twice."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import aiohttp
@@ -26,12 +25,6 @@ ORDER = TransferOrder(
     title="返现 订单 T88001",
     remark="好评返现",
 )
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as http:
-        yield http
 
 
 def client_for(

@@ -30,18 +30,6 @@ from tests.support.taobao import ACCESS, APP_KEY, APP_SECRET, Rig, taobao_rig
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as http:
-        yield http
-
-
-@pytest.fixture
-async def rig(session: aiohttp.ClientSession, clock: FakeClock) -> AsyncIterator[Rig]:
-    async with taobao_rig(session, clock) as made:
-        yield made
-
-
-@pytest.fixture
 async def tmall(session: aiohttp.ClientSession, clock: FakeClock) -> AsyncIterator[Rig]:
     async with taobao_rig(session, clock, "tmall") as made:
         yield made

@@ -5,27 +5,13 @@ connection for the same group kicking the older one."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
-from handlers.clock import FakeClock
 from integrations.shop.connector import PlatformMessage
 from integrations.taobao.tmc import TmcConsumer
-from tests.support.taobao import APP_KEY, APP_SECRET, Rig, taobao_rig
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as http:
-        yield http
-
-
-@pytest.fixture
-async def rig(session: aiohttp.ClientSession, clock: FakeClock) -> AsyncIterator[Rig]:
-    async with taobao_rig(session, clock) as made:
-        yield made
+from tests.support.taobao import APP_KEY, APP_SECRET, Rig
 
 
 def consumer(rig: Rig, session: aiohttp.ClientSession, secret: str = APP_SECRET) -> TmcConsumer:
