@@ -295,7 +295,9 @@ def _redact_message(message: Shown, keep: tuple[str, ...]) -> Shown:
         message,
         title=redact(message.title, keep),
         status=redact(message.status, keep),
-        fields=tuple(Field(redact(f.label, keep), redact(f.value, keep)) for f in message.fields),
+        fields=tuple(
+            Field(redact(f.label, keep), redact(f.value, keep), f.url) for f in message.fields
+        ),
         lines=tuple(redact(line, keep) for line in message.lines),
         footer=redact(message.footer, keep),
     )

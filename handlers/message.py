@@ -51,13 +51,23 @@ class Mention:
     name: str
 
 
+# An https address with nothing a markup could read as its end: no spaces, quotes, brackets.
+SAFE_URL = re.compile(r"https://[A-Za-z0-9.-]+(/[A-Za-z0-9/_.~%?=&+-]*)?")
+
+
 @dataclass(frozen=True)
 class Field:
+    """A label and its value; `url` (an https address made by refundops, never one typed by
+    someone) makes the value a link."""
+
     label: str
     value: str
+    url: str = ""
 
     def __post_init__(self) -> None:
         _single_lines(self, ("label", "value"))
+        if self.url and not SAFE_URL.fullmatch(self.url):
+            raise ValueError(f"not a link refundops makes: {self.url!r}")
 
 
 @dataclass(frozen=True)

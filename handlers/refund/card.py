@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from handlers.conversation import card_lines as conversation_lines
-from handlers.message import Button, ButtonStyle, Card, Field, Mention, Tone
+from handlers.message import SAFE_URL, Button, ButtonStyle, Card, Field, Mention, Tone
 from handlers.money import format_fen
 from handlers.platforms import PLATFORMS
 from handlers.ports import MANUAL
@@ -68,8 +68,8 @@ def refund_card(case: Case, ctx: CardContext) -> Card:
         fields.append(Field("决定", f"{directory.name(decided.by)} {what} · {at:%m-%d %H:%M}"))
     if data.rule:
         fields.append(Field("规则", data.rule))
-    if url := data.refund.back_office_url:
-        fields.append(Field("后台", url))
+    if link := back_office(data.refund.back_office_url):
+        fields.append(link)
     lines = _amount_lines(data, state)
     lines += [f"📝 {directory.name(n.by)}：{n.text}" for n in data.notes[-3:]]
     lines += _state_lines(case, data, state, ctx)
@@ -166,6 +166,22 @@ def _intercept_button(data: RefundData, state: RefundState) -> tuple[Button, ...
     ):
         return (Button("intercept", "拦截包裹"),)
     return ()
+
+
+# Seller back offices a card may link to: a link the platform data names elsewhere is not shown.
+BACK_OFFICES = {
+    "fxg.jinritemai.com": "在抖店后台打开",
+    "refund2.taobao.com": "在淘宝后台打开",
+    "refund2.tmall.com": "在天猫后台打开",
+}
+
+
+def back_office(url: str) -> Field | None:
+    """The case's page in its seller back office, when the address is one of theirs."""
+    host = url.removeprefix("https://").split("/", 1)[0]
+    if not url.startswith("https://") or host not in BACK_OFFICES or not SAFE_URL.fullmatch(url):
+        return None
+    return Field("后台", BACK_OFFICES[host], url=url)
 
 
 def footer(case: Case, ctx: CardContext) -> str:

@@ -80,7 +80,11 @@ def card_params(card: Card) -> dict[str, str]:
         "version": str(card.version),
         "markdown": body_markdown(card),
         "fields": json.dumps(
-            [{"label": f.label, "value": f.value} for f in card.fields], ensure_ascii=False
+            [
+                {"label": f.label, "value": f.value} | ({"url": f.url} if f.url else {})
+                for f in card.fields
+            ],
+            ensure_ascii=False,
         ),
         "footer": card.footer,
         "mentions": "、".join(m.name for m in card.mentions),
@@ -99,7 +103,10 @@ def card_params(card: Card) -> dict[str, str]:
 
 def body_markdown(card: Card) -> str:
     e = escape_markdown
-    lines = [f"**{e(f.label)}**：{e(f.value)}" for f in card.fields]
+    lines = [
+        f"**{e(f.label)}**：" + (f"[{e(f.value)}]({f.url})" if f.url else e(f.value))
+        for f in card.fields
+    ]
     lines += [e(line) for line in card.lines]
     return "\n\n".join(lines)
 

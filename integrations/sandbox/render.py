@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.message import Card, Mention, Notice
+from handlers.message import Card, Field, Mention, Notice
 from storage.models import SandboxMessage
 
 
@@ -13,7 +13,7 @@ def render_card(card: Card) -> dict[str, Any]:
         "title": card.title,
         "status": card.status,
         "tone": card.tone.value,
-        "fields": [{"label": f.label, "value": f.value} for f in card.fields],
+        "fields": [field(f) for f in card.fields],
         "buttons": [{"key": b.key, "text": b.text, "style": b.style.value} for b in card.buttons],
         "lines": list(card.lines),
         "footer": card.footer,
@@ -30,7 +30,7 @@ def render_notice(notice: Notice) -> dict[str, Any]:
         "title": notice.title,
         "status": notice.status,
         "tone": notice.tone.value,
-        "fields": [{"label": f.label, "value": f.value} for f in notice.fields],
+        "fields": [field(f) for f in notice.fields],
         "buttons": [{"key": b.key, "text": b.text, "style": b.style.value} for b in notice.buttons],
         "lines": list(notice.lines),
         "footer": notice.footer + (f" {notice.link}" if notice.link else ""),
@@ -80,3 +80,7 @@ def message_json(message: SandboxMessage) -> dict[str, Any]:
         "created_at": message.created_at.isoformat(),
         "updated_at": message.updated_at.isoformat(),
     }
+
+
+def field(f: Field) -> dict[str, str]:
+    return {"label": f.label, "value": f.value} | ({"url": f.url} if f.url else {})

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.message import Button, ButtonStyle, Card, Mention, Notice, Tone
+from handlers.message import Button, ButtonStyle, Card, Field, Mention, Notice, Tone
 from integrations.markdown import escape_markdown, no_links
 
 MAX_BUTTONS = 6
@@ -99,7 +99,7 @@ def template_card(card: Card, task_id: str, *, source: str = "refundops") -> dic
     """The case as a `button_interaction` card (at most 6 rows and 6 buttons)."""
     fields = list(card.fields)
     shown, overflow = fields[:MAX_FIELDS], fields[MAX_FIELDS:]
-    details = [f"{f.label}：{f.value}" for f in overflow] + list(card.lines)
+    details = [f"{f.label}：{f.value} {f.url}".rstrip() for f in overflow] + list(card.lines)
     if card.footer:
         details.append(card.footer)
     buttons = list(card.buttons[:MAX_BUTTONS]) or [DETAILS]
@@ -115,6 +115,7 @@ def template_card(card: Card, task_id: str, *, source: str = "refundops") -> dic
         },
         "horizontal_content_list": [
             {"keyname": clip(f.label, KEYNAME_CHARS), "value": clip(f.value or "—", VALUE_CHARS)}
+            | ({"type": 1, "url": f.url} if f.url else {})
             for f in shown
         ],
         "task_id": task_id,
@@ -155,6 +156,12 @@ def markdown_text(
     return clip_bytes(body, MARKDOWN_BYTES)
 
 
+def linked(field: Field) -> str:
+    """A field's value for markdown, as a link when it has one."""
+    value = escape_markdown(field.value)
+    return f"[{value}]({field.url})" if field.url else value
+
+
 def markdown_card(card: Card, userids: Mapping[str, str], *, hint: str = "") -> str:
     """The card for a group that cannot click (webhook robots): every field, then who to @."""
     e = escape_markdown
@@ -162,7 +169,7 @@ def markdown_card(card: Card, userids: Mapping[str, str], *, hint: str = "") -> 
         f"**{e(card.title)}**",
         f'> 状态：<font color="{TONE_FONT[card.tone]}">{e(card.status)}</font>',
     ]
-    lines += [f"> {e(f.label)}：{e(f.value)}" for f in card.fields]
+    lines += [f"> {e(f.label)}：{linked(f)}" for f in card.fields]
     lines += [e(line) for line in card.lines]
     if card.footer:
         lines.append(f'<font color="comment">{e(card.footer)}</font>')

@@ -80,9 +80,11 @@ async def test_a_pushed_after_sale_becomes_one_card_with_the_platforms_reasons_a
     await shop.push()
     card = await shop.card(refund_id)
     fields = {f["label"]: f["value"] for f in card["card"]["fields"]}
+    links = {f["label"]: f["url"] for f in card["card"]["fields"] if "url" in f}
     assert fields["平台"] == "抖音 · dy"
     assert "¥19.90" in card["card"]["title"]
-    assert "fxg.jinritemai.com" in fields["后台"]
+    assert fields["后台"] == "在抖店后台打开"
+    assert links["后台"].startswith("https://fxg.jinritemai.com/")
     assert any("拒绝理由（平台）：1 买家已收到货" in line for line in card["card"]["lines"])
     # The same push again (the platform redelivers): still one message, one event, one case.
     assert await shop.fake.push(shop.push_url, messages, attempts=1)

@@ -82,7 +82,9 @@ async def test_a_tmc_message_becomes_a_card_and_is_confirmed_once_stored(shop: S
     card = await shop.card(refund_id)
     fields = {f["label"]: f["value"] for f in card["card"]["fields"]}
     assert fields["平台"] == "淘宝 · tb"
-    assert "refund2.taobao.com" in fields["后台"]
+    assert fields["后台"] == "在淘宝后台打开"
+    (link,) = [f["url"] for f in card["card"]["fields"] if "url" in f]
+    assert link == f"https://refund2.taobao.com/dispute/detail.htm?disputeId={refund_id}"
     assert shop.fake.nacks == []
 
 

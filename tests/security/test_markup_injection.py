@@ -198,3 +198,37 @@ def test_plain_text_messages_carry_no_link_tag_or_ping() -> None:
     assert ding is not None
     assert "@all" not in ding.content
     assert "http://evil" not in ding.content
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example/fxg.jinritemai.com",
+        "http://fxg.jinritemai.com/ffa/maftersale/aftersale/detail-v3?aftersale_id=1",
+        "https://fxg.jinritemai.com/a)[x](https://evil.example",
+        "https://fxg.jinritemai.com.evil.example/x",
+        "javascript:alert(1)",
+    ],
+)
+async def test_a_back_office_link_is_only_one_of_the_seller_backends(bot: Bot, url: str) -> None:
+    """An event may carry `back_office_url` (the connectors set it); a card links only to a
+    seller back office over https, never to where an event points."""
+    card = await bot.refund(data_back_office_url=url, data_reason="x")
+    assert all("url" not in f for f in card["card"]["fields"])
+    assert all(f["label"] != "后台" for f in card["card"]["fields"])
+
+
+def test_a_field_link_renders_as_a_link_and_nothing_else() -> None:
+    url = "https://refund2.taobao.com/dispute/detail.htm?disputeId=1"
+    card = replace(hostile_card(), fields=(Field("后台", "在淘宝后台打开", url=url),))
+    wecom = wecom_render.template_card(card, "t1")
+    assert wecom["horizontal_content_list"][0] == {
+        "keyname": "后台",
+        "value": "在淘宝后台打开",
+        "type": 1,
+        "url": url,
+    }
+    assert f"[在淘宝后台打开]({url})" in wecom_render.markdown_card(card, {})
+    assert f"[在淘宝后台打开]({url})" in ding_render.body_markdown(card)
+    with pytest.raises(ValueError, match="not a link refundops makes"):
+        Field("后台", "x", url="https://refund2.taobao.com/a b")
