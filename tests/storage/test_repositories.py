@@ -16,6 +16,7 @@ from storage.repositories import (
     StaleCaseError,
     TimerRepository,
 )
+from storage.repositories.connector_state import ConnectorStateRepository
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
@@ -172,3 +173,18 @@ async def test_timers_fire_once_and_cancel(db: Database) -> None:
         (first,) = [t for t in due if t.id == "first_response:1"]
         assert not await repo.fired(first, now=NOW)
         assert [t.id for t in await repo.pending_for_case(pk)] == ["future:1"]
+
+
+async def test_connector_state_is_written_whole_and_read_back(db: Database) -> None:
+    async with db.begin() as s:
+        repo = ConnectorStateRepository(s)
+        assert await repo.get("cursor:dy") is None
+        await repo.put("cursor:dy", {"cursor": '{"start": 1, "page": 0}'}, now=NOW)
+        await repo.put("tokens:dy", {"access_token": "a", "expires_at": None}, now=NOW)
+    async with db.begin() as s:
+        repo = ConnectorStateRepository(s)
+        await repo.put("cursor:dy", {"cursor": '{"start": 2, "page": 3}', "fetched": 5}, now=NOW)
+    async with db.begin() as s:
+        repo = ConnectorStateRepository(s)
+        assert await repo.get("cursor:dy") == {"cursor": '{"start": 2, "page": 3}', "fetched": 5}
+        assert await repo.get("tokens:dy") == {"access_token": "a", "expires_at": None}
