@@ -182,8 +182,9 @@ async def catch_up(count: int) -> dict[str, float]:
             found["pull_listed"] = await listed
             found["list_calls"] = len(fake.calls("afterSale/List"))
             found["detail_calls"] = len(fake.calls("afterSale/Detail"))
-        # The reference: the same number of events, in signed batches of 500, to a fresh bot.
-        async with serve(config, secrets=SECRETS) as served, aiohttp.ClientSession() as session:
+        # The reference: the same number of events, in signed batches of 500, to a fresh bot
+        # without the shop (nothing else to pull).
+        async with serve(BASE_CONFIG + ONE_GROUP) as served, aiohttp.ClientSession() as session:
             run = uuid.uuid4().hex[:6].upper()
             started = time.perf_counter()
             for first in range(0, count, 500):
