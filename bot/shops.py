@@ -190,13 +190,11 @@ class ShopMessages:
         shop = str(payload.get("shop", ""))
         connector = self.connectors.get(shop)
         if "unreadable" in payload:
-            async with self.svc.tx() as tx:
-                await tx.post(
-                    tx.svc.admin_group,
-                    f"⚠ 店铺 {shop} 收到一条无法解析的平台推送（{payload.get('why', '')}），"
-                    f"已保存为 {item_id}，请联系开发查看",
-                    key=f"shop-unreadable:{item_id}",
-                )
+            await self.tell_admins(
+                f"⚠ 店铺 {shop} 收到一条无法解析的平台推送（{payload.get('why', '')}），"
+                f"已保存为 {item_id}，请联系开发查看",
+                key=f"shop-unreadable:{item_id}",
+            )
             return
         if connector is None:
             raise PermanentError(f"shop {shop!r} has no platform connector configured")
@@ -206,23 +204,24 @@ class ShopMessages:
         try:
             found = await connector.translate(message)
         except UnknownMessageError as exc:
-            async with self.svc.tx() as tx:
-                await tx.post(
-                    tx.svc.admin_group,
-                    f"ℹ 店铺 {shop} 收到未识别的平台消息 {message.topic}（已保存，不影响其他消息）：{exc}",
-                    key=f"shop-unknown:{shop}:{message.topic}",
-                )
+            await self.tell_admins(
+                f"ℹ 店铺 {shop} 收到未识别的平台消息 {message.topic}（已保存，不影响其他消息）：{exc}",
+                key=f"shop-unknown:{shop}:{message.topic}",
+            )
             return
         except MalformedMessageError as exc:
-            async with self.svc.tx() as tx:
-                await tx.post(
-                    tx.svc.admin_group,
-                    f"⚠ 店铺 {shop} 的平台消息 {message.id} 内容不完整，已保存：{exc}",
-                    key=f"shop-malformed:{item_id}",
-                )
+            await self.tell_admins(
+                f"⚠ 店铺 {shop} 的平台消息 {message.id} 内容不完整，已保存：{exc}",
+                key=f"shop-malformed:{item_id}",
+            )
             return
         async with self.svc.tx() as tx:
             await store_events(tx, found, source=item_id)
+
+    async def tell_admins(self, text: str, *, key: str) -> None:
+        """One line to the admin group, once per `key`: the message itself stays stored."""
+        async with self.svc.tx() as tx:
+            await tx.post(tx.svc.admin_group, text, key=key)
 
 
 @dataclass
