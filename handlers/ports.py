@@ -20,6 +20,10 @@ MANUAL_TEXT = {
 }
 
 
+# The answer of a warehouse (ERP) asked to stop a shipment that has already left it: the
+# refund must not go on as if the goods were stopped; the parcel is intercepted instead.
+SHIPPED = "shipped"
+
 # The answer of a platform that wants an SMS code before it agrees (淘宝 rp.refunds.agree):
 # nothing moved; the approval is sent again with the code a person reads from the phone.
 VERIFY = "verify"
@@ -28,7 +32,8 @@ VERIFY = "verify"
 @dataclass(frozen=True)
 class CommerceResult:
     """`status`: "done" | "pending" (the shop system took it) | "manual" (nothing was sent) |
-    "verify" (an SMS code is wanted first); `detail`: what it said."""
+    "verify" (an SMS code is wanted first) | "shipped" (stop-shipment: the goods already
+    left); `detail`: what it said."""
 
     status: str
     detail: str = ""
@@ -55,6 +60,9 @@ class Carrier(Protocol):
 class TransferStatus(StrEnum):
     SUCCESS = "success"
     PROCESSING = "processing"
+    # WeChat Pay 商家转账: accepted, and waiting for the buyer to confirm receipt
+    # (`TransferResult.confirm` carries what the buyer's confirm page needs).
+    WAITING_BUYER = "waiting_buyer"
     FAILED = "failed"
     NOT_FOUND = "not_found"
     UNKNOWN = "unknown"
@@ -80,6 +88,7 @@ class TransferResult:
     reference: str = ""
     provider_status: str = ""
     detail: str = ""
+    confirm: str = ""
 
 
 class Payouts(Protocol):
