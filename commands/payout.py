@@ -28,7 +28,7 @@ AMOUNT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")
 
 
 class PayoutArgs(Args):
-    kind: str = Field(description="类型:返现|补差价|补偿", max_length=16)
+    kind: str = Field(description="类型:活动返现|补差价|补偿", max_length=16)
     order: str = Field(description="订单号(无则写-)", max_length=128)
     amount: str = Field(description="金额", max_length=64)
     account: str = Field(description="收款账号", max_length=64)
@@ -51,7 +51,7 @@ class BatchArgs(Args):
 
 @router.command("payout", "打款", "申请打款", args=PayoutArgs, roles=DECIDERS, what="申请打款")
 async def request_payout(ctx: CommandContext, args: PayoutArgs) -> Reply:
-    """申请返现/补差价/补偿打款：另一人审批，财务确认后打款"""
+    """申请活动返现/补差价/补偿打款：另一人审批，财务确认后打款"""
     staff = ctx.me
     new = payout.NewPayout(
         payout_id=command_payout_id(ctx.input.input_id),
@@ -144,9 +144,11 @@ def _usage() -> str:
 
 
 def _kind(text: str) -> str:
+    if (why := machine.FORBIDDEN_KINDS.get(text)) is not None:
+        raise UsageError(f"{why}，不能打款；补偿、补差价或活动返现请写明类型。{_usage()}")
     kind = machine.KIND_ALIASES.get(text.lower())
     if kind is None:
-        raise UsageError(f"类型「{text}」不认识，可以是 返现 | 补差价 | 补偿。{_usage()}")
+        raise UsageError(f"类型「{text}」不认识，可以是 活动返现 | 补差价 | 补偿。{_usage()}")
     return kind
 
 

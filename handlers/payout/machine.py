@@ -106,11 +106,11 @@ advance = MACHINE.advance
 advance_batch = BATCH_MACHINE.advance
 
 KINDS = ("cashback", "price_diff", "compensation")
-KIND_TEXT = {"cashback": "返现", "price_diff": "补差价", "compensation": "补偿"}
+KIND_TEXT = {"cashback": "活动返现", "price_diff": "补差价", "compensation": "补偿"}
 KIND_ALIASES = {
     **{k: k for k in KINDS},
     "返现": "cashback",
-    "好评返现": "cashback",
+    "活动返现": "cashback",
     "差价": "price_diff",
     "补差价": "price_diff",
     "退差价": "price_diff",
@@ -118,6 +118,9 @@ KIND_ALIASES = {
     "赔付": "compensation",
     "赔偿": "compensation",
 }
+# Cash for a good review is against the platforms' rules (淘宝, 抖音) and Art. 14 of
+# 《网络交易监督管理办法》: a payout is never asked for as one.
+FORBIDDEN_KINDS = {"好评返现": "好评返现（用钱换好评）违反平台规则和《网络交易监督管理办法》"}
 ACTION_TEXT = {
     "created": "提交打款申请",
     "approve": "审批通过",

@@ -324,7 +324,7 @@ class ShopSimulator:
         platform = rnd.choice(["taobao", "pinduoduo", "douyin"])
         kind, reason, amount = rnd.choice(
             [
-                ("cashback", "好评返现", rnd.choice([300, 500, 1000])),
+                ("cashback", "下单返现活动（满199返10）", rnd.choice([300, 500, 1000])),
                 ("price_diff", "大促降价补差", rnd.choice([1000, 2000, 3500])),
                 ("compensation", "发货延迟补偿", rnd.choice([500, 1000, 2000])),
             ]

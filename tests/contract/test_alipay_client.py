@@ -22,8 +22,8 @@ ORDER = TransferOrder(
     amount_fen=12800,
     account="13800138000",
     name="王小明",
-    title="返现 订单 T88001",
-    remark="好评返现",
+    title="活动返现 订单 T88001",
+    remark="活动返现",
 )
 
 
@@ -63,13 +63,13 @@ async def test_transfer_pays_once_with_a_verified_answer(
         "trans_amount": "128.00",
         "product_code": "TRANS_ACCOUNT_NO_PWD",
         "biz_scene": "DIRECT_TRANSFER",
-        "order_title": "返现 订单 T88001",
+        "order_title": "活动返现 订单 T88001",
         "payee_info": {
             "identity": "13800138000",
             "identity_type": "ALIPAY_LOGON_ID",
             "name": "王小明",
         },
-        "remark": "好评返现",
+        "remark": "活动返现",
     }
     assert fake.bad_signatures == 0
 

@@ -205,7 +205,7 @@ async def test_payouts_have_their_line_in_the_digest(bot: Bot) -> None:
             "order_id": "T1",
             "amount": "5.00",
             "payee": {"name": "王*", "account": "13800138000"},
-            "reason": "好评返现",
+            "reason": "活动返现",
             "requested_by": "agent1",
         },
     }

@@ -155,7 +155,7 @@ async def test_all_event_types_are_accepted_and_unknown_fields_kept(bot: Bot) ->
                 "order_id": "T1",
                 "amount": "5.00",
                 "payee": {"name": "王*", "account": "13800138000"},
-                "reason": "好评返现",
+                "reason": "活动返现",
                 "requested_by": "agent1",
             },
         },

@@ -82,7 +82,7 @@ async def test_event_to_paid_under_the_two_person_rule(
     )
     card = await post(bot, data_payout_id="PO20261123001")
     assert (card["handle"], card["state"]) == ("P1", "requested")
-    assert card["card"]["title"] == "返现 P1 · ¥128.00"
+    assert card["card"]["title"] == "活动返现 P1 · ¥128.00"
     assert card["card"]["status"] == "待审批"
     assert field(card, "收款") == "王** · 138****8000"
     assert field(card, "申请") == "agent1 · 11-23 10:00"
@@ -232,16 +232,24 @@ async def test_reject_at_either_step_with_a_reason(pbot: Bot) -> None:
     assert "fin1 没有拒绝退款的权限" in refused["reply"]["text"]
 
 
+async def test_cash_for_a_good_review_is_refused(pbot: Bot) -> None:
+    answer = await pbot.say("agent1", "打款 好评返现 T88001 5 13800138000 王小明 五星好评")
+    assert not answer["ok"]
+    assert "违反平台规则" in answer["reply"]["text"]
+    await pbot.drain()
+    assert await pbot.cards("finance") == []
+
+
 async def test_agents_ask_for_payouts_in_chat(pbot: Bot) -> None:
-    answer = await pbot.say("agent1", "打款 返现 T88001 5 13800138000 王小明 好评返现")
+    answer = await pbot.say("agent1", "打款 返现 T88001 5 13800138000 王小明 活动返现")
     assert answer["ok"], answer
     text = answer["reply"]["text"]
-    assert "已提交打款申请 P1：返现 ¥5.00 → 王** 138****8000，卡片在「财务群」" in text
+    assert "已提交打款申请 P1：活动返现 ¥5.00 → 王** 138****8000，卡片在「财务群」" in text
     assert "等待审批：agent2、sup1、sup2、admin1" in text
     assert ACCOUNT not in text
     await pbot.drain()
     (card,) = await pbot.cards("finance")
-    assert card["card"]["title"] == "返现 P1 · ¥5.00"
+    assert card["card"]["title"] == "活动返现 P1 · ¥5.00"
     assert field(card, "申请").startswith("agent1")
     english = await pbot.say(
         "agent2", "payout price_diff - ¥12.5 zhang.san@example.com 张三 双十一价保"
@@ -258,7 +266,7 @@ async def test_agents_ask_for_payouts_in_chat(pbot: Bot) -> None:
     assert "金额「五块」不对" in bad_amount["reply"]["text"]
     short = await pbot.say("agent1", "打款 补偿 T1")
     assert short["reply"]["text"] == (
-        "用法：打款 <类型:返现|补差价|补偿> <订单号(无则写-)> <金额> <收款账号> <收款人> <原因>"
+        "用法：打款 <类型:活动返现|补差价|补偿> <订单号(无则写-)> <金额> <收款账号> <收款人> <原因>"
     )
     finance = await pbot.say("fin1", "打款 返现 T1 5 13800138000 王小明 返现")
     assert "fin1 没有申请打款的权限" in finance["reply"]["text"]
@@ -538,7 +546,7 @@ async def test_pending_payouts_per_person(pbot: Bot) -> None:
     assert "P1 ¥128.00 待审批" in sup1
     assert "P2" not in sup1
     fin = (await say(pbot, "fin1", "待打款"))["text"]
-    assert "P2 ¥20.00 已审批 · 待财务打款 · 返现 138****8000" in fin
+    assert "P2 ¥20.00 已审批 · 待财务打款 · 活动返现 138****8000" in fin
 
 
 async def test_the_account_never_reaches_logs_cards_or_texts(

@@ -198,7 +198,7 @@ def payout_event(amount: str, **data: Any) -> dict[str, Any]:
         "order_id": "T88001",
         "amount": amount,
         "payee": {"name": "王小明", "account": "13800138000"},
-        "reason": "好评返现",
+        "reason": "活动返现",
         "requested_by": "agent1",
     } | data
     return envelope("payout.requested", body, shop="fin-shop")
@@ -2165,7 +2165,7 @@ async def item16_payout_amounts(run: Run) -> None:
     cards_before = len(run.p.aibot.cards[FINANCE_CHAT])
     for amount in ("1e30", "100000000.01", "NaN", "-5"):
         reply = await run.bot_say(
-            "agent1", f"打款 返现 T1 {amount} 13800138000 王小明 好评返现", FINANCE_CHAT
+            "agent1", f"打款 返现 T1 {amount} 13800138000 王小明 活动返现", FINANCE_CHAT
         )
         answers.append((amount, reply))
     await asyncio.sleep(1.5)

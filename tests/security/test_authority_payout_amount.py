@@ -51,7 +51,7 @@ async def test_authority_payout_amount_outside_the_cap_gets_the_usage_hint(
     pbot: Bot, amount: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING):
-        answer = await pbot.say("agent1", f"打款 返现 T1 {amount} 13800138000 王小明 好评返现")
+        answer = await pbot.say("agent1", f"打款 返现 T1 {amount} 13800138000 王小明 活动返现")
     text = answer["reply"]["text"]
     assert not answer["ok"]
     assert "处理出错了" not in text
@@ -66,9 +66,9 @@ async def test_authority_payout_amount_outside_the_cap_gets_the_usage_hint(
 async def test_authority_payout_amount_up_to_the_cap_is_accepted(
     pbot: Bot, amount: str, shown: str
 ) -> None:
-    answer = await pbot.say("agent1", f"打款 返现 T1 {amount} 13800138000 王小明 好评返现")
+    answer = await pbot.say("agent1", f"打款 返现 T1 {amount} 13800138000 王小明 活动返现")
     assert answer["ok"], answer
-    assert f"返现 {shown} →" in answer["reply"]["text"]
+    assert f"活动返现 {shown} →" in answer["reply"]["text"]
 
 
 def test_authority_the_cap_is_the_ingest_cap() -> None:
@@ -83,7 +83,7 @@ async def test_authority_the_payout_handler_refuses_an_amount_above_the_cap(pbot
         amount_fen=MAX_AMOUNT_FEN + 1,
         payee_name="王小明",
         payee_account="13800138000",
-        reason="好评返现",
+        reason="活动返现",
         requested_by="agent1",
     )
     async with pbot.svc.tx() as tx:

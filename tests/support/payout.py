@@ -60,7 +60,7 @@ def make_payout(**overrides: Any) -> dict[str, Any]:
         "order_id": "T88001",
         "amount": "128.00",
         "payee": {"name": "王小明", "account": "13800138000"},
-        "reason": "好评返现",
+        "reason": "活动返现",
         "requested_by": "agent1",
     }
     return make_event("payout.requested", data, **overrides)

@@ -50,7 +50,7 @@ def test_canonical_string_sorts_and_drops_sign_and_empty_values() -> None:
 
 def test_sign_is_sha256_with_rsa_pkcs1_v15() -> None:
     key = app_key()
-    message = 'app_id=2021004100000001&biz_content={"标题":"好评返现"}&charset=utf-8'
+    message = 'app_id=2021004100000001&biz_content={"标题":"活动返现"}&charset=utf-8'
     assert signing.sign(key, message) == textbook_rsa2(key, message)
     assert signing.verify(key.public_key(), message, signing.sign(key, message))
 

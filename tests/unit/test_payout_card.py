@@ -58,7 +58,7 @@ def payout(state: str, data: dict[str, Any], **row: Any) -> Case:
         "order_id": "T1001",
         "amount_fen": 1250,
         "group_id": "finance",
-        "reason": "好评返现",
+        "reason": "活动返现",
         "data": data,
         "created_at": NOW,
         "updated_at": NOW,
@@ -77,14 +77,14 @@ def test_payout_card_requested_asks_approvers_other_than_the_requester() -> None
     card = payout_card(payout("requested", REQUESTED), context())
     assert (card.case_pk, card.case_id, card.handle, card.kind) == (7, "PO7", "P7", "payout")
     assert (card.state, card.version) == ("requested", 3)
-    assert card.title == "返现 P7 · ¥12.50"
+    assert card.title == "活动返现 P7 · ¥12.50"
     assert (card.status, card.tone) == ("待审批", Tone.WARNING)
     assert card.fields == (
         Field("订单", "T1001"),
         Field("平台", "淘宝 · 旗舰店"),
         Field("金额", "¥12.50"),
         Field("收款", "王** · 138****8000"),
-        Field("原因", "好评返现"),
+        Field("原因", "活动返现"),
         Field("申请", "小王 · 03-02 09:00"),
         Field("渠道", "财务线下打款"),
     )

@@ -149,7 +149,7 @@ def test_payout_command_has_a_generated_positional_usage() -> None:
     assert command is not None
     assert command is ROUTER.lookup("payout")
     assert command.usage("打款") == (
-        "打款 <类型:返现|补差价|补偿> <订单号(无则写-)> <金额> <收款账号> <收款人> <原因>"
+        "打款 <类型:活动返现|补差价|补偿> <订单号(无则写-)> <金额> <收款账号> <收款人> <原因>"
     )
     assert ROUTER.split("@bot 打款确认P7 2026112322001") == ("打款确认", "P7 2026112322001")
     paid = ROUTER.lookup("paid")
