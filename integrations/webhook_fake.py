@@ -78,6 +78,10 @@ class FakeWebhook:
             if refused := self.refusal(call):
                 self.answers[key] = {"status": "failed", "detail": refused}
             else:
-                self.answers[key] = {"status": self.status, "detail": self.DETAIL}
+                self.answers[key] = self.answer(call)
                 self.effects[key] = call
         return web.json_response(self.answers[key])
+
+    def answer(self, call: dict[str, Any]) -> dict[str, str]:  # noqa: ARG002 - for subclasses
+        """The answer to a call that is carried out."""
+        return {"status": self.status, "detail": self.DETAIL}

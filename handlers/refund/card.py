@@ -8,7 +8,7 @@ from handlers.conversation import card_lines as conversation_lines
 from handlers.message import SAFE_URL, Button, ButtonStyle, Card, Field, Mention, Tone
 from handlers.money import format_fen
 from handlers.platforms import PLATFORMS
-from handlers.ports import MANUAL
+from handlers.ports import MANUAL, SHIPPED
 from handlers.refund.data import RefundData, Shipping
 from handlers.refund.machine import (
     ACTION_TEXT,
@@ -192,6 +192,8 @@ def stop_shipment_text(status: str) -> str:
     """How the warehouse stop (截单) stands, in words."""
     if status.startswith("failed: "):
         return f"❌ 截单失败：{status[8:]}"
+    if status.startswith(f"{SHIPPED}: "):
+        return f"❌ 仓库已发货：{status.split(': ', 1)[1]}，需要拦截包裹"
     return STOP_TEXT.get(status, status)
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from handlers.context import Tx, effect_key
 from handlers.money import fen_to_yuan
-from handlers.ports import MANUAL, VERIFY
+from handlers.ports import MANUAL, SHIPPED, VERIFY
 from handlers.refund.data import Approved, RefundData
-from handlers.refund.machine import PAYING, RefundState, S, T
+from handlers.refund.machine import PAYING, RefundState, S, T, path_of
 from handlers.refund.move import APPROVE_REFUND, approve_payload, move, unsendable_approval
 from storage.models import Case
 
@@ -69,6 +69,9 @@ async def on_commerce_result(
     """The commerce system answered (or gave up on) an approve/reject/stop-shipment call;
     `detail` is what it said (a platform's reason it could not do it itself)."""
     data = RefundData.of(case)
+    if action == "commerce.stop_shipment" and ok and status == SHIPPED:
+        await left_the_warehouse(tx, case, data, detail)
+        return
     if action == "commerce.stop_shipment":
         data.stop_shipment = (
             (status if status in ("done", MANUAL) else "pending") if ok else f"failed: {error}"
@@ -124,5 +127,39 @@ async def _wants_code(tx: Tx, case: Case, data: RefundData, detail: str) -> None
         f"收到后回复「验证码 {case.handle} 123456」",
         key=f"verify:{case.id}:{data.commerce.attempt}",
         mentions=tx.svc.staff.mentions([approver]) if approver else (),
+        case=case,
+    )
+
+
+# States in which the refund's approval stands (it is going, or went, to the shop system).
+PAID_OUT = PAYING | {S.REFUNDED, S.MANUAL}
+
+
+async def left_the_warehouse(tx: Tx, case: Case, data: RefundData, detail: str) -> None:
+    """The warehouse could not stop the order: the goods have left. The refund is now one of
+    a shipped parcel (path 2) — never a silent refund of goods on their way: whoever handles
+    it is told at once to intercept the parcel, and the card offers it."""
+    data.stop_shipment = f"{SHIPPED}: {detail or '仓库已发货'}"
+    data.refund.shipping.status = "shipped"
+    await tx.cases.touch(
+        case,
+        now=tx.now,
+        data=data.dump(),
+        path=path_of(data.kind, "shipped"),
+        last_actor="warehouse",
+        last_action="shipped",
+    )
+    await tx.audit(case, "warehouse", "shipped", from_state=case.state, detail=detail)
+    await tx.sync_card(case)
+    directory = tx.svc.staff
+    who = directory.get(case.assignee) if case.assignee else None
+    mentions = directory.mentions([who]) if who else directory.to_mention(roles=["supervisor"])
+    paid = "退款已按未发货批准发出，" if RefundState(case.state) in PAID_OUT else ""
+    await tx.post(
+        case.group_id or tx.svc.admin_group,
+        f"⚠ {case.handle} 截单失败：仓库已发货（{detail or '无详情'}）。{paid}"
+        f"请拦截包裹：补上运单号后输入「拦截 {case.handle}」",
+        key=f"shipped:{case.id}:{data.stop_attempt}",
+        mentions=mentions,
         case=case,
     )

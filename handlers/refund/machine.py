@@ -148,6 +148,7 @@ ACTION_TEXT = {
     "submitted": "提交退款",
     "manual": "转手动退款",
     "code": "提交短信验证码",
+    "shipped": "仓库回复已发货",
     "fail": "退款失败",
     "retry": "重新提交",
     "cancel": "撤销申请",

@@ -4,6 +4,7 @@ Webhook protocol (the merchant's ERP/RPA endpoint implements it):
     POST <[commerce] url>   JSON {"action", "idempotency_key", "data", "sent_at"}
     headers X-Refundops-Timestamp / X-Refundops-Signature (integrations.signing)
     → 200 {"status": "done" | "pending" | "failed", "detail": "..."}
+    (`stop_shipment` may also answer "shipped": the parcel already left the warehouse)
 The same idempotency key may arrive more than once (retries, restarts): answer it again,
 never act twice. 5xx, 429 and timeouts are retried with backoff; other 4xx and
 "failed" are final. `send_buyer_message` carries {refund_id, order_id, shop, platform,
@@ -20,7 +21,7 @@ import aiohttp
 
 from handlers.clock import Clock
 from handlers.errors import PermanentError, RetryableError
-from handlers.ports import MANUAL, MANUAL_TEXT, CommerceResult
+from handlers.ports import MANUAL, MANUAL_TEXT, SHIPPED, CommerceResult
 from integrations.webhook import SignedWebhook
 
 ACTIONS = (
@@ -42,6 +43,8 @@ class WebhookCommerce:
         answer = await self.webhook.call(action, key, data)
         if answer.status == "failed":
             raise PermanentError(answer.detail or f"commerce refused {action}")
+        if answer.status == SHIPPED and action == "stop_shipment":
+            return CommerceResult(SHIPPED, answer.detail or "仓库已发货")
         if answer.status not in ("done", "pending"):
             raise RetryableError(f"commerce {action}: unknown status {answer.status!r}")
         return CommerceResult(answer.status, answer.detail)

@@ -92,6 +92,37 @@ async def test_stop_shipment_refused_by_the_warehouse_shows_on_the_card(
     assert "R1 的截单失败（不会再试）：仓库已出库" in notice
 
 
+async def test_goods_that_already_left_turn_the_refund_into_an_intercept(
+    shop: tuple[Bot, FakeCommerce],
+) -> None:
+    """The warehouse answers that the order already shipped: never a silent refund of goods on
+    their way — the card says so, the refund is one of a shipped parcel (path 2) with the
+    intercept offered, and the group is told at once."""
+    bot, fake = shop
+    fake.shipped["T88001"] = "已于 09:40 出库，顺丰 SF1234567890"
+    card = await bot.refund(
+        data_shipping={"status": "unshipped"}, data_amount="800.00", data_order_amount="800.00"
+    )
+    assert field(card, "截单") == "❌ 仓库已发货：已于 09:40 出库，顺丰 SF1234567890，需要拦截包裹"
+    assert field(card, "物流").startswith("已发货")
+    assert "intercept" in [b["key"] for b in card["card"]["buttons"]]
+    (told,) = [t for t in await bot.texts() if "截单失败：仓库已发货" in t]
+    assert "请拦截包裹" in told
+    assert "退款已按未发货批准发出" not in told
+    assert len(fake.performed("stop_shipment")) == 1
+    assert fake.performed("approve_refund") == []
+
+
+async def test_an_auto_refund_whose_goods_left_says_the_money_went(
+    shop: tuple[Bot, FakeCommerce],
+) -> None:
+    bot, fake = shop
+    fake.shipped["T88001"] = "已出库"
+    await bot.refund(data_shipping={"status": "unshipped"}, data_amount="128.00")
+    (told,) = [t for t in await bot.texts() if "截单失败：仓库已发货" in t]
+    assert "退款已按未发货批准发出" in told
+
+
 async def test_path3_review_reminds_then_escalates_then_is_approved(
     shop: tuple[Bot, FakeCommerce],
 ) -> None:
