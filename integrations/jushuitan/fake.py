@@ -8,9 +8,9 @@ the md5 signature (its own implementation), the timestamp (±15 min, code 140) a
 move between 待审核/已审核/发货中/已发货/异常/取消; 转异常 refuses shipped, cancelled and
 unknown orders one by one in `data.message`, as the SDK's answer model describes. Limits:
 ≤50 orders per 转异常/cancel, ≤20 so_ids per order query, refund query windows ≤7 days and
-page_size ≤50. Knobs fail the next calls (HTTP 5xx, a hang past the client's timeout, a
-vendor code), refuse multi-order calls as a whole, ship orders, revoke the token; every
-business call is recorded.
+page_size ≤50. Knobs fail the next calls (HTTP 5xx; a lost answer: JST acts and answers
+after the client gave up; a vendor code), refuse multi-order calls as a whole, ship orders
+(also just before the next 转异常 arrives), revoke the token. Business calls are recorded.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -89,9 +88,13 @@ class FakeRefund:
 
 @dataclass
 class Failure:
+    """`5xx`: a gateway error before JST acts; `timeout`: JST acts, the answer comes too late;
+    `code`: JST answers this code (199/200 rate limits by default) without acting."""
+
     how: Literal["5xx", "timeout", "code"]
     code: int = 0
     msg: str = ""
+    path: str = ""
 
 
 @dataclass
@@ -113,6 +116,8 @@ class FakeJushuitan:
     # A multi-order 转异常/cancel call is refused as a whole with this (code, msg).
     refuse_batches: tuple[int, str] | None = None
     no_permission: set[str] = field(default_factory=set)
+    # The warehouse sends these orders just before the next 转异常 call arrives (a race).
+    ship_before_questions: set[str] = field(default_factory=set)
     refreshes: int = 0
     bad_signatures: int = 0
     _used_refresh: set[str] = field(default_factory=set)
@@ -154,14 +159,16 @@ class FakeJushuitan:
         self,
         n: int = 1,
         how: Literal["5xx", "timeout", "code"] = "5xx",
-        code: int = 0,
+        code: int = 199,
         msg: str = "",
+        path: str = "",
     ) -> None:
-        self.failures += [Failure(how, code, msg) for _ in range(n)]
+        """Fail the next `n` business calls (only those to `path`, when given)."""
+        self.failures += [Failure(how, code, msg, path) for _ in range(n)]
 
     def revoke_token(self) -> None:
         """The access token stops working (expired or revoked); the refresh token still works."""
-        self.access_token = "revoked-" + secrets.token_hex(4)
+        self.access_token = ""
 
     def add_refund(self, **values: Any) -> FakeRefund:
         self._serial += 1
@@ -188,7 +195,7 @@ class FakeJushuitan:
             problem = self._check(form, COMMON)
             if problem is not None:
                 return _answer(*problem)
-            if form["access_token"] != self.access_token:
+            if not self.access_token or form["access_token"] != self.access_token:
                 return _answer(100, "验证失败！无效的access_token或access_token已过期")
             if form["version"] != "2" or form["charset"] != "utf-8":
                 return _answer(BUSINESS, "version 须为 2，charset 须为 utf-8")
@@ -201,15 +208,17 @@ class FakeJushuitan:
             if not isinstance(biz, dict):
                 return _answer(BUSINESS, "biz 须为 JSON 对象")
             self.requests.append({"path": path, "biz": biz})
-            if self.failures:
-                failure = self.failures.pop(0)
-                if failure.how == "5xx":
-                    return web.Response(status=502, text="Bad Gateway")
-                if failure.how == "timeout":
-                    await asyncio.sleep(self.hang_s)
-                    return _answer(0, "执行成功")
-                return _answer(failure.code, failure.msg or "调用频次超过限制!请稍后再试")
-            return web.json_response(handler(biz))
+            failure = next((f for f in self.failures if f.path in ("", path)), None)
+            if failure is None:
+                return web.json_response(handler(biz))
+            self.failures.remove(failure)
+            if failure.how == "5xx":
+                return web.Response(status=502, text="Bad Gateway")
+            if failure.how == "timeout":
+                answer = handler(biz)
+                await asyncio.sleep(self.hang_s)
+                return web.json_response(answer)
+            return _answer(failure.code, failure.msg or "调用频次超过限制!请稍后再试")
 
         return serve
 
@@ -264,6 +273,9 @@ class FakeJushuitan:
             return _body(BUSINESS, "question_type 不能为空")
         if self.refuse_batches is not None and len(o_ids) + len(so_ids) > 1:
             return _body(*self.refuse_batches)
+        for racing in self.ship_before_questions:
+            self.ship(racing, l_id=f"SF{racing}")
+        self.ship_before_questions.clear()
         targets: list[tuple[Any, FakeOrder | None]] = [(i, self.orders.get(int(i))) for i in o_ids]
         for so_id in so_ids:
             targets += [(so_id, o) for o in self.by_so_id(str(so_id))] or [(so_id, None)]

@@ -111,23 +111,26 @@ class JushuitanWarehouse:
             if len(batch.waiting) >= MAX_QUESTION_ORDERS:
                 batch.full.set()
         if leader:
-            await self._lead(batch)
+            await self._lead(batch, so_id)
         return await asyncio.shield(future)
 
-    async def _lead(self, batch: _Batch) -> None:
+    async def _lead(self, batch: _Batch, own: str) -> None:
+        """Wait for the window (or a full batch), then stop the batch and answer each caller."""
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(batch.full.wait(), self.settings.batch_window_s)
-        finally:
-            if self._open is batch:
-                self._open = None
+        except BaseException:
+            self._close(batch)
+            self._fail(batch, RetryableError("截单被中断"), own)
+            raise
+        self._close(batch)
         try:
             outcomes = await self._stop_all(list(batch.waiting))
-        except BaseException as exc:
-            for so_id, future in batch.waiting.items():
-                if not future.done():
-                    cause = exc if isinstance(exc, Exception) else RetryableError("截单被中断")
-                    future.set_exception(_copy(cause, so_id))
+        except Exception as exc:
+            self._fail(batch, exc, None)  # the leader reads its own from its future
+            return
+        except BaseException:
+            self._fail(batch, RetryableError("截单被中断"), own)
             raise
         for so_id, future in batch.waiting.items():
             outcome = outcomes[so_id]
@@ -135,6 +138,19 @@ class JushuitanWarehouse:
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+
+    def _close(self, batch: _Batch) -> None:
+        if self._open is batch:
+            self._open = None
+
+    @staticmethod
+    def _fail(batch: _Batch, exc: Exception, own: str | None) -> None:
+        for so_id, future in batch.waiting.items():
+            if not future.done():
+                future.set_exception(_copy(exc, so_id))
+        if own is not None:
+            # The leader is leaving without reading its own answer.
+            batch.waiting[own].exception()
 
     # -- the work ---------------------------------------------------------------------
 
