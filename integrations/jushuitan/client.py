@@ -1,0 +1,303 @@
+"""The 聚水潭 open-platform client: signed form calls, the token, vendor codes → our errors.
+
+Every call is `POST {api_base}{path}` as `application/x-www-form-urlencoded` with
+`access_token, app_key, biz` (the business JSON, compact), `charset=utf-8, timestamp` (unix s),
+`version=2, sign` (ieu/jst-java `AbstractJstBizClient`, kocotree/jushuitan-mcp `client.py`).
+Answer codes (ieu/jst-java `JstErrorCode`, from the docs' 错误码 page): 0 ok; 10 bad sign,
+110 IP not allow-listed, 140 timestamp off by >15 min, 190 no API permission → permanent;
+100 token invalid or expired → refresh once; 150 a 服务商 app may not refresh (since
+2023-08-15) → the merchant authorises again; 199 (>5/s) and 200 (>100/min) → retry later.
+Anything else non-zero is a business refusal (`JushuitanApiError`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+from pydantic import BaseModel, ValidationError
+
+from handlers.clock import Clock
+from handlers.errors import AuthorizationError, PermanentError, RetryableError
+from integrations.jushuitan import signing
+from integrations.jushuitan.models import (
+    Answer,
+    CancelBiz,
+    OrderPage,
+    OrderQueryBiz,
+    QuestionsBiz,
+    QuestionsData,
+    RefundPage,
+    RefundQueryBiz,
+    TokenData,
+)
+from integrations.shop.connector import Tokens, TokenStore
+
+log = logging.getLogger(__name__)
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+QUESTIONS = "/open/webapi/orderapi/questionorder/questions"
+CANCEL = "/open/jushuitan/orderbyoid/cancel"
+ORDERS = "/open/orders/single/query"
+REFUNDS = "/open/refund/single/query"
+REFRESH = "/openWeb/auth/refreshToken"
+
+OK = 0
+BAD_SIGN = 10
+TOKEN_INVALID = 100
+IP_NOT_ALLOWED = 110
+BAD_TIMESTAMP = 140
+REFRESH_FORBIDDEN = 150
+NO_PERMISSION = 190
+RATE_PER_SECOND = 199
+RATE_PER_MINUTE = 200
+# Refresh this long before the token runs out (tokens live ~30 days; the SDK keeps 24 h).
+REFRESH_MARGIN = timedelta(hours=24)
+
+
+class JushuitanApiError(PermanentError):
+    """A business refusal: `code` and JST's own words."""
+
+    def __init__(self, path: str, code: int, message: str) -> None:
+        super().__init__(f"聚水潭拒绝了请求：{message or code}（{path} {code}）")
+        self.path = path
+        self.code = code
+        self.text = message
+
+
+class _TokenInvalidError(Exception):
+    pass
+
+
+def beijing(when: datetime) -> str:
+    """A moment as JST writes times: Beijing wall time, `yyyy-MM-dd HH:mm:ss`."""
+    return when.astimezone(BEIJING).strftime(TIME_FORMAT)
+
+
+def parse_beijing(text: str) -> datetime:
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=BEIJING)
+
+
+class JushuitanClient:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        api_base: str,
+        app_key: str,
+        app_secret: str,
+        clock: Clock,
+        tokens: TokenStore,
+        timeout_s: float = 10.0,
+        configured: Tokens | None = None,
+    ) -> None:
+        self.session = session
+        self.api_base = api_base.rstrip("/")
+        self.app_key = app_key
+        self.app_secret = app_secret
+        self.clock = clock
+        self.tokens = tokens
+        self.configured = configured
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    # -- typed methods --------------------------------------------------------------
+
+    async def questions(
+        self, o_ids: list[int], *, question_type: str, question_desc: str = "", channel: str = ""
+    ) -> QuestionsData:
+        """订单转异常 (≤50 internal order ids); `data.message` names the orders it refused."""
+        biz = QuestionsBiz(
+            o_ids=o_ids,
+            question_type=question_type,
+            question_desc=question_desc,
+            channel=channel,
+        )
+        return QuestionsData.model_validate(await self.call(QUESTIONS, biz) or {})
+
+    async def cancel(self, o_ids: list[int], *, cancel_type: str, remark: str = "") -> None:
+        """取消订单 by internal order id (≤50); JST answers only as a whole."""
+        await self.call(CANCEL, CancelBiz(o_ids=o_ids, cancel_type=cancel_type, remark=remark))
+
+    async def orders(self, so_ids: list[str], *, page_index: int = 1) -> OrderPage:
+        """The ERP orders of ≤20 platform order numbers (one so_id can be several split orders)."""
+        biz = OrderQueryBiz(so_ids=so_ids, page_index=page_index)
+        return OrderPage.model_validate(await self.call(ORDERS, biz) or {})
+
+    async def refunds(
+        self,
+        begin: datetime,
+        end: datetime,
+        *,
+        page_index: int = 1,
+        page_size: int = 50,
+        shop_id: int | None = None,
+    ) -> RefundPage:
+        """退货退款查询 by modified time, a window of at most 7 days."""
+        if end - begin > timedelta(days=7) or end < begin:
+            raise ValueError("refund/single/query takes a modified window of 0..7 days")
+        biz = RefundQueryBiz(
+            modified_begin=beijing(begin),
+            modified_end=beijing(end),
+            page_index=page_index,
+            page_size=page_size,
+            shop_id=shop_id,
+        )
+        return RefundPage.model_validate(await self.call(REFUNDS, biz) or {})
+
+    # -- the token ------------------------------------------------------------------
+
+    async def access_token(self) -> str:
+        tokens = await self.tokens.load() or self.configured
+        if tokens is not None and not self._due(tokens):
+            return tokens.access_token
+        async with self.tokens.lock():
+            tokens = await self.tokens.load() or self.configured
+            if tokens is not None and not self._due(tokens):
+                return tokens.access_token
+            return (await self._renew(tokens)).access_token
+
+    async def _renewed_after_rejection(self, used: str) -> str:
+        async with self.tokens.lock():
+            # Another instance may have refreshed while we waited: its token is the new one.
+            tokens = await self.tokens.load() or self.configured
+            if tokens is not None and tokens.access_token != used and not self._due(tokens):
+                return tokens.access_token
+            return (await self._renew(tokens)).access_token
+
+    def _due(self, tokens: Tokens) -> bool:
+        if not tokens.access_token:
+            return True
+        if tokens.expires_at is None:
+            return False
+        return tokens.expires_at - self.clock.now() <= REFRESH_MARGIN
+
+    async def _renew(self, tokens: Tokens | None) -> Tokens:
+        if tokens is None or not tokens.refresh_token:
+            raise AuthorizationError(
+                "聚水潭 access_token 已失效，且没有 refresh_token 可以刷新："
+                "请在聚水潭开放平台重新授权，并更新 warehouse.access_token / refresh_token"
+            )
+        form = {
+            "app_key": self.app_key,
+            "timestamp": str(int(self.clock.now().timestamp())),
+            "grant_type": "refresh_token",
+            "charset": "utf-8",
+            "refresh_token": tokens.refresh_token,
+            "scope": "all",
+        }
+        answer = await self._post(REFRESH, signing.signed(self.app_secret, form))
+        if answer.code != OK:
+            why = (
+                "服务商应用不能刷新 token，需商户重新授权"
+                if answer.code == REFRESH_FORBIDDEN
+                else ""
+            )
+            raise AuthorizationError(
+                f"聚水潭刷新 token 失败：{why or answer.msg or answer.code}（{answer.code}）。"
+                "请在聚水潭开放平台重新授权，并更新 warehouse.access_token / refresh_token"
+            )
+        try:
+            data = TokenData.model_validate(answer.data)
+        except ValidationError as exc:
+            raise RetryableError("聚水潭刷新 token 的应答缺少 access_token") from exc
+        fresh = Tokens(
+            access_token=data.access_token,
+            # The refresh token is single-use: the answer carries the next one.
+            refresh_token=data.refresh_token or tokens.refresh_token,
+            expires_at=self.clock.now() + timedelta(seconds=data.expires_in)
+            if data.expires_in
+            else None,
+        )
+        await self.tokens.save(fresh)
+        log.info("聚水潭 access_token refreshed")
+        return fresh
+
+    # -- the wire -------------------------------------------------------------------
+
+    async def call(self, path: str, biz: BaseModel) -> Any:
+        """The `data` of a successful call; one token refresh when JST says 100."""
+        token = await self.access_token()
+        try:
+            return await self._business(path, biz, token)
+        except _TokenInvalidError:
+            token = await self._renewed_after_rejection(token)
+        try:
+            return await self._business(path, biz, token)
+        except _TokenInvalidError as exc:
+            raise AuthorizationError(
+                "聚水潭刷新后的 access_token 仍被拒绝（100）：请在聚水潭开放平台重新授权"
+            ) from exc
+
+    def form(self, biz: BaseModel, token: str) -> dict[str, str]:
+        params = {
+            "access_token": token,
+            "app_key": self.app_key,
+            "biz": json.dumps(
+                biz.model_dump(exclude_none=True), ensure_ascii=False, separators=(",", ":")
+            ),
+            "charset": "utf-8",
+            "timestamp": str(int(self.clock.now().timestamp())),
+            "version": "2",
+        }
+        return signing.signed(self.app_secret, params)
+
+    async def _business(self, path: str, biz: BaseModel, token: str) -> Any:
+        answer = await self._post(path, self.form(biz, token))
+        if answer.code == OK:
+            return answer.data
+        if answer.code == TOKEN_INVALID:
+            raise _TokenInvalidError(answer.msg)
+        raise refusal(path, answer.code, answer.msg)
+
+    async def _post(self, path: str, form: Mapping[str, str]) -> Answer:
+        try:
+            async with self.session.post(
+                self.api_base + path,
+                data=dict(form),
+                headers={"Content-Type": "application/x-www-form-urlencoded;charset=utf-8"},
+                timeout=self.timeout,
+            ) as resp:
+                text = await resp.text()
+                if resp.status != 200:
+                    raise RetryableError(f"聚水潭 {path}: HTTP {resp.status}")
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise RetryableError(f"聚水潭 {path}: 没有应答（{type(exc).__name__}）") from exc
+        try:
+            return Answer.model_validate_json(text)
+        except ValidationError as exc:
+            raise RetryableError(f"聚水潭 {path}: 应答无法解析") from exc
+
+
+def refusal(path: str, code: int, message: str) -> Exception:
+    """The error a non-zero answer code means (100 is handled by the caller)."""
+    said = message or str(code)
+    if code in (RATE_PER_SECOND, RATE_PER_MINUTE):
+        defer = 1.0 if code == RATE_PER_SECOND else 60.0
+        return RetryableError(f"聚水潭调用频次超限（{code}）：{said}", defer=defer)
+    if code == BAD_SIGN:
+        return PermanentError(
+            f"聚水潭验签失败（{code}）：请确认 warehouse.app_secret 与 app_key 是同一个应用的"
+        )
+    if code == NO_PERMISSION:
+        return PermanentError(
+            f"聚水潭应用没有接口权限（{code} {path}）：请在开放平台 控制台 → 应用详情 → "
+            "API权限申请 中申请该接口"
+        )
+    if code == IP_NOT_ALLOWED:
+        return PermanentError(
+            f"聚水潭拒绝了本机 IP（{code}）：请在开放平台 应用详情 → IP白名单 中加入服务器出口 IP"
+        )
+    if code == BAD_TIMESTAMP:
+        return PermanentError(
+            f"聚水潭认为请求时间不对（{code}）：请校准服务器时钟（误差须在 15 分钟内）"
+        )
+    if code == REFRESH_FORBIDDEN:
+        return AuthorizationError(f"聚水潭：服务商应用不能刷新 token，需商户重新授权（{code}）")
+    return JushuitanApiError(path, code, message)
