@@ -49,6 +49,7 @@ PAID = frozenset({"SUCCESS"})
 ENDED = frozenset({"FAIL", "CANCELLED"})
 MOVING = frozenset({"ACCEPTED", "PROCESSING", "TRANSFERING", "CANCELING"})
 WAITING = "WAIT_USER_CONFIRM"
+CANCELLED_TEXT = "已撤销：商户撤销，或买家未在时限内确认收款"
 # Refusals that say the request itself will never pass as it is; anything else is unsure.
 REFUSALS = frozenset({"PARAM_ERROR", "INVALID_REQUEST", "NO_AUTH", "NOT_ENOUGH", "SIGN_ERROR"})
 
@@ -66,7 +67,7 @@ def result_of(bill: Bill) -> TransferResult:
     if state in PAID:
         return TransferResult(TransferStatus.SUCCESS, reference, state)
     if state in ENDED:
-        why = bill.fail_reason or ("撤销" if state == "CANCELLED" else state)
+        why = bill.fail_reason or (CANCELLED_TEXT if state == "CANCELLED" else state)
         return TransferResult(TransferStatus.FAILED, reference, state, why)
     if state == WAITING:
         return TransferResult(

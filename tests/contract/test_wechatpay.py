@@ -13,7 +13,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from handlers.clock import FakeClock
 from handlers.ports import TransferOrder, TransferStatus
-from integrations.wechatpay.client import WechatPayTransfers, config_problems, out_bill_no
+from integrations.wechatpay.client import (
+    CANCELLED_TEXT,
+    WechatPayTransfers,
+    config_problems,
+    out_bill_no,
+)
 from integrations.wechatpay.fake import FakeWechatPay
 from integrations.wechatpay.notify import (
     BadNotificationError,
@@ -189,8 +194,7 @@ async def test_an_unconfirmed_bill_expires_as_cancelled(
     assert fake.expire_due() == [ORDER.out_biz_no]
     expired = await client.query(ORDER.out_biz_no)
     assert (expired.status, expired.provider_status) == (TransferStatus.FAILED, "CANCELLED")
-    fake.bills[ORDER.out_biz_no].fail_reason = ""
-    assert expired.detail
+    assert expired.detail == CANCELLED_TEXT
 
 
 async def test_a_refusal_by_the_buyer_or_bank_is_failed_with_its_reason(
