@@ -1,4 +1,5 @@
-"""The 快递100 push (`param` JSON) as typed models, and its mapping onto our tracking events."""
+"""快递100 as typed models: the tracking push (`param` JSON) and its mapping onto our tracking
+events, and the `interceptOrder` request and answer."""
 
 from __future__ import annotations
 
@@ -160,3 +161,50 @@ class Push(_Vendor):
                 ],
             },
         }
+
+
+# interceptOrder (拦截改址), POST {api_base}/label/order form key, method, t, sign, param:
+# `param` fields from kuaidi100-api/java-demo request/labelV2/InterceptOrderReq.java (also the
+# go-demo and nodejs-demo value_add/intercept_order): orderId, kuaidicom, kuaidinum, partnerId,
+# partnerKey, partnerSecret, partnerName, code, net, reason, interceptType, recManInfo,
+# orderRole, interceptPayType, salt, callbackUrl, appKey, appSecret. The answer is the label
+# API's `{code: 200 on success, message, data, time}` (response/labelV2/Result.java); `data`
+# carries a `taskId` (response/backorder/BackOrderResp.java).
+INTERCEPT_METHOD = "interceptOrder"
+ORDER_PATH = "/label/order"
+
+
+class InterceptParam(BaseModel):
+    # Outbound: nothing we did not mean to send; empty fields are left out.
+    model_config = ConfigDict(extra="forbid")
+
+    kuaidicom: str
+    kuaidinum: str
+    interceptType: str  # noqa: N815
+    partnerId: str = ""  # noqa: N815
+    partnerKey: str = ""  # noqa: N815
+    partnerSecret: str = ""  # noqa: N815
+    partnerName: str = ""  # noqa: N815
+    code: str = ""
+    net: str = ""
+    reason: str = ""
+    orderRole: str = ""  # noqa: N815
+    interceptPayType: str = ""  # noqa: N815
+    callbackUrl: str = ""  # noqa: N815
+    salt: str = ""
+    appKey: str = ""  # noqa: N815
+    appSecret: str = ""  # noqa: N815
+
+    def text(self) -> str:
+        """The exact `param` text that is signed and sent."""
+        return self.model_dump_json(exclude_defaults=True)
+
+
+class OrderAnswer(_Vendor):
+    code: str = ""
+    message: str = ""
+    data: dict[str, Any] | None = None
+
+    @property
+    def task_id(self) -> str:
+        return str((self.data or {}).get("taskId") or "")
