@@ -10,6 +10,8 @@ from handlers.config import GroupSettings
 from handlers.refund.machine import RefundState
 from handlers.rules import RuleTable
 from handlers.templates import TemplateBook
+from integrations.carrier.routing import config_problems as carrier_route_problems
+from integrations.jushuitan.settings import config_problems as warehouse_problems
 from integrations.payout.client import config_problems as payout_problems
 from integrations.shop.settings import shop_problems
 from integrations.wecom.crypto import valid_aes_key
@@ -72,6 +74,7 @@ def problems(settings: Settings) -> list[str]:
     found += payout_problems(settings.payout)
     found += _carrier_problems(settings)
     found += shop_problems(settings.shops, demo=settings.demo, placeholders=PLACEHOLDER_SECRETS)
+    found += warehouse_problems(settings.warehouse)
     found += _shop_routing(settings)
     return found
 
@@ -130,6 +133,7 @@ def _carrier_problems(settings: Settings) -> list[str]:
             found.append("carrier.url is empty but carrier.mode is 'webhook'")
         if not carrier.secret.get_secret_value():
             found.append("missing secret carrier.secret (set REFUNDOPS_CARRIER__SECRET)")
+    found += carrier_route_problems(carrier)
     salt = carrier.kuaidi100_salt.get_secret_value()
     if salt and salt in PLACEHOLDER_SECRETS and not settings.demo:
         found.append("carrier.kuaidi100_salt is a placeholder; use a long random value")

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot import registry, shops
+from bot import backoffice, registry, shops
 from bot.dispatch import Dispatcher
 from bot.group_commit import GroupCommit
 from bot.keys import (
@@ -83,7 +83,11 @@ def contexts(
         app[DISPATCHER] = Dispatcher(
             svc,
             registry.channels(app),
-            by_shop(app, commerce or make_commerce(app), connectors),
+            by_shop(
+                app,
+                commerce or backoffice.with_warehouse(svc, app[HTTP], make_commerce(app)),
+                connectors,
+            ),
             metrics,
             registry.performers(),
             payouts=payout_client.from_settings(svc.settings.payout, app[HTTP], svc.clock),
@@ -197,6 +201,8 @@ def make_commerce(app: web.Application) -> Commerce:
 
 def make_carrier(app: web.Application) -> Carrier:
     settings = app[SETTINGS].carrier
+    if (routed := backoffice.routed_carrier(app[SERVICES], app[HTTP])) is not None:
+        return routed
     if settings.mode == "webhook":
         return WebhookCarrier(
             app[HTTP],

@@ -20,6 +20,7 @@ from handlers.config import BotSettings, ChannelName, PublicServerSettings, Role
 from integrations.carrier.settings import CarrierSettings
 from integrations.commerce.settings import CommerceSettings
 from integrations.dingtalk.settings import DingtalkConfig
+from integrations.jushuitan.settings import WarehouseSettings
 from integrations.payout.settings import PayoutSettings
 from integrations.shop.settings import SHOP_SECRETS, ShopSettings, env_name
 from integrations.wecom.settings import WecomConfig
@@ -113,6 +114,7 @@ class Settings(DingtalkConfig, WecomConfig, BaseSettings):
     payout: PayoutSettings = PayoutSettings()
     simulator: SimulatorSettings = SimulatorSettings()
     shops: list[ShopSettings] = []
+    warehouse: WarehouseSettings = WarehouseSettings()
     # Set only by `refundops demo` (load_settings(demo=True)); a config file, a secrets file
     # or the environment that names it is refused, so production cannot switch it on.
     demo: bool = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ConnectorState
@@ -30,3 +30,6 @@ class ConnectorStateRepository:
             .where(ConnectorState.name == name)
             .values(data=data, updated_at=now)
         )
+
+    async def delete(self, name: str) -> None:
+        await self.session.execute(delete(ConnectorState).where(ConnectorState.name == name))
