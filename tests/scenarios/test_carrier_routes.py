@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from handlers.clock import FakeClock
 from integrations.sf.fake import FakeSf
 from storage.models import ConnectorState
 from tests.support.app import Bot, BotFactory, make_settings
@@ -17,9 +16,7 @@ from tests.support.fakes import serve
 
 
 @pytest.fixture
-async def world(
-    make_bot: BotFactory, sqlite_url: str, clock: FakeClock
-) -> AsyncIterator[tuple[Bot, FakeSf]]:
+async def world(make_bot: BotFactory, sqlite_url: str) -> AsyncIterator[tuple[Bot, FakeSf]]:
     fake = FakeSf()
     async with serve(fake.app()) as base:
         settings = make_settings(

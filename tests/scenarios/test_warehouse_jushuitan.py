@@ -49,7 +49,7 @@ async def test_a_rules_stop_goes_to_the_warehouse_and_the_refund_to_the_shop(
     shop: tuple[Bot, FakeJushuitan, FakeCommerce],
 ) -> None:
     bot, jst, commerce = shop
-    jst.add_order("T88001", "Confirmed")
+    jst.add_order("T88001", "WaitConfirm")
     card = await bot.refund(data_shipping={"status": "unshipped"}, data_amount="128.00")
     assert field(card, "截单") == "✅ 已截单"
     assert card["state"] == "refunded"
@@ -62,7 +62,7 @@ async def test_goods_the_warehouse_already_sent_are_never_taken_for_stopped(
     shop: tuple[Bot, FakeJushuitan, FakeCommerce],
 ) -> None:
     bot, jst, _commerce = shop
-    jst.add_order("T88001", "Confirmed")
+    jst.add_order("T88001", "WaitConfirm")
     jst.ship("T88001", l_id="ZT7788", company="中通快递")
     card = await bot.refund(
         data_shipping={"status": "unshipped"}, data_amount="800.00", data_order_amount="800.00"
