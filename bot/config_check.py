@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.settings import CASE_KINDS, NOTIFY_ONLY_CHANNELS, PLACEHOLDER_SECRETS, Settings
 from handlers.authority import account
+from handlers.clock import SystemClock
 from handlers.config import GroupSettings
 from handlers.refund.machine import RefundState
 from handlers.rules import RuleTable
@@ -14,6 +15,7 @@ from integrations.carrier.routing import config_problems as carrier_route_proble
 from integrations.jushuitan.settings import config_problems as warehouse_problems
 from integrations.payout.client import config_problems as payout_problems
 from integrations.shop.settings import shop_problems
+from integrations.wechatpay.client import config_problems as wechatpay_problems
 from integrations.wecom.crypto import valid_aes_key
 
 ID_KEYS = {"wecom": "wecom_userid", "dingtalk": "dingtalk_staff_id"}
@@ -72,6 +74,8 @@ def problems(settings: Settings) -> list[str]:
         if not settings.commerce.secret.get_secret_value():
             found.append("missing secret commerce.secret (set REFUNDOPS_COMMERCE__SECRET)")
     found += payout_problems(settings.payout)
+    if settings.payout.provider == "wechatpay":
+        found += wechatpay_problems(settings.payout.wechatpay, SystemClock())
     found += _carrier_problems(settings)
     found += shop_problems(settings.shops, demo=settings.demo, placeholders=PLACEHOLDER_SECRETS)
     found += warehouse_problems(settings.warehouse)

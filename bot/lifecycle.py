@@ -33,7 +33,7 @@ from bot.settings import Settings
 from bot.worker import supervise
 from handlers import digest
 from handlers.clock import Clock
-from handlers.ports import Carrier, Commerce
+from handlers.ports import Carrier, Commerce, Payouts
 from integrations.carrier.client import NoCarrier, WebhookCarrier
 from integrations.carrier.simulator import SimulatedCarrier
 from integrations.commerce.client import NoCommerce, SimulatedCommerce, WebhookCommerce
@@ -43,6 +43,7 @@ from integrations.shop.connector import ShopConnector
 from integrations.shop.routing import ShopCarrier, ShopCommerce
 from integrations.simulator import feed, platforms
 from integrations.taobao.fake import FakeTaobao
+from integrations.wechatpay.client import WechatPayTransfers
 from storage import migrate
 from storage.coordination import Coordination, InProcessCoordination
 from storage.db import Database
@@ -90,7 +91,7 @@ def contexts(
             ),
             metrics,
             registry.performers(),
-            payouts=payout_client.from_settings(svc.settings.payout, app[HTTP], svc.clock),
+            payouts=make_payouts(app),
             carrier=ShopCarrier(make_carrier(app), connectors) if connectors else make_carrier(app),
             shops=connectors,
         )
@@ -182,6 +183,15 @@ def by_shop(
     if not connectors and not manual:
         return default
     return ShopCommerce(default, connectors, manual)
+
+
+def make_payouts(app: web.Application) -> Payouts | None:
+    """The provider that moves payout money itself, or None when finance pays by hand."""
+    svc = app[SERVICES]
+    settings = svc.settings.payout
+    if settings.provider == "wechatpay":
+        return WechatPayTransfers(settings.wechatpay, app[HTTP], svc.clock)
+    return payout_client.from_settings(settings, app[HTTP], svc.clock)
 
 
 def make_commerce(app: web.Application) -> Commerce:

@@ -1,12 +1,14 @@
-"""The `payout.transfer` outbox performer: one Alipay order per out_biz_no, and after any
-answer that went missing we ask Alipay (query) before anything is sent again.
+"""The `payout.transfer` outbox performer: one provider order (Alipay, WeChat Pay) per
+out_biz_no, and after any answer that went missing we ask the provider (query) before anything
+is sent again. A WeChat Pay transfer waiting for the buyer to confirm is asked about now and
+then until it ends, without spending attempts.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from handlers.errors import PermanentError, RetryableError
+from handlers.errors import PermanentError, RetryableError, ThrottledError
 from handlers.payout import outcome as payout
 from handlers.payout.data import PayoutData
 from handlers.payout.machine import KIND_TEXT, S
@@ -17,12 +19,15 @@ from storage.repositories.payouts import PayoutRepository
 if TYPE_CHECKING:
     from handlers.context import Services, Tx
 
-# How soon to ask again about a transfer Alipay is processing or did not answer for.
+# How soon to ask again about a transfer the provider is processing or did not answer for,
+# and about one waiting for the buyer to confirm receipt (that can take a day).
 ASK_AGAIN_S = 30.0
+ASK_BUYER_S = 300.0
 OUTCOME: dict[TransferStatus, payout.TransferOutcome] = {
     TransferStatus.SUCCESS: "success",
     TransferStatus.FAILED: "failed",
     TransferStatus.PROCESSING: "processing",
+    TransferStatus.WAITING_BUYER: "waiting_buyer",
 }
 
 
@@ -45,7 +50,7 @@ async def perform(d: Dispatcher, item: OutboxItem) -> None:
     order, sent_before = loaded
     client = d.payouts
     if client is None:
-        raise PermanentError("[payout] provider is not alipay: the transfer cannot be sent")
+        raise PermanentError("[payout] provider moves no money itself: the transfer cannot be sent")
     if sent_before:
         found = await client.query(biz_no)
         if found.status is not TransferStatus.NOT_FOUND:
@@ -96,10 +101,13 @@ async def _record(d: Dispatcher, item: OutboxItem, biz_no: str, result: Transfer
                 reference=result.reference,
                 provider_status=result.provider_status,
                 detail=result.detail,
+                confirm=result.confirm,
             )
+    if result.status is TransferStatus.WAITING_BUYER:
+        raise ThrottledError(f"transfer {biz_no} waits for the buyer", defer=ASK_BUYER_S)
     if result.status not in (TransferStatus.SUCCESS, TransferStatus.FAILED):
         raise RetryableError(
-            f"alipay transfer {biz_no}: {result.status.value} {result.detail}".strip(),
+            f"transfer {biz_no}: {result.status.value} {result.detail}".strip(),
             defer=ASK_AGAIN_S,
         )
 

@@ -155,12 +155,25 @@ class TemplateSettings(Section):
     reveal: bool = False
 
 
+# Providers that move the money themselves once finance confirms, and what cards call them.
+TRANSFER_PROVIDERS = {"alipay": "支付宝", "wechatpay": "微信支付"}
+
+
 class PayoutPolicy(Section):
     """How payouts are made: who moves the money, whether a second person confirms, batch size."""
 
-    provider: Literal["manual", "alipay"] = "manual"
+    provider: Literal["manual", "alipay", "wechatpay"] = "manual"
     two_person_rule: bool = True
     batch_max: int = Field(default=200, ge=1, le=1000)
+
+    @property
+    def transfers(self) -> bool:
+        """The provider moves the money itself (else finance pays and gives the 流水号)."""
+        return self.provider in TRANSFER_PROVIDERS
+
+    @property
+    def provider_text(self) -> str:
+        return TRANSFER_PROVIDERS.get(self.provider, "线下")
 
 
 class ModeSettings(Section):

@@ -20,7 +20,7 @@ Tr = TypeVar("Tr", bound=StrEnum)
 
 
 # Actors that are systems, not people: what they do to a case is not a response.
-AUTOMATIC = ("platform", "commerce", "system", "warehouse", "carrier", "alipay")
+AUTOMATIC = ("platform", "commerce", "system", "warehouse", "carrier", "alipay", "wechatpay")
 
 
 def is_response(actor: str) -> bool:

@@ -162,7 +162,7 @@ async def confirm_batch(
             f"{batch.handle} 现在是「{status}」（{footer(batch, tx.view)}）"
         ) from None
     reference = reference.strip()
-    if not reference and tx.svc.settings.payout.provider != "alipay":
+    if not reference and not tx.svc.settings.payout.transfers:
         raise UsageError(f"请输入这批打款的流水号：打款确认 {batch.handle} <流水号>")
     data = BatchData.of(batch)
     confirmed, skipped = [], []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from handlers.config import TRANSFER_PROVIDERS
 from handlers.message import Button, ButtonStyle, Card, Field, Mention, Tone
 from handlers.money import format_fen
 from handlers.payout.data import BatchData, BatchItem, PayoutData
@@ -58,18 +59,24 @@ def payout_card(case: Case, ctx: CardContext) -> Card:
         fields.append(Field("流水号", reference))
     provider = ctx.settings.payout.provider
     paid_by = data.channel if data.channel is not None else provider
-    fields.append(Field("渠道", "支付宝转账" if paid_by == "alipay" else "财务线下打款"))
+    by = TRANSFER_PROVIDERS.get(paid_by or "")
+    fields.append(Field("渠道", f"{by}转账" if by else "财务线下打款"))
     if batch := data.batch:
         fields.append(Field("批次", batch.handle))
     lines = [f"📝 {who(ctx.staff, n.by)}：{n.text}" for n in data.notes[-3:]]
     transfer = data.transfer
     if state is S.PAYING and transfer.unknown:
         lines.append(
-            f"⚠ 支付宝转账结果未知（{transfer.detail[:120]}）。"
-            f"请在支付宝核对：核对 {case.handle}，或已到账时 打款确认 {case.handle} <流水号>"
+            f"⚠ {by or '转账'}转账结果未知（{transfer.detail[:120]}）。"
+            f"请在{by or '后台'}核对：核对 {case.handle}，或已到账时 打款确认 {case.handle} <流水号>"
         )
     elif state is S.PAYING and transfer.status == "DEALING":
-        lines.append("⏳ 支付宝处理中，到账后卡片会更新")
+        lines.append(f"⏳ {by or '转账'}处理中，到账后卡片会更新")
+    if state is S.PAYING and transfer.waiting:
+        lines.append(
+            "⏳ 微信支付已受理，等买家在微信里确认收款（已请店铺系统把确认页发给买家）；"
+            "买家不确认时转账到期自动撤销"
+        )
     if state is S.FAILED and (error := data.error):
         lines.append(f"⚠ 失败原因：{error}")
     if state is S.REJECTED and (rejected := data.reject):
@@ -103,10 +110,10 @@ def payout_buttons(state: PayoutState, provider: str, data: PayoutData) -> tuple
     if state is S.REQUESTED:
         return (Button("approve", "通过", ButtonStyle.PRIMARY), reject)
     if state is S.APPROVED:
-        text = "确认打款" if provider == "alipay" else "已打款 · 填流水号"
+        text = "确认打款" if provider in TRANSFER_PROVIDERS else "已打款 · 填流水号"
         return (Button("paid", text, ButtonStyle.PRIMARY), reject)
     if state is S.FAILED:
-        if provider == "alipay":
+        if provider in TRANSFER_PROVIDERS:
             return (Button("repay", "重新打款", ButtonStyle.PRIMARY), reject)
         return (Button("paid", "已打款 · 填流水号", ButtonStyle.PRIMARY), reject)
     if state is S.PAYING and data.transfer.unknown:

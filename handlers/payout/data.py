@@ -43,6 +43,10 @@ class Transfer(Stored):
     detail: str = ""
     unknown: bool = False
     checks: int = 0
+    # WeChat Pay 商家转账: accepted and waiting for the buyer to confirm receipt, and what the
+    # buyer's confirm page needs (`package_info`, only in the create answer).
+    waiting: bool = False
+    confirm: str = ""
 
 
 class BatchLink(Stored):

@@ -203,7 +203,7 @@ async def confirm(tx: Tx, case: Case, staff: StaffSettings, reference: str, chan
         return await confirm_batch(tx, case, staff, reference, channel)
     reference = reference.strip()
     state = PayoutState(case.state)
-    provider = tx.svc.settings.payout.provider
+    policy = tx.svc.settings.payout
     if state is S.REQUESTED:
         able = _approvers(tx, case)
         raise ConflictError(
@@ -212,11 +212,13 @@ async def confirm(tx: Tx, case: Case, staff: StaffSettings, reference: str, chan
         )
     unknown = PayoutData.of(case).transfer.unknown
     if state is S.PAYING and not (reference and unknown):
-        raise ConflictError(f"{case.handle} 正在通过支付宝转账，结果回来后卡片会更新")
-    pays_now = bool(reference) or provider != "alipay"
+        raise ConflictError(
+            f"{case.handle} 正在通过{policy.provider_text}转账，结果回来后卡片会更新"
+        )
+    pays_now = bool(reference) or not policy.transfers
     ensure(tx, case, T.PAID if pays_now else (T.RETRY if state is S.FAILED else T.CONFIRM))
     _check_confirmer(tx, case, staff)
-    if not reference and provider != "alipay":
+    if not reference and not policy.transfers:
         raise UsageError(f"请输入打款流水号：打款确认 {case.handle} <流水号>")
     if not reference and state is S.FAILED:
         raise UsageError(
@@ -229,14 +231,14 @@ async def confirm(tx: Tx, case: Case, staff: StaffSettings, reference: str, chan
         )
     await start_transfer(tx, case, staff, channel)
     return Reply(
-        f"💸 {case.handle} 已确认，正在通过支付宝转账 {format_fen(case.amount_fen)}"
+        f"💸 {case.handle} 已确认，正在通过{policy.provider_text}转账 {format_fen(case.amount_fen)}"
         f" 到 {PayoutData.of(case).payout.payee}"
     )
 
 
 async def retry(tx: Tx, case: Case, staff: StaffSettings, channel: str) -> Reply:
     """After a final Alipay failure: transfer again under a new out_biz_no."""
-    if tx.svc.settings.payout.provider != "alipay":
+    if not tx.svc.settings.payout.transfers:
         raise UsageError(f"线下打款请登记流水号：打款确认 {case.handle} <流水号>")
     ensure(tx, case, T.RETRY)
     _check_confirmer(tx, case, staff)
@@ -269,7 +271,7 @@ async def recheck(tx: Tx, case: Case, staff: StaffSettings, channel: str) -> Rep
         group_id=case.group_id,
         payload={"out_biz_no": transfer.out_biz_no},
     )
-    return Reply(f"🔎 正在向支付宝核对 {case.handle} 的转账")
+    return Reply(f"🔎 正在向{tx.svc.settings.payout.provider_text}核对 {case.handle} 的转账")
 
 
 async def reject(tx: Tx, case: Case, staff: StaffSettings, reason: str, channel: str) -> Reply:

@@ -101,8 +101,8 @@ async def pay(
     """Record money that finance moved outside, with its reference (流水号)."""
     if len(reference) > 64:
         raise UsageError("流水号太长（最多 64 个字符）")
-    # Recorded against a transfer finance found in the Alipay console, it stays an Alipay one.
-    provider = "alipay" if case.state == S.PAYING else "manual"
+    # Recorded against a transfer finance found in the provider's console, it stays its own.
+    provider = tx.svc.settings.payout.provider if case.state == S.PAYING else "manual"
     data = PayoutData.of(case)
     data.confirm = Stamp(by=staff.id, at=tx.now.isoformat())
     data.reference = reference
@@ -115,7 +115,7 @@ async def pay(
         paid_at=tx.now,
         reference=reference,
         provider=provider,
-        provider_status="CONFIRMED" if provider == "alipay" else "MANUAL",
+        provider_status="CONFIRMED" if provider != "manual" else "MANUAL",
     )
 
 
@@ -128,7 +128,7 @@ async def start_transfer(
     biz_no = out_biz_no(case.case_id, attempt)
     data.confirm = Stamp(by=staff.id, at=tx.now.isoformat())
     data.transfer = Transfer(attempt=attempt, out_biz_no=biz_no)
-    data.channel = "alipay"
+    data.channel = tx.svc.settings.payout.provider
     data.error = None
     trigger = T.RETRY if case.state == S.FAILED else T.CONFIRM
     await move(tx, case, trigger, actor=staff.id, channel=channel, data=data, sync_batch=sync_batch)
@@ -136,7 +136,7 @@ async def start_transfer(
         case.id,
         now=tx.now,
         paid_by=staff.id,
-        provider="alipay",
+        provider=tx.svc.settings.payout.provider,
         out_biz_no=biz_no,
         sends=0,
         provider_status="",

@@ -10,7 +10,7 @@ from handlers.payout.data import PayoutData
 from handlers.payout.machine import FINANCE
 from storage.models import Case
 
-ACTORS = {"alipay": "支付宝", "platform": "店铺系统"}
+ACTORS = {"alipay": "支付宝", "wechatpay": "微信支付", "platform": "店铺系统"}
 
 
 def requester_of(case: Case) -> str:

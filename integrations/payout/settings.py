@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 
 from handlers.config import PayoutPolicy
+from integrations.wechatpay.settings import WechatPaySettings
 
 
 class PayoutSettings(PayoutPolicy):
@@ -15,3 +16,5 @@ class PayoutSettings(PayoutPolicy):
     alipay_app_cert_sn: str = ""
     alipay_root_cert_sn: str = ""
     alipay_timeout_s: float = Field(default=10.0, gt=0)
+    # `provider = "wechatpay"`: 商家转账 (docs: the payout section of the README).
+    wechatpay: WechatPaySettings = WechatPaySettings()
