@@ -35,6 +35,7 @@ from integrations.douyin.models import (
     TokenData,
 )
 from integrations.shop.connector import AuthorizationError, Tokens, TokenStore
+from integrations.shop.tokens import TokenKeeper
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class DouyinClient:
         self.clock = clock
         self.tokens = tokens
         self.configured = configured
+        self.keeper = TokenKeeper(tokens, configured, clock, REFRESH_MARGIN, self._renew)
         self.shop_id = shop_id
         self.shop = shop  # our id for the shop, named in AuthorizationError
         self.sign_method = sign_method
@@ -161,29 +163,7 @@ class DouyinClient:
     # -- the token ------------------------------------------------------------------
 
     async def access_token(self) -> str:
-        tokens = await self.tokens.load() or self.configured
-        if tokens is not None and not self._due(tokens):
-            return tokens.access_token
-        async with self.tokens.lock():
-            # Another instance may have refreshed while we waited for the lock.
-            tokens = await self.tokens.load() or self.configured
-            if tokens is not None and not self._due(tokens):
-                return tokens.access_token
-            return (await self._renew(tokens)).access_token
-
-    async def _renewed_after_expiry(self, used: str) -> str:
-        async with self.tokens.lock():
-            tokens = await self.tokens.load() or self.configured
-            if tokens is not None and tokens.access_token != used and not self._due(tokens):
-                return tokens.access_token
-            return (await self._renew(tokens)).access_token
-
-    def _due(self, tokens: Tokens) -> bool:
-        if not tokens.access_token:
-            return True
-        if tokens.expires_at is None:
-            return False
-        return tokens.expires_at - self.clock.now() <= REFRESH_MARGIN
+        return await self.keeper.access_token()
 
     async def _renew(self, tokens: Tokens | None) -> Tokens:
         data: TokenData | None = None
@@ -227,7 +207,7 @@ class DouyinClient:
         try:
             return await self._request(path, params, token)
         except _TokenExpiredError:
-            token = await self._renewed_after_expiry(token)
+            token = await self.keeper.renewed_after_rejection(token)
         try:
             return await self._request(path, params, token)
         except _TokenExpiredError as exc:

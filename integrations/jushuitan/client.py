@@ -37,6 +37,7 @@ from integrations.jushuitan.models import (
     TokenData,
 )
 from integrations.shop.connector import Tokens, TokenStore
+from integrations.shop.tokens import TokenKeeper
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class JushuitanClient:
         self.clock = clock
         self.tokens = tokens
         self.configured = configured
+        self.keeper = TokenKeeper(tokens, configured, clock, REFRESH_MARGIN, self._renew)
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
 
     # -- typed methods --------------------------------------------------------------
@@ -154,29 +156,7 @@ class JushuitanClient:
     # -- the token ------------------------------------------------------------------
 
     async def access_token(self) -> str:
-        tokens = await self.tokens.load() or self.configured
-        if tokens is not None and not self._due(tokens):
-            return tokens.access_token
-        async with self.tokens.lock():
-            tokens = await self.tokens.load() or self.configured
-            if tokens is not None and not self._due(tokens):
-                return tokens.access_token
-            return (await self._renew(tokens)).access_token
-
-    async def _renewed_after_rejection(self, used: str) -> str:
-        async with self.tokens.lock():
-            # Another instance may have refreshed while we waited: its token is the new one.
-            tokens = await self.tokens.load() or self.configured
-            if tokens is not None and tokens.access_token != used and not self._due(tokens):
-                return tokens.access_token
-            return (await self._renew(tokens)).access_token
-
-    def _due(self, tokens: Tokens) -> bool:
-        if not tokens.access_token:
-            return True
-        if tokens.expires_at is None:
-            return False
-        return tokens.expires_at - self.clock.now() <= REFRESH_MARGIN
+        return await self.keeper.access_token()
 
     async def _renew(self, tokens: Tokens | None) -> Tokens:
         if tokens is None or not tokens.refresh_token:
@@ -227,7 +207,7 @@ class JushuitanClient:
         try:
             return await self._business(path, biz, token)
         except _TokenInvalidError:
-            token = await self._renewed_after_rejection(token)
+            token = await self.keeper.renewed_after_rejection(token)
         try:
             return await self._business(path, biz, token)
         except _TokenInvalidError as exc:

@@ -1,0 +1,58 @@
+"""A platform's access token kept fresh: read from the store (else the configured pair),
+renewed within a margin of its expiry under the store's lock — once across instances, the
+others reading what the first one saved."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from handlers.clock import Clock
+from integrations.shop.connector import Tokens, TokenStore
+
+Renew = Callable[[Tokens | None], Awaitable[Tokens]]
+
+
+class TokenKeeper:
+    def __init__(
+        self,
+        store: TokenStore,
+        configured: Tokens | None,
+        clock: Clock,
+        margin: timedelta,
+        renew: Renew,
+    ) -> None:
+        self.store = store
+        self.configured = configured
+        self.clock = clock
+        self.margin = margin
+        self.renew = renew
+
+    async def current(self) -> Tokens | None:
+        return await self.store.load() or self.configured
+
+    def due(self, tokens: Tokens) -> bool:
+        if not tokens.access_token:
+            return True
+        if tokens.expires_at is None:
+            return False
+        return tokens.expires_at - self.clock.now() <= self.margin
+
+    async def access_token(self) -> str:
+        tokens = await self.current()
+        if tokens is not None and not self.due(tokens):
+            return tokens.access_token
+        async with self.store.lock():
+            # Another instance may have renewed it while we waited for the lock.
+            tokens = await self.current()
+            if tokens is not None and not self.due(tokens):
+                return tokens.access_token
+            return (await self.renew(tokens)).access_token
+
+    async def renewed_after_rejection(self, used: str) -> str:
+        """A fresh token after the platform refused `used` (expired or revoked early)."""
+        async with self.store.lock():
+            tokens = await self.current()
+            if tokens is not None and tokens.access_token != used and not self.due(tokens):
+                return tokens.access_token
+            return (await self.renew(tokens)).access_token
