@@ -16,6 +16,7 @@ from bot.routes import (
     ingest,
     logistics,
     openapi,
+    payout_notify,
     sandbox,
     verification,
     wecom,
@@ -67,6 +68,8 @@ def create_app(
         app.router.add_routes(wecom.app_routes)
     if "wecom_aibot_http" in settings.channels:
         app.router.add_routes(wecom.aibot_routes)
+    if settings.payout.provider == "wechatpay":
+        app.router.add_routes(payout_notify.routes)
     if any(shop.connector == "douyin" for shop in settings.shops):
         app.router.add_routes(connectors.routes)
     if settings.demo and settings.simulator.via != "api":

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 
 from handlers.clock import FakeClock
@@ -111,3 +112,25 @@ async def test_a_transfer_the_buyer_never_confirms_ends_failed(
     await bot.drain()
     shown = await card(bot, "PO20261123044")
     assert shown["state"] == "failed"
+
+
+async def test_a_verified_notification_settles_the_payout_and_a_forged_one_is_refused(
+    world: tuple[Bot, FakeWechatPay, FakeCommerce],
+) -> None:
+    bot, fake, _commerce = world
+    await confirmed(bot, "PO20261123045")
+    await bot.drain()
+    url = str(bot.client.make_url("/payout/wechatpay/notify"))
+    fake.confirm(out_bill_no("PO20261123045"))
+    headers, body = fake.notification(out_bill_no("PO20261123045"))
+    forged = await bot.client.post(
+        "/payout/wechatpay/notify", data=body + " ", headers=headers
+    )
+    assert forged.status == 401
+    assert (await card(bot, "PO20261123045"))["state"] == "paying"
+    async with aiohttp.ClientSession() as session:
+        assert await fake.notify(session, url, out_bill_no("PO20261123045")) == 204
+        assert await fake.notify(session, url, out_bill_no("PO20261123045")) == 204
+    await bot.drain()
+    assert (await card(bot, "PO20261123045"))["state"] == "paid"
+    assert fake.made == 1
