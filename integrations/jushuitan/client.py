@@ -36,6 +36,7 @@ from integrations.jushuitan.models import (
     RefundQueryBiz,
     TokenData,
 )
+from integrations.jushuitan.settings import WarehouseSettings
 from integrations.shop.connector import Tokens, TokenStore
 from integrations.shop.tokens import TokenKeeper
 
@@ -110,6 +111,32 @@ class JushuitanClient:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
 
     # -- typed methods --------------------------------------------------------------
+
+    @classmethod
+    def of(
+        cls,
+        settings: WarehouseSettings,
+        session: aiohttp.ClientSession,
+        tokens: TokenStore,
+        clock: Clock,
+    ) -> JushuitanClient:
+        """The client `[warehouse]` describes; its configured tokens are the first ones."""
+        configured = None
+        if settings.access_token.get_secret_value():
+            configured = Tokens(
+                settings.access_token.get_secret_value(),
+                settings.refresh_token.get_secret_value(),
+            )
+        return cls(
+            session,
+            api_base=settings.api_base,
+            app_key=settings.app_key,
+            app_secret=settings.app_secret.get_secret_value(),
+            clock=clock,
+            tokens=tokens,
+            timeout_s=settings.timeout_s,
+            configured=configured,
+        )
 
     async def questions(
         self, o_ids: list[int], *, question_type: str, question_desc: str = "", channel: str = ""

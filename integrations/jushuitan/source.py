@@ -31,7 +31,7 @@ from handlers.schema import yuan_text
 from integrations.jushuitan.client import JushuitanClient, parse_beijing
 from integrations.jushuitan.models import MAX_PAGE_SIZE_REFUNDS, SENT, RefundItem
 from integrations.jushuitan.settings import WarehouseSettings
-from integrations.shop.connector import PullPage, Tokens, TokenStore
+from integrations.shop.connector import PullPage, TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -52,22 +52,7 @@ class JushuitanRefunds:
     ) -> None:
         self.settings = settings
         self.clock = clock
-        configured = None
-        if settings.access_token.get_secret_value():
-            configured = Tokens(
-                settings.access_token.get_secret_value(),
-                settings.refresh_token.get_secret_value(),
-            )
-        self.client = JushuitanClient(
-            session,
-            api_base=settings.api_base,
-            app_key=settings.app_key,
-            app_secret=settings.app_secret.get_secret_value(),
-            clock=clock,
-            tokens=tokens,
-            timeout_s=settings.timeout_s,
-            configured=configured,
-        )
+        self.client = JushuitanClient.of(settings, session, tokens, clock)
 
     async def pull(self, cursor: str | None, now: datetime) -> PullPage:
         """The next page after `cursor` (None: start `pull_start_h` back from `now`)."""

@@ -38,7 +38,7 @@ from integrations.jushuitan.models import (
     Order,
 )
 from integrations.jushuitan.settings import WarehouseSettings
-from integrations.shop.connector import Tokens, TokenStore
+from integrations.shop.connector import TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -65,22 +65,7 @@ class JushuitanWarehouse:
         clock: Clock,
     ) -> None:
         self.settings = settings
-        configured = None
-        if settings.access_token.get_secret_value():
-            configured = Tokens(
-                settings.access_token.get_secret_value(),
-                settings.refresh_token.get_secret_value(),
-            )
-        self.client = JushuitanClient(
-            session,
-            api_base=settings.api_base,
-            app_key=settings.app_key,
-            app_secret=settings.app_secret.get_secret_value(),
-            clock=clock,
-            tokens=tokens,
-            timeout_s=settings.timeout_s,
-            configured=configured,
-        )
+        self.client = JushuitanClient.of(settings, session, tokens, clock)
         self._open: _Batch | None = None
 
     async def call(self, action: str, key: str, data: dict[str, Any]) -> CommerceResult:
