@@ -123,9 +123,7 @@ async def test_a_verified_notification_settles_the_payout_and_a_forged_one_is_re
     url = str(bot.client.make_url("/payout/wechatpay/notify"))
     fake.confirm(out_bill_no("PO20261123045"))
     headers, body = fake.notification(out_bill_no("PO20261123045"))
-    forged = await bot.client.post(
-        "/payout/wechatpay/notify", data=body + " ", headers=headers
-    )
+    forged = await bot.client.post("/payout/wechatpay/notify", data=body + " ", headers=headers)
     assert forged.status == 401
     assert (await card(bot, "PO20261123045"))["state"] == "paying"
     async with aiohttp.ClientSession() as session:
