@@ -58,6 +58,11 @@ def create_app(
     app.router.add_routes(dashboard.routes)
     if settings.carrier.kuaidi100_salt.get_secret_value():
         app.router.add_routes(logistics.routes)
+    if (
+        settings.carrier.kuaidi100.callback_salt.get_secret_value()
+        or settings.carrier.sf.push_token.get_secret_value()
+    ):
+        app.router.add_routes(logistics.intercept_routes)
     if settings.sandbox_enabled:
         app.router.add_routes(sandbox.routes)
         app[sandbox.WATCHERS] = set()

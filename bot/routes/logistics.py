@@ -12,9 +12,14 @@ from pydantic import ValidationError
 
 from bot.keys import METRICS, SERVICES, SETTINGS
 from bot.routes.verification import verified
+from bot.shops import store_events
 from handlers.schema import InvalidEventError, parse_event
+from integrations.kuaidi100.callback import ACK as CALLBACK_ACK
+from integrations.kuaidi100.callback import CallbackError, intercept_result
 from integrations.kuaidi100.models import Push
 from integrations.kuaidi100.signing import verify
+from integrations.sf.models import PUSH_ACK, RoutePush
+from integrations.sf.signing import push_token_ok
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -82,3 +87,45 @@ async def kuaidi100(request: web.Request) -> web.Response:
         )
     request.app[METRICS].events.labels("accepted" if new else "duplicate").inc()
     return answer(True, "成功")
+
+
+# -- intercept results and route pushes from the carriers ----------------------------------
+
+intercept_routes = web.RouteTableDef()
+
+
+@intercept_routes.post("/carrier/kuaidi100/intercept")
+async def kuaidi100_intercept(request: web.Request) -> web.Response:
+    """快递100's intercept result (the `callbackUrl` given with each interceptOrder): signed with
+    the request's `salt` (`[carrier.kuaidi100] callback_salt`), stored as `intercept.result`."""
+    settings = request.app[SETTINGS].carrier.kuaidi100
+    form = {k: str(v) for k, v in (await request.post()).items()}
+    try:
+        raw = intercept_result(
+            form, salt=settings.callback_salt.get_secret_value(), fields=settings.callback
+        )
+    except CallbackError as exc:
+        request.app[METRICS].events.labels("rejected").inc()
+        return answer(False, str(exc)[:200], 401 if "sign" in str(exc) else 400)
+    async with request.app[SERVICES].tx() as tx:
+        raw.setdefault("occurred_at", tx.now.isoformat())
+        await store_events(tx, [raw], source=f"kuaidi100:{raw['id']}")
+    return web.json_response(CALLBACK_ACK)
+
+
+@intercept_routes.post("/carrier/sf/routes/{token}")
+async def sf_routes(request: web.Request) -> web.Response:
+    """顺丰 丰桥 route pushes: unsigned by 丰桥, so the URL carries a secret token
+    (`[carrier.sf] push_token`); each route node becomes a `shipment.tracking` event."""
+    token = request.app[SETTINGS].carrier.sf.push_token.get_secret_value()
+    if not push_token_ok(request.match_info["token"], token):
+        return web.json_response({"return_code": "1000", "return_msg": "未授权"}, status=401)
+    try:
+        found = RoutePush.model_validate_json(await request.read()).tracking()
+    except ValidationError as exc:
+        return web.json_response(
+            {"return_code": "1000", "return_msg": f"无法解析：{str(exc)[:120]}"}, status=400
+        )
+    async with request.app[SERVICES].tx() as tx:
+        await store_events(tx, found, source="sf:routes")
+    return web.json_response(PUSH_ACK, dumps=partial(json.dumps, ensure_ascii=False))
