@@ -47,6 +47,7 @@ bench: $(VENV)/.dev
 	for db in sqlite postgres; do $(BIN)/python -m bench.intercept --db $$db --rates 1,5,10,15; done
 	$(BIN)/python -m bench.burst
 	$(BIN)/python -m bench.connectors
+	$(BIN)/python -m bench.backoffice --rates 5,10,15
 	for db in sqlite postgres; do $(BIN)/python -m bench.digest --db $$db; done
 	for db in sqlite postgres; do $(BIN)/python -m bench.memory --db $$db; done
 
