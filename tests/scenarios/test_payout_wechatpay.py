@@ -10,11 +10,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import update
 
 from handlers.clock import FakeClock
 from integrations.commerce.fake import FakeCommerce
 from integrations.wechatpay.client import out_bill_no
 from integrations.wechatpay.fake import FakeWechatPay
+from storage.models import Payout
 from tests.support.app import Bot, BotFactory, make_settings
 from tests.support.fakes import Served, serve
 from tests.support.payout import GROUPS, make_payout
@@ -132,3 +134,20 @@ async def test_a_verified_notification_settles_the_payout_and_a_forged_one_is_re
     await bot.drain()
     assert (await card(bot, "PO20261123045"))["state"] == "paid"
     assert fake.made == 1
+
+
+async def test_a_request_that_may_have_left_is_asked_about_first(
+    world: tuple[Bot, FakeWechatPay, FakeCommerce],
+) -> None:
+    """As if the process died (kill -9) after counting the send and before the request left:
+    the next attempt asks WeChat Pay about `out_bill_no` first, and only then creates it."""
+    bot, fake, _commerce = world
+    await confirmed(bot, "PO20261123046")
+    async with bot.svc.tx() as tx:
+        await tx.session.execute(update(Payout).values(sends=1))
+    await bot.drain()
+    methods = [(method, path.rsplit("/", 1)[-1]) for method, path, _ in fake.requests]
+    assert methods[0] == ("GET", out_bill_no("PO20261123046"))
+    assert methods[1][0] == "POST"
+    assert fake.made == 1
+    assert (await card(bot, "PO20261123046"))["state"] == "paying"
