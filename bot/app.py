@@ -25,7 +25,7 @@ from bot.settings import ConfigError, Settings
 from handlers import masking
 from handlers.clock import Clock, SystemClock
 from handlers.ports import Commerce
-from integrations.simulator import platforms
+from integrations.simulator import backoffice, platforms
 from storage.coordination import Coordination
 
 
@@ -77,8 +77,16 @@ def create_app(
         app.router.add_routes(payout_notify.routes)
     if any(shop.connector == "douyin" for shop in settings.shops):
         app.router.add_routes(connectors.routes)
-    if settings.demo and settings.simulator.via != "api":
-        via = settings.simulator.via
+    if settings.demo and settings.simulator.via == "jushuitan":
+        jst, sf = backoffice.make_fakes((clock or SystemClock()).now)
+        # The fake ERP takes the tokens the settings were given (the demo made both alike).
+        jst.access_token = settings.warehouse.access_token.get_secret_value() or jst.access_token
+        jst.refresh_token = settings.warehouse.refresh_token.get_secret_value() or jst.refresh_token
+        app[FAKE_PLATFORM] = jst
+        app.add_subapp(f"{platforms.FAKE_PATH}/jushuitan", jst.app())
+        app.add_subapp(f"{platforms.FAKE_PATH}/sf", sf.app())
+    elif settings.demo and settings.simulator.via != "api":
+        via: platforms.Via = "douyin" if settings.simulator.via == "douyin" else "taobao"
         fake = platforms.make_fake(via, (clock or SystemClock()).now)
         app[FAKE_PLATFORM] = fake
         app.add_subapp(f"{platforms.FAKE_PATH}/{via}", fake.app())

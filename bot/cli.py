@@ -17,7 +17,7 @@ from aiohttp import web
 from bot.config_check import notes, problems
 from bot.settings import ConfigError, Settings, load_settings
 from handlers import masking
-from integrations.simulator import platforms
+from integrations.simulator import backoffice, platforms
 
 DEFAULT_CONFIG = Path("refundops.toml")
 
@@ -48,10 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-simulator", action="store_true", help="do not feed simulated events")
     demo.add_argument(
         "--via",
-        choices=["api", "douyin", "taobao"],
+        choices=["api", "douyin", "taobao", "jushuitan"],
         default="api",
         help="refunds arrive through a platform connector and its in-process fake "
-        "(抖店 push / 淘宝 TMC) instead of the signed ingest API",
+        "(抖店 push / 淘宝 TMC) instead of the signed ingest API; jushuitan: the warehouse "
+        "(聚水潭) and 顺丰 intercepts are in-process fakes reached through their connectors",
     )
     check = sub.add_parser("check-config", help="name every problem in a config and exit non-zero")
     _config_arg(check)
@@ -123,16 +124,18 @@ def main(argv: list[str] | None = None) -> int:
             if args.no_simulator:
                 overrides["simulator"] = {"enabled": False}
             settings = _load(args, base=demo_base(), overrides=overrides, demo=True)
-            if args.via != "api" and settings.shops:
+            if args.via not in ("api", "jushuitan") and settings.shops:
                 return _fail(["demo --via brings its own shop: run it without [[shops]]"])
             if args.via != "api":
                 host = settings.server.host
                 base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:"
-                shop = platforms.demo_shop(args.via, f"{base}{settings.server.port}")
-                overrides |= {
-                    "simulator": {**overrides.get("simulator", {}), "via": args.via},
-                    "shops": [shop],
-                }
+                base += str(settings.server.port)
+                overrides["simulator"] = {**overrides.get("simulator", {}), "via": args.via}
+                if args.via == "jushuitan":
+                    jst, sf = backoffice.make_fakes()
+                    overrides |= backoffice.demo_overrides(base, jst, sf)
+                else:
+                    overrides["shops"] = [platforms.demo_shop(args.via, base)]
                 settings = _load(args, base=demo_base(), overrides=overrides, demo=True)
         else:
             settings = _load(args)

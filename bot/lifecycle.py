@@ -35,12 +35,15 @@ from handlers import digest
 from handlers.clock import Clock
 from handlers.ports import Carrier, Commerce, Payouts
 from integrations.carrier.client import NoCarrier, WebhookCarrier
+from integrations.carrier.routing import CarrierRouter
 from integrations.carrier.simulator import SimulatedCarrier
 from integrations.commerce.client import NoCommerce, SimulatedCommerce, WebhookCommerce
 from integrations.douyin.fake import FakeDouyin
+from integrations.jushuitan.fake import FakeJushuitan
 from integrations.payout import client as payout_client
 from integrations.shop.connector import ShopConnector
 from integrations.shop.routing import ShopCarrier, ShopCommerce
+from integrations.simulator import backoffice as sim_backoffice
 from integrations.simulator import feed, platforms
 from integrations.taobao.fake import FakeTaobao
 from integrations.wechatpay.client import WechatPayTransfers
@@ -156,7 +159,11 @@ async def simulate(app: web.Application) -> None:
         app[HTTP], base, settings.ingest.secret.get_secret_value(), svc.clock
     )
     via = settings.simulator.via
-    if via != "api":
+    if via == "jushuitan":
+        jst = app[FAKE_PLATFORM]
+        assert isinstance(jst, FakeJushuitan)
+        send = sim_backoffice.WarehouseBridge(jst, send)
+    elif via != "api":
         fake = app[FAKE_PLATFORM]
         assert isinstance(fake, FakeDouyin | FakeTaobao)
         shop = platforms.DEMO_SHOP[via]
@@ -164,7 +171,7 @@ async def simulate(app: web.Application) -> None:
             via, fake, send, app[HTTP], push_url=f"{base}/connectors/douyin/{shop}"
         )
     carrier = app[DISPATCHER].carrier
-    if isinstance(carrier, ShopCarrier):
+    if isinstance(carrier, ShopCarrier | CarrierRouter):
         carrier = carrier.default
     sim = feed.ShopSimulator(
         svc.clock,

@@ -89,7 +89,7 @@ class SimulatorSettings(Section):
     seed: int | None = None
     # `refundops demo --via`: refunds reach refundops through a platform connector and its
     # in-process fake (douyin, taobao) instead of the signed ingest API.
-    via: Literal["api", "douyin", "taobao"] = "api"
+    via: Literal["api", "douyin", "taobao", "jushuitan"] = "api"
 
 
 class Settings(DingtalkConfig, WecomConfig, BaseSettings):

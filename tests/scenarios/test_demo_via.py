@@ -16,6 +16,8 @@ from bot.keys import DISPATCHER, FAKE_PLATFORM, HTTP
 from bot.shops import TmcRunner
 from handlers.clock import FakeClock
 from integrations.douyin.fake import FakeDouyin
+from integrations.jushuitan.fake import FakeJushuitan
+from integrations.simulator.backoffice import WarehouseBridge, demo_overrides, make_fakes
 from integrations.simulator.feed import ShopSimulator, SignedSender
 from integrations.simulator.platforms import DEMO_SHOP, PlatformBridge, Via, demo_shop
 from integrations.taobao.fake import FakeTaobao
@@ -63,3 +65,33 @@ async def test_the_simulated_shop_reaches_the_cards_through_the_platform(
     assert {
         next(f["value"] for f in c["card"]["fields"] if f["label"] == "平台") for c in from_platform
     } == {f"{'抖音' if via == 'douyin' else '淘宝'} · {shop}"}
+
+
+async def test_the_demo_warehouse_is_reached_through_the_jushuitan_connector(
+    aiohttp_client: Client, clock: FakeClock, sqlite_url: str
+) -> None:
+    port = unused_port()
+    base = f"http://127.0.0.1:{port}"
+    jst, sf = make_fakes()
+    settings = make_settings(
+        sqlite_url,
+        simulator={"via": "jushuitan"},
+        commerce={"mode": "simulator"},
+        **demo_overrides(base, jst, sf),
+    )
+    app = create_app(settings, clock=clock, workers=False)
+    bot = Bot(await aiohttp_client(app, server_kwargs={"port": port}), clock)
+    fake = app[FAKE_PLATFORM]
+    assert isinstance(fake, FakeJushuitan)
+    bridge = WarehouseBridge(fake, SignedSender(app[HTTP], base, SECRET, clock))
+    for event in ShopSimulator(clock, 5).opening():
+        await bridge(event)
+    await bot.drain()
+    stops = [
+        next(f["value"] for f in c["card"]["fields"] if f["label"] == "截单")
+        for c in await bot.cards()
+        if any(f["label"] == "截单" for f in c["card"]["fields"])
+    ]
+    assert stops
+    assert set(stops) <= {"✅ 已截单"} | {s for s in stops if s.startswith("❌ 仓库已发货")}
+    assert fake.question_log
