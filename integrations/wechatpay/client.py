@@ -54,6 +54,10 @@ CANCELLED_TEXT = "已撤销：商户撤销，或买家未在时限内确认收�
 REFUSALS = frozenset({"PARAM_ERROR", "INVALID_REQUEST", "NO_AUTH", "NOT_ENOUGH", "SIGN_ERROR"})
 
 
+def _not_found(result: TransferResult) -> ErrorAnswer:
+    return ErrorAnswer.model_validate({"code": "NOT_FOUND", "message": result.detail})
+
+
 def out_bill_no(out_biz_no: str) -> str:
     if OUT_BILL_NO.fullmatch(out_biz_no):
         return out_biz_no
@@ -101,13 +105,10 @@ class WechatPayTransfers:
         if refused:
             return TransferResult(TransferStatus.FAILED, "", "NOT_SENT", refused)
         body = self.body(order).model_dump_json(exclude_none=True)
-        answer = await self._call("POST", TRANSFER_BILLS, body)
-        if isinstance(answer, TransferResult):
+        answer = await self._bill("POST", TRANSFER_BILLS, body)
+        if isinstance(answer, TransferResult) and answer.status is not TransferStatus.NOT_FOUND:
             return answer
-        status, document = answer
-        if status == 200:
-            return result_of(Bill.model_validate(document))
-        error = ErrorAnswer.model_validate(document)
+        status, error = (404, _not_found(answer)) if isinstance(answer, TransferResult) else answer
         # An out_bill_no that already exists (with these or other parameters) is answered by
         # what the bill says; a refusal for a bill that does not exist is final.
         found = await self.query(order.out_biz_no)
@@ -125,31 +126,37 @@ class WechatPayTransfers:
         return _unknown(f"create {bill_no}: HTTP {status} {error.code} {error.message}".strip())
 
     async def query(self, out_biz_no: str) -> TransferResult:
-        answer = await self._call("GET", by_out_bill_no(out_bill_no(out_biz_no)), None)
+        answer = await self._bill("GET", by_out_bill_no(out_bill_no(out_biz_no)), None)
         if isinstance(answer, TransferResult):
             return answer
-        status, document = answer
-        if status == 200:
-            return result_of(Bill.model_validate(document))
-        error = ErrorAnswer.model_validate(document)
-        if status == 404 or error.code == "NOT_FOUND":
-            return TransferResult(TransferStatus.NOT_FOUND, "", "NOT_FOUND", error.message)
+        status, error = answer
         return _unknown(f"query: HTTP {status} {error.code} {error.message}".strip())
 
     async def cancel(self, out_biz_no: str) -> TransferResult:
-        answer = await self._call("POST", cancel_path(out_bill_no(out_biz_no)), None)
+        answer = await self._bill("POST", cancel_path(out_bill_no(out_biz_no)), None)
         if isinstance(answer, TransferResult):
             return answer
-        status, document = answer
-        if status == 200:
-            return result_of(Bill.model_validate(document))
-        error = ErrorAnswer.model_validate(document)
-        if status == 404 or error.code == "NOT_FOUND":
-            return TransferResult(TransferStatus.NOT_FOUND, "", "NOT_FOUND", error.message)
+        _status, error = answer
         # The bill is past cancelling (or the call failed): its own state says which.
         found = await self.query(out_biz_no)
         said = f"cancel refused: {error.code} {error.message}".strip()
         return dataclasses.replace(found, detail=f"{found.detail} ({said})".strip())
+
+    async def _bill(
+        self, method: str, path: str, body: str | None
+    ) -> TransferResult | tuple[int, ErrorAnswer]:
+        """A call answered by a bill: what it says (NOT_FOUND for none, UNKNOWN when the answer
+        was lost), or the HTTP status and error of any other refusal."""
+        answer = await self._call(method, path, body)
+        if isinstance(answer, TransferResult):
+            return answer
+        status, document = answer
+        if status == 200:
+            return result_of(Bill.model_validate(document))
+        error = ErrorAnswer.model_validate(document)
+        if status == 404 or error.code == "NOT_FOUND":
+            return TransferResult(TransferStatus.NOT_FOUND, "", "NOT_FOUND", error.message)
+        return status, error
 
     def body(self, order: TransferOrder) -> TransferBillRequest:
         s = self.settings
