@@ -27,9 +27,13 @@ class TokenKeeper:
         self.clock = clock
         self.margin = margin
         self.renew = renew
+        # The tokens last read or renewed: not read from the store again until they are due
+        # or the platform refuses them (another instance's renewal retires them then).
+        self.held: Tokens | None = None
 
     async def current(self) -> Tokens | None:
-        return await self.store.load() or self.configured
+        self.held = await self.store.load() or self.configured
+        return self.held
 
     def due(self, tokens: Tokens) -> bool:
         if not tokens.access_token:
@@ -39,6 +43,8 @@ class TokenKeeper:
         return tokens.expires_at - self.clock.now() <= self.margin
 
     async def access_token(self) -> str:
+        if self.held is not None and not self.due(self.held):
+            return self.held.access_token
         tokens = await self.current()
         if tokens is not None and not self.due(tokens):
             return tokens.access_token
@@ -47,7 +53,8 @@ class TokenKeeper:
             tokens = await self.current()
             if tokens is not None and not self.due(tokens):
                 return tokens.access_token
-            return (await self.renew(tokens)).access_token
+            self.held = await self.renew(tokens)
+            return self.held.access_token
 
     async def renewed_after_rejection(self, used: str) -> str:
         """A fresh token after the platform refused `used` (expired or revoked early)."""
@@ -55,4 +62,5 @@ class TokenKeeper:
             tokens = await self.current()
             if tokens is not None and tokens.access_token != used and not self.due(tokens):
                 return tokens.access_token
-            return (await self.renew(tokens)).access_token
+            self.held = await self.renew(tokens)
+            return self.held.access_token
