@@ -23,7 +23,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiohttp.typedefs import Handler
 
-from bench.server import BASE_CONFIG, ONE_GROUP, quantile, refund_requested, serve, signed
+from bench.server import (
+    BASE_CONFIG,
+    ONE_GROUP,
+    open_loop,
+    quantile,
+    refund_requested,
+    serve,
+    signed,
+)
 from integrations.jushuitan.fake import FakeJushuitan
 from integrations.sf.fake import PATH, FakeSf
 
@@ -82,7 +90,6 @@ async def one_rate(
     sent_intercept: dict[str, float] = {}
     run = uuid.uuid4().hex[:6].upper()
     total = int(rate * seconds)
-    started = time.perf_counter()
 
     async def send(session: aiohttp.ClientSession, i: int) -> None:
         if i % 2:
@@ -108,12 +115,7 @@ async def one_rate(
         async with session.post(f"{url}/api/v1/events", data=body, headers=signed(body)) as resp:
             await resp.read()
 
-    async with aiohttp.ClientSession() as session:
-        tasks = []
-        for i in range(total):
-            await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
-            tasks.append(asyncio.create_task(send(session, i)))
-        await asyncio.gather(*tasks)
+    await open_loop(rate, total, send)
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(60):
             while not (

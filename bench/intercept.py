@@ -24,7 +24,15 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bench.server import BASE_CONFIG, ONE_GROUP, quantile, refund_requested, serve, signed
+from bench.server import (
+    BASE_CONFIG,
+    ONE_GROUP,
+    open_loop,
+    quantile,
+    refund_requested,
+    serve,
+    signed,
+)
 from integrations.carrier.fake import PATH, FakeCarrier
 
 CARRIER = """
@@ -63,7 +71,6 @@ async def one_rate(
     errors = 0
     run = uuid.uuid4().hex[:6].upper()
     total = int(rate * seconds)
-    started = time.perf_counter()
 
     async def send(session: aiohttp.ClientSession, i: int) -> None:
         nonlocal errors
@@ -81,12 +88,7 @@ async def one_rate(
             if resp.status != 202:
                 errors += 1
 
-    async with aiohttp.ClientSession() as session:
-        tasks = []
-        for i in range(total):
-            await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
-            tasks.append(asyncio.create_task(send(session, i)))
-        await asyncio.gather(*tasks)
+    await open_loop(rate, total, send)
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(60):
             while not set(sent) <= set(carrier.arrived):

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,6 +72,22 @@ def refund_requested(
         | data,
     }
     return json.dumps(envelope, ensure_ascii=False).encode()
+
+
+async def open_loop(
+    rate: float,
+    total: int,
+    send: Callable[[aiohttp.ClientSession, int], Coroutine[Any, Any, None]],
+) -> None:
+    """Start `send(session, i)` for i in 0..total at `rate` a second, whatever the answers'
+    pace (an open loop), and wait for them all."""
+    started = time.perf_counter()
+    async with aiohttp.ClientSession() as session:
+        tasks = []
+        for i in range(total):
+            await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(send(session, i)))
+        await asyncio.gather(*tasks)
 
 
 def free_port() -> int:
