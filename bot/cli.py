@@ -77,6 +77,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--out", type=Path, default=None, help="file (default: stdout)")
     export.add_argument("--format", choices=["csv", "xlsx"], default="csv", help="file format")
+    connect = sub.add_parser(
+        "connect", help="first authorisation of a back-office system (tokens kept in the database)"
+    )
+    _config_arg(connect)
+    connect.add_argument("system", choices=["jushuitan"])
+    connect.add_argument(
+        "--code", default="", help="the code a 服务商 app's authorisation page handed back"
+    )
+    connect.add_argument(
+        "--auth-url", action="store_true", help="print the authorisation page of a 服务商 app"
+    )
+    connect.add_argument("--state", default="", help="passed through the authorisation page")
     outbox = sub.add_parser("outbox", help="outbox maintenance")
     outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
     requeue = outbox_sub.add_parser(
@@ -176,6 +188,12 @@ def main(argv: list[str] | None = None) -> int:
         from bot.outbox_cli import run_requeue
 
         return asyncio.run(run_requeue(settings, args.kind, args.since))
+    if args.command == "connect":
+        from bot.connect_cli import run_connect
+
+        return asyncio.run(
+            run_connect(settings, code=args.code, auth_url=args.auth_url, state=args.state)
+        )
     if args.command == "export":
         from bot import export
 

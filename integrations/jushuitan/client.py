@@ -8,15 +8,24 @@ Answer codes (ieu/jst-java `JstErrorCode`, from the docs' 错误码 page): 0 ok;
 100 token invalid or expired → refresh once; 150 a 服务商 app may not refresh (since
 2023-08-15) → the merchant authorises again; 199 (>5/s) and 200 (>100/min) → retry later.
 Anything else non-zero is a business refusal (`JushuitanApiError`).
+
+The first tokens (docId=23, 25 as ieu/jst-java `JstAccessTokenRequest` quotes them): a
+merchant's own app (自研应用) is authorised silently once approved and takes them from
+getInitToken with a 6-character code it makes up — done on first use when none are stored; a
+服务商 app sends the merchant to the authorisation page and exchanges the code it hands back
+at accessToken (`refundops connect jushuitan --code`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import secrets
+import string
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -50,6 +59,9 @@ CANCEL = "/open/jushuitan/orderbyoid/cancel"
 ORDERS = "/open/orders/single/query"
 REFUNDS = "/open/refund/single/query"
 REFRESH = "/openWeb/auth/refreshToken"
+INIT_TOKEN = "/openWeb/auth/getInitToken"
+CODE_TOKEN = "/openWeb/auth/accessToken"
+WHO = "聚水潭"
 
 OK = 0
 BAD_SIGN = 10
@@ -58,6 +70,8 @@ IP_NOT_ALLOWED = 110
 BAD_TIMESTAMP = 140
 REFRESH_FORBIDDEN = 150
 NO_PERMISSION = 190
+# getInitToken refused to a 服务商 app: reported by an integrator, not in the published codes.
+ONLY_SELF_BUILT = 21024
 RATE_PER_SECOND = 199
 RATE_PER_MINUTE = 200
 # Refresh this long before the token runs out (tokens live ~30 days; the SDK keeps 24 h).
@@ -185,11 +199,74 @@ class JushuitanClient:
     async def access_token(self) -> str:
         return await self.keeper.access_token()
 
+    async def connect(self, code: str = "") -> Tokens:
+        """The first tokens, kept in the store: from the merchant's `code` (a 服务商 app's
+        authorisation page), else from getInitToken (the merchant's own app)."""
+        async with self.tokens.lock():
+            fresh = await (self._exchange(code) if code else self._init())
+            self.keeper.held = fresh
+            return fresh
+
+    async def _init(self) -> Tokens:
+        code = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(6))
+        return await self._grant(INIT_TOKEN, code)
+
+    async def _exchange(self, code: str) -> Tokens:
+        return await self._grant(CODE_TOKEN, code)
+
+    async def _grant(self, path: str, code: str) -> Tokens:
+        form = {
+            "app_key": self.app_key,
+            "timestamp": str(int(self.clock.now().timestamp())),
+            "grant_type": "authorization_code",
+            "charset": "utf-8",
+            "code": code,
+        }
+        answer = await self._post(path, signing.signed(self.app_secret, form))
+        if answer.code == ONLY_SELF_BUILT:
+            raise AuthorizationError(
+                "聚水潭：这是服务商应用，不能静默取得 token（21024）。请运行 "
+                "refundops connect jushuitan --auth-url，让商家在授权页确认后用 --code 换取",
+                shop=WHO,
+            )
+        if answer.code != OK:
+            hint = (
+                "授权页给的 code 只能在 15 分钟内用一次：请重新授权后再用 --code 换取"
+                if path == CODE_TOKEN
+                else "请确认 warehouse.app_key / app_secret 属于已审核通过的自研应用"
+            )
+            raise AuthorizationError(
+                f"聚水潭授权失败：{answer.msg or answer.code}（{answer.code}）。{hint}",
+                shop=WHO,
+            )
+        fresh = self._tokens_of(answer, previous="")
+        await self.tokens.save(fresh)
+        log.info("聚水潭 tokens granted by %s", path.rsplit("/", 1)[-1])
+        return fresh
+
+    def _tokens_of(self, answer: Answer, *, previous: str) -> Tokens:
+        try:
+            data = TokenData.model_validate(answer.data)
+        except ValidationError as exc:
+            raise RetryableError("聚水潭 token 应答缺少 access_token") from exc
+        return Tokens(
+            access_token=data.access_token,
+            # The refresh token is single-use: the answer carries the next one.
+            refresh_token=data.refresh_token or previous,
+            expires_at=self.clock.now() + timedelta(seconds=data.expires_in)
+            if data.expires_in
+            else None,
+        )
+
     async def _renew(self, tokens: Tokens | None) -> Tokens:
-        if tokens is None or not tokens.refresh_token:
+        if tokens is None:
+            # Nothing stored and nothing configured: the first authorisation.
+            return await self._init()
+        if not tokens.refresh_token:
             raise AuthorizationError(
                 "聚水潭 access_token 已失效，且没有 refresh_token 可以刷新："
-                "请在聚水潭开放平台重新授权，并更新 warehouse.access_token / refresh_token"
+                "请运行 refundops connect jushuitan 重新取得授权",
+                shop=WHO,
             )
         form = {
             "app_key": self.app_key,
@@ -208,20 +285,10 @@ class JushuitanClient:
             )
             raise AuthorizationError(
                 f"聚水潭刷新 token 失败：{why or answer.msg or answer.code}（{answer.code}）。"
-                "请在聚水潭开放平台重新授权，并更新 warehouse.access_token / refresh_token"
+                "请运行 refundops connect jushuitan 重新取得授权",
+                shop=WHO,
             )
-        try:
-            data = TokenData.model_validate(answer.data)
-        except ValidationError as exc:
-            raise RetryableError("聚水潭刷新 token 的应答缺少 access_token") from exc
-        fresh = Tokens(
-            access_token=data.access_token,
-            # The refresh token is single-use: the answer carries the next one.
-            refresh_token=data.refresh_token or tokens.refresh_token,
-            expires_at=self.clock.now() + timedelta(seconds=data.expires_in)
-            if data.expires_in
-            else None,
-        )
+        fresh = self._tokens_of(answer, previous=tokens.refresh_token)
         await self.tokens.save(fresh)
         log.info("聚水潭 access_token refreshed")
         return fresh
@@ -239,7 +306,9 @@ class JushuitanClient:
             return await self._business(path, biz, token)
         except _TokenInvalidError as exc:
             raise AuthorizationError(
-                "聚水潭刷新后的 access_token 仍被拒绝（100）：请在聚水潭开放平台重新授权"
+                "聚水潭刷新后的 access_token 仍被拒绝（100）：请运行 refundops connect jushuitan "
+                "重新取得授权",
+                shop=WHO,
             ) from exc
 
     def form(self, biz: BaseModel, token: str) -> dict[str, str]:
@@ -282,6 +351,20 @@ class JushuitanClient:
             raise RetryableError(f"聚水潭 {path}: 应答无法解析") from exc
 
 
+def authorization_page(settings: WarehouseSettings, now: datetime, state: str = "") -> str:
+    """Where a 服务商 app sends the merchant to approve it; the page hands back a `code`
+    (the form is signed like any other: app_key, timestamp, charset[, state])."""
+    form = {
+        "app_key": settings.app_key,
+        "timestamp": str(int(now.timestamp())),
+        "charset": "utf-8",
+        "state": state,
+    }
+    given = {k: v for k, v in form.items() if v}
+    signed = signing.signed(settings.app_secret.get_secret_value(), given)
+    return f"{settings.auth_page}?{urlencode(signed)}"
+
+
 def refusal(path: str, code: int, message: str) -> Exception:
     """The error a non-zero answer code means (100 is handled by the caller)."""
     said = message or str(code)
@@ -306,5 +389,7 @@ def refusal(path: str, code: int, message: str) -> Exception:
             f"聚水潭认为请求时间不对（{code}）：请校准服务器时钟（误差须在 15 分钟内）"
         )
     if code == REFRESH_FORBIDDEN:
-        return AuthorizationError(f"聚水潭：服务商应用不能刷新 token，需商户重新授权（{code}）")
+        return AuthorizationError(
+            f"聚水潭：服务商应用不能刷新 token，需商户重新授权（{code}）", shop=WHO
+        )
     return JushuitanApiError(path, code, message)

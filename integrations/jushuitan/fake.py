@@ -1,10 +1,14 @@
 """FakeJushuitan: the 聚水潭 open-platform paths refundops uses, for tests and the demo.
 
 Written from the docs (docId=70 签名规则, docType=4&docId=263 订单转异常, 订单查询, 退货退款
-查询 docType=9&docId=38, docId=23 token) and the ieu/jst-java SDK, not from our client. It
+查询 docType=9&docId=38, docId=23/25 token) and the ieu/jst-java SDK, not from our client. It
 checks every call's form (`access_token, app_key, biz, charset, timestamp, version, sign`),
 the md5 signature (its own implementation), the timestamp (±15 min, code 140) and the token
-(code 100); refresh tokens are single-use and a refresh retires the old access token. Orders
+(code 100); refresh tokens are single-use and a refresh retires the old access token. First
+authorisation: a merchant's own app (`self_built`) gets its tokens from getInitToken with a
+6-character code it makes up, each code taken once; a 服务商 app is refused there (21024) and
+exchanges the code the merchant's authorisation page gave (`authorize`, 15 minutes, once) at
+accessToken. Either grant retires the tokens issued before it. Orders
 move between 待审核/已审核/发货中/已发货/异常/取消; 转异常 refuses shipped, cancelled and
 unknown orders one by one in `data.message`, as the SDK's answer model describes. Limits:
 ≤50 orders per 转异常/cancel, ≤20 so_ids per order query, refund query windows ≤7 days and
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,6 +35,11 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 FORMAT = "%Y-%m-%d %H:%M:%S"
 COMMON = ("access_token", "app_key", "biz", "charset", "timestamp", "version", "sign")
 REFRESH_FIELDS = ("app_key", "timestamp", "grant_type", "charset", "refresh_token", "scope", "sign")
+GRANT_FIELDS = ("app_key", "timestamp", "grant_type", "charset", "code", "sign")
+# getInitToken called by a 服务商 app (reported by an integrator who met it; not in the docs).
+ONLY_SELF_BUILT = 21024
+# How long an authorisation page's code can be exchanged (a CRMEB integration's note).
+CODE_TTL = timedelta(minutes=15)
 # A business refusal: the docs give no number for "bad business parameter" on these paths.
 BUSINESS = 1
 
@@ -84,6 +94,7 @@ class FakeRefund:
     shop_id: int = 10001
     l_id: str = ""
     logistics_company: str = ""
+    question_type: str = ""
 
 
 @dataclass
@@ -120,12 +131,21 @@ class FakeJushuitan:
     ship_before_questions: set[str] = field(default_factory=set)
     refreshes: int = 0
     bad_signatures: int = 0
+    # A merchant's own app (自研应用: getInitToken), else a 服务商 app (authorisation page).
+    self_built: bool = True
+    # Tokens issued by getInitToken / accessToken; codes the authorisation page handed out.
+    grants: list[str] = field(default_factory=list)
+    page_codes: dict[str, datetime] = field(default_factory=dict)
     _used_refresh: set[str] = field(default_factory=set)
+    _used_codes: set[str] = field(default_factory=set)
+    _issued: int = 1
     _serial: int = 3000000
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/openWeb/auth/refreshToken", self._refresh)
+        app.router.add_post("/openWeb/auth/getInitToken", self._init_token)
+        app.router.add_post("/openWeb/auth/accessToken", self._code_token)
         for path, handler in (
             ("/open/webapi/orderapi/questionorder/questions", self._questions),
             ("/open/jushuitan/orderbyoid/cancel", self._cancel),
@@ -165,6 +185,12 @@ class FakeJushuitan:
     ) -> None:
         """Fail the next `n` business calls (only those to `path`, when given)."""
         self.failures += [Failure(how, code, msg, path) for _ in range(n)]
+
+    def authorize(self) -> str:
+        """The merchant approves a 服务商 app on its authorisation page: the code it hands over."""
+        code = f"{secrets.randbelow(10**10):010d}"
+        self.page_codes[code] = self.now()
+        return code
 
     def revoke_token(self) -> None:
         """The access token stops working (expired or revoked); the refresh token still works."""
@@ -251,8 +277,54 @@ class FakeJushuitan:
             return _answer(BUSINESS, "refresh_token 无效或已使用")
         self._used_refresh.add(given)
         self.refreshes += 1
-        self.access_token = f"jst-access-{self.refreshes + 1}"
-        self.refresh_token = f"jst-refresh-{self.refreshes + 1}"
+        return self._issue()
+
+    async def _init_token(self, request: web.Request) -> web.StreamResponse:
+        """getInitToken: a merchant's own app, authorised silently once approved; `code` is a
+        6-character value the caller makes up (docId=23: 随机创建六位字符串)."""
+        form, refused = await self._grant_form(request)
+        if refused is not None:
+            return refused
+        if not self.self_built:
+            return _answer(ONLY_SELF_BUILT, "仅支持自有应用")
+        code = form["code"]
+        if len(code) != 6:
+            return _answer(BUSINESS, "code 须为六位随机字符串")
+        if code in self._used_codes:
+            return _answer(BUSINESS, "code 已使用，请重新生成")
+        self._used_codes.add(code)
+        self.grants.append("getInitToken")
+        return self._issue()
+
+    async def _code_token(self, request: web.Request) -> web.StreamResponse:
+        """accessToken: a 服务商 app exchanges the code the authorisation page gave (docId=25)."""
+        form, refused = await self._grant_form(request)
+        if refused is not None:
+            return refused
+        issued = self.page_codes.pop(form["code"], None)
+        if issued is None or self.now() - issued > CODE_TTL:
+            return _answer(BUSINESS, "code 无效或已过期，请重新授权")
+        self.grants.append("accessToken")
+        return self._issue()
+
+    async def _grant_form(self, request: web.Request) -> tuple[dict[str, str], web.Response | None]:
+        if request.content_type != "application/x-www-form-urlencoded":
+            return {}, _answer(BUSINESS, "Content-Type 须为 application/x-www-form-urlencoded")
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        problem = self._check(form, GRANT_FIELDS)
+        if problem is not None:
+            return form, _answer(*problem)
+        if form["grant_type"] != "authorization_code" or form["charset"] != "utf-8":
+            return form, _answer(BUSINESS, "grant_type 须为 authorization_code，charset 须为 utf-8")
+        return form, None
+
+    def _issue(self) -> web.Response:
+        """A new token pair; the pair issued before it stops working."""
+        if self.refresh_token:
+            self._used_refresh.add(self.refresh_token)
+        self._issued += 1
+        self.access_token = f"jst-access-{self._issued}"
+        self.refresh_token = f"jst-refresh-{self._issued}"
         data = {
             "access_token": self.access_token,
             "expires_in": self.token_ttl_s,
@@ -384,6 +456,7 @@ class FakeJushuitan:
                 "shop_id": r.shop_id,
                 "l_id": r.l_id,
                 "logistics_company": r.logistics_company,
+                "question_type": r.question_type,
                 "modified": r.modified.astimezone(SHANGHAI).strftime(FORMAT),
                 "as_date": r.modified.astimezone(SHANGHAI).strftime(FORMAT),
             }
