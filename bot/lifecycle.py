@@ -123,6 +123,8 @@ def contexts(
             runner.run
             for runner in shops.tmc_runners(app[SERVICES], app[HTTP], app[DISPATCHER].shops)
         ]
+        if (after_sales := backoffice.after_sale_puller(app[SERVICES], app[HTTP])) is not None:
+            loops.append(after_sales.run)
         if app[SETTINGS].simulator.enabled:
             loops.append(partial(simulate, app))
         tasks = [

@@ -1,7 +1,8 @@
 """`[warehouse]`: which ERP stops a parcel before it leaves, and its app's keys.
 
-Secrets (`app_secret`, `access_token`, `refresh_token`) come from the secrets file or the
-environment (`REFUNDOPS_WAREHOUSE__APP_SECRET`, …), never the config file.
+Secrets (`app_secret`, and `access_token` / `refresh_token` when given at all) come from the
+secrets file or the environment (`REFUNDOPS_WAREHOUSE__APP_SECRET`, …), never the config
+file. Without tokens, the first ones are obtained and kept in the database (client.py).
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from handlers.config import Section
 
 PRODUCTION_BASE = "https://openapi.jushuitan.com"
 SANDBOX_BASE = "https://dev-api.jushuitan.com"
+AUTH_PAGE = "https://openweb.jushuitan.com/auth"
 
 
 class WarehouseSettings(Section):
     connector: Literal["none", "jushuitan"] = "none"
     api_base: str = PRODUCTION_BASE
+    # Where a 服务商 app sends the merchant to approve it (`refundops connect jushuitan`).
+    auth_page: str = AUTH_PAGE
     app_key: str = ""
     app_secret: SecretStr = SecretStr("")
     access_token: SecretStr = SecretStr("")
@@ -37,10 +41,14 @@ class WarehouseSettings(Section):
     # Stop requests arriving within this long go to JST in one call (≤50 orders).
     batch_window_s: float = Field(default=0.5, ge=0, le=30)
     timeout_s: float = Field(default=10.0, gt=0)
-    # After-sale source (optional): JST shop_id → our `[[shops]]` id, and how far back to start.
+    # After-sale source (optional): pulled every `pull_interval_s` by one instance at a time;
+    # JST shop_id → our shop id (`[[shops]]` or what [[groups]] shops name), how far back to
+    # start, and how much of the last window to read again (late writes).
+    pull_after_sales: bool = False
+    pull_interval_s: float = Field(default=60.0, ge=1, le=3600)
     shops: dict[str, str] = Field(default_factory=dict)
     pull_start_h: float = Field(default=24.0, gt=0, le=24 * 30)
-    pull_overlap_s: float = Field(default=300.0, ge=0)
+    pull_overlap_s: float = Field(default=300.0, ge=0, le=24 * 3600)
 
 
 def config_problems(settings: WarehouseSettings) -> list[str]:
@@ -55,16 +63,15 @@ def config_problems(settings: WarehouseSettings) -> list[str]:
             f"warehouse.api_base {settings.api_base!r} does not start with http:// or https:// "
             f"(production {PRODUCTION_BASE}, sandbox {SANDBOX_BASE})"
         )
-    for key in ("app_secret", "access_token"):
-        value: SecretStr = getattr(settings, key)
-        if not value.get_secret_value():
-            found.append(
-                f"missing secret warehouse.{key} (in the secrets file under [warehouse], "
-                f"or REFUNDOPS_WAREHOUSE__{key.upper()})"
-            )
-    if not settings.refresh_token.get_secret_value():
+    if not settings.app_secret.get_secret_value():
+        found.append(
+            "missing secret warehouse.app_secret (in the secrets file under [warehouse], "
+            "or REFUNDOPS_WAREHOUSE__APP_SECRET)"
+        )
+    if settings.access_token.get_secret_value() and not settings.refresh_token.get_secret_value():
         found.append(
             "missing secret warehouse.refresh_token (without it an expired access_token "
-            "cannot be renewed; REFUNDOPS_WAREHOUSE__REFRESH_TOKEN)"
+            "cannot be renewed; REFUNDOPS_WAREHOUSE__REFRESH_TOKEN, or leave both out and "
+            "run refundops connect jushuitan)"
         )
     return found
