@@ -56,12 +56,14 @@ async def on_transfer_result(
         await move(tx, case, T.FAIL, actor=tx.svc.settings.payout.provider, data=data)
         await payouts.update(case.id, now=tx.now, provider_status=provider_status or "FAIL")
     else:
-        await payouts.update(case.id, now=tx.now, provider_status=provider_status or status.upper())
+        # The case row first, as every other branch and the notification do: two instances
+        # recording one bill (the poll, the notification) never wait on each other in a ring.
         if status == "waiting_buyer" and not transfer.waiting:
             await _ask_buyer(tx, case, data, confirm)
         elif transfer.dump() != before:
             await tx.cases.touch(case, now=tx.now, data=data.dump())
             await tx.sync_card(case)
+        await payouts.update(case.id, now=tx.now, provider_status=provider_status or status.upper())
 
 
 async def _ask_buyer(tx: Tx, case: Case, data: PayoutData, confirm: str) -> None:
