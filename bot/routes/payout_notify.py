@@ -8,6 +8,8 @@ the bill is: recording it twice, or after the poll already did, changes nothing.
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
 from bot.keys import SERVICES, SETTINGS
@@ -21,12 +23,15 @@ from integrations.wechatpay.notify import (
     TransferNotice,
     WechatPayNotifications,
 )
+from storage.repositories import StaleCaseError
 from storage.repositories.payouts import PayoutRepository
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 NOTICE = web.RequestKey("wechatpay_notice", TransferNotice)
 # Payouts in flight looked through for the bill a notification names.
 IN_FLIGHT = 1000
+STALE_RETRIES = 5
 
 
 def _fail(status: int, message: str) -> web.Response:
@@ -55,6 +60,21 @@ class WechatPayNotice:
 @verified(WechatPayNotice())
 async def wechatpay_notify(request: web.Request) -> web.StreamResponse:
     notice = request[NOTICE]
+    # The payout may change under us (the poll, a card update on another instance): read it
+    # again; if it keeps changing, WeChat Pay is asked to send the notification again.
+    for _ in range(STALE_RETRIES):
+        try:
+            await _settle(request, notice)
+        except StaleCaseError:
+            continue
+        return web.Response(status=204)
+    log.warning(
+        "WeChat Pay notification for %s not recorded: the payout kept changing", notice.out_bill_no
+    )
+    return _fail(503, "busy, send again")
+
+
+async def _settle(request: web.Request, notice: TransferNotice) -> None:
     result = notice.result
     async with request.app[SERVICES].tx() as tx:
         payouts = PayoutRepository(tx.session)
@@ -72,4 +92,3 @@ async def wechatpay_notify(request: web.Request) -> web.StreamResponse:
                 detail=result.detail,
                 confirm=result.confirm,
             )
-    return web.Response(status=204)
