@@ -54,6 +54,8 @@ class WarehouseSettings(Section):
 def config_problems(settings: WarehouseSettings) -> list[str]:
     """What `[warehouse]` still needs for its connector, named as the config and env spell it."""
     if settings.connector != "jushuitan":
+        if settings.pull_after_sales:
+            return ['warehouse.pull_after_sales needs warehouse.connector = "jushuitan"']
         return []
     found: list[str] = []
     if not settings.app_key:

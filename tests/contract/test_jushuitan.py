@@ -450,3 +450,5 @@ def test_jushuitan_config_problems_name_each_missing_key() -> None:
     )
     [missing] = config_problems(half)
     assert "REFUNDOPS_WAREHOUSE__REFRESH_TOKEN" in missing
+    [nothing_to_pull] = config_problems(WarehouseSettings(pull_after_sales=True))
+    assert 'connector = "jushuitan"' in nothing_to_pull
