@@ -14,6 +14,7 @@ from handlers.payout.data import PayoutData
 from handlers.payout.machine import KIND_TEXT, S
 from handlers.ports import Payouts, TransferOrder, TransferResult, TransferStatus
 from storage.models import Case, OutboxItem
+from storage.repositories import StaleCaseError
 from storage.repositories.payouts import PayoutRepository
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 # and about one waiting for the buyer to confirm receipt (that can take a day).
 ASK_AGAIN_S = 30.0
 ASK_BUYER_S = 300.0
+STALE_RETRIES = 5
 OUTCOME: dict[TransferStatus, payout.TransferOutcome] = {
     TransferStatus.SUCCESS: "success",
     TransferStatus.FAILED: "failed",
@@ -90,6 +92,25 @@ def _title(case: Case) -> str:
 
 
 async def _record(d: Dispatcher, item: OutboxItem, biz_no: str, result: TransferResult) -> None:
+    # The payout may change meanwhile (the shop system's answer, a notification on another
+    # instance): read it again; still changing, the provider is asked again later.
+    for attempt in range(STALE_RETRIES):
+        try:
+            await _apply(d, item, biz_no, result)
+            break
+        except StaleCaseError as exc:
+            if attempt == STALE_RETRIES - 1:
+                raise RetryableError(f"transfer {biz_no}: the payout kept changing") from exc
+    if result.status is TransferStatus.WAITING_BUYER:
+        raise ThrottledError(f"transfer {biz_no} waits for the buyer", defer=ASK_BUYER_S)
+    if result.status not in (TransferStatus.SUCCESS, TransferStatus.FAILED):
+        raise RetryableError(
+            f"transfer {biz_no}: {result.status.value} {result.detail}".strip(),
+            defer=ASK_AGAIN_S,
+        )
+
+
+async def _apply(d: Dispatcher, item: OutboxItem, biz_no: str, result: TransferResult) -> None:
     async with d.svc.tx() as tx:
         case = await tx.cases.get(item.case_pk or 0)
         if case is not None:
@@ -103,13 +124,6 @@ async def _record(d: Dispatcher, item: OutboxItem, biz_no: str, result: Transfer
                 detail=result.detail,
                 confirm=result.confirm,
             )
-    if result.status is TransferStatus.WAITING_BUYER:
-        raise ThrottledError(f"transfer {biz_no} waits for the buyer", defer=ASK_BUYER_S)
-    if result.status not in (TransferStatus.SUCCESS, TransferStatus.FAILED):
-        raise RetryableError(
-            f"transfer {biz_no}: {result.status.value} {result.detail}".strip(),
-            defer=ASK_AGAIN_S,
-        )
 
 
 async def gave_up(tx: Tx, case: Case, item: OutboxItem, error: str) -> None:
