@@ -59,7 +59,7 @@ from tests.support.processes import assert_no_tracebacks, free_port
 pytestmark = [pytest.mark.chaos, pytest.mark.postgres, pytest.mark.redis]
 
 EVENTS = int(os.environ.get("REFUNDOPS_CHAOS_EVENTS", "160"))
-PAYOUTS = max(12, EVENTS // 8)
+PAYOUTS = max(10, EVENTS // 16)
 ERP_AFTER_SALES = max(6, EVENTS // 20)
 FAIL_RATE = 0.3
 LOSE_RATE = 0.15
@@ -463,7 +463,8 @@ def plan(rng: random.Random) -> tuple[list[Send], dict[str, dict[str, Any]]]:
     deadline = (datetime.now(UTC) + timedelta(days=3)).isoformat()
     sends: list[Send] = []
     valid: dict[str, dict[str, Any]] = {}
-    payouts = {n * EVENTS // PAYOUTS: k for k, n in enumerate(range(PAYOUTS))}
+    # Payouts come in the first half, so that most are confirmed while instances are killed.
+    payouts = {n * EVENTS // (2 * PAYOUTS): n for n in range(PAYOUTS)}
     for n in range(EVENTS):
         if n in payouts:
             event = payout_event(rng, payouts[n])
@@ -646,6 +647,7 @@ async def finance(
     the number of commands said."""
     said = 0
     states: dict[str, str] = {}
+    before: dict[str, str] = {}
     engine = create_async_engine(url)
     timeout = aiohttp.ClientTimeout(total=20)
     try:
@@ -658,14 +660,17 @@ async def finance(
                     states = {str(case_id): str(state) for case_id, state in found.all()}
                 if all(states.get(p) in ("paying", "paid", "failed") for p in payout_ids):
                     return said
-                for payout_id in sorted(payout_ids):
-                    state = states.get(payout_id)
-                    if state not in ("requested", "approved"):
-                        continue
-                    user, verb = ("sup1", "通过") if state == "requested" else ("fin1", "打款确认")
-                    line = f"{verb} {payout_id}"
+                if states != before:
+                    sending.progress()
+                    before = states
+                lines = [
+                    ("sup1", f"通过 {p}") if states[p] == "requested" else ("fin1", f"打款确认 {p}")
+                    for p in sorted(payout_ids)
+                    if states.get(p) in ("requested", "approved")
+                ]
 
-                    async def say(slot: Instance, user: str = user, line: str = line) -> int:
+                async def say(user: str, line: str) -> None:
+                    async def post(slot: Instance) -> int:
                         async with session.post(
                             f"{slot.url}/sandbox/api/groups/finance/say",
                             json={"user": user, "text": line},
@@ -673,8 +678,11 @@ async def finance(
                             await resp.read()
                             return resp.status
 
-                    await post_anywhere(slots, rng, tally, say, 200, line)
-                    said += 1
+                    await post_anywhere(slots, rng, tally, post, 200, line)
+
+                # People in a finance group act on different payouts at once.
+                await asyncio.gather(*(say(user, line) for user, line in lines))
+                said += len(lines)
                 await asyncio.sleep(0.5)
     finally:
         await engine.dispose()
@@ -683,12 +691,19 @@ async def finance(
 
 @dataclass
 class Sending:
-    """When the signed traffic ended: the chat and buyer loops give up SETTLE_S after it."""
+    """When the signed traffic ended: the chat and buyer loops give up once nothing has moved
+    for SETTLE_S after it."""
 
     ended: float | None = None
+    moved: float = field(default_factory=time.monotonic)
+
+    def progress(self) -> None:
+        self.moved = time.monotonic()
 
     def overdue(self) -> bool:
-        return self.ended is not None and time.monotonic() - self.ended > SETTLE_S
+        if self.ended is None:
+            return False
+        return time.monotonic() - max(self.ended, self.moved) > SETTLE_S
 
 
 async def buyers(
@@ -711,6 +726,7 @@ async def buyers(
                     continue
                 choice = rng.choices(list(BUYERS), weights=list(BUYERS.values()))[0]
                 decided[no] = choice
+                sending.progress()
                 if choice == "wait":
                     continue
                 (pay.confirm if choice == "confirm" else pay.refuse)(no)
