@@ -52,7 +52,8 @@ ENDED = {"SUCCESS": "success", "CLOSED": "closed"}
 
 @dataclass(frozen=True)
 class Position:
-    """Where the pull stands: a window (its end fixed once read), a page, the window's size."""
+    """Where the pull stands: a window (its end fixed once read), a page, and how many rows
+    the window held when last read."""
 
     begin: datetime
     end: datetime | None = None
