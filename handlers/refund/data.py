@@ -9,8 +9,9 @@ from typing import Any
 from pydantic import Field
 
 from handlers.case_data import CaseData, InterceptShown, Nullable, Stored
+from handlers.condition import RefundFacts
 from handlers.refund.machine import RefundState
-from handlers.rules import RefundFacts
+from handlers.schema import RefundRequested
 from storage.models import Case
 
 
@@ -194,6 +195,19 @@ def approval_role(case: Case) -> str:
     if case.state == RefundState.ESCALATED:
         return "supervisor"
     return RefundData.of(case).review_role or "agent"
+
+
+def facts_of_request(shop: str, platform: str, request: RefundRequested) -> RefundFacts:
+    """What the rules see of a refund request before its case exists (as `facts_of` will)."""
+    return RefundFacts(
+        platform=platform,
+        shop=shop,
+        kind=request.kind or "refund_only",
+        shipping=request.shipping.status or "unshipped",
+        amount_fen=request.amount,
+        order_amount_fen=request.order_amount,
+        reason=request.reason[:255],
+    )
 
 
 def facts_of(case: Case) -> RefundFacts:
