@@ -140,6 +140,11 @@ class Awaiting(Stored):
     since: str
 
 
+# `RefundData.stop_wait`: the refund waits for 截单; the stop did not succeed, a person decides.
+WAITING_FOR_STOP = "waiting"
+STOP_UNCONFIRMED = "person"
+
+
 class RefundData(CaseData):
     refund: Request = Field(default_factory=Request)
     order_amount_fen: Nullable[int] = None
@@ -155,6 +160,9 @@ class RefundData(CaseData):
     # 截单 at the warehouse: requested, pending, manual, done or "failed: <why>".
     stop_shipment: str = ""
     stop_attempt: int = 0
+    # An automatic refund above [rules] refund_before_stop_max: "waiting" for 截单 before it
+    # is sent; "person" when the stop did not succeed and a person decides (refund.hold).
+    stop_wait: str = ""
     intercept: InterceptShown | None = None
     qc: Qc | None = None
     amount_refused: AmountRefused | None = None
