@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 import tomllib
+from collections.abc import Sequence
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -14,7 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.config_check import notes, problems
+from bot.config_check import problems
+from bot.config_report import check_files
 from bot.settings import ConfigError, Settings, load_settings
 from handlers import masking
 from integrations.simulator import backoffice, platforms
@@ -56,6 +58,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     check = sub.add_parser("check-config", help="name every problem in a config and exit non-zero")
     _config_arg(check)
+    rules = sub.add_parser(
+        "rules", help="print the effective rule table, defaults included, in order"
+    )
+    _config_arg(rules)
+    rules_sub = rules.add_subparsers(dest="rules_command")
+    rules_test = rules_sub.add_parser(
+        "test", help="which rule an event hits, and why each rule before it did not"
+    )
+    # Given after `test` or before it (`rules --config FILE test …`): a default here would
+    # overwrite the one given before.
+    rules_test.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML config")
+    rules_test.add_argument(
+        "--secrets", type=Path, default=argparse.SUPPRESS, help="TOML secrets file"
+    )
+    rules_test.add_argument(
+        "--event", type=Path, required=True, help="a refund event as POST /api/v1/events takes it"
+    )
     dig = sub.add_parser("digest", help="print a group's daily digest; --send posts it")
     _config_arg(dig)
     dig.add_argument("--group", required=True, help="group id from [[groups]]")
@@ -113,10 +132,33 @@ def _load(args: argparse.Namespace, **kwargs: Any) -> Settings:
     return load_settings(config, secrets=args.secrets, **kwargs)
 
 
-def _fail(lines: list[str]) -> int:
+def _fail(lines: Sequence[str]) -> int:
     for line in lines:
         print(f"✗ {line}", file=sys.stderr)
     return 2
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    """Every problem in one run, each at its file, section and key, with how to fix it."""
+    config = args.config
+    if config is None and DEFAULT_CONFIG.exists():
+        config = DEFAULT_CONFIG
+    report = check_files(config, args.secrets)
+    for note in report.notes:
+        print(f"· {note}")
+    if report.findings:
+        _fail([f.line() for f in report.findings])
+        n = len(report.findings)
+        print(f"{n} problem{'' if n == 1 else 's'}", file=sys.stderr)
+        return 2
+    settings = report.settings
+    assert settings is not None
+    print(
+        f"✓ config ok: {len(settings.groups)} groups, {len(settings.staff)} staff, "
+        f"channels {', '.join(sorted(settings.channels)) or 'none'}, "
+        f"{len(settings.shops)} shops"
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,22 +191,16 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     overrides["shops"] = [platforms.demo_shop(args.via, base)]
                 settings = _load(args, base=demo_base(), overrides=overrides, demo=True)
+        elif args.command == "check-config":
+            return _check_config(args)
         else:
             settings = _load(args)
     except ConfigError as exc:
         return _fail(exc.problems)
-    if args.command == "check-config":
-        for note in notes(settings):
-            print(f"· {note}")
-        found = problems(settings)
-        if found:
-            return _fail(found)
-        print(
-            f"✓ config ok: {len(settings.groups)} groups, {len(settings.staff)} staff, "
-            f"channels {', '.join(sorted(settings.channels)) or 'none'}, "
-            f"{len(settings.shops)} shops"
-        )
-        return 0
+    if args.command == "rules":
+        from bot.rules_cli import run_rules
+
+        return run_rules(settings, getattr(args, "event", None))
     if args.command == "digest":
         from bot.digest_cli import run_digest
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from bot import dingtalk, dispatch, shops, transfer, wecom
 from bot.dispatch import Performers
 from bot.keys import DINGTALK_HTTP, SANDBOX, SERVICES
-from commands import case, dead_letter, digest, fold, general, logistics, payout, reply
+from commands import case, dead_letter, digest, fold, general, logistics, payout, reply, rule
 from commands.router import Router
 from handlers.channel import Channel
 from integrations.sandbox.channel import SandboxChannel
@@ -28,6 +28,7 @@ def commands() -> Router:
         logistics.router,
         payout.router,
         reply.router,
+        rule.router,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeGuard
 
@@ -297,24 +297,44 @@ def _lookup(data: Any, parts: list[str], shown: str) -> list[str]:
 
 
 def describe_validation_error(exc: ValidationError) -> list[str]:
+    return [text for _, text in validation_errors(exc)]
+
+
+Loc = tuple[int | str, ...]
+
+
+def validation_errors(
+    exc: ValidationError, numbered: Callable[[Loc], Loc] | None = None
+) -> list[tuple[Loc, str]]:
+    """Each error of a failed load: where it is (the keys down to it) and what is wrong;
+    `numbered` gives the entries the numbers the text shows."""
     problems = []
     for err in exc.errors():
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
+        loc = tuple(err["loc"])
+        shown = numbered(loc) if numbered is not None else loc
+        shown = shown[:1] + shown[2:] if shown[:2] == ("rules", "rows") else shown
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in shown).lstrip(".")
         if err["type"] == "extra_forbidden":
-            problems.append(f"unknown key {where}")
-        elif err["type"] == "missing" and err["loc"][0] == "groups" and where.endswith(".channel"):
+            text = f"unknown key {where}"
+        elif err["type"] == "missing" and loc[0] == "groups" and where.endswith(".channel"):
             live = ", ".join(c for c in CHANNELS if c != "sandbox")
-            problems.append(f"missing key {where}: a group has no default channel (one of {live})")
+            text = f"missing key {where}: a group has no default channel (one of {live})"
         elif err["type"] == "missing":
-            problems.append(f"missing key {where}")
-        elif err["type"] == "enum" and (key := _enum_key(err["loc"])) in ENUM_KEYS:
+            text = f"missing key {where}"
+        elif err["type"] == "enum" and (key := _enum_key(loc)) in ENUM_KEYS:
             noun, values = ENUM_KEYS[key]
-            problems.append(
-                f"{where}: unknown {noun} {err['input']!r} (one of {', '.join(values)})"
-            )
+            text = f"{where}: unknown {noun} {err['input']!r} (one of {', '.join(values)})"
         else:
-            problems.append(f"{where or 'config'}: {err['msg']}")
+            text = f"{where or 'config'}: {err['msg'].removeprefix('Value error, ')}"
+        problems.append((loc, text))
     return problems
+
+
+def rules_as_table(data: dict[str, Any]) -> dict[str, Any]:
+    """`[[rules]]` tables alone are `[rules]`'s rows: one shape, which env overrides can join."""
+    if isinstance(data.get("rules"), list):
+        return data | {"rules": {"rows": data["rules"]}}
+    return data
 
 
 def _enum_key(loc: tuple[int | str, ...]) -> str:
@@ -364,7 +384,7 @@ def load_settings(
             problems.append(f"demo is written in {secrets.name}: remove it")
         data = merge_secrets(data, secret_data)
     data = deep_merge(data, overrides or {})
-    data = shop_secrets_from_env(data, os.environ)
+    data = rules_as_table(shop_secrets_from_env(data, os.environ))
     if "demo" in (overrides or {}):
         problems.append("demo is not an override: only `refundops demo` runs the demo")
     data["demo"] = demo

@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from handlers.platforms import platform_ids
 
 
 class Role(StrEnum):
@@ -38,6 +40,20 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ConfigProblem(str):
+    """One thing wrong in the configuration, as text, with where it is (`path`, the keys down
+    to it: `("groups", 1, "chat_id")`) and how to fix it when the text does not say."""
+
+    path: tuple[str | int, ...]
+    fix: str
+
+    def __new__(cls, text: str, path: tuple[str | int, ...] = (), fix: str = "") -> ConfigProblem:
+        made = super().__new__(cls, text)
+        made.path = path
+        made.fix = fix
+        return made
+
+
 class BotSettings(Section):
     name: str = "refundops"
     admin_group: str = ""
@@ -56,6 +72,8 @@ class GroupSettings(Section):
     platforms: list[str] = []
     kinds: list[str] = []
     max_per_minute: int = Field(default=0, ge=0)
+
+    _platforms = field_validator("platforms")(staticmethod(platform_ids))
 
     def routes(self, *, shop: str, platform: str, kind: str) -> bool:
         return all(
@@ -99,6 +117,29 @@ class RuleSettings(Section):
     reasons: list[str] = []
     actions: list[str] = []
     review_role: Role = Role.AGENT
+
+    # Platform ids or the names people write (淘宝, 抖音 …), kept as ids.
+    _platforms = field_validator("platforms")(staticmethod(platform_ids))
+
+
+class RulesSettings(Section):
+    """`[rules]`: the team's own rows (`[[rules]]`, or `[[rules.rows]]` beside the keys below),
+    evaluated before the defaults unless `replace_defaults`, and when an automatic refund of an
+    unshipped order waits for the warehouse to stop it first."""
+
+    rows: list[RuleSettings] = []
+    replace_defaults: bool = False
+    # Yuan. An auto-approved unshipped refund above this is sent only once 截单 succeeded;
+    # 0: every one waits (a stop that fails never leaves money and goods both gone).
+    refund_before_stop_max: Decimal = Field(
+        default=Decimal(0), ge=0, max_digits=11, decimal_places=2
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rows_alone(cls, data: Any) -> Any:
+        """`[[rules]]` tables alone are the rows, with the keys above at their defaults."""
+        return {"rows": data} if isinstance(data, list) else data
 
 
 class TimerSettings(Section):
@@ -207,7 +248,7 @@ class DomainSettings(BaseModel):
     bot: BotSettings = BotSettings()
     groups: list[GroupSettings] = []
     staff: list[StaffSettings] = []
-    rules: list[RuleSettings] | None = None
+    rules: RulesSettings = RulesSettings()
     timers: TimerSettings = TimerSettings()
     digest: DigestSettings = DigestSettings()
     commerce: ModeSettings = ModeSettings()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 # id → how cards show it. `wechat_channels` is the id events have always used for 视频号;
 # `wechat` is what a `[[shops]]` entry may call it.
 PLATFORMS: dict[str, str] = {
@@ -39,8 +42,47 @@ def platform_id(name: str) -> str:
     lowered = value.lower()
     if lowered in PLATFORMS:
         return lowered
-    known = ", ".join(p for p in PLATFORMS if p != "wechat_channels")
-    raise ValueError(f"{name!r} is not a platform id (one of {known}, or 淘宝 天猫 抖音 …)")
+    raise ValueError(f"{_not_one(name)} ({KNOWN})")
+
+
+KNOWN = (
+    "one of " + ", ".join(p for p in PLATFORMS if p != "wechat_channels") + ", or 淘宝 天猫 抖音 …"
+)
+
+
+def _not_one(name: str) -> str:
+    guess = suggest(name, [*PLATFORMS, *ALIASES])
+    meant = f"; did you mean `{ALIASES.get(guess, guess)}`?" if guess else ""
+    return f"`{name}` is not a platform id{meant}"
+
+
+def platform_ids(names: Iterable[str]) -> list[str]:
+    """The ids `names` mean, in order, once each; 视频号 is both ids events have used for it.
+    ValueError naming every name that is none (with a suggestion)."""
+    ids: list[str] = []
+    wrong: list[str] = []
+    for name in names:
+        try:
+            found = platform_id(name)
+        except ValueError:
+            wrong.append(_not_one(name))
+            continue
+        for one in WECHAT if found in WECHAT else (found,):
+            if one not in ids:
+                ids.append(one)
+    if wrong:
+        raise ValueError(f"{'; '.join(wrong)} ({KNOWN})")
+    return ids
+
+
+# The ids 视频号 goes by: a rule or a group naming one takes events carrying either.
+WECHAT = ("wechat", "wechat_channels")
+
+
+def suggest(word: str, known: Iterable[str]) -> str:
+    """The known value `word` most likely meant to be, or '' when none is close."""
+    close = difflib.get_close_matches(word.strip(), list(known), n=1, cutoff=0.5)
+    return close[0] if close else ""
 
 
 def label(platform: str) -> str:

@@ -1,18 +1,25 @@
 """The team's rules: a decision table evaluated top-down; the first matching row decides.
 
 The defaults are the four refund paths (DESIGN §1) plus auto-approval of price-difference
-refunds within a tolerance. A `[[rules]]` table in the config replaces them as a whole.
+refunds within a tolerance. The config's own rows (`[[rules]]`) come first, then the defaults
+(less any a row of the config's replaces by taking its name), unless `[rules] replace_defaults`.
+Each row is a list of conditions that say their own boundary ("amount ≤ ¥30.00"), so the
+table, and why a refund took the row it took, can be shown as they are evaluated.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
-from handlers.config import RuleSettings
-from handlers.money import fen_to_yuan
+from handlers.condition import Condition, RefundFacts, conditions
+from handlers.config import ConfigProblem, RuleSettings, RulesSettings
+from handlers.money import format_fen, yuan_to_fen
+from handlers.platforms import suggest
 
 
 class Action(StrEnum):
@@ -21,6 +28,15 @@ class Action(StrEnum):
     STOP_SHIPMENT = "stop_shipment"
     REQUIRE_REVIEW = "require_review"
     AWAIT_RETURN = "await_return"
+
+
+ACTION_TEXT = {
+    Action.AUTO_APPROVE: "自动通过",
+    Action.REQUEST_INTERCEPT: "申请拦截",
+    Action.STOP_SHIPMENT: "截单",
+    Action.REQUIRE_REVIEW: "人工审核",
+    Action.AWAIT_RETURN: "等待退货",
+}
 
 
 # Of these, exactly one decides where the case goes next; stop_shipment rides along.
@@ -64,21 +80,6 @@ FALLBACK = RuleSettings(name="default-review", actions=["require_review"], revie
 
 
 @dataclass(frozen=True)
-class RefundFacts:
-    platform: str
-    shop: str
-    kind: str
-    shipping: str
-    amount_fen: int
-    order_amount_fen: int | None
-    reason: str
-
-    @property
-    def partial(self) -> bool:
-        return self.order_amount_fen is not None and self.amount_fen < self.order_amount_fen
-
-
-@dataclass(frozen=True)
 class Decision:
     rule: str
     actions: frozenset[Action]
@@ -90,71 +91,242 @@ class Decision:
         return action
 
 
-def matches(rule: RuleSettings, facts: RefundFacts) -> bool:
-    amount = fen_to_yuan(facts.amount_fen)
-    return (
-        (not rule.platforms or facts.platform in rule.platforms)
-        and (not rule.shops or facts.shop in rule.shops)
-        and (not rule.kinds or facts.kind in rule.kinds)
-        and (not rule.shipping or facts.shipping in rule.shipping)
-        and (rule.scope == "any" or (rule.scope == "partial") == facts.partial)
-        and (rule.min_amount is None or amount >= rule.min_amount)
-        and (rule.max_amount is None or amount <= rule.max_amount)
-        and (not rule.reasons or any(r in facts.reason for r in rule.reasons))
-    )
+def actions_text(rule: RuleSettings) -> str:
+    """What the row does, as the config spells it, with the words cards use."""
+    parts = [
+        f"{a} ({ACTION_TEXT[Action(a)]})" if a in ACTION_TEXT else a
+        for a in sorted(rule.actions, key=lambda a: a == Action.STOP_SHIPMENT)
+    ]
+    text = " + ".join(parts) or "nothing"
+    if Action.REQUIRE_REVIEW in rule.actions:
+        text += f", reviewed by {rule.review_role.value}"
+    return text
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row of the effective table and where it comes from: the config's `[[rules]]` (its
+    index there), the defaults, or the fallback that catches what no row took."""
+
+    rule: RuleSettings
+    origin: Literal["config", "default", "fallback"]
+    index: int
+    replaces_default: bool = False
+    conditions: tuple[Condition, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def of(
+        cls,
+        rule: RuleSettings,
+        origin: Literal["config", "default", "fallback"],
+        index: int,
+        *,
+        replaces_default: bool = False,
+    ) -> Row:
+        return cls(rule, origin, index, replaces_default, conditions(rule))
+
+    @property
+    def source(self) -> str:
+        if self.origin == "config":
+            note = ", replaces the default" if self.replaces_default else ""
+            return f"[[rules]] #{self.index + 1}{note}"
+        return self.origin
+
+    def when(self) -> str:
+        return " · ".join(c.text for c in self.conditions) or "any refund"
+
+    def failed(self, facts: RefundFacts) -> list[Condition]:
+        return [c for c in self.conditions if not c.holds(facts)]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Which row a refund takes, and for each row before it, the conditions it failed."""
+
+    facts: RefundFacts
+    passed: tuple[tuple[Row, tuple[Condition, ...]], ...]
+    hit: Row
+    waits_for_stop: bool
+    stop_max_fen: int
+
+    def lines(self) -> list[str]:
+        lines = [f"refund: {self.facts.summary()}"]
+        for row, failed in self.passed:
+            misses = "; ".join(c.miss(self.facts) for c in failed)
+            lines.append(f"  ✗ {row.rule.name} ({row.source}): {misses}")
+        hit = self.hit
+        lines.append(f"  ✓ {hit.rule.name} ({hit.source}): {hit.when()}")
+        lines.append(f"  → {actions_text(hit.rule)}")
+        if self.waits_for_stop:
+            lines.append(
+                f"  → the refund is sent once 截单 succeeded ({format_fen(self.facts.amount_fen)} "
+                f"is above [rules] refund_before_stop_max {format_fen(self.stop_max_fen)})"
+            )
+        elif _refunds_and_stops(hit.rule):
+            lines.append(
+                f"  → refund and 截单 go together ({format_fen(self.facts.amount_fen)} is within "
+                f"[rules] refund_before_stop_max {format_fen(self.stop_max_fen)})"
+            )
+        return lines
 
 
 class RuleTable:
-    def __init__(self, rules: Sequence[RuleSettings]) -> None:
-        self.rules = list(rules)
+    def __init__(
+        self, rules: Sequence[RuleSettings | Row], *, refund_before_stop_max_fen: int = 0
+    ) -> None:
+        self.rows = [
+            r if isinstance(r, Row) else Row.of(r, "config", i) for i, r in enumerate(rules)
+        ]
+        self.fallback = Row.of(FALLBACK, "fallback", 0)
+        self.refund_before_stop_max_fen = refund_before_stop_max_fen
+
+    @property
+    def rules(self) -> list[RuleSettings]:
+        return [r.rule for r in self.rows]
 
     @classmethod
-    def from_settings(cls, rules: Sequence[RuleSettings] | None) -> RuleTable:
-        return cls(DEFAULT_RULES if rules is None else rules)
+    def from_settings(cls, settings: RulesSettings | None) -> RuleTable:
+        """The effective table: the config's rows, then the defaults (none with
+        `replace_defaults`) but those a config row replaces by taking its name."""
+        settings = settings if settings is not None else RulesSettings()
+        own = [r.name for r in settings.rows]
+        defaults = {r.name for r in DEFAULT_RULES}
+        rows = [
+            Row.of(r, "config", i, replaces_default=r.name in defaults)
+            for i, r in enumerate(settings.rows)
+        ]
+        if not settings.replace_defaults:
+            rows += [
+                Row.of(r, "default", i) for i, r in enumerate(DEFAULT_RULES) if r.name not in own
+            ]
+        return cls(rows, refund_before_stop_max_fen=yuan_to_fen(settings.refund_before_stop_max))
+
+    def row_for(self, facts: RefundFacts) -> Row:
+        return next(
+            (r for r in self.rows if all(c.holds(facts) for c in r.conditions)), self.fallback
+        )
 
     def decide(self, facts: RefundFacts) -> Decision:
-        rule = next((r for r in self.rules if matches(r, facts)), FALLBACK)
+        rule = self.row_for(facts).rule
         return Decision(rule.name, frozenset(Action(a) for a in rule.actions), rule.review_role)
 
-    def problems(self) -> list[str]:
-        found: list[str] = []
+    def waits_for_stop(self, decision: Decision, facts: RefundFacts) -> bool:
+        """An automatic refund of an unshipped order above `[rules] refund_before_stop_max`
+        is sent only once the warehouse has stopped the order (截单)."""
+        return (
+            decision.route is Action.AUTO_APPROVE
+            and Action.STOP_SHIPMENT in decision.actions
+            and facts.shipping == "unshipped"
+            and facts.amount_fen > self.refund_before_stop_max_fen
+        )
+
+    def explain(self, facts: RefundFacts) -> Explanation:
+        passed: list[tuple[Row, tuple[Condition, ...]]] = []
+        for row in self.rows:
+            failed = row.failed(facts)
+            if not failed:
+                break
+            passed.append((row, tuple(failed)))
+        hit = self.row_for(facts)
+        decision = Decision(
+            hit.rule.name, frozenset(Action(a) for a in hit.rule.actions), hit.rule.review_role
+        )
+        return Explanation(
+            facts,
+            tuple(passed),
+            hit,
+            self.waits_for_stop(decision, facts),
+            self.refund_before_stop_max_fen,
+        )
+
+    def table_lines(self) -> list[str]:
+        """The effective table in order, each row's conditions with their boundaries."""
+        lines: list[str] = []
+        for n, row in enumerate([*self.rows, self.fallback], 1):
+            lines.append(f"{n}. {row.rule.name}  ({row.source})")
+            lines.append(f"     when {row.when()}")
+            lines.append(f"     then {actions_text(row.rule)}")
+            if _refunds_and_stops(row.rule):
+                limit = format_fen(self.refund_before_stop_max_fen)
+                lines.append(
+                    f"          unshipped and above {limit} (refund_before_stop_max): the refund "
+                    "is sent only once 截单 succeeded"
+                )
+        return lines
+
+    def problems(self) -> list[ConfigProblem]:
+        """What is wrong with the config's own rows, each at its row and key."""
+        found: list[ConfigProblem] = []
         names: set[str] = set()
-        for i, rule in enumerate(self.rules):
-            where = f"rules[{i}] ({rule.name})"
+        for row in self.rows:
+            if row.origin != "config":
+                continue
+            rule = row.rule
+            problem = functools.partial(_row_problem, found, row)
             if rule.name in names:
-                found.append(f"{where}: the name is used twice")
+                problem("name", "the name is used twice", "give each row its own name")
             names.add(rule.name)
             unknown = [a for a in rule.actions if a not in Action.__members__.values()]
             if unknown:
-                found.append(
-                    f"{where}: unknown action {', '.join(unknown)} "
-                    f"(one of {', '.join(a.value for a in Action)})"
+                problem(
+                    "actions",
+                    f"unknown action {', '.join(unknown)}{_meant(unknown, list(Action))} "
+                    f"(one of {', '.join(a.value for a in Action)})",
                 )
                 continue
             routing = set(rule.actions) & ROUTING_ACTIONS
             if len(routing) != 1:
-                found.append(
-                    f"{where}: needs exactly one of {', '.join(sorted(ROUTING_ACTIONS))}, "
-                    f"has {', '.join(sorted(routing)) or 'none'}"
+                problem(
+                    "actions",
+                    f"needs exactly one of {', '.join(sorted(ROUTING_ACTIONS))}, "
+                    f"has {', '.join(sorted(routing)) or 'none'}",
+                    "keep one of them (stop_shipment may ride along)",
                 )
-            found += [
-                f"{where}: unknown shipping status {s!r}"
-                for s in rule.shipping
-                if s not in SHIPPING
-            ]
-            found += [
-                f"{where}: unknown refund kind {k!r}" for k in rule.kinds if k not in REFUND_KINDS
-            ]
+            for status in rule.shipping:
+                if status not in SHIPPING:
+                    problem(
+                        "shipping",
+                        f"unknown shipping status {status!r}{_meant([status], SHIPPING)} "
+                        f"(one of {', '.join(SHIPPING)})",
+                    )
+            for kind in rule.kinds:
+                if kind not in REFUND_KINDS:
+                    problem(
+                        "kinds",
+                        f"unknown refund kind {kind!r}{_meant([kind], REFUND_KINDS)} "
+                        f"(one of {', '.join(REFUND_KINDS)})",
+                    )
             if (
                 rule.min_amount is not None
                 and rule.max_amount is not None
                 and rule.min_amount > rule.max_amount
             ):
-                found.append(f"{where}: min_amount is above max_amount")
+                problem("min_amount", "min_amount is above max_amount", "swap or correct them")
             if (
                 Action.STOP_SHIPMENT in rule.actions
                 and rule.shipping
                 and "unshipped" not in rule.shipping
             ):
-                found.append(f"{where}: stop_shipment only applies to unshipped orders")
+                problem(
+                    "actions",
+                    "stop_shipment only applies to unshipped orders",
+                    'remove stop_shipment, or add "unshipped" to shipping',
+                )
         return found
+
+
+def _row_problem(found: list[ConfigProblem], row: Row, key: str, text: str, fix: str = "") -> None:
+    found.append(
+        ConfigProblem(
+            f"rules[{row.index}] ({row.rule.name}): {text}", ("rules", "rows", row.index, key), fix
+        )
+    )
+
+
+def _refunds_and_stops(rule: RuleSettings) -> bool:
+    return Action.AUTO_APPROVE in rule.actions and Action.STOP_SHIPMENT in rule.actions
+
+
+def _meant(words: Sequence[str], known: Sequence[str]) -> str:
+    guess = next((g for w in words if (g := suggest(w, known))), "")
+    return f"; did you mean {guess!r}?" if guess else ""

@@ -6,10 +6,10 @@ from datetime import datetime
 
 from handlers.conversation import card_lines as conversation_lines
 from handlers.message import SAFE_URL, Button, ButtonStyle, Card, Field, Mention, Tone
-from handlers.money import format_fen
+from handlers.money import format_fen, yuan_to_fen
 from handlers.platforms import PLATFORMS
 from handlers.ports import MANUAL, SHIPPED
-from handlers.refund.data import RefundData, Shipping
+from handlers.refund.data import STOP_UNCONFIRMED, WAITING_FOR_STOP, RefundData, Shipping
 from handlers.refund.machine import (
     ACTION_TEXT,
     DECIDABLE,
@@ -113,6 +113,22 @@ def _state_lines(case: Case, data: RefundData, state: RefundState, ctx: CardCont
     if state is S.REJECTED and data.commerce.reject == MANUAL:
         why = data.commerce.detail or "未接店铺系统，拒绝没有提交到平台"
         lines.append(f"⚠ {why}：请在店铺后台手动拒绝")
+    if state is S.AUTO_APPROVED and data.stop_wait == WAITING_FOR_STOP:
+        limit = format_fen(yuan_to_fen(ctx.settings.rules.refund_before_stop_max))
+        lines.append(
+            f"⏸ 退款 {format_fen(_standing_fen(case, data))} 等仓库截单成功后才发出"
+            f"（超过 {limit} 的未发货自动退款先截单）"
+        )
+    if (
+        state in NEEDS_PERSON
+        and data.stop_wait == STOP_UNCONFIRMED
+        and data.stop_shipment != "done"
+        and not data.stop_shipment.startswith(f"{SHIPPED}: ")
+    ):
+        lines.append(
+            f"⚠ 截单没有成功，自动退款没有发出：请向仓库确认已截单后「通过 {case.handle}」，"
+            f"或「拦截 {case.handle}」再次截单"
+        )
     if state in (S.APPROVED, S.AUTO_APPROVED) and (wanted := data.commerce.verify):
         lines.append(f"🔐 {wanted}：回复「验证码 {case.handle} <验证码>」")
     if state in REFUSABLE and (reasons := data.refund.reject_reasons):
@@ -132,7 +148,10 @@ REFUSABLE = DECIDABLE | {S.WAITING_RETURN, S.RETURNING}
 
 
 def _status_text(case: Case, state: RefundState, ctx: CardContext) -> str:
-    """Without a shop system nothing is being submitted, not even for a moment."""
+    """Without a shop system nothing is being submitted, not even for a moment; a refund that
+    waits for 截单 is not being submitted yet."""
+    if state is S.AUTO_APPROVED and RefundData.of(case).stop_wait == WAITING_FOR_STOP:
+        return "自动通过 · 等截单成功后退款"
     if state in (S.APPROVED, S.AUTO_APPROVED) and ctx.settings.commerce_mode(case.shop) == "none":
         return STATE_TEXT[state].split(" · ")[0]
     return STATE_TEXT[state]

@@ -7,7 +7,8 @@ from typing import Any
 from handlers.context import Tx, effect_key
 from handlers.money import fen_to_yuan
 from handlers.ports import MANUAL, SHIPPED, VERIFY
-from handlers.refund.data import Approved, RefundData
+from handlers.refund.data import WAITING_FOR_STOP, Approved, RefundData
+from handlers.refund.hold import goods_left, on_stop_answer
 from handlers.refund.machine import PAYING, RefundState, S, T, path_of
 from handlers.refund.move import APPROVE_REFUND, approve_payload, move, unsendable_approval
 from storage.models import Case
@@ -78,6 +79,7 @@ async def on_commerce_result(
         )
         await tx.cases.touch(case, now=tx.now, data=data.dump())
         await tx.sync_card(case)
+        await on_stop_answer(tx, case)
         return
     if action == "commerce.reject_refund":
         if not ok or status == MANUAL:
@@ -138,7 +140,9 @@ PAID_OUT = PAYING | {S.REFUNDED, S.MANUAL}
 async def left_the_warehouse(tx: Tx, case: Case, data: RefundData, detail: str) -> None:
     """The warehouse could not stop the order: the goods have left. The refund is now one of
     a shipped parcel (path 2) — never a silent refund of goods on their way: whoever handles
-    it is told at once to intercept the parcel, and the card offers it."""
+    it is told at once to intercept the parcel, and the card offers it. An automatic refund
+    that waited for the stop is not sent at all: it waits for the intercept instead."""
+    waited = data.stop_wait == WAITING_FOR_STOP and RefundState(case.state) is S.AUTO_APPROVED
     data.stop_shipment = f"{SHIPPED}: {detail or '仓库已发货'}"
     data.refund.shipping.status = "shipped"
     await tx.cases.touch(
@@ -154,11 +158,14 @@ async def left_the_warehouse(tx: Tx, case: Case, data: RefundData, detail: str) 
     directory = tx.svc.staff
     who = directory.get(case.assignee) if case.assignee else None
     mentions = directory.mentions([who]) if who else directory.to_mention(roles=["supervisor"])
-    paid = "退款已按未发货批准发出，" if RefundState(case.state) in PAID_OUT else ""
+    if waited:
+        todo = await goods_left(tx, case)
+    else:
+        paid = "退款已按未发货批准发出，" if RefundState(case.state) in PAID_OUT else ""
+        todo = f"{paid}请拦截包裹：补上运单号后输入「拦截 {case.handle}」"
     await tx.post(
         case.group_id or tx.svc.admin_group,
-        f"⚠ {case.handle} 截单失败：仓库已发货（{detail or '无详情'}）。{paid}"
-        f"请拦截包裹：补上运单号后输入「拦截 {case.handle}」",
+        f"⚠ {case.handle} 截单失败：仓库已发货（{detail or '无详情'}）。{todo}",
         key=f"shipped:{case.id}:{data.stop_attempt}",
         mentions=mentions,
         case=case,

@@ -9,8 +9,9 @@ from typing import Any
 from pydantic import Field
 
 from handlers.case_data import CaseData, InterceptShown, Nullable, Stored
+from handlers.condition import RefundFacts
 from handlers.refund.machine import RefundState
-from handlers.rules import RefundFacts
+from handlers.schema import RefundRequested
 from storage.models import Case
 
 
@@ -139,6 +140,11 @@ class Awaiting(Stored):
     since: str
 
 
+# `RefundData.stop_wait`: the refund waits for 截单; the stop did not succeed, a person decides.
+WAITING_FOR_STOP = "waiting"
+STOP_UNCONFIRMED = "person"
+
+
 class RefundData(CaseData):
     refund: Request = Field(default_factory=Request)
     order_amount_fen: Nullable[int] = None
@@ -154,6 +160,9 @@ class RefundData(CaseData):
     # 截单 at the warehouse: requested, pending, manual, done or "failed: <why>".
     stop_shipment: str = ""
     stop_attempt: int = 0
+    # An automatic refund above [rules] refund_before_stop_max: "waiting" for 截单 before it
+    # is sent; "person" when the stop did not succeed and a person decides (refund.hold).
+    stop_wait: str = ""
     intercept: InterceptShown | None = None
     qc: Qc | None = None
     amount_refused: AmountRefused | None = None
@@ -194,6 +203,19 @@ def approval_role(case: Case) -> str:
     if case.state == RefundState.ESCALATED:
         return "supervisor"
     return RefundData.of(case).review_role or "agent"
+
+
+def facts_of_request(shop: str, platform: str, request: RefundRequested) -> RefundFacts:
+    """What the rules see of a refund request before its case exists (as `facts_of` will)."""
+    return RefundFacts(
+        platform=platform,
+        shop=shop,
+        kind=request.kind or "refund_only",
+        shipping=request.shipping.status or "unshipped",
+        amount_fen=request.amount,
+        order_amount_fen=request.order_amount,
+        reason=request.reason[:255],
+    )
 
 
 def facts_of(case: Case) -> RefundFacts:

@@ -11,8 +11,8 @@ from handlers.errors import MissingRefundError
 from handlers.refund.amount import amount_change, amount_changed, amount_problem, amount_refused
 from handlers.refund.data import AmountRefused, Qc, RefundData, Request, facts_of
 from handlers.refund.machine import TERMINAL, TRANSITIONS, RefundState, S, T, Trigger, path_of
-from handlers.refund.move import move
-from handlers.refund.route import apply_decision, arm_timers
+from handlers.refund.move import arm_timers, move
+from handlers.refund.route import apply_decision
 from handlers.schema import RefundEnded, RefundRequested, RefundUpdated, yuan_text
 from storage.enums import CaseKind
 from storage.models import Case

@@ -149,6 +149,7 @@ ACTION_TEXT = {
     "manual": "转手动退款",
     "code": "提交短信验证码",
     "shipped": "仓库回复已发货",
+    "stopped": "截单成功，发出退款",
     "fail": "退款失败",
     "retry": "重新提交",
     "cancel": "撤销申请",

@@ -5,17 +5,19 @@ this module.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from handlers.context import Tx, effect_key
 from handlers.money import fen_to_yuan
 from handlers.refund.card import footer
-from handlers.refund.data import Approved, Decision, RefundData, standing_fen
+from handlers.refund.data import WAITING_FOR_STOP, Approved, Decision, RefundData, standing_fen
 from handlers.refund.machine import (
     APPROVING,
     DECISIONS,
     FINAL_DECISIONS,
     MACHINE,
+    NEEDS_PERSON,
     TERMINAL,
     TIMER_STATES,
     RefundState,
@@ -81,8 +83,11 @@ async def _enter(tx: Tx, case: Case, state: RefundState) -> None:
     if case.first_response_at is not None:
         await tx.timers.cancel(case.id, ["first_response"])
     if state in APPROVING:
-        attempt = RefundData.of(case).commerce.attempt
-        await tx.side_effect(case, APPROVE_REFUND, approve_payload(case), attempt=attempt)
+        data = RefundData.of(case)
+        # An automatic refund that waits for 截单 is sent once the warehouse stopped the order.
+        if data.stop_wait != WAITING_FOR_STOP:
+            attempt = data.commerce.attempt
+            await tx.side_effect(case, APPROVE_REFUND, approve_payload(case), attempt=attempt)
     elif state is S.REJECTED:
         data = RefundData.of(case)
         payload = commerce_payload(case) | {"reason": data.reject_reason}
@@ -134,3 +139,24 @@ def commerce_payload(case: Case) -> dict[str, Any]:
 
 def approve_payload(case: Case) -> dict[str, Any]:
     return commerce_payload(case) | {"amount": str(fen_to_yuan(standing_fen(case)))}
+
+
+async def arm_timers(tx: Tx, case: Case) -> None:
+    timers = tx.svc.settings.timers
+    if case.first_response_at is None:
+        await tx.schedule(case, "first_response", tx.after(minutes=timers.first_response_min))
+    if case.deadline_at is not None and case.state in NEEDS_PERSON | {S.WAITING_INTERCEPT}:
+        # One warning per window, plus one when the deadline passes; a case that arrives
+        # already inside windows gets only the most urgent of them, at once.
+        windows = sorted({*timers.deadline_warn_h, 0.0}, reverse=True)
+        entered = [h for h in windows if case.deadline_at - timedelta(hours=h) <= tx.now]
+        for hours in windows:
+            if entered and hours in entered and hours != entered[-1]:
+                continue
+            await tx.schedule(
+                case,
+                "deadline_warn",
+                max(case.deadline_at - timedelta(hours=hours), tx.now),
+                suffix=f"{hours:g}h:{case.deadline_at:%Y%m%d%H%M}",
+                hours=hours,
+            )

@@ -1,16 +1,13 @@
-"""Which path a refund takes: the rules' decision, the intercept or return it waits for, and
-the reminders of the platform's deadline.
-"""
+"""Which path a refund takes: the rules' decision, the intercept, return or 截单 it waits for."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from handlers.context import Tx
 from handlers.intercept.request import request_for_refund
-from handlers.refund.data import RefundData
-from handlers.refund.machine import NEEDS_PERSON, S, T
-from handlers.refund.move import move
+from handlers.refund.data import WAITING_FOR_STOP, RefundData
+from handlers.refund.hold import on_stop_answer, waits_for_stop
+from handlers.refund.machine import T
+from handlers.refund.move import arm_timers, move
 from handlers.refund.parcel import request_stop_shipment
 from handlers.rules import Action, Decision
 from storage.models import Case
@@ -23,6 +20,9 @@ async def apply_decision(tx: Tx, case: Case, decision: Decision, *, again: bool 
     route = decision.route
     data = RefundData.of(case)
     data.rule, data.review_role = decision.rule, decision.review_role
+    waits = route is Action.AUTO_APPROVE and waits_for_stop(tx, case, decision)
+    if waits or data.stop_wait == WAITING_FOR_STOP:
+        data.stop_wait = WAITING_FOR_STOP if waits else ""
     if route is Action.AUTO_APPROVE:
         await move(tx, case, T.AUTO_APPROVE, actor=actor, data=data)
     elif route is Action.REQUEST_INTERCEPT and not again:
@@ -37,24 +37,6 @@ async def apply_decision(tx: Tx, case: Case, decision: Decision, *, again: bool 
     if Action.STOP_SHIPMENT in decision.actions:
         await request_stop_shipment(tx, case, actor=actor)
     await arm_timers(tx, case)
-
-
-async def arm_timers(tx: Tx, case: Case) -> None:
-    timers = tx.svc.settings.timers
-    if case.first_response_at is None:
-        await tx.schedule(case, "first_response", tx.after(minutes=timers.first_response_min))
-    if case.deadline_at is not None and case.state in NEEDS_PERSON | {S.WAITING_INTERCEPT}:
-        # One warning per window, plus one when the deadline passes; a case that arrives
-        # already inside windows gets only the most urgent of them, at once.
-        windows = sorted({*timers.deadline_warn_h, 0.0}, reverse=True)
-        entered = [h for h in windows if case.deadline_at - timedelta(hours=h) <= tx.now]
-        for hours in windows:
-            if entered and hours in entered and hours != entered[-1]:
-                continue
-            await tx.schedule(
-                case,
-                "deadline_warn",
-                max(case.deadline_at - timedelta(hours=hours), tx.now),
-                suffix=f"{hours:g}h:{case.deadline_at:%Y%m%d%H%M}",
-                hours=hours,
-            )
+    if waits:
+        # A stop asked before (an approval withdrawn and made again) may have its answer.
+        await on_stop_answer(tx, case)

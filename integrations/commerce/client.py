@@ -65,8 +65,9 @@ class SimulatedCommerce:
         if self.random.random() < self.failure_rate:
             raise RetryableError("simulated ERP timeout")
         if action == "stop_shipment" and self.random.random() < 0.1:
-            raise PermanentError("仓库已出库，无法截单")
-        result = CommerceResult("done", "模拟店铺后台已处理")
+            result = CommerceResult(SHIPPED, "仓库已出库")
+        else:
+            result = CommerceResult("done", "模拟店铺后台已处理")
         self.calls[key] = result
         return result
 

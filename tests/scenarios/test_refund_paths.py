@@ -113,14 +113,19 @@ async def test_goods_that_already_left_turn_the_refund_into_an_intercept(
     assert fake.performed("approve_refund") == []
 
 
-async def test_an_auto_refund_whose_goods_left_says_the_money_went(
+async def test_by_default_an_auto_refund_whose_goods_left_sends_no_money(
     shop: tuple[Bot, FakeCommerce],
 ) -> None:
+    """`[rules] refund_before_stop_max` is 0 unless set: every automatic refund of an unshipped
+    order waits for 截单, so goods that already left never cost the money as well."""
     bot, fake = shop
     fake.shipped["T88001"] = "已出库"
-    await bot.refund(data_shipping={"status": "unshipped"}, data_amount="128.00")
+    card = await bot.refund(data_shipping={"status": "unshipped"}, data_amount="128.00")
+    assert card["state"] == "waiting_intercept"
     (told,) = [t for t in await bot.texts() if "截单失败：仓库已发货" in t]
-    assert "退款已按未发货批准发出" in told
+    assert "退款没有发出" in told
+    assert "退款已按未发货批准发出" not in told
+    assert [r for r in fake.requests if r["action"] == "approve_refund"] == []
 
 
 async def test_path3_review_reminds_then_escalates_then_is_approved(

@@ -66,7 +66,7 @@ def test_platform_names_mean_their_ids(written: str, meant: str) -> None:
 
 
 def test_an_unknown_platform_is_refused_naming_the_ids() -> None:
-    with pytest.raises(ValidationError, match="'抖' is not a platform id"):
+    with pytest.raises(ValidationError, match="`抖` is not a platform id"):
         ShopSettings(id="x", platform="抖")
 
 
