@@ -85,7 +85,7 @@ class HandoverArgs(Args):
 
 class FindArgs(Args):
     case: str = Field(
-        description="单号|订单号|运单号|买家昵称",
+        description="单号|订单号|运单号|昵称",
         min_length=1,
         max_length=128,
         json_schema_extra={"ref": "case", "rest": True},
@@ -95,7 +95,7 @@ class FindArgs(Args):
 class TodoArgs(Args):
     filters: str = Field(
         default="",
-        description="all|人 退款|异常|打款|拦截|买家 超时",
+        description="筛选",
         max_length=200,
         json_schema_extra={"rest": True},
     )
@@ -106,7 +106,7 @@ LIST_MAX = 20
 
 @router.command("show", "查", "查看", args=FindArgs, roles=ANYONE, what="查看单据")
 async def show(ctx: CommandContext, args: FindArgs) -> Reply:
-    """看单据详情和处理记录；也可以用订单号、运单号、买家昵称或退款单号查"""
+    """看单据详情和记录；也可用订单号、运单号、买家昵称查"""
     async with ctx.svc.tx() as tx:
         case = await reference.find(tx, args.case)
         if case is None:
@@ -163,7 +163,10 @@ def _matches(tx: Tx, asked: str, found: list[Case]) -> Reply:
 
 @router.command("todo", "待办", args=TodoArgs, roles=ANYONE, what="查看待办")
 async def todo(ctx: CommandContext, args: TodoArgs) -> Reply:
-    """等我处理的单据（退款、物流异常、打款、拦截、买家留言），最紧急的在前；可筛选：待办 打款 / 待办 超时 / 待办 agent2，主管用 all 看全部"""
+    """等我处理的各类单据，最紧急的在前（待办 打款 / 超时 / agent2 / all）
+
+    Kinds: 退款 异常 打款 拦截 买家; 超时 keeps the overdue; a person's id shows their queue
+    (supervisors), all everyone's by whose it is; any of them combine."""
     me = ctx.me
     everyone, person, flt = _todo_filters(ctx, args.filters)
     if everyone:
@@ -171,9 +174,8 @@ async def todo(ctx: CommandContext, args: TodoArgs) -> Reply:
     elif person.id != me.id:
         ctx.require(SUPERVISORS, "查看别人的待办")
     async with ctx.svc.tx() as tx:
-        items = [
-            i for i in await work.waiting(tx, groups=ctx.scope.listed) if flt.admits(i, tx.now)
-        ]
+        queue = await work.waiting(tx, groups=ctx.scope.listed)
+        items = [i for i in queue.items if flt.admits(i, tx.now)]
         if not everyone:
             items = [i for i in items if work.is_for(tx, i, person)]
         described = f" · {flt.describe()}" if flt.describe() else ""
@@ -181,7 +183,8 @@ async def todo(ctx: CommandContext, args: TodoArgs) -> Reply:
             which = f"（{flt.describe()}）" if flt.describe() else ""
             return Reply(("🎉 全部处理完了" if everyone else "🎉 没有待办") + which)
         title = "全部待办" if everyone else f"{person.display} 的待办"
-        lines = [f"{title}（{len(items)}）{described}："]
+        count = f"{len(items)}" if queue.complete else f"至少 {len(items)}"
+        lines = [f"{title}（{count}）{described}："]
         if len(items) > TODO_FULL:
             lines.append(_tally(tx, items))
         if everyone:
@@ -331,7 +334,7 @@ async def _one(ctx: CommandContext, ref: str, act: Act) -> Reply:
 
 @router.command("approve", "通过", "同意", args=DecideArgs, roles=DECIDERS, what="通过退款")
 async def approve(ctx: CommandContext, args: DecideArgs) -> Reply:
-    """同意退款或打款；可一次写几个单号（通过 R5 R11），后面可写备注（通过 R29 已核实照片）；超出自己的权限会升级给主管"""
+    """同意退款或打款，可写几个单号和备注；超出权限升级给主管"""
     refs, note = _more(args.case, args.more)
 
     async def act(tx: Tx, case: Case) -> Reply:
@@ -377,7 +380,7 @@ async def retry(ctx: CommandContext, args: CaseArgs) -> Reply:
 
 @router.command("reject", "拒绝", "驳回", args=ReasonArgs, roles=ANYONE, what="拒绝退款")
 async def reject(ctx: CommandContext, args: ReasonArgs) -> Reply:
-    """拒绝退款或打款，写明原因；可一次写几个单号（拒绝 R5 R11 原因）"""
+    """拒绝退款或打款，写明原因（可写几个单号）"""
     refs, reason = _more(args.case, args.reason)
     if not reason:
         raise UsageError(f"请写明拒绝原因：拒绝 {' '.join(refs)} <原因>")
@@ -394,7 +397,7 @@ async def reject(ctx: CommandContext, args: ReasonArgs) -> Reply:
 
 @router.command("undo", "撤销", args=UndoArgs, roles=ANYONE, what="撤销决定")
 async def undo(ctx: CommandContext, args: UndoArgs) -> Reply:
-    """撤销自己刚才的通过或拒绝（几分钟内、还没发给店铺系统或财务时）；不写单号即最近一次"""
+    """撤销自己几分钟内、尚未发出的通过或拒绝"""
     me = ctx.me
     if args.case:
         first, _, more = args.case.partition(" ")
@@ -421,7 +424,7 @@ async def undo(ctx: CommandContext, args: UndoArgs) -> Reply:
 
 @router.command("handover", "转交", args=HandoverArgs, roles=SUPERVISORS, what="转交单据")
 async def handover(ctx: CommandContext, args: HandoverArgs) -> Reply:
-    """主管把单据转交给别人处理（转交 R8 agent1），接手的人会被 @ 一次"""
+    """主管把单据转交给别人，TA 会被 @ 一次"""
     to = _staff_named(ctx, args.person)
     if to is None:
         names = "、".join(s.id for s in ctx.svc.staff.with_role(DECIDERS))

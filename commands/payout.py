@@ -143,7 +143,7 @@ async def unbatch(ctx: CommandContext, args: CaseArgs) -> Reply:
     what="批量审批打款",
 )
 async def approve_payouts(ctx: CommandContext, args: ApprovePayoutsArgs) -> Reply:
-    """主管一次审批金额不超过上限的全部待审批打款（全部审批 打款 ≤200）；超出自己权限或自己申请的会跳过并列出"""
+    """主管审批不超过上限的全部待审批打款（跳过超出权限的）"""
     max_fen, inclusive = _limit(args.limit)
     async with ctx.svc.tx() as tx:
         waiting = await payout_repo(tx).requested_up_to(

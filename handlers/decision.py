@@ -30,7 +30,7 @@ from storage.enums import CaseKind
 from storage.models import AuditEntry, Case
 
 UNDOABLE = frozenset({"approve", "reject"})
-VERB = {"approve": "通过", "reject": "拒绝", "escalate": "升级"}
+VERB = {"approve": "通过", "reject": "拒绝", "escalate": "升级", "retry": "重试"}
 REJECT_REFUND = "commerce.reject_refund"
 
 

@@ -104,45 +104,47 @@ class Filter:
         return " · ".join(words)
 
 
-async def waiting(tx: Tx, *, groups: Collection[str] | None) -> list[Item]:
+@dataclass(frozen=True)
+class Queue:
+    """The waiting items, nearest due first; `complete` is False when one kind had more than
+    `PER_KIND` (the list then holds the most urgent of them)."""
+
+    items: list[Item]
+    complete: bool
+
+
+async def waiting(tx: Tx, *, groups: Collection[str] | None) -> Queue:
     """Every case of `groups` (None: all) that waits for a person, nearest due first."""
-    cases = tx.cases
+    complete = True
+
+    async def read(states: Iterable[str], kind: CaseKind) -> list[Case]:
+        nonlocal complete
+        found = await tx.cases.open_cases(
+            states=sorted(states), kinds=[kind], groups=groups, limit=PER_KIND + 1
+        )
+        complete = complete and len(found) <= PER_KIND
+        return found[:PER_KIND]
+
     items: list[Item] = []
-    refunds = await cases.open_cases(
-        states=sorted(refund_machine.OPEN),
-        kinds=[CaseKind.REFUND],
-        groups=groups,
-        limit=PER_KIND,
-    )
-    items += [i for c in refunds if (i := _refund(tx, c)) is not None]
-    payouts = await cases.open_cases(
-        states=PAYOUT_WORK, kinds=[CaseKind.PAYOUT], groups=groups, limit=PER_KIND
-    )
+    deciding = await read(REFUND_WORK, CaseKind.REFUND)
+    # Refunds no one has to decide now may still have a buyer waiting for an answer.
+    going = await read(refund_machine.OPEN - REFUND_WORK, CaseKind.REFUND)
+    items += [i for c in [*deciding, *going] if (i := _refund(tx, c)) is not None]
+    payouts = await read(PAYOUT_WORK, CaseKind.PAYOUT)
     items += [_payout(c) for c in payouts if c.state == payout_machine.S.REQUESTED or _unbatched(c)]
-    batches = await cases.open_cases(
-        states=[payout_machine.B.OPEN.value],
-        kinds=[CaseKind.PAYOUT_BATCH],
-        groups=groups,
-        limit=PER_KIND,
-    )
-    items += [_batch(c) for c in batches]
-    anomalies = await cases.open_cases(
-        states=sorted(ACTIVE), kinds=[CaseKind.ANOMALY], groups=groups, limit=PER_KIND
-    )
-    items += [_anomaly(c) for c in anomalies]
-    intercepts = await cases.open_cases(
-        states=sorted(intercept_machine.OPEN),
-        kinds=[CaseKind.INTERCEPT],
-        groups=groups,
-        limit=PER_KIND,
-    )
+    items += [_batch(c) for c in await read([payout_machine.B.OPEN], CaseKind.PAYOUT_BATCH)]
+    items += [_anomaly(c) for c in await read(ACTIVE, CaseKind.ANOMALY)]
     feedback = timedelta(hours=tx.svc.settings.timers.intercept_feedback_h)
+    intercepts = await read(intercept_machine.OPEN, CaseKind.INTERCEPT)
     items += [_intercept(c, feedback) for c in intercepts]
     far = datetime.max.replace(tzinfo=tx.now.tzinfo)
-    return sorted(items, key=lambda i: (i.due is None, i.due or far, i.case.id))
+    items.sort(key=lambda i: (i.due is None, i.due or far, i.case.id))
+    return Queue(items, complete)
 
 
 def _refund(tx: Tx, case: Case) -> Item | None:
+    if case.state not in REFUND_WORK and "awaiting_reply" not in case.data:
+        return None  # most of them: read no further
     data = RefundData.of(case)
     kinds: set[Kind] = set()
     due = case.deadline_at

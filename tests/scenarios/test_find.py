@@ -113,7 +113,7 @@ async def test_find_says_what_it_can_be_asked_by(make_bot: BotFactory, sqlite_ur
         "找不到 不存在的单：可以用卡片编号（R12）、订单号、运单号、买家昵称或退款单号查"
     )
     assert (await bot.say("agent1", "查"))["reply"]["text"] == (
-        "用法：查 <单号|订单号|运单号|买家昵称>"
+        "用法：查 <单号|订单号|运单号|昵称>"
     )
 
 
