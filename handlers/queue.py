@@ -30,8 +30,9 @@ from handlers.refund.data import RefundData, approval_role
 from storage.enums import CaseKind
 from storage.models import Case
 
-# More than this many of one kind in the listed groups is past what a chat list can show.
-PER_KIND = 1000
+# More than this many of one kind in the listed groups is past what a chat list can show:
+# the list then holds the most urgent of them and says it is not complete.
+PER_KIND = 200
 
 
 class Kind(StrEnum):
@@ -117,10 +118,10 @@ async def waiting(tx: Tx, *, groups: Collection[str] | None) -> Queue:
     """Every case of `groups` (None: all) that waits for a person, nearest due first."""
     complete = True
 
-    async def read(states: Iterable[str], kind: CaseKind) -> list[Case]:
+    async def read(states: Iterable[str], kind: CaseKind, holding: str = "") -> list[Case]:
         nonlocal complete
         found = await tx.cases.open_cases(
-            states=sorted(states), kinds=[kind], groups=groups, limit=PER_KIND + 1
+            states=sorted(states), kinds=[kind], groups=groups, holding=holding, limit=PER_KIND + 1
         )
         complete = complete and len(found) <= PER_KIND
         return found[:PER_KIND]
@@ -128,7 +129,7 @@ async def waiting(tx: Tx, *, groups: Collection[str] | None) -> Queue:
     items: list[Item] = []
     deciding = await read(REFUND_WORK, CaseKind.REFUND)
     # Refunds no one has to decide now may still have a buyer waiting for an answer.
-    going = await read(refund_machine.OPEN - REFUND_WORK, CaseKind.REFUND)
+    going = await read(refund_machine.OPEN - REFUND_WORK, CaseKind.REFUND, "awaiting_reply")
     items += [i for c in [*deciding, *going] if (i := _refund(tx, c)) is not None]
     payouts = await read(PAYOUT_WORK, CaseKind.PAYOUT)
     items += [_payout(c) for c in payouts if c.state == payout_machine.S.REQUESTED or _unbatched(c)]
@@ -143,8 +144,6 @@ async def waiting(tx: Tx, *, groups: Collection[str] | None) -> Queue:
 
 
 def _refund(tx: Tx, case: Case) -> Item | None:
-    if case.state not in REFUND_WORK and "awaiting_reply" not in case.data:
-        return None  # most of them: read no further
     data = RefundData.of(case)
     kinds: set[Kind] = set()
     due = case.deadline_at

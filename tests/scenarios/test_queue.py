@@ -89,10 +89,8 @@ async def todo(bot: Bot, user: str, text: str = "待办", group: str = "aftersal
     return await bot.say(user, text, group=group)
 
 
-async def test_queue_lists_every_kind_nearest_due_first(
-    make_bot: BotFactory, sqlite_url: str
-) -> None:
-    bot = await make_bot(settings(sqlite_url))
+async def test_queue_lists_every_kind_nearest_due_first(make_bot: BotFactory, db_url: str) -> None:
+    bot = await make_bot(settings(db_url))
     await lived_in(bot)
     answer = await todo(bot, "sup1")
     text = answer["reply"]["text"]
