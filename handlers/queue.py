@@ -24,9 +24,8 @@ from handlers.message import one_line
 from handlers.money import format_fen
 from handlers.payout import machine as payout_machine
 from handlers.payout.data import PayoutData
-from handlers.payout.people import approvers_for, confirmers_for
 from handlers.refund import machine as refund_machine
-from handlers.refund.data import RefundData, approval_role
+from handlers.refund.data import RefundData
 from storage.enums import CaseKind
 from storage.models import Case
 
@@ -76,6 +75,9 @@ class Item:
     kinds: frozenset[Kind]
     due: datetime | None
     status: str
+    # Who may decide it: a refund's approval role; a payout's requester (not them).
+    role: str = "agent"
+    requester: str = ""
 
     @property
     def kind(self) -> Kind:
@@ -132,7 +134,7 @@ async def waiting(tx: Tx, *, groups: Collection[str] | None) -> Queue:
     going = await read(refund_machine.OPEN - REFUND_WORK, CaseKind.REFUND, "awaiting_reply")
     items += [i for c in [*deciding, *going] if (i := _refund(tx, c)) is not None]
     payouts = await read(PAYOUT_WORK, CaseKind.PAYOUT)
-    items += [_payout(c) for c in payouts if c.state == payout_machine.S.REQUESTED or _unbatched(c)]
+    items += [i for c in payouts if (i := _payout(c)) is not None]
     items += [_batch(c) for c in await read([payout_machine.B.OPEN], CaseKind.PAYOUT_BATCH)]
     items += [_anomaly(c) for c in await read(ACTIVE, CaseKind.ANOMALY)]
     feedback = timedelta(hours=tx.svc.settings.timers.intercept_feedback_h)
@@ -158,16 +160,25 @@ def _refund(tx: Tx, case: Case) -> Item | None:
     if not kinds:
         return None
     status = refund_machine.STATE_TEXT.get(case.state, case.state)
-    return Item(case, frozenset(kinds), due, status)
+    role = "supervisor" if case.state == refund_machine.S.ESCALATED else data.review_role
+    return Item(case, frozenset(kinds), due, status, role=role or "agent")
 
 
-def _unbatched(case: Case) -> bool:
-    return PayoutData.of(case).batch is None
-
-
-def _payout(case: Case) -> Item:
+def _payout(case: Case) -> Item | None:
+    data = PayoutData.of(case)
+    if case.state != payout_machine.S.REQUESTED and data.batch is not None:
+        return None  # its batch is the one to confirm
     status = payout_machine.STATE_TEXT.get(case.state, case.state)
-    return Item(case, frozenset({Kind.PAYOUT}), None, status)
+    approved = data.approval.by if data.approval else ""
+    return Item(
+        case,
+        frozenset({Kind.PAYOUT}),
+        None,
+        status,
+        requester=data.payout.requested_by
+        if case.state == payout_machine.S.REQUESTED
+        else approved,
+    )
 
 
 def _batch(case: Case) -> Item:
@@ -199,19 +210,19 @@ def is_for(tx: Tx, item: Item, staff: StaffSettings) -> bool:
     """Whether `staff` should act on `item`: theirs by assignment, else theirs to decide."""
     case = item.case
     directory = tx.svc.staff
-    two_person = tx.svc.settings.payout.two_person_rule
+    # Under the two-person rule the requester does not approve, the approver does not pay.
+    if tx.svc.settings.payout.two_person_rule and item.requester == staff.id:
+        return False
     if case.kind == CaseKind.PAYOUT:
         if case.state == payout_machine.S.REQUESTED:
-            able = approvers_for(directory, case, two_person=two_person)
-        else:
-            able = confirmers_for(directory, case, two_person=two_person)
-        return staff.id in {s.id for s in able}
+            return directory.may_approve(staff, case.amount_fen, "agent")
+        return bool(payout_machine.FINANCE & set(staff.roles))
     if case.kind == CaseKind.PAYOUT_BATCH:
         return bool(payout_machine.FINANCE & set(staff.roles))
     if case.assignee:
         return case.assignee == staff.id
     if Kind.REFUND in item.kinds:
-        return directory.may_approve(staff, case.amount_fen, approval_role(case))
+        return directory.may_approve(staff, case.amount_fen, item.role)
     return bool(DECIDERS & set(staff.roles))
 
 

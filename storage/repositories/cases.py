@@ -6,7 +6,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, or_, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.enums import CaseKind
@@ -185,21 +185,22 @@ class CaseRepository:
         limit: int = 50,
     ) -> list[Case]:
         """Cases with one of `keys` (kind, normalised value), on the order `order_id`, or on an
-        order whose parcel has one of `tracking_nos` (as stored); of `groups` only, when given, newest
-        first."""
-        found: list[ColumnElement[bool]] = []
+        order whose parcel has one of `tracking_nos` (as stored); of `groups` only, when given,
+        newest first."""
+        # Each way to match is its own indexed lookup; their union names the cases.
+        found: list[Select[int]] = []
         if keys:
-            found.append(Case.id.in_(select(CaseKey.case_pk).where(_any_key(keys))))
+            found.append(select(CaseKey.case_pk).where(_any_key(keys)))
         if order_id:
-            found.append(Case.order_id == order_id)
+            found.append(select(Case.id).where(Case.order_id == order_id))
         if tracking_nos:
             orders = select(Parcel.order_id).where(
                 Parcel.tracking_no.in_(sorted(tracking_nos)), Parcel.order_id != ""
             )
-            found.append(Case.order_id.in_(orders))
+            found.append(select(Case.id).where(Case.order_id.in_(orders)))
         if not found:
             return []
-        stmt = select(Case).where(or_(*found))
+        stmt = select(Case).where(Case.id.in_(union(*found)))
         if groups is not None:
             stmt = stmt.where(Case.group_id.in_(sorted(groups)))
         return list((await self.session.scalars(stmt.order_by(Case.id.desc()).limit(limit))).all())
