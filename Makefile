@@ -50,6 +50,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python -m bench.backoffice --rates 5,10,15
 	for db in sqlite postgres; do $(BIN)/python -m bench.digest --db $$db; done
 	for db in sqlite postgres; do $(BIN)/python -m bench.memory --db $$db; done
+	for db in sqlite postgres; do $(BIN)/python -m bench.queue --db $$db; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,31 +1,40 @@
-"""Commands on cases: show, todo, approve, reject, claim, note."""
+"""Commands on cases: show and find, the queue, approve and reject (several at once, with a
+note), undo, hand over, claim, note."""
 
 from __future__ import annotations
 
-from typing import Literal
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from pydantic import Field
 
 from commands.router import Args, CommandContext, Router
-from handlers import masking, material
-from handlers.authority import DECIDERS
+from handlers import decision, lookup, masking, material, reference
+from handlers import queue as work
+from handlers.authority import DECIDERS, SUPERVISORS
 from handlers.cards import build_card
 from handlers.case_data import CaseData
+from handlers.config import StaffSettings
 from handlers.context import Tx
-from handlers.errors import UsageError
+from handlers.errors import NotFoundError, UsageError, UserError
+from handlers.handover import hand_over
 from handlers.intercept import machine as intercept_machine
 from handlers.logistics.machine import ANOMALY_ACTION_TEXT
-from handlers.message import Reply, one_line
+from handlers.message import Mention, Reply, one_line
 from handlers.money import format_fen
 from handlers.payout import flow as payout
 from handlers.payout.machine import ACTION_TEXT as PAYOUT_ACTION_TEXT
 from handlers.payout.machine import PAYOUT_KINDS
 from handlers.refund import machine as refund_machine
 from handlers.refund import people as refund
-from handlers.refund.data import approval_role
 from storage.enums import CaseKind
 from storage.models import Case
+from storage.repositories import StaleCaseError
 
+log = logging.getLogger(__name__)
 router = Router()
 
 # `ref`: the router's scope filter checks the case it names (commands.scope).
@@ -47,77 +56,305 @@ class NoteArgs(Args):
     text: str = Field(description="内容", min_length=1, json_schema_extra={"rest": True})
 
 
+# Handles after the first (通过 R5 R11 …); what follows them is the note or the reason.
+MORE_HANDLES = re.compile(r"(?:[#＃]?[RXPABrxpab][0-9]{1,9}(?:\s+|$))+")
+MAX_CASES = 20
+STALE_RETRIES = 3
+
+
+class DecideArgs(Args):
+    case: str = CASE
+    more: str = Field(
+        default="", description="更多单号 备注", max_length=1000, json_schema_extra={"rest": True}
+    )
+
+
+class UndoArgs(Args):
+    case: str = Field(
+        default="",
+        description="单号…",
+        max_length=1000,
+        json_schema_extra={"ref": "case", "rest": True},
+    )
+
+
+class HandoverArgs(Args):
+    case: str = CASE
+    person: str = Field(description="接手的人", min_length=1, max_length=64)
+
+
+class FindArgs(Args):
+    case: str = Field(
+        description="单号|订单号|运单号|昵称",
+        min_length=1,
+        max_length=128,
+        json_schema_extra={"ref": "case", "rest": True},
+    )
+
+
 class TodoArgs(Args):
-    scope: Literal["mine", "all", "我的", "全部"] = Field(default="mine", description="mine|all")
+    filters: str = Field(
+        default="",
+        description="筛选",
+        max_length=200,
+        json_schema_extra={"rest": True},
+    )
 
 
-@router.command("show", "查", "查看", args=CaseArgs, roles=ANYONE, what="查看单据")
-async def show(ctx: CommandContext, args: CaseArgs) -> Reply:
-    """看一个单据的详情和处理记录"""
+LIST_MAX = 20
+
+
+@router.command("show", "查", "查看", args=FindArgs, roles=ANYONE, what="查看单据")
+async def show(ctx: CommandContext, args: FindArgs) -> Reply:
+    """看单据详情和记录；也可用订单号、运单号、买家昵称查"""
     async with ctx.svc.tx() as tx:
-        case = await refund.load_for_change(tx, args.case)
-        card = build_card(case, tx.view)
-        history = await tx.audit_log.history(case.id)
-        lines = [f"【{card.title}】{card.status}"]
-        lines += [f"{f.label}：{f.value}" for f in card.fields]
-        lines += list(card.lines)
-        notes = [
-            one_line(f"📝 {tx.svc.staff.name(n.by)}：{n.text}")
-            for n in CaseData.of(case).notes[-3:]
-        ]
-        lines += [n for n in notes if n not in card.lines]
-        lines.append("记录：")
-        texts = ACTION_TEXTS.get(case.kind, refund_machine.ACTION_TEXT)
-        for entry in history[-8:]:
-            who = tx.svc.staff.name(entry.actor)
-            what = texts.get(
-                entry.action, refund_machine.ACTION_TEXT.get(entry.action, entry.action)
-            )
-            lines.append(f"  {tx.local(entry.at):%m-%d %H:%M} {who} {what}")
-        return Reply("\n".join(lines), card=card, allow=tuple(masking.identifiers(case)))
+        case = await reference.find(tx, args.case)
+        if case is None:
+            found = await lookup.find(tx, args.case, groups=ctx.scope.listed, limit=LIST_MAX + 1)
+            if len(found) > 1:
+                return _matches(tx, args.case, found)
+            if not found:
+                raise NotFoundError(
+                    f"找不到 {args.case[:40]}：可以用卡片编号（R12）、订单号、运单号、买家昵称或退款单号查"
+                )
+            case = found[0]
+        return await _detail(tx, ctx.allow(case))
+
+
+async def _detail(tx: Tx, case: Case) -> Reply:
+    """The case as its card shows it, its latest notes and its history."""
+    card = build_card(case, tx.view)
+    history = await tx.audit_log.history(case.id)
+    lines = [f"【{card.title}】{card.status}"]
+    lines += [f"{f.label}：{f.value}" for f in card.fields]
+    lines += list(card.lines)
+    notes = [
+        one_line(f"📝 {tx.svc.staff.name(n.by)}：{n.text}") for n in CaseData.of(case).notes[-3:]
+    ]
+    lines += [n for n in notes if n not in card.lines]
+    lines.append("记录：")
+    texts = ACTION_TEXTS.get(case.kind, refund_machine.ACTION_TEXT)
+    for entry in history[-8:]:
+        who = tx.svc.staff.name(entry.actor)
+        what = texts.get(entry.action, refund_machine.ACTION_TEXT.get(entry.action, entry.action))
+        lines.append(f"  {tx.local(entry.at):%m-%d %H:%M} {who} {what}")
+    return Reply("\n".join(lines), card=card, allow=tuple(masking.identifiers(case)))
+
+
+def _matches(tx: Tx, asked: str, found: list[Case]) -> Reply:
+    """Several cases for one order number, tracking number or nick: one line each."""
+    shown = found[:LIST_MAX]
+    lines = [
+        f"「{asked[:40]}」找到 {len(found) if len(found) <= LIST_MAX else f'{LIST_MAX}+'} 件："
+    ]
+    for case in shown:
+        kind = reference.KIND_TEXT.get(case.kind, case.kind)
+        amount = f" {format_fen(case.amount_fen)}" if case.amount_fen else ""
+        order = f" · 订单 {case.order_id}" if case.order_id else ""
+        status = build_card(case, tx.view).status
+        lines.append(
+            f"{case.handle} {kind}{amount} {status}{order} · {tx.local(case.created_at):%m-%d}"
+        )
+    if len(found) > LIST_MAX:
+        lines.append(f"只列出最近 {LIST_MAX} 件，请用更完整的单号查")
+    lines.append("看详情：查 <编号>，如 查 " + shown[0].handle)
+    return Reply("\n".join(lines), allow=_numbers(shown))
 
 
 @router.command("todo", "待办", args=TodoArgs, roles=ANYONE, what="查看待办")
 async def todo(ctx: CommandContext, args: TodoArgs) -> Reply:
-    """我要处理的单据，最紧急的在前；主管用 all 看全部（按处理人分组）"""
-    staff = ctx.me
-    everyone = args.scope in ("all", "全部")
+    """等我处理的各类单据，最紧急的在前（待办 打款 / 超时 / agent2 / all）
+
+    Kinds: 退款 异常 打款 拦截 买家; 超时 keeps the overdue; a person's id shows their queue
+    (supervisors), all everyone's by whose it is; any of them combine."""
+    me = ctx.me
+    everyone, person, flt = _todo_filters(ctx, args.filters)
     if everyone:
-        staff = ctx.require({"supervisor", "admin"}, "查看全部待办")
+        ctx.require(SUPERVISORS, "查看全部待办")
+    elif person.id != me.id:
+        ctx.require(SUPERVISORS, "查看别人的待办")
     async with ctx.svc.tx() as tx:
-        states = [s.value for s in refund_machine.NEEDS_PERSON | {refund_machine.S.MANUAL}]
-        cases = await tx.cases.open_cases(states=states, groups=ctx.scope.listed, limit=200)
+        queue = await work.waiting(tx, groups=ctx.scope.listed)
+        items = [i for i in queue.items if flt.admits(i, tx.now)]
         if not everyone:
-            cases = [c for c in cases if _is_mine(tx, c, staff.id)]
-        if not cases:
-            return Reply("🎉 没有待办" if not everyone else "🎉 全部处理完了")
-        if not everyone:
-            shown = cases[:30]
-            lines = [f"{staff.display} 的待办（{len(cases)}）：", *(_line(tx, c) for c in shown)]
-            return Reply("\n".join(lines), allow=_numbers(shown))
-        groups: dict[str, list[Case]] = {}
-        for c in cases:
-            groups.setdefault(_approver(tx, c), []).append(c)
-        lines = [f"全部待办（{len(cases)}）："]
-        shown = []
-        for who, items in sorted(groups.items()):
-            lines.append(f"【{who}】{len(items)} 件")
-            lines += [f"  {_line(tx, c)}" for c in items[:15]]
-            shown += items[:15]
-        return Reply("\n".join(lines), allow=_numbers(shown))
+            items = [i for i in items if work.is_for(tx, i, person)]
+        described = f" · {flt.describe()}" if flt.describe() else ""
+        if not items:
+            which = f"（{flt.describe()}）" if flt.describe() else ""
+            return Reply(("🎉 全部处理完了" if everyone else "🎉 没有待办") + which)
+        title = "全部待办" if everyone else f"{person.display} 的待办"
+        count = f"{len(items)}" if queue.complete else f"至少 {len(items)}"
+        lines = [f"{title}（{count}）{described}："]
+        if len(items) > TODO_FULL:
+            lines.append(_tally(tx, items))
+        if everyone:
+            by_owner: dict[str, list[work.Item]] = {}
+            for item in items:
+                by_owner.setdefault(work.owner(tx, item), []).append(item)
+            ordered = [(who, group) for who, group in sorted(by_owner.items())]
+        else:
+            ordered = [("", items)]
+        shown: list[work.Item] = []
+        for who, group in ordered:
+            if who:
+                lines.append(f"【{who}】{len(group)} 件")
+            for item in group:
+                if len(shown) >= TODO_MAX:
+                    break
+                text = work.line(tx, item) if len(shown) < TODO_FULL else work.compact(tx, item)
+                lines.append(f"  {text}" if who else text)
+                shown.append(item)
+        if len(items) > len(shown):
+            lines.append(f"…还有 {len(items) - len(shown)} 件未列出")
+        if len(items) > TODO_FULL:
+            lines.append(
+                "筛选：待办 打款 · 待办 超时 · 待办 agent2（类型：退款 异常 打款 拦截 买家，可组合）"
+            )
+        return Reply("\n".join(lines), allow=_numbers(work.cases_of(shown)))
 
 
-@router.command("approve", "通过", "同意", args=CaseArgs, roles=DECIDERS, what="通过退款")
-async def approve(ctx: CommandContext, args: CaseArgs) -> Reply:
-    """同意退款；超出自己的权限会升级给主管"""
+TODO_FULL = 10
+TODO_MAX = 50
+
+
+def _todo_filters(ctx: CommandContext, text: str) -> tuple[bool, StaffSettings, work.Filter]:
+    """(everyone, whose, the filter) from `all`, a person, kind words and 超时, in any order."""
+    everyone, person = False, ctx.me
+    kinds: set[work.Kind] = set()
+    overdue = False
+    named: StaffSettings | None = None
+    for word in text.replace("，", " ").replace(",", " ").split():
+        low = word.lower()
+        if low in ("mine", "我的", "我"):
+            continue
+        if low in ("all", "全部", "所有"):
+            everyone = True
+        elif low in work.KIND_WORDS:
+            kinds.add(work.KIND_WORDS[low])
+        elif low in work.OVERDUE_WORDS:
+            overdue = True
+        elif (staff := _staff_named(ctx, word)) is not None:
+            if named is not None and named.id != staff.id:
+                raise UsageError("一次只能看一个人的待办")
+            named = staff
+        else:
+            raise UsageError(
+                f"不认识「{word[:20]}」：待办 [all|人] [退款|异常|打款|拦截|买家] [超时]，可组合，如 待办 打款 超时"
+            )
+    if everyone and named is not None:
+        raise UsageError("all 和人只能选一个：待办 all，或 待办 agent2")
+    return everyone, named or person, work.Filter(frozenset(kinds), overdue)
+
+
+def _staff_named(ctx: CommandContext, word: str) -> StaffSettings | None:
+    low = word.lstrip("@").lower()
+    return next(
+        (
+            s
+            for s in ctx.svc.staff.staff
+            if s.id.lower() == low or (s.name and s.name.lower() == low)
+        ),
+        None,
+    )
+
+
+def _tally(tx: Tx, items: list[work.Item]) -> str:
+    counts = {k: sum(1 for i in items if k in i.kinds) for k in work.Kind}
+    parts = [f"{work.KIND_TEXT[k]} {n}" for k, n in counts.items() if n]
+    late = sum(1 for i in items if i.overdue(tx.now))
+    if late:
+        parts.append(f"⛔超时 {late}")
+    return "共 " + " · ".join(parts)
+
+
+# -- decisions ------------------------------------------------------------------------------
+
+Act = Callable[[Tx, Case], Awaitable[Reply]]
+
+
+def _more(first: str, rest: str) -> tuple[list[str], str]:
+    """The handles named (`R5`, then any handles that follow it) and the text after them."""
+    match = MORE_HANDLES.match(rest)
+    extra = match.group().split() if match else []
+    refs = list(dict.fromkeys([first, *extra]))
+    if len(refs) > MAX_CASES:
+        raise UsageError(f"一次最多 {MAX_CASES} 个单号")
+    return refs, rest[match.end() :].strip() if match else rest.strip()
+
+
+async def _each(ctx: CommandContext, refs: list[str], act: Act) -> Reply:
+    """`act` on each case named, each in its own transaction; one reply, a line per case."""
+    if len(refs) == 1:
+        async with ctx.svc.tx() as tx:
+            return await act(tx, ctx.allow(await refund.load_for_change(tx, refs[0])))
+    lines: list[str] = []
+    mentions: dict[str, Mention] = {}
+    allow: list[str] = []
+    ok = True
+    for ref in refs:
+        reply = await _one(ctx, ref, act)
+        ok = ok and reply.ok
+        mark = "" if reply.ok else "✗ "
+        label = "" if ref.lstrip("#＃").upper() in reply.text else f"{ref}："
+        lines.append(f"• {mark}{label}{reply.text}")
+        mentions |= {m.staff_id: m for m in reply.mentions}
+        allow += reply.allow
+    return Reply(
+        "\n".join(lines),
+        mentions=tuple(mentions.values()),
+        ok=ok,
+        allow=tuple(allow),
+    )
+
+
+async def _one(ctx: CommandContext, ref: str, act: Act) -> Reply:
+    """One case of several: its own answer; a refusal or a failure stops only this one."""
+    for attempt in range(STALE_RETRIES):
+        try:
+            async with ctx.svc.tx() as tx:
+                case = ctx.allow(await refund.load_for_change(tx, ref))
+                reply = await act(tx, case)
+                return Reply(
+                    reply.text,
+                    mentions=reply.mentions,
+                    ok=reply.ok,
+                    allow=(*reply.allow, *masking.identifiers(case)),
+                )
+        except StaleCaseError:
+            if attempt == STALE_RETRIES - 1:
+                return Reply(f"{ref} 正在被别人处理，请稍后再试", ok=False)
+        except UserError as exc:
+            return Reply(exc.message, mentions=exc.mentions, ok=False)
+        except Exception:
+            input_id = ctx.input.input_id or uuid.uuid4().hex[:12]
+            log.exception("command on %s failed: input %s from %s", ref, input_id, ctx.input.user)
+            return Reply(f"{ref} 处理出错了，已记录（编号 {input_id}）", ok=False)
+    raise AssertionError("unreachable")
+
+
+@router.command("approve", "通过", "同意", args=DecideArgs, roles=DECIDERS, what="通过退款")
+async def approve(ctx: CommandContext, args: DecideArgs) -> Reply:
+    """同意退款或打款，可写几个单号和备注；超出权限升级给主管"""
+    refs, note = _more(args.case, args.more)
+
+    async def act(tx: Tx, case: Case) -> Reply:
+        return await _approve(ctx, tx, case, note)
+
+    return await _each(ctx, refs, act)
+
+
+async def _approve(ctx: CommandContext, tx: Tx, case: Case, note: str) -> Reply:
     staff = ctx.me
-    async with ctx.svc.tx() as tx:
-        case = await refund.load_for_change(tx, args.case)
-        material.ensure_fresh(case, ctx.input.drawn)
-        if case.kind in PAYOUT_KINDS:
-            return await payout.approve(tx, case, staff, ctx.channel)
+    material.ensure_fresh(case, ctx.input.drawn)
+    if case.kind in PAYOUT_KINDS:
+        reply = await payout.approve(tx, case, staff, ctx.channel)
+    else:
         _refund_only(case)
-        return await refund.approve(tx, case, staff, ctx.channel)
+        reply = await refund.approve(tx, case, staff, ctx.channel)
+    if note:
+        await decision.attach_note(tx, case, staff, note, on=case.last_action, channel=ctx.channel)
+        reply = Reply(f"{reply.text}；备注：{note}", mentions=reply.mentions, ok=reply.ok)
+    return reply
 
 
 class CodeArgs(Args):
@@ -137,19 +374,64 @@ async def verify(ctx: CommandContext, args: CodeArgs) -> Reply:
 @router.command("retry", "重试", args=CaseArgs, roles=DECIDERS, what="重新提交退款")
 async def retry(ctx: CommandContext, args: CaseArgs) -> Reply:
     """重新提交失败的退款"""
-    return await approve(ctx, args)
+    async with ctx.svc.tx() as tx:
+        return await _approve(ctx, tx, await refund.load_for_change(tx, args.case), "")
 
 
 @router.command("reject", "拒绝", "驳回", args=ReasonArgs, roles=ANYONE, what="拒绝退款")
 async def reject(ctx: CommandContext, args: ReasonArgs) -> Reply:
-    """拒绝退款或打款，写明原因"""
-    async with ctx.svc.tx() as tx:
-        case = await refund.load_for_change(tx, args.case)
+    """拒绝退款或打款，写明原因（可写几个单号）"""
+    refs, reason = _more(args.case, args.reason)
+    if not reason:
+        raise UsageError(f"请写明拒绝原因：拒绝 {' '.join(refs)} <原因>")
+
+    async def act(tx: Tx, case: Case) -> Reply:
         if case.kind in PAYOUT_KINDS:
-            return await payout.reject(tx, case, ctx.me, args.reason, ctx.channel)
+            return await payout.reject(tx, case, ctx.me, reason, ctx.channel)
         staff = ctx.require(DECIDERS, "拒绝退款")
         _refund_only(case)
-        return await refund.reject(tx, case, staff, args.reason, ctx.channel)
+        return await refund.reject(tx, case, staff, reason, ctx.channel)
+
+    return await _each(ctx, refs, act)
+
+
+@router.command("undo", "撤销", args=UndoArgs, roles=ANYONE, what="撤销决定")
+async def undo(ctx: CommandContext, args: UndoArgs) -> Reply:
+    """撤销自己几分钟内、尚未发出的通过或拒绝"""
+    me = ctx.me
+    if args.case:
+        first, _, more = args.case.partition(" ")
+        refs, rest = _more(first, more)
+        if rest:
+            raise UsageError(f"多余的内容「{rest[:20]}」。用法：撤销 [单号…]")
+    else:
+        async with ctx.svc.tx() as tx:
+            window = ctx.svc.settings.commands.undo_window_min
+            since = tx.now - timedelta(minutes=window)
+            last = await tx.audit_log.last_by(
+                me.id, decision.UNDOABLE, since=since, groups=ctx.scope.listed
+            )
+            case = await tx.cases.get(last.case_pk) if last and last.case_pk else None
+            if case is None:
+                raise NotFoundError(f"最近 {window:g} 分钟里你没有通过或拒绝过单据")
+            refs = [reference.handle_ref(case.handle)]
+
+    async def act(tx: Tx, case: Case) -> Reply:
+        return await decision.undo(tx, case, me, ctx.channel)
+
+    return await _each(ctx, refs, act)
+
+
+@router.command("handover", "转交", args=HandoverArgs, roles=SUPERVISORS, what="转交单据")
+async def handover(ctx: CommandContext, args: HandoverArgs) -> Reply:
+    """主管把单据转交给别人，TA 会被 @ 一次"""
+    to = _staff_named(ctx, args.person)
+    if to is None:
+        names = "、".join(s.id for s in ctx.svc.staff.with_role(DECIDERS))
+        raise UsageError(f"没有「{args.person[:20]}」这个人：可以转交给 {names}")
+    async with ctx.svc.tx() as tx:
+        case = await refund.load_for_change(tx, args.case)
+        return await hand_over(tx, case, ctx.me, to, channel=ctx.channel, here=ctx.scope.place)
 
 
 @router.command(
@@ -204,26 +486,5 @@ def _refund_only(case: Case) -> None:
         raise UsageError(f"{case.handle} 是" + OTHER_KINDS[case.kind].format(h=case.handle))
 
 
-def _is_mine(tx: Tx, case: Case, staff_id: str) -> bool:
-    if case.assignee:
-        return case.assignee == staff_id
-    staff = tx.svc.staff.get(staff_id)
-    role = approval_role(case)
-    return staff is not None and tx.svc.staff.may_approve(staff, case.amount_fen, role)
-
-
-def _approver(tx: Tx, case: Case) -> str:
-    if case.assignee:
-        return tx.svc.staff.name(case.assignee)
-    return "主管" if case.state == refund_machine.S.ESCALATED else "未认领"
-
-
 def _numbers(cases: list[Case]) -> tuple[str, ...]:
     return tuple(n for c in cases for n in masking.identifiers(c))
-
-
-def _line(tx: Tx, case: Case) -> str:
-    state = refund_machine.STATE_TEXT.get(refund_machine.RefundState(case.state), case.state)
-    due = f" · 时限 {tx.local(case.deadline_at):%m-%d %H:%M}" if case.deadline_at else ""
-    what = one_line(case.reason) or case.order_id
-    return f"{case.handle} {format_fen(case.amount_fen)} {state}{due} · {what}"

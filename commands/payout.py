@@ -9,15 +9,18 @@ from pydantic import Field
 
 from commands.case import ANYONE, CASE, CaseArgs
 from commands.router import Args, CommandContext, NoArgs, Router
-from handlers.authority import DECIDERS
-from handlers.errors import UsageError
-from handlers.message import Reply
+from handlers.authority import DECIDERS, SUPERVISORS
+from handlers.errors import UsageError, UserError
+from handlers.message import Mention, Reply
 from handlers.money import MAX_AMOUNT_FEN, format_fen, yuan_to_fen
 from handlers.payout import batch as payout_batch
 from handlers.payout import flow as payout
 from handlers.payout import machine
 from handlers.payout.data import PayoutData
 from handlers.payout.identity import command_payout_id
+from handlers.payout.move import repo as payout_repo
+from storage.models import Case
+from storage.repositories import StaleCaseError
 
 router = Router()
 
@@ -41,6 +44,19 @@ class PayoutArgs(Args):
 class PaidArgs(Args):
     case: str = CASE
     ref: str = Field(default="", description="流水号", max_length=64)
+
+
+class ApprovePayoutsArgs(Args):
+    limit: str = Field(
+        description="打款 ≤金额", min_length=1, max_length=40, json_schema_extra={"rest": True}
+    )
+
+
+# `≤200`, `<=200`, `<200`, `200` (at most), with full-width signs and ¥ / 元 around it.
+LIMIT = re.compile(
+    r"(≤|<=|≦|<|＜|小于等于|不超过|以内|小于)?\s*¥?\s*([0-9.]+)\s*(?:元)?\s*(以内|以下)?"
+)
+BULK_MAX = 100
 
 
 class BatchArgs(Args):
@@ -116,6 +132,85 @@ async def unbatch(ctx: CommandContext, args: CaseArgs) -> Reply:
         if case.kind != "payout_batch":
             raise UsageError(f"{case.handle} 不是批次；拒绝打款用：拒绝 {case.handle} <原因>")
         return await payout_batch.cancel_batch(tx, case, ctx.me, ctx.channel)
+
+
+@router.command(
+    "approve_payouts",
+    "approve-payouts",
+    "全部审批",
+    args=ApprovePayoutsArgs,
+    roles=SUPERVISORS,
+    what="批量审批打款",
+)
+async def approve_payouts(ctx: CommandContext, args: ApprovePayoutsArgs) -> Reply:
+    """主管审批不超过上限的全部待审批打款（跳过超出权限的）"""
+    max_fen, inclusive = _limit(args.limit)
+    async with ctx.svc.tx() as tx:
+        waiting = await payout_repo(tx).requested_up_to(
+            max_fen if inclusive else max_fen - 1, groups=ctx.scope.listed, limit=BULK_MAX + 1
+        )
+    more = len(waiting) > BULK_MAX
+    done: list[Case] = []
+    skipped: list[str] = []
+    told: dict[str, Mention] = {}
+    for listed in waiting[:BULK_MAX]:
+        try:
+            reply = await _approve_one(ctx, listed.id)
+        except UserError as exc:
+            why = _why(exc.message)
+            skipped.append(f"{listed.handle} {format_fen(listed.amount_fen)}（{why}）")
+            told |= {m.staff_id: m for m in exc.mentions}
+            continue
+        if reply is not None:
+            done.append(listed)
+            told |= {m.staff_id: m for m in reply.mentions}
+    sign = "≤" if inclusive else "<"
+    if not done and not skipped:
+        return Reply(f"没有 {sign}{format_fen(max_fen)} 的待审批打款")
+    total = format_fen(sum(c.amount_fen for c in done))
+    named = "、".join(f"{c.handle} {format_fen(c.amount_fen)}" for c in done) or "无"
+    lines = [f"✅ 已审批 {len(done)} 笔 {sign}{format_fen(max_fen)} 的打款，合计 {total}：{named}"]
+    if skipped:
+        lines.append(f"跳过 {len(skipped)} 笔：" + "；".join(skipped))
+    if more:
+        lines.append(f"一次最多 {BULK_MAX} 笔，再发一次继续")
+    return Reply("\n".join(lines), mentions=tuple(told.values()), ok=bool(done))
+
+
+async def _approve_one(ctx: CommandContext, pk: int) -> Reply | None:
+    """Approve one payout as `通过 P7` would, within the caller's authority; None when it is no
+    longer waiting (someone else decided it meanwhile)."""
+    for _ in range(3):
+        try:
+            async with ctx.svc.tx() as tx:
+                case = await tx.cases.get(pk)
+                if case is None or case.state != machine.S.REQUESTED:
+                    return None
+                return await payout.approve(tx, ctx.allow(case), ctx.me, ctx.channel)
+        except StaleCaseError:
+            continue
+    return None
+
+
+def _why(message: str) -> str:
+    """A refusal in a few words: the part before who may approve instead."""
+    return message.split("。", 1)[0]
+
+
+def _limit(text: str) -> tuple[int, bool]:
+    """(fen, inclusive) from `打款 ≤200`, `payouts <=200`, `200`."""
+    plain = unicodedata.normalize("NFKC", text).strip()
+    for word in ("打款", "payouts", "payout"):
+        if plain.lower().startswith(word):
+            plain = plain[len(word) :].strip()
+            break
+    match = LIMIT.fullmatch(plain)
+    fen = yuan_to_fen(match.group(2)) if match and AMOUNT.fullmatch(match.group(2)) else 0
+    if match is None or not 0 < fen <= MAX_AMOUNT_FEN:
+        raise UsageError(
+            f"请写明金额上限：全部审批 打款 ≤200（≤ 含 200，< 不含）；「{text[:20]}」看不懂"
+        )
+    return fen, match.group(1) not in ("<", "＜", "小于")
 
 
 @router.command("payouts", "待打款", args=NoArgs, roles=ANYONE, what="查看待打款")

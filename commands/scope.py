@@ -3,7 +3,8 @@ tapped in), or from a DM on those of the person's own groups; an admin on any ca
 
 A person's own groups are the `wecom_app` groups whose chat_id (the DM list) names them and
 the groups their [[staff]] entry lists in `groups`. A chat that no [[groups]] entry names
-has none. Lists (待办, 待打款, 批量打款, 日报) show the same groups; an admin's DM shows all.
+has none. Lists and searches (待办, 查 by order, tracking number or nick, 待打款, 批量打款,
+全部审批, 日报) read the same groups; an admin's DM reads all.
 """
 
 from __future__ import annotations

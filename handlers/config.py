@@ -152,6 +152,13 @@ class TimerSettings(Section):
     poll_s: float = Field(default=1.0, gt=0)
 
 
+class CommandSettings(Section):
+    """`[commands]`: chat commands."""
+
+    # How long a person may take back their own approval or rejection (while nothing was sent).
+    undo_window_min: float = Field(default=5.0, ge=0, le=1440)
+
+
 class DigestSettings(Section):
     enabled: bool = True
     time: str = "09:00"
@@ -250,6 +257,7 @@ class DomainSettings(BaseModel):
     staff: list[StaffSettings] = []
     rules: RulesSettings = RulesSettings()
     timers: TimerSettings = TimerSettings()
+    commands: CommandSettings = CommandSettings()
     digest: DigestSettings = DigestSettings()
     commerce: ModeSettings = ModeSettings()
     carrier: ModeSettings = ModeSettings()

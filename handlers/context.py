@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import masking
 from handlers.authority import StaffDirectory
+from handlers.case_keys import search_keys
 from handlers.clock import Clock
 from handlers.config import DomainSettings, GroupSettings
 from handlers.message import Mention, Notice, one_line
@@ -78,7 +79,7 @@ class Tx:
 
     @cached_property
     def cases(self) -> CaseRepository:
-        return CaseRepository(self.session)
+        return CaseRepository(self.session, search_keys)
 
     @cached_property
     def events(self) -> EventRepository:

@@ -92,6 +92,19 @@ class Case(Base):
     )
 
 
+class CaseKey(Base):
+    """What people know a case by besides its handle and ids — a tracking number, the buyer's
+    nick — normalised, one row each; kept by the case repository whenever `data` is written."""
+
+    __tablename__ = "case_keys"
+
+    case_pk: Mapped[int] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+    __table_args__ = (Index("ix_case_keys_kind_value", "kind", "value"),)
+
+
 class AuditEntry(Base):
     __tablename__ = "audit_log"
 
@@ -299,6 +312,7 @@ class Parcel(Base):
         UniqueConstraint("carrier", "tracking_no", name="uq_parcels_carrier_tracking_no"),
         Index("ix_parcels_next_check_at", "next_check_at"),
         Index("ix_parcels_order_id", "order_id"),
+        Index("ix_parcels_tracking_no", "tracking_no"),
     )
 
 

@@ -152,6 +152,45 @@ async def post_batch(request: web.Request) -> web.Response:
     return web.json_response({"results": results}, status=202)
 
 
+@routes.get("/api/v1/cases")
+@verified(SignedRequest())
+async def find_cases(request: web.Request) -> web.Response:
+    """The cases on one order (`?order_id=`), oldest first, without their history."""
+    if set(request.query) - {"order_id"}:
+        unknown = ", ".join(sorted(set(request.query) - {"order_id"}))
+        return error(
+            400,
+            "unknown query parameter",
+            fields=[{"field": unknown, "message": "not a parameter"}],
+        )
+    order_id = request.query.get("order_id", "")
+    problem = _order_problem(order_id)
+    if problem:
+        return error(400, "invalid query", fields=[{"field": "order_id", "message": problem}])
+    async with request.app[SERVICES].tx() as tx:
+        cases = await tx.cases.for_order(order_id, limit=ORDER_CASES_MAX)
+        return web.json_response(
+            {
+                "cases": [
+                    case_json(c) | {"status_text": build_card(c, tx.view).status} for c in cases
+                ]
+            }
+        )
+
+
+ORDER_CASES_MAX = 100
+
+
+def _order_problem(order_id: str) -> str:
+    if not order_id:
+        return "required"
+    if len(order_id) > 128:
+        return "at most 128 characters"
+    if "\x00" in order_id:
+        return "must not contain U+0000"
+    return ""
+
+
 @routes.get("/api/v1/cases/{case_id}")
 @verified(SignedRequest())
 async def get_case(request: web.Request) -> web.Response:

@@ -132,6 +132,25 @@ def build_spec(batch_max: int = 500) -> dict[str, Any]:
             "history": {"type": "array", "items": {"$ref": "#/components/schemas/HistoryEntry"}},
         },
     }
+    schemas["CaseSummary"] = {
+        "type": "object",
+        "required": ["case_id", "handle", "kind", "state", "order_id"],
+        "properties": {
+            k: v for k, v in schemas["Case"]["properties"].items() if k not in ("history", "also")
+        }
+        | {"order_id": {"type": "string"}},
+    }
+    schemas["CaseList"] = {
+        "type": "object",
+        "required": ["cases"],
+        "properties": {
+            "cases": {
+                "type": "array",
+                "maxItems": 100,
+                "items": {"$ref": "#/components/schemas/CaseSummary"},
+            }
+        },
+    }
     common_errors = {
         "400": _error("The body is not a valid event; `fields` names each bad field"),
         "401": _error("Missing or bad signature, or timestamp outside ±300 s"),
@@ -226,6 +245,42 @@ def build_spec(batch_max: int = 500) -> dict[str, Any]:
                             },
                         },
                         **common_errors,
+                    },
+                }
+            },
+            "/api/v1/cases": {
+                "get": {
+                    "summary": "The cases on one order (refunds, payouts, intercepts, anomalies)",
+                    "description": (
+                        "Oldest first, at most 100, without their history (ask for one by its "
+                        "handle for that); an order without cases gives an empty list."
+                    ),
+                    "security": SIGNED,
+                    "parameters": [
+                        {
+                            "name": "order_id",
+                            "in": "query",
+                            "required": True,
+                            "schema": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": 128,
+                                "pattern": STORABLE,
+                            },
+                            "description": "the shop's order id, as the events carry it",
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The order's cases",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/CaseList"}
+                                }
+                            },
+                        },
+                        "400": _error("order_id is missing, empty, too long or not storable"),
+                        "401": common_errors["401"],
                     },
                 }
             },

@@ -80,6 +80,7 @@ ACTION_TEXT = {
     "linked": "关联单据",
     "late_result": "迟到的快递反馈",
     "carrier_confirmed": "快递确认拦截成功",
+    "handover": "转交",
 }
 SOURCE_TEXT = {"rule": "规则", "command": "命令", "anomaly": "物流异常"}
 # How an intercept shows on its refunds' and anomalies' cards: coarser than its own states,

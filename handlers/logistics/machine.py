@@ -92,6 +92,7 @@ ANOMALY_ACTION_TEXT = {
     AT.IGNORE.value: "忽略",
     AT.RECOVER.value: "物流恢复",
     AT.REOPEN.value: "重新打开",
+    "handover": "转交",
 }
 TRIGGER_TEXT: dict[str, str] = {
     AT.CONTACT: "联系快递",

@@ -135,6 +135,7 @@ ACTION_TEXT = {
     "unbatch": "移出批次",
     "settle": "批次完成",
     "cancel": "取消批次",
+    "undo": "撤销决定",
 }
 # How a payout reads on its batch's card.
 ITEM_TEXT = {

@@ -167,6 +167,8 @@ ACTION_TEXT = {
     "amount_changed": "金额变更",
     "amount_refused": "金额变更未采用",
     "reopen": "撤回审批，重新判定",
+    "undo": "撤销决定",
+    "handover": "转交",
 }
 
 

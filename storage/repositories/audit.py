@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import AuditEntry
+from storage.models import AuditEntry, Case
 
 
 class AuditRepository:
@@ -48,3 +49,37 @@ class AuditRepository:
                 )
             ).all()
         )
+
+    async def latest(self, case_pk: int, limit: int = 20) -> list[AuditEntry]:
+        """The case's last `limit` entries, newest first."""
+        return list(
+            (
+                await self.session.scalars(
+                    select(AuditEntry)
+                    .where(AuditEntry.case_pk == case_pk)
+                    .order_by(AuditEntry.id.desc())
+                    .limit(limit)
+                )
+            ).all()
+        )
+
+    async def last_by(
+        self,
+        actor: str,
+        actions: Collection[str],
+        *,
+        since: datetime,
+        groups: Collection[str] | None = None,
+    ) -> AuditEntry | None:
+        """The newest entry by `actor` doing one of `actions` at or after `since`, on a case
+        of `groups` (every group when None)."""
+        stmt = select(AuditEntry).where(
+            AuditEntry.action.in_(sorted(actions)),
+            AuditEntry.at >= since,
+            AuditEntry.actor == actor,
+        )
+        if groups is not None:
+            stmt = stmt.join(Case, Case.id == AuditEntry.case_pk).where(
+                Case.group_id.in_(sorted(groups))
+            )
+        return await self.session.scalar(stmt.order_by(AuditEntry.id.desc()).limit(1))

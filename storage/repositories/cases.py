@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, or_, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.enums import CaseKind
-from storage.models import Case, Counter
+from storage.models import Case, CaseKey, Counter, Parcel
 from storage.repositories.queue import insert_once
+
+# What a case is known by, read from its `data`: (kind, normalised value) pairs.
+KeysOf = Callable[[Mapping[str, Any]], frozenset[tuple[str, str]]]
 
 
 class StaleCaseError(Exception):
@@ -19,8 +22,11 @@ class StaleCaseError(Exception):
 
 
 class CaseRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    """`keys_of`, when given, keeps `case_keys` in step with every `data` written."""
+
+    def __init__(self, session: AsyncSession, keys_of: KeysOf | None = None) -> None:
         self.session = session
+        self.keys_of = keys_of
 
     async def next_handle(self, kind: CaseKind) -> str:
         return await self.next_number(kind.handle_prefix)
@@ -51,6 +57,8 @@ class CaseRepository:
         )
         self.session.add(case)
         await self.session.flush()
+        if self.keys_of is not None and case.data:
+            await self._rekey(case.id, frozenset(), self.keys_of(case.data))
         return case
 
     async def get(self, pk: int) -> Case | None:
@@ -98,6 +106,7 @@ class CaseRepository:
         self, case: Case, new_state: str, *, now: datetime, **changes: Any
     ) -> None:
         """Move `case` from its loaded state/version to `new_state`, or raise StaleCaseError."""
+        before = case.data
         result = await self.session.execute(
             update(Case)
             .where(Case.id == case.id, Case.state == case.state, Case.version == case.version)
@@ -106,7 +115,21 @@ class CaseRepository:
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise StaleCaseError(case.handle)
+        if self.keys_of is not None and "data" in changes:
+            await self._rekey(case.id, self.keys_of(before or {}), self.keys_of(changes["data"]))
         await self.session.refresh(case)
+
+    async def _rekey(
+        self, case_pk: int, old: frozenset[tuple[str, str]], new: frozenset[tuple[str, str]]
+    ) -> None:
+        if gone := old - new:
+            await self.session.execute(
+                delete(CaseKey).where(CaseKey.case_pk == case_pk, _any_key(gone))
+            )
+        for kind, value in sorted(new - old):
+            await insert_once(
+                self.session, CaseKey, {"case_pk": case_pk, "kind": kind, "value": value}
+            )
 
     async def lock(self, case: Case) -> None:
         """Reload `case` and hold its row to the end of the transaction (PostgreSQL; SQLite
@@ -123,13 +146,67 @@ class CaseRepository:
         states: Sequence[str],
         assignee: str | None = None,
         groups: Collection[str] | None = None,
+        kinds: Collection[str] | None = None,
+        holding: str = "",
         limit: int = 50,
     ) -> list[Case]:
-        """Cases in `states` (of `groups` only, when given), the nearest deadline first."""
+        """Cases in `states` (of `kinds` and `groups` only, and whose data has the top-level
+        key `holding`, when given), the nearest deadline first."""
         stmt = select(Case).where(Case.state.in_(states))
+        if kinds is not None:
+            # `|| ''` keeps SQLite off the (kind, case_id) index, which would read every case
+            # of the kind; (group_id, state) reads only those in the states asked for.
+            stmt = stmt.where((Case.kind + "").in_(sorted(kinds)))
+        if holding:
+            stmt = stmt.where(Case.data[holding].as_string().is_not(None))
         if assignee is not None:
             stmt = stmt.where(Case.assignee == assignee)
         if groups is not None:
             stmt = stmt.where(Case.group_id.in_(sorted(groups)))
         stmt = stmt.order_by(Case.deadline_at.is_(None), Case.deadline_at, Case.id).limit(limit)
         return list((await self.session.scalars(stmt)).all())
+
+    async def for_order(
+        self, order_id: str, *, groups: Collection[str] | None = None, limit: int = 100
+    ) -> list[Case]:
+        """Every case on an order (of `groups` only, when given), oldest first."""
+        stmt = select(Case).where(Case.order_id == order_id)
+        if groups is not None:
+            stmt = stmt.where(Case.group_id.in_(sorted(groups)))
+        return list((await self.session.scalars(stmt.order_by(Case.id).limit(limit))).all())
+
+    async def known_by(
+        self,
+        keys: Collection[tuple[str, str]],
+        *,
+        order_id: str = "",
+        tracking_nos: Collection[str] = (),
+        groups: Collection[str] | None = None,
+        limit: int = 50,
+    ) -> list[Case]:
+        """Cases with one of `keys` (kind, normalised value), on the order `order_id`, or on an
+        order whose parcel has one of `tracking_nos` (as stored); of `groups` only, when given,
+        newest first."""
+        # Each way to match is its own indexed lookup; their union names the cases.
+        found: list[Select[int]] = []
+        if keys:
+            found.append(select(CaseKey.case_pk).where(_any_key(keys)))
+        if order_id:
+            found.append(select(Case.id).where(Case.order_id == order_id))
+        if tracking_nos:
+            orders = select(Parcel.order_id).where(
+                Parcel.tracking_no.in_(sorted(tracking_nos)), Parcel.order_id != ""
+            )
+            found.append(select(Case.id).where(Case.order_id.in_(orders)))
+        if not found:
+            return []
+        stmt = select(Case).where(Case.id.in_(union(*found)))
+        if groups is not None:
+            stmt = stmt.where(Case.group_id.in_(sorted(groups)))
+        return list((await self.session.scalars(stmt.order_by(Case.id.desc()).limit(limit))).all())
+
+
+def _any_key(keys: Collection[tuple[str, str]]) -> ColumnElement[bool]:
+    return or_(
+        *(and_(CaseKey.kind == kind, CaseKey.value == value) for kind, value in sorted(keys))
+    )

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.enums import OutboxState
@@ -157,6 +157,28 @@ class OutboxRepository:
             stmt = stmt.where(OutboxItem.done_at >= since)
         rows = await self.session.execute(stmt.group_by(OutboxItem.kind))
         return {str(kind): int(n) for kind, n in rows.all()}
+
+    async def withdraw(self, item_id: str) -> bool:
+        """Take back an item no dispatcher has ever claimed: compare-and-set on the row, so an
+        item claimed (leased), tried, performed or dead-lettered stays; True when it is gone.
+
+        A claim leases the row before it performs anything and keeps the lease until it
+        records the end (a throttled item is put back unleased, never tried; a failed or
+        dead-lettered one keeps its error, even when sent again); on PostgreSQL the claim's
+        row lock makes this delete wait and then see the lease.
+        """
+        result = await self.session.execute(
+            delete(OutboxItem)
+            .where(
+                OutboxItem.id == item_id,
+                OutboxItem.state == OutboxState.PENDING.value,
+                OutboxItem.attempts == 0,
+                OutboxItem.last_error == "",
+                OutboxItem.lease_until.is_(None),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def is_pending(self, item_id: str) -> bool:
         state = await self.session.scalar(select(OutboxItem.state).where(OutboxItem.id == item_id))

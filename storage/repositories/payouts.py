@@ -88,6 +88,18 @@ class PayoutRepository:
             stmt = stmt.where(Case.group_id.in_(sorted(groups)))
         return list((await self.session.scalars(stmt.order_by(Case.id).limit(limit))).all())
 
+    async def requested_up_to(
+        self, max_fen: int, *, groups: Collection[str] | None, limit: int
+    ) -> list[Case]:
+        """Payout cases waiting for approval with an amount of at most `max_fen` (of `groups`
+        only, when given), oldest first."""
+        stmt = select(Case).where(
+            Case.kind == "payout", Case.state == "requested", Case.amount_fen <= max_fen
+        )
+        if groups is not None:
+            stmt = stmt.where(Case.group_id.in_(sorted(groups)))
+        return list((await self.session.scalars(stmt.order_by(Case.id).limit(limit))).all())
+
     async def tally(
         self, moment: Moment, since: datetime, until: datetime, *, group_id: str | None = None
     ) -> Tally:

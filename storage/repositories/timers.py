@@ -56,6 +56,23 @@ class TimerRepository:
         result = await self.session.execute(stmt.values(state=TimerState.CANCELLED.value))
         return int(result.rowcount)  # type: ignore[attr-defined]
 
+    async def revive(self, case_pk: int, kinds: Iterable[str], *, due_after: datetime) -> int:
+        """Put back the cancelled timers of `kinds` that were still to come at `due_after`."""
+        result = await self.session.execute(
+            update(Timer)
+            .where(
+                Timer.case_pk == case_pk,
+                Timer.state == TimerState.CANCELLED.value,
+                Timer.kind.in_(list(kinds)),
+                Timer.due_at > due_after,
+            )
+            .values(state=TimerState.PENDING.value, lease_until=None)
+        )
+        count = int(result.rowcount)  # type: ignore[attr-defined]
+        if count:
+            wake(self.session, TIMERS_TOPIC)
+        return count
+
     async def claim(self, *, now: datetime, limit: int, lease_s: float) -> list[Timer]:
         return await claim(
             self.session,

@@ -148,7 +148,7 @@ async def test_unknown_people_and_commands_get_a_clear_answer(bot: Bot) -> None:
     reply = await bot.say("agent1", "查 R999")
     assert "找不到 R999" in reply["reply"]["text"]
     reply = await bot.say("agent1", "通过")
-    assert reply["reply"]["text"] == "用法：通过 <单号>"
+    assert reply["reply"]["text"] == "用法：通过 <单号> [更多单号 备注]"
     (unchanged,) = await bot.cards()
     assert unchanged["state"] == "awaiting_review"
 

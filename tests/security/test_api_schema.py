@@ -36,7 +36,12 @@ from tests.support.app import SECRET, make_refund, make_settings
 from tests.support.processes import free_port
 
 # Per operation and mode; a batch body is up to 500 events, so fewer of those.
-EXAMPLES = {"/api/v1/events": 50, "/api/v1/events/batch": 20, "/api/v1/cases/{case_id}": 40}
+EXAMPLES = {
+    "/api/v1/events": 50,
+    "/api/v1/events/batch": 20,
+    "/api/v1/cases/{case_id}": 40,
+    "/api/v1/cases": 40,
+}
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -137,6 +142,7 @@ def _consistent(case: Any) -> None:
         ("POST", "/api/v1/events"),
         ("POST", "/api/v1/events/batch"),
         ("GET", "/api/v1/cases/{case_id}"),
+        ("GET", "/api/v1/cases"),
     ],
 )
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
@@ -164,6 +170,8 @@ def test_the_document_and_the_server_agree(
         case.validate_response(response, checks=CHECKS)
         if method == "POST":
             expected = {202} if mode is GenerationMode.POSITIVE else {400, 401, 413}
+        elif path == "/api/v1/cases":
+            expected = {200} if mode is GenerationMode.POSITIVE else {400, 401}
         else:
             # 409: an id several cases share (a refund and a payout both "0"), as documented.
             expected = {200, 404, 409} if mode is GenerationMode.POSITIVE else {200, 401, 404, 409}

@@ -32,6 +32,8 @@ REFUSED = "R1 属于「售后一组」，不能在「财务群」处理：请到
 ATTEMPTS: dict[str, tuple[str, str, str]] = {
     "show": ("sup1", "查 R1", "finance"),
     "approve": ("sup1", "通过 R1", "finance"),
+    "undo": ("sup1", "撤销 R1", "finance"),
+    "handover": ("sup1", "转交 R1 agent1", "finance"),
     "retry": ("sup1", "重试 R1", "finance"),
     "verify": ("sup1", "验证码 R1 123456", "finance"),
     "reject": ("sup1", "拒绝 R1 不符合", "finance"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.registry import commands
-from commands.case import CaseArgs, NoteArgs, ReasonArgs, TodoArgs
+from commands.case import CaseArgs, DecideArgs, NoteArgs, ReasonArgs, TodoArgs
 from handlers.errors import UsageError
 
 ROUTER = commands()
@@ -41,10 +41,15 @@ def test_parse_positional_and_rest() -> None:
 def test_parse_missing_and_extra_arguments_give_usage() -> None:
     approve = ROUTER.lookup("通过")
     assert approve is not None
-    with pytest.raises(UsageError, match=r"^用法：通过 <单号>$"):
+    with pytest.raises(UsageError, match=r"^用法：通过 <单号> \[更多单号 备注\]$"):
         ROUTER.parse(approve, "通过", "")
+    assert ROUTER.parse(approve, "通过", "R12 R13 已核实") == DecideArgs(
+        case="R12", more="R13 已核实"
+    )
+    claim = ROUTER.lookup("认领")
+    assert claim is not None
     with pytest.raises(UsageError, match="多余的内容「R13」"):
-        ROUTER.parse(approve, "通过", "R12 R13")
+        ROUTER.parse(claim, "认领", "R12 R13")
     reject = ROUTER.lookup("reject")
     assert reject is not None
     with pytest.raises(UsageError, match=r"reject <单号> <原因>"):
@@ -54,10 +59,9 @@ def test_parse_missing_and_extra_arguments_give_usage() -> None:
 def test_parse_optional_choice() -> None:
     todo = ROUTER.lookup("待办")
     assert todo is not None
-    assert ROUTER.parse(todo, "待办", "") == TodoArgs(scope="mine")
-    assert ROUTER.parse(todo, "todo", "all") == TodoArgs(scope="all")
-    with pytest.raises(UsageError, match=r"todo \[mine\|all\]"):
-        ROUTER.parse(todo, "todo", "everything")
+    assert ROUTER.parse(todo, "待办", "") == TodoArgs(filters="")
+    assert ROUTER.parse(todo, "todo", "all") == TodoArgs(filters="all")
+    assert ROUTER.parse(todo, "待办", "打款 超时 agent2") == TodoArgs(filters="打款 超时 agent2")
 
 
 def test_every_command_has_help_and_both_languages() -> None:
