@@ -135,6 +135,8 @@ ACTION_TEXT = {
     "unbatch": "移出批次",
     "settle": "批次完成",
     "cancel": "取消批次",
+    "payee_revealed": "查看完整收款账号",
+    "payee_exported": "导出到支付宝批量付款文件",
 }
 # How a payout reads on its batch's card.
 ITEM_TEXT = {
