@@ -12,12 +12,14 @@ import re
 from dataclasses import dataclass
 
 from handlers import masking
+from handlers.authority import account
 from handlers.config import StaffSettings
 from handlers.context import Tx
 from handlers.errors import PermissionDeniedError, UsageError
 from handlers.masking import mask_account, mask_name
 from handlers.message import Reply
 from handlers.money import format_fen
+from handlers.payout.data import PayoutData
 from handlers.payout.machine import FINANCE, KIND_TEXT, STATE_TEXT
 from handlers.payout.move import repo
 from storage.enums import CaseKind
@@ -63,19 +65,7 @@ async def reveal(tx: Tx, case: Case, asker: Asker) -> Reply:
         raise PermissionDeniedError(
             f"这个群所在的渠道不能私信，完整收款账号不会发在群里：请私聊机器人发「收款 {case.handle}」"
         )
-    await tx.outbox.add(
-        f"{DIRECT}:{asker.channel}:{asker.input_id or tx.now.isoformat()}:{case.id}"[:255],
-        DIRECT,
-        now=tx.now,
-        case_pk=case.id,
-        group_id=asker.group_id,
-        payload={
-            "channel": asker.channel,
-            "platform": asker.platform,
-            "to": asker.user,
-            "staff_id": asker.staff.id,
-        },
-    )
+    await _queue(tx, case, asker)
     await _audit(tx, case, asker, "direct_message")
     return Reply(f"🔒 {case.handle} 的完整收款账号已私信发给 {asker.staff.display}（群里不显示）")
 
@@ -95,9 +85,51 @@ async def direct_text(tx: Tx, case: Case) -> str:
     )
 
 
+async def send_to_finance(tx: Tx, case: Case) -> int:
+    """`[payout] send_payee_to_finance`: an approved manual payout's payee by direct message to
+    each finance person whose `groups` list the payout's group, on that group's channel when it
+    can write to one person; each one audited. How many were queued."""
+    policy = tx.svc.settings.payout
+    group = tx.svc.settings.group(case.group_id)
+    if not policy.send_payee_to_finance or policy.transfers or group is None:
+        return 0
+    capabilities = tx.svc.capabilities.get(group.channel)
+    if capabilities is None or not capabilities.direct_messages:
+        return 0
+    platform = group.channel.split("_", 1)[0]
+    approver = PayoutData.of(case).approval
+    sent = 0
+    for staff in tx.svc.staff.with_role({"finance"}):
+        to = account(staff, platform)
+        if not to or group.id not in staff.groups or (approver and approver.by == staff.id):
+            continue
+        asker = Asker(staff, group.channel, platform, to, group.id, f"approved-{staff.id}", False)
+        await _queue(tx, case, asker)
+        await _audit(tx, case, asker, "on_approval")
+        sent += 1
+    return sent
+
+
 def may_see(staff: StaffSettings | None) -> bool:
     """Whether `staff` may be sent a full payee account (finance or admin)."""
     return staff is not None and bool(FINANCE & set(staff.roles))
+
+
+async def _queue(tx: Tx, case: Case, asker: Asker) -> None:
+    """The direct message to `asker`, as an outbox item naming the payout, not its account."""
+    await tx.outbox.add(
+        f"{DIRECT}:{asker.channel}:{asker.input_id or tx.now.isoformat()}:{case.id}"[:255],
+        DIRECT,
+        now=tx.now,
+        case_pk=case.id,
+        group_id=asker.group_id,
+        payload={
+            "channel": asker.channel,
+            "platform": asker.platform,
+            "to": asker.user,
+            "staff_id": asker.staff.id,
+        },
+    )
 
 
 async def _audit(tx: Tx, case: Case, asker: Asker, via: str) -> None:

@@ -173,3 +173,21 @@ async def test_where_a_message_cannot_be_changed_the_agent_is_asked_to_recall_it
     await bot.drain()
     said = next(m for m in await bot.messages("finance") if m["id"] == answer["message"]["id"])
     assert ACCOUNT in said["text"]
+
+
+async def test_opted_in_the_groups_finance_get_the_account_once_it_is_approved(
+    make_bot: BotFactory, sqlite_url: str
+) -> None:
+    payout = {"send_payee_to_finance": True}
+    bot = await make_bot(make_settings(sqlite_url, **SETTINGS, payout=payout))
+    event = make_payout(data_payee={"name": NAME, "account": ACCOUNT}, data_amount="25.00")
+    assert (await bot.post_event(event))[0] == 202
+    await bot.drain()
+    assert [where for where, text in (await everything(bot)).items() if ACCOUNT in text] == []
+    assert (await bot.say("sup1", "通过 P1", group="finance"))["ok"]
+    await bot.drain()
+    # fin1 works the finance group; fin2 another group's payouts, so never sees this one.
+    assert [where for where, text in (await everything(bot)).items() if ACCOUNT in text] == [
+        "@fin1"
+    ]
+    assert [(a, d["via"]) for _, a, _, d in await reveals(bot)] == [("fin1", "on_approval")]
