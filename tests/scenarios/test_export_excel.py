@@ -180,3 +180,18 @@ async def test_alipay_batch_csv_follows_the_template_and_the_approval_period(
         "1,13800000006,赵六,3.00,P6 活动返现 T88001",
         "",
     ]
+
+
+def test_a_period_export_needs_its_period(
+    tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "export",
+        "payouts",
+        "--since",
+        "2026-11-23",
+        "--config",
+        str(config(tmp_path, sqlite_url)),
+    ]
+    assert main(argv) == 2
+    assert "needs --since and --until" in capsys.readouterr().err

@@ -191,3 +191,18 @@ async def test_opted_in_the_groups_finance_get_the_account_once_it_is_approved(
         "@fin1"
     ]
     assert [(a, d["via"]) for _, a, _, d in await reveals(bot)] == [("fin1", "on_approval")]
+
+
+async def test_only_the_person_writes_in_their_sandbox_chat_with_the_bot(
+    make_bot: BotFactory, sqlite_url: str
+) -> None:
+    bot = await payout_bot(make_bot, sqlite_url)
+    config = await (await bot.client.get("/sandbox/api/config")).json()
+    assert {"id": "@fin1", "name": "私信 · fin1"} in config["groups"]
+    resp = await bot.client.post(
+        "/sandbox/api/groups/@fin1/say", json={"user": "agent1", "text": "收款 P1"}
+    )
+    assert resp.status == 403
+    assert (await bot.client.get("/sandbox/api/groups/@nobody/messages")).status == 404
+    assert await bot.messages("@fin1") == []
+    assert await reveals(bot) == []

@@ -53,6 +53,7 @@ ATTEMPTS: dict[str, tuple[str, str, str]] = {
     "recheck": ("fin1", "核对 P1", "aftersales"),
     "batch": ("fin1", "批量打款 P1", "aftersales"),
     "unbatch": ("fin1", "取消批次 P1", "aftersales"),
+    "payee": ("fin1", "收款 P1", "aftersales"),
 }
 WHERE = {"R1": "售后一组", "F1": "售后一组", "P1": "财务群"}
 
