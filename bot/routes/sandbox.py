@@ -87,9 +87,12 @@ async def config(request: web.Request) -> web.Response:
                 for g in settings.groups
                 if g.channel == "sandbox"
             ]
+            # The one-to-one chats finance and admins get full payee accounts in (anyone has
+            # one: /sandbox/api/groups/@<user>/…).
             + [
                 {"id": direct_conversation(account(s, "sandbox")), "name": f"私信 · {s.display}"}
                 for s in settings.staff
+                if {"finance", "admin"} & set(s.roles)
             ],
             "users": [
                 {"user": account(s, "sandbox"), "name": s.display, "roles": s.roles}
