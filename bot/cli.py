@@ -85,12 +85,18 @@ def _parser() -> argparse.ArgumentParser:
     upgrade = db_sub.add_parser("upgrade", help="apply the migrations")
     _config_arg(upgrade)
     export = sub.add_parser(
-        "export", help="CSV or xlsx of a period's payouts or refunds, to reconcile"
+        "export",
+        help="CSV or xlsx of a period's payouts or refunds, to reconcile; alipay-batch: the "
+        "支付宝批量付款 file of approved manual payouts (full accounts: finance only)",
     )
     _config_arg(export)
-    export.add_argument("what", choices=["payouts", "refunds"])
-    export.add_argument("--since", type=date.fromisoformat, required=True, help="first day")
-    export.add_argument("--until", type=date.fromisoformat, required=True, help="last day")
+    export.add_argument("what", choices=["payouts", "refunds", "alipay-batch"])
+    export.add_argument(
+        "--since", type=date.fromisoformat, default=None, help="first day (alipay-batch: approved)"
+    )
+    export.add_argument(
+        "--until", type=date.fromisoformat, default=None, help="last day (alipay-batch: approved)"
+    )
     export.add_argument(
         "--by", choices=["requested", "paid"], default="requested", help="which date counts"
     )
@@ -108,6 +114,9 @@ def _parser() -> argparse.ArgumentParser:
         "--auth-url", action="store_true", help="print the authorisation page of a 服务商 app"
     )
     connect.add_argument("--state", default="", help="passed through the authorisation page")
+    export.add_argument(
+        "--lang", choices=["zh", "en"], default="zh", help="headers and labels (en: column keys)"
+    )
     outbox = sub.add_parser("outbox", help="outbox maintenance")
     outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
     requeue = outbox_sub.add_parser(
@@ -234,7 +243,14 @@ def main(argv: list[str] | None = None) -> int:
         from bot import export
 
         return export.run(
-            settings, args.what, args.since, args.until, by=args.by, out=args.out, fmt=args.format
+            settings,
+            args.what,
+            args.since,
+            args.until,
+            by=args.by,
+            out=args.out,
+            fmt=args.format,
+            lang=args.lang,
         )
     found = problems(settings)
     if found:

@@ -98,6 +98,9 @@ def contexts(
             carrier=ShopCarrier(make_carrier(app), connectors) if connectors else make_carrier(app),
             shops=connectors,
         )
+        svc.capabilities.update(
+            {name: channel.capabilities for name, channel in app[DISPATCHER].channels.items()}
+        )
         app[PROCESSOR] = EventProcessor(svc, metrics)
         app[SCHEDULER] = Scheduler(svc, metrics)
         app[WRITER] = GroupCommit(svc)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from bot import dingtalk, dispatch, shops, transfer, wecom
+from bot import dingtalk, direct, dispatch, shops, transfer, wecom
 from bot.dispatch import Performers
 from bot.keys import DINGTALK_HTTP, SANDBOX, SERVICES
 from commands import case, dead_letter, digest, fold, general, logistics, payout, reply, rule
@@ -39,9 +39,10 @@ def performers() -> Performers:
             "payout": transfer.perform,
             shops.SHOP_MESSAGE: shops.perform,
             **wecom.PERFORMERS,
+            **direct.PERFORMERS,
         },
         on_dead={**dispatch.ON_DEAD, "payout": transfer.gave_up},
-        what={**dispatch.KIND_TEXT, **wecom.KIND_TEXT},
+        what={**dispatch.KIND_TEXT, **wecom.KIND_TEXT, **direct.KIND_TEXT},
     )
 
 

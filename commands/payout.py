@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 
@@ -15,7 +16,7 @@ from handlers.message import Mention, Reply
 from handlers.money import MAX_AMOUNT_FEN, format_fen, yuan_to_fen
 from handlers.payout import batch as payout_batch
 from handlers.payout import flow as payout
-from handlers.payout import machine
+from handlers.payout import machine, reveal
 from handlers.payout.data import PayoutData
 from handlers.payout.identity import command_payout_id
 from handlers.payout.move import repo as payout_repo
@@ -80,9 +81,41 @@ async def request_payout(ctx: CommandContext, args: PayoutArgs) -> Reply:
         requested_by=staff.id,
     )
     async with ctx.svc.tx() as tx:
-        return await payout.start_payout(
+        reply = await payout.start_payout(
             tx, new, chat_group=ctx.input.group_id, channel=ctx.channel
         )
+        typed = ctx.input.text
+        clean = reveal.redacted(typed, args.account, args.name)
+        if not ctx.input.action and clean != typed:
+            case = await payout.load(tx, new.payout_id)
+            hint = await reveal.redact_request(
+                tx,
+                case,
+                channel=ctx.channel,
+                input_id=ctx.input.input_id,
+                text=clean,
+                direct=ctx.input.direct,
+            )
+            if hint:
+                reply = dataclasses.replace(reply, text=f"{reply.text}\n{hint}")
+        return reply
+
+
+@router.command("payee", "收款", "收款账号", args=CaseArgs, roles=FINANCE, what="查看完整收款账号")
+async def payee(ctx: CommandContext, args: CaseArgs) -> Reply:
+    """财务/管理员查看打款单的完整收款账号：私信发给你，群里不显示，每次查看都记录"""
+    asker = reveal.Asker(
+        staff=ctx.me,
+        channel=ctx.channel,
+        platform=ctx.input.platform,
+        user=ctx.input.user,
+        group_id=ctx.input.group_id,
+        input_id=ctx.input.input_id,
+        direct=ctx.scope.direct,
+    )
+    async with ctx.svc.tx() as tx:
+        case = await payout.load(tx, args.case)
+        return await reveal.reveal(tx, case, asker)
 
 
 @router.command("paid", "打款确认", "已打款", args=PaidArgs, roles=FINANCE, what="确认打款")

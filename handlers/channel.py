@@ -47,6 +47,12 @@ class Capabilities:
     leased: bool = False
     """One connection per bot, held by one instance at a time: while this one does not hold
     it (`held`), the channel's work is left to the instance that does."""
+    direct_messages: bool = False
+    """The bot can write to one person by itself, whenever it likes (`send_direct`): what
+    only that person may read (a full payee account) goes this way, never to a group."""
+    redacts_input: bool = False
+    """A message a person typed can be replaced after the fact (`redact_input`); on the real
+    platforms a bot cannot recall or edit someone else's message."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,13 @@ class Channel(Protocol):
 
     async def redraw(self, card: Card, placement: CardRef) -> Placement | None:
         """Bring a stale card up to `card` in place (`needs_response_code`); None when not stale."""
+
+    async def send_direct(self, to: str, text: str) -> None:
+        """Words for one person only, by their account on this platform (`direct_messages`);
+        sent as they are, nothing masked."""
+
+    async def redact_input(self, ref: str, text: str) -> None:
+        """Replace the text of the message a person typed (its input id) (`redacts_input`)."""
 
     async def run(self) -> None:
         """Keep the channel's own connection while the app runs (`keeps_connection`)."""

@@ -212,6 +212,9 @@ class PayoutPolicy(Section):
 
     provider: Literal["manual", "alipay", "wechatpay"] = "manual"
     two_person_rule: bool = True
+    # Manual payouts: the full payee account by direct message to the group's finance people
+    # once a payout is approved.
+    send_payee_to_finance: bool = False
     batch_max: int = Field(default=200, ge=1, le=1000)
 
     @property

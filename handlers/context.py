@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers import masking
 from handlers.authority import StaffDirectory
 from handlers.case_keys import search_keys
+from handlers.channel import Capabilities
 from handlers.clock import Clock
 from handlers.config import DomainSettings, GroupSettings
 from handlers.message import Mention, Notice, one_line
@@ -47,6 +48,9 @@ class Services:
     rules: RuleTable = field(init=False)
     templates: TemplateBook = field(init=False)
     tz: tzinfo = field(init=False)
+    # What each running channel declares it can do, by channel name (filled in by the wiring
+    # once the channels are built; empty means nothing is known, so nothing is assumed).
+    capabilities: dict[str, Capabilities] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.staff = StaffDirectory(self.settings.staff)

@@ -1,5 +1,6 @@
 """What every channel does the same way unless it says otherwise: it is never held elsewhere,
-has nothing to redraw or to run, and cannot answer late."""
+has nothing to redraw or to run, cannot answer late, write to one person or change what
+someone typed."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ class ChannelDefaults:
 
     async def send_reply(self, to: str, text: str, mentions: tuple[Mention, ...]) -> None:  # noqa: ARG002
         raise PermanentError(f"channel {self.name!r} cannot send a reply")
+
+    async def send_direct(self, to: str, text: str) -> None:  # noqa: ARG002
+        raise PermanentError(f"channel {self.name!r} cannot write to one person")
+
+    async def redact_input(self, ref: str, text: str) -> None:  # noqa: ARG002
+        raise PermanentError(f"channel {self.name!r} cannot change a message someone typed")
 
     def stale(self, card: Card, placement: CardRef) -> bool:  # noqa: ARG002
         return False

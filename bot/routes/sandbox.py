@@ -16,7 +16,7 @@ from handlers.authority import account
 from handlers.config import GroupSettings
 from handlers.message import Reply
 from handlers.schema import field_errors
-from integrations.sandbox.channel import BOT, topic
+from integrations.sandbox.channel import BOT, direct_conversation, input_ref, topic
 from integrations.sandbox.render import message_json, render_text
 
 routes = web.RouteTableDef()
@@ -86,6 +86,13 @@ async def config(request: web.Request) -> web.Response:
                 {"id": g.id, "name": g.name or g.id}
                 for g in settings.groups
                 if g.channel == "sandbox"
+            ]
+            # The one-to-one chats finance and admins get full payee accounts in (anyone has
+            # one: /sandbox/api/groups/@<user>/…).
+            + [
+                {"id": direct_conversation(account(s, "sandbox")), "name": f"私信 · {s.display}"}
+                for s in settings.staff
+                if {"finance", "admin"} & set(s.roles)
             ],
             "users": [
                 {"user": account(s, "sandbox"), "name": s.display, "roles": s.roles}
@@ -95,9 +102,24 @@ async def config(request: web.Request) -> web.Response:
     )
 
 
+def _direct(request: web.Request) -> str:
+    """The sandbox user whose one-to-one chat with the bot the path names (`@fin1`), or ""."""
+    name = request.match_info["group"]
+    if not name.startswith("@"):
+        return ""
+    user = name[1:]
+    # The conversation id `@<user>` must fit the group column (64).
+    if len(name) > 64 or request.app[SERVICES].staff.by_platform("sandbox", user) is None:
+        raise web.HTTPNotFound(
+            text='{"error": "no such sandbox user"}', content_type="application/json"
+        )
+    return user
+
+
 @routes.get("/sandbox/api/groups/{group}/messages")
 async def messages(request: web.Request) -> web.Response:
-    group = _group(request)
+    user = _direct(request)
+    where = direct_conversation(user) if user else _group(request).id
     # Without `after`: the newest `limit` messages; with it: the next `limit` after that id.
     try:
         after = int(request.query["after"]) if "after" in request.query else None
@@ -107,26 +129,32 @@ async def messages(request: web.Request) -> web.Response:
     if not ((after is None or 0 <= after <= MAX_ID) and limit >= 0):
         return web.json_response({"error": "after and limit must not be negative"}, status=400)
     async with request.app[SERVICES].tx() as tx:
-        rows = await tx.sandbox.list(group.id, after=after, limit=limit)
+        rows = await tx.sandbox.list(where, after=after, limit=limit)
     return web.json_response([message_json(m) for m in rows], dumps=_dumps)
 
 
 @routes.post("/sandbox/api/groups/{group}/say")
 async def say(request: web.Request) -> web.Response:
-    group = _group(request)
+    direct = _direct(request)
+    where = direct_conversation(direct) if direct else _group(request).id
     body: SayBody = await _body(request, SayBody)
+    if direct and body.user != direct:
+        return web.json_response(
+            {"error": f"only {direct} writes in their chat with the bot"}, status=403
+        )
     sandbox = request.app[SANDBOX]
-    said = await sandbox.say(group.id, body.user, body.text)
+    said = await sandbox.say(where, body.user, body.text)
     chat = ChatInput(
         channel="sandbox",
         platform="sandbox",
         user=body.user,
         text=body.text,
-        group_id=group.id,
-        input_id=f"sandbox-{said.id}",
+        group_id="" if direct else where,
+        input_id=input_ref(said.id),
+        direct=bool(direct),
     )
     reply = await _run(request, chat)
-    answer = await sandbox.say(group.id, BOT, render_text(reply.text, reply.mentions))
+    answer = await sandbox.say(where, BOT, render_text(reply.text, reply.mentions))
     return web.json_response(
         {"message": message_json(said), "reply": message_json(answer), "ok": reply.ok}, dumps=_dumps
     )

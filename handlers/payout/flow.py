@@ -13,6 +13,7 @@ from handlers.errors import ConflictError, NotFoundError, PermissionDeniedError,
 from handlers.masking import mask_account, mask_name
 from handlers.message import Reply, one_line
 from handlers.money import MAX_AMOUNT_FEN, format_fen
+from handlers.payout import reveal
 from handlers.payout.batch import cancel_batch, confirm_batch
 from handlers.payout.data import PayoutData, PayoutInfo, Rejection, Stamp
 from handlers.payout.machine import FINANCE, KIND_TEXT, STATE_TEXT, PayoutState, S, T
@@ -179,6 +180,7 @@ async def approve(tx: Tx, case: Case, staff: StaffSettings, channel: str) -> Rep
     data.approval = Stamp(by=staff.id, at=tx.now.isoformat())
     await move(tx, case, T.APPROVE, actor=staff.id, channel=channel, data=data)
     await repo(tx).update(case.id, now=tx.now, approved_by=staff.id, approved_at=tx.now)
+    await reveal.send_to_finance(tx, case)
     finance = _confirmers(tx, case)
     return Reply(
         f"✅ 已审批 {case.handle}（{format_fen(case.amount_fen)}），请财务打款：{names(finance)}",

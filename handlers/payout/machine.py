@@ -136,6 +136,8 @@ ACTION_TEXT = {
     "settle": "批次完成",
     "cancel": "取消批次",
     "undo": "撤销决定",
+    "payee_revealed": "查看完整收款账号",
+    "payee_exported": "导出到支付宝批量付款文件",
 }
 # How a payout reads on its batch's card.
 ITEM_TEXT = {

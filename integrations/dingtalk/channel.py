@@ -92,7 +92,9 @@ class DingtalkChannel(ChannelDefaults):
     """The app robot in HTTP mode: clicks come back to `POST /dingtalk/card`."""
 
     name = "dingtalk_http"
-    capabilities = Capabilities(edits_in_place=True, mentions_by=MentionBy.DINGTALK_STAFF_ID)
+    capabilities = Capabilities(
+        edits_in_place=True, mentions_by=MentionBy.DINGTALK_STAFF_ID, direct_messages=True
+    )
     callback_type: Literal["STREAM", "HTTP"] = "HTTP"
 
     def __init__(
@@ -174,6 +176,10 @@ class DingtalkChannel(ChannelDefaults):
     async def deliver_notice(self, group: GroupSettings, notice: Notice) -> None:
         await self.client.send_group(group.chat_id, *group_markdown(notice_markdown(notice)))
 
+    async def send_direct(self, to: str, text: str) -> None:
+        """The robot's one-to-one message (oToMessages/batchSend) to one staff id."""
+        await self.client.send_users([to], *group_message(text))
+
     async def reply(self, message: RobotMessage, reply: Reply) -> None:
         """Answer an @-message: its session webhook while it lives, else the open API."""
         mentions = self.people.who(reply.mentions)
@@ -218,7 +224,10 @@ class DingtalkStreamChannel(DingtalkChannel):
 
     name = "dingtalk_stream"
     capabilities = Capabilities(
-        edits_in_place=True, mentions_by=MentionBy.DINGTALK_STAFF_ID, keeps_connection=True
+        edits_in_place=True,
+        mentions_by=MentionBy.DINGTALK_STAFF_ID,
+        keeps_connection=True,
+        direct_messages=True,
     )
     callback_type: Literal["STREAM", "HTTP"] = "STREAM"
 

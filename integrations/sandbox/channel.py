@@ -8,6 +8,7 @@ import logging
 from handlers.channel import Budget, Capabilities, CardRef, MentionBy, Placement
 from handlers.clock import Clock
 from handlers.config import GroupSettings
+from handlers.errors import PermanentError
 from handlers.message import Card, Mention, Notice
 from integrations.channel import ChannelDefaults
 from integrations.sandbox.render import message_json, render_card, render_notice, render_text
@@ -26,9 +27,24 @@ def topic(group_id: str) -> str:
     return f"sandbox:{group_id}"
 
 
+def direct_conversation(user: str) -> str:
+    """Where a person's one-to-one chat with the bot is kept: `@<sandbox user>`."""
+    return f"@{user}"
+
+
+def input_ref(message_id: int) -> str:
+    """The input id of what a person typed in the sandbox (`redact_input` finds it by this)."""
+    return f"sandbox-{message_id}"
+
+
 class SandboxChannel(ChannelDefaults):
     name = "sandbox"
-    capabilities = Capabilities(edits_in_place=True, mentions_by=MentionBy.NAME)
+    capabilities = Capabilities(
+        edits_in_place=True,
+        mentions_by=MentionBy.NAME,
+        direct_messages=True,
+        redacts_input=True,
+    )
 
     def __init__(self, db: Database, clock: Clock, coord: Coordination) -> None:
         self.db = db
@@ -84,6 +100,23 @@ class SandboxChannel(ChannelDefaults):
                 card=render_notice(notice),
                 now=self.clock.now(),
             )
+        await self.announce(message)
+
+    async def send_direct(self, to: str, text: str) -> None:
+        await self.say(direct_conversation(to), BOT, text)
+
+    async def redact_input(self, ref: str, text: str) -> None:
+        """The typed message, as the page and the API show it from now on, is `text`."""
+        _, _, number = ref.partition("sandbox-")
+        if not number.isdigit():
+            raise PermanentError(f"{ref!r} is not a sandbox message")
+        async with self.db.begin() as session:
+            message = await SandboxMessageRepository(session).get(int(number))
+            if message is None or message.kind != MessageKind.TEXT.value or message.author == BOT:
+                return
+            message.text = text
+            message.updated_at = self.clock.now()
+            await session.flush()
         await self.announce(message)
 
     async def say(self, group_id: str, author: str, text: str) -> SandboxMessage:

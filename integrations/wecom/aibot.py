@@ -86,6 +86,7 @@ class AibotChannel(ChannelDefaults):
         edit_window_s=UPDATE_WINDOW_S,
         keeps_connection=True,
         leased=True,
+        direct_messages=True,
     )
 
     def __init__(
@@ -166,6 +167,10 @@ class AibotChannel(ChannelDefaults):
 
     async def deliver_notice(self, group: GroupSettings, notice: Notice) -> None:
         await self.send_markdown(group.chat_id, render.markdown_notice(notice))
+
+    async def send_direct(self, to: str, text: str) -> None:
+        """`aibot_send_msg` to a userid: the bot's one-to-one chat with that person."""
+        await self.send_markdown(to, render.markdown_text(text, (), self.userids))
 
     async def send_markdown(self, chatid: str, content: str) -> None:
         await self.request(

@@ -39,6 +39,7 @@ class WecomAppChannel(ChannelDefaults):
         needs_response_code=True,
         direct_only=True,
         replies_later=True,
+        direct_messages=True,
     )
 
     def __init__(self, client: WeComClient, settings: DomainSettings, clock: Clock) -> None:
@@ -121,6 +122,10 @@ class WecomAppChannel(ChannelDefaults):
     async def send_reply(self, to: str, text: str, mentions: tuple[Mention, ...]) -> None:
         """Words for one person (a command's answer that missed the passive reply)."""
         await self.client.send_text(to, render.plain_text(text, mentions))
+
+    async def send_direct(self, to: str, text: str) -> None:
+        """An app message (message/send) to one userid."""
+        await self.client.send_text(to, render.plain_text(text))
 
 
 class WecomWebhookChannel(ChannelDefaults):

@@ -312,6 +312,8 @@ class FakeWeComAIBot:
     bot_id: str = "aibot-fake"
     secret: str = "aibot-secret"
     chats: set[str] = field(default_factory=set)
+    # People who have written to the bot one to one: a push to a single chat needs that first.
+    singles: set[str] = field(default_factory=set)
     ack_pings: bool = True
     now: Callable[[], float] = time.monotonic
     fail_send: list[int] = field(default_factory=list)
@@ -353,6 +355,8 @@ class FakeWeComAIBot:
         """A person writes to the bot (in `chatid`'s group, or a single chat when empty)."""
         body = self._body(userid, chatid, msgid)
         body |= {"msgtype": "text", "text": {"content": content}}
+        if not chatid:
+            self.singles.add(userid)
         return await self._push("aibot_msg_callback", body, userid, chatid, req_id=req_id)
 
     async def click(
@@ -538,8 +542,10 @@ class FakeWeComAIBot:
         if cmd == "aibot_send_msg":
             if self.fail_send:
                 return self.fail_send.pop(0), "injected"
+            # chatid: a group's chatid, or for a single chat the userid of someone who has
+            # written to the bot before.
             chatid = str(body.get("chatid", ""))
-            if not chatid or (self.chats and chatid not in self.chats):
+            if not chatid or (self.chats and chatid not in self.chats | self.singles):
                 return INVALID, "invalid chatid"
             if body.get("msgtype") == "template_card":
                 card = body.get("template_card")

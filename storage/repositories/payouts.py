@@ -128,6 +128,23 @@ class PayoutRepository:
         )
         return [(p, c) for p, c in rows.all()]
 
+    async def awaiting_payment(
+        self, provider: str, since: datetime | None = None, until: datetime | None = None
+    ) -> list[tuple[Payout, Case]]:
+        """Approved payouts of `provider` that nobody has paid yet, oldest approval first;
+        `since`/`until` bound the approval time."""
+        stmt = (
+            select(Payout, Case)
+            .join(Case, Case.id == Payout.case_pk)
+            .where(Case.state == "approved", Payout.provider == provider)
+        )
+        if since is not None:
+            stmt = stmt.where(Payout.approved_at >= since)
+        if until is not None:
+            stmt = stmt.where(Payout.approved_at < until)
+        rows = await self.session.execute(stmt.order_by(Payout.approved_at, Payout.case_pk))
+        return [(p, c) for p, c in rows.all()]
+
 
 def _moment(moment: Moment) -> InstrumentedAttribute[Any]:
     return {

@@ -439,3 +439,34 @@ async def test_digest_goes_to_webhook_groups_as_markdown(
     assert sent["msgtype"] == "markdown"
     assert sent["markdown"]["title"].startswith("售后日报 · ")
     assert "- **新增**：1（已收货 1）" in sent["markdown"]["text"]
+
+
+async def test_finance_gets_the_payee_by_the_robots_direct_message_and_the_group_never_does(
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk
+) -> None:
+    group = {"id": "aftersales", "name": "售后一组", "channel": "dingtalk_stream", "chat_id": CHAT}
+    settings = ding_settings(
+        sqlite_url, fake, groups=[group, {"id": "ops", "name": "管理群", "channel": "sandbox"}]
+    )
+    bot = await make_bot(settings)
+    typed = "打款 补偿 T88001 5 13800138000 王小明 快递破损补偿"
+    async with streaming(bot):
+        await fake.say(typed, sender_staff_id=ding("agent1"), conversation_id=CHAT)
+        await bot.drain()
+        await fake.say("收款 P1", sender_staff_id=ding("fin1"), conversation_id=CHAT)
+        await fake.say("收款 P1", sender_staff_id=ding("sup1"), conversation_id=CHAT)
+        await bot.drain()
+    asked, told, refused = replies(fake)
+    # DingTalk lets no robot recall a person's message: the agent is asked to.
+    assert "请长按那条消息撤回" in asked
+    assert "已私信" in told
+    assert "财务" in refused
+    ((users, param),) = [(m["users"], m["param"]) for m in fake.user_messages]
+    assert users == [ding("fin1")]
+    assert "13800138000" in param["content"]
+    assert "王小明" in param["content"]
+    group_side = json.dumps(
+        [fake.session_replies, fake.group_messages, [c.params for c in fake.cards.values()]],
+        ensure_ascii=False,
+    )
+    assert "13800138000" not in group_side

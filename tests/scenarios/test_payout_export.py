@@ -80,6 +80,7 @@ def fen(rows: list[dict[str, str]]) -> int:
 async def export(tmp_path: Path, db_url: str, *args: str) -> list[dict[str, str]]:
     out = tmp_path / f"{'-'.join(args)}.csv"
     argv = ["export", *args, "--config", str(config(tmp_path, db_url)), "--out", str(out)]
+    argv += ["--lang", "en"]
     assert await asyncio.to_thread(main, argv) == 0
     text = out.read_text(encoding="utf-8-sig")
     for account in ("13800000001", "13800000002", "zhaoliu@example.com", "13800000004"):

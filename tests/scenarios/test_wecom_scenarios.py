@@ -557,3 +557,38 @@ async def test_a_click_redraws_the_card_even_when_the_group_has_no_sends_left(
     assert await coord.take("wecom_app:approvals", budget.per_minute, budget.burst) > 0, (
         "the redraw took nothing from the bucket"
     )
+
+
+async def test_finance_gets_the_payee_in_the_ai_bots_single_chat_and_the_group_never_does(
+    make_bot: BotFactory,
+    sqlite_url: str,
+    clock: FakeClock,
+    api: FakeWeComAPI,
+    aibot: Served[FakeWeComAIBot],
+) -> None:
+    fake, ws_url = aibot
+    kinds = ("refund", "payout")
+    async with aibot_group(make_bot, sqlite_url, clock, api, ws_url, kinds) as bot:
+        typed = "@refundops 打款 补偿 T88001 5 13800138000 王小明 快递破损补偿"
+        asked = await fake.push_text(userid("agent1"), typed, chatid=CHAT)
+        await fake.wait_for(lambda: fake.replies.get(asked))
+        answer = fake.replies[asked][0]["stream"]["content"]
+        # No bot can recall a person's WeCom message: the agent is asked to.
+        assert "撤回" in answer
+        assert "13800138000" not in answer
+        await bot.drain()
+
+        # WeCom lets the AI bot push to a single chat only after the person wrote there once.
+        said = await fake.push_text(userid("fin1"), "帮助")
+        await fake.wait_for(lambda: fake.replies.get(said))
+        shown = await fake.push_text(userid("fin1"), "@refundops 收款 P1", chatid=CHAT)
+        await fake.wait_for(lambda: fake.replies.get(shown))
+        assert "已私信" in fake.replies[shown][0]["stream"]["content"]
+        await bot.drain()
+        direct = [body for chatid, body in fake.messages if chatid == userid("fin1")]
+        assert len(direct) == 1
+        assert "13800138000" in direct[0]["markdown"]["content"]
+        group_side = [body for chatid, body in fake.messages if chatid == CHAT]
+        group_side += [r for replies in fake.replies.values() for r in replies]
+        assert "13800138000" not in repr(group_side)
+        assert await count(bot, AuditEntry.action == "payee_revealed") == 1

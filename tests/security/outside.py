@@ -27,7 +27,6 @@ import tempfile
 import time
 import traceback
 import uuid
-import zipfile
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,13 +34,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
-from xml.etree import ElementTree
 
 import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
+from openpyxl import load_workbook
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from yarl import URL
@@ -2204,7 +2203,7 @@ async def item18_exports(run: Run) -> None:
         run.tmp / "refunds.xlsx",
         run.tmp / "p.csv",
     )
-    base = ["--config", str(run.config)]
+    base = ["--config", str(run.config), "--lang", "en"]
     made = await asyncio.gather(
         cli(run.env, "export", "refunds", *span, *base, "--out", str(csv_out)),
         cli(run.env, "export", "refunds", *span, *base, "--out", str(xlsx_out), "--format", "xlsx"),
@@ -2225,11 +2224,11 @@ async def item18_exports(run: Run) -> None:
     reasons = [r["reason"] for r in rows if r.get("case_id", r.get("refund_id", "")) in ids]
     if not reasons:
         reasons = [r["reason"] for r in rows if any(h in r["reason"] for h in HOSTILE_CELLS)]
-    with zipfile.ZipFile(xlsx_out) as book:
-        sheet = book.read("xl/worksheets/sheet1.xml").decode()
-    ns = {"x": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
-    cells = [t.text or "" for t in ElementTree.fromstring(sheet).iterfind(".//x:is/x:t", ns)]
-    formulas = ElementTree.fromstring(sheet).findall(".//x:f", ns)
+    sheet = load_workbook(xlsx_out).active
+    assert sheet is not None
+    every = [cell for row in sheet.iter_rows() for cell in row]
+    cells = [str(c.value) for c in every if c.data_type == "s"]
+    formulas = [c.coordinate for c in every if c.data_type == "f"]
     hostile_xlsx = [c for c in cells if any(h in c for h in HOSTILE_CELLS)]
     payouts = list(csv.DictReader(io.StringIO(pay_out.read_text(encoding="utf-8-sig"))))
     mine = [r for r in payouts if r["payout_id"] == payout["data"]["payout_id"]]

@@ -56,6 +56,7 @@ ATTEMPTS: dict[str, tuple[str, str, str]] = {
     "batch": ("fin1", "批量打款 P1", "aftersales"),
     "unbatch": ("fin1", "取消批次 P1", "aftersales"),
     "rule": ("agent1", "规则 R1", "finance"),
+    "payee": ("fin1", "收款 P1", "aftersales"),
 }
 WHERE = {"R1": "售后一组", "F1": "售后一组", "P1": "财务群"}
 

@@ -78,9 +78,15 @@ def coordination(clock: FakeClock) -> InProcessCoordination:
 
 @contextlib.asynccontextmanager
 async def aibot_group(
-    make_bot: BotFactory, sqlite_url: str, clock: FakeClock, api: FakeWeComAPI, ws_url: str
+    make_bot: BotFactory,
+    sqlite_url: str,
+    clock: FakeClock,
+    api: FakeWeComAPI,
+    ws_url: str,
+    kinds: tuple[str, ...] = ("refund",),
 ) -> AsyncIterator[Bot]:
-    """A bot whose refunds go to an AI-bot group (connected to `ws_url`), the rest to a robot."""
+    """A bot whose refunds (the case `kinds`) go to an AI-bot group (connected to `ws_url`),
+    the rest to a robot."""
     settings = wecom_settings(
         sqlite_url,
         [
@@ -88,7 +94,7 @@ async def aibot_group(
                 "id": "aftersales",
                 "channel": "wecom_aibot",
                 "chat_id": AIBOT_CHAT,
-                "kinds": ["refund"],
+                "kinds": list(kinds),
             },
             {"id": "ops", "channel": "wecom_webhook", "webhook_url": api.webhook_url("ops-key")},
         ],
