@@ -19,8 +19,26 @@ from handlers.message import Card, Notice, Tone
 from integrations.dingtalk.models import At, Markdown, RobotSend, Text
 from integrations.markdown import escape_markdown, no_links
 
-# The buttons the shipped card template has, by action id (= Button.key).
-BUTTONS = ("approve", "reject", "claim", "retry", "refunded")
+# The buttons the shipped card template has, by action id (= Button.key), in its order: every
+# button a case card can carry. A card button outside this list does not show on DingTalk.
+BUTTONS = (
+    "approve",
+    "reject",
+    "claim",
+    "retry",
+    "refunded",
+    "intercept",
+    "templates",
+    "intercepted",
+    "intercept_failed",
+    "reship",
+    "contact_carrier",
+    "ignore",
+    "paid",
+    "repay",
+    "recheck",
+    "unbatch",
+)
 TAG_COLORS = {
     Tone.INFO: "blue",
     Tone.WARNING: "orange",
@@ -30,6 +48,8 @@ TAG_COLORS = {
 }
 ROBOT_MAX_BYTES = 20_000
 MSG_PARAM_MAX_BYTES = 15_000
+# Work notifications are cut well within what a text message takes.
+WORK_NOTICE_MAX_BYTES = 2_048
 CUT = "\n…（内容过长，已截断）"
 # outTrackId: at most 100 characters, 64 or fewer advised (createAndDeliver doc).
 MAX_TRACK_ID_CHARS = 64
@@ -177,6 +197,12 @@ def group_message(text: str, mentions: tuple[Who, ...] = ()) -> tuple[str, str]:
             break
         room -= len(param) - MSG_PARAM_MAX_BYTES + 16
     return "sampleText", param.decode()
+
+
+def work_notice(text: str, group: str) -> str:
+    """A group line as a work notification: the words and the group they were said in, within
+    the text message's size (cut like robot messages; no @ or link in it)."""
+    return fit(f"{escape_text(text)}\n—— 来自群「{escape_text(group)}」", WORK_NOTICE_MAX_BYTES)
 
 
 def notice_markdown(notice: Notice) -> Markdown:
