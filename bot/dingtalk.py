@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.dispatch import queue_notify
 from bot.keys import DISPATCHER, HTTP, METRICS, SERVICES
 from commands import ChatInput
 from handlers.cards import build_card
@@ -113,13 +114,15 @@ class DingtalkInbound:
         )
         reply = await self._run(chat)
         await self.app[DISPATCHER].flush_case(case.id)
-        if not reply.ok or reply.mentions:
-            await self._tell(callback, group, reply)
         async with svc.tx() as tx:
             fresh = await tx.cases.get(case.id)
-            if fresh is None:
-                return None
-            card = build_card(fresh, tx.view)
+            card = build_card(fresh, tx.view) if fresh is not None else None
+        # The card changing is the answer to a tap; words only when it cannot say it all: a
+        # refusal, someone to call, or a tap that changed nothing (常用回复, a list).
+        if not reply.ok or reply.mentions or card is None or card.version == case.version:
+            await self._tell(callback, group, reply)
+        if card is None:
+            return None
         return CardCallbackAnswer(card_data=CardData(card_param_map=card_params(card))).dump()
 
     async def _unknown_card(self, callback: CardCallback) -> None:
@@ -135,6 +138,16 @@ class DingtalkInbound:
             await self.channel.tell(callback, group.chat_id if group else "", reply)
         except (ExternalError, ThrottledError, CoordinationError) as exc:
             log.warning("answer to a tap on %s failed: %s", callback.out_track_id, exc)
+            return
+        svc = self.app[SERVICES]
+        tapper = svc.staff.by_platform("dingtalk", callback.user_id)
+        others = tuple(m for m in reply.mentions if tapper is None or m.staff_id != tapper.id)
+        if group is not None and others and self.channel.capabilities.notifies_apart:
+            # The group line names them without an @: they are told apart.
+            at_ms = int(svc.clock.now().timestamp() * 1000)
+            async with svc.tx() as tx:
+                key = f"tap:{callback.out_track_id}:{callback.user_id}:{at_ms}"
+                await queue_notify(tx, group.id, reply.text, others, key=key)
 
     def group(self, chat_id: str) -> GroupSettings | None:
         return next(

@@ -47,6 +47,9 @@ class Capabilities:
     leased: bool = False
     """One connection per bot, held by one instance at a time: while this one does not hold
     it (`held`), the channel's work is left to the instance that does."""
+    notifies_apart: bool = False
+    """A line in the group names people without notifying them (no @ there): the people it
+    names are told one by one (`notify`)."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,9 @@ class Channel(Protocol):
 
     async def redraw(self, card: Card, placement: CardRef) -> Placement | None:
         """Bring a stale card up to `card` in place (`needs_response_code`); None when not stale."""
+
+    async def notify(self, group: GroupSettings, text: str, mentions: tuple[Mention, ...]) -> None:
+        """Tell the people a group line named what it said, one by one (`notifies_apart`)."""
 
     async def run(self) -> None:
         """Keep the channel's own connection while the app runs (`keeps_connection`)."""

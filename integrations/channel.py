@@ -4,6 +4,7 @@ has nothing to redraw or to run, and cannot answer late."""
 from __future__ import annotations
 
 from handlers.channel import CardRef, Placement
+from handlers.config import GroupSettings
 from handlers.errors import PermanentError
 from handlers.message import Card, Mention
 
@@ -16,6 +17,9 @@ class ChannelDefaults:
 
     async def send_reply(self, to: str, text: str, mentions: tuple[Mention, ...]) -> None:  # noqa: ARG002
         raise PermanentError(f"channel {self.name!r} cannot send a reply")
+
+    async def notify(self, group: GroupSettings, text: str, mentions: tuple[Mention, ...]) -> None:  # noqa: ARG002
+        raise PermanentError(f"channel {self.name!r} tells nobody apart")
 
     def stale(self, card: Card, placement: CardRef) -> bool:  # noqa: ARG002
         return False

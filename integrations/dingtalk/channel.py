@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Literal
 
 from handlers.authority import StaffDirectory
@@ -48,6 +49,7 @@ from integrations.dingtalk.render import (
     open_space_id,
     robot_markdown,
     robot_text,
+    work_notice,
 )
 from integrations.dingtalk.settings import DingtalkConfig
 from integrations.dingtalk.stream import DingtalkStream, StreamHandler
@@ -103,6 +105,9 @@ class DingtalkChannel(ChannelDefaults):
         self.clock = clock
         self.coord = coord
         self.people = People(settings)
+        if settings.dingtalk.agent_id:
+            # Robot group messages cannot @ anyone: the app's work notifications can reach them.
+            self.capabilities = replace(self.capabilities, notifies_apart=True)
 
     def budget(self, group: GroupSettings) -> Budget | None:  # noqa: ARG002
         # App robots are limited per API (QPS), answered as throttling, not per group.
@@ -173,6 +178,13 @@ class DingtalkChannel(ChannelDefaults):
 
     async def deliver_notice(self, group: GroupSettings, notice: Notice) -> None:
         await self.client.send_group(group.chat_id, *group_markdown(notice_markdown(notice)))
+
+    async def notify(self, group: GroupSettings, text: str, mentions: tuple[Mention, ...]) -> None:
+        """A work notification to each person `text` named in the group: the line as said there,
+        and which group."""
+        users = [w.user_id for w in self.people.who(mentions) if w.user_id]
+        if users:
+            await self.client.send_work_notice(users, work_notice(text, group.name or group.id))
 
     async def reply(self, message: RobotMessage, reply: Reply) -> None:
         """Answer an @-message: its session webhook while it lives, else the open API."""

@@ -10,6 +10,7 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -439,3 +440,70 @@ async def test_digest_goes_to_webhook_groups_as_markdown(
     assert sent["msgtype"] == "markdown"
     assert sent["markdown"]["title"].startswith("售后日报 · ")
     assert "- **新增**：1（已收货 1）" in sent["markdown"]["text"]
+
+
+async def test_a_reminder_reaches_the_assignee_by_work_notification(
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk, clock: FakeClock
+) -> None:
+    bot = await ding_bot(make_bot, sqlite_url, fake)
+    await refund(bot)
+    async with streaming(bot):
+        await fake.say("认领 R1", sender_staff_id=ding("agent1"), conversation_id=CHAT)
+    await bot.drain()
+    assert fake.work_notices == []
+    clock.advance(timedelta(hours=30, minutes=1))  # 6 h before the platform's deadline
+    await bot.drain()
+    texts = [str(m["param"].get("content", "")) for m in fake.group_messages]
+    (line,) = [t for t in texts if "距平台自动同意还剩" in t]
+    assert line.startswith("@agent1 ⏳ R1（¥128.00）距平台自动同意还剩 6 小时")
+    (notice,) = fake.notices_to(ding("agent1"))
+    assert notice.startswith("⏳ R1（¥128.00）距平台自动同意还剩 6 小时")
+    assert "来自群「售后一组」" in notice
+    assert "@" not in notice
+    assert all(n["user"] == ding("agent1") for n in fake.work_notices)
+
+
+async def test_a_tap_that_escalates_notifies_the_supervisors_apart(
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk
+) -> None:
+    bot = await ding_bot(make_bot, sqlite_url, fake)
+    await refund(bot)
+    async with streaming(bot):
+        await fake.click(the_card(fake), ding("agent1"), "approve")
+    await bot.drain()
+    (told,) = group_lines(fake)
+    assert "已升级给主管" in told
+    notified = {n["user"] for n in fake.work_notices}
+    assert notified == {ding("sup1"), ding("sup2"), ding("admin1")}
+    assert all("已升级给主管" in n["text"] for n in fake.work_notices)
+
+
+async def test_a_tap_that_changes_no_card_is_answered_in_the_group(
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk
+) -> None:
+    bot = await ding_bot(make_bot, sqlite_url, fake)
+    await refund(bot)
+    card = fake.cards[the_card(fake)]
+    assert card.params["templates_visible"] == "true"
+    async with streaming(bot):
+        await fake.click(the_card(fake), ding("agent1"), "templates")
+    (told,) = group_lines(fake)
+    assert told.startswith("@agent1 ")
+    assert "R1" in told
+    assert fake.work_notices == []
+
+
+async def test_without_an_agent_id_lines_name_people_and_nothing_else_is_sent(
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk
+) -> None:
+    settings = ding_settings(sqlite_url, fake)
+    settings = settings.model_copy(
+        update={"dingtalk": settings.dingtalk.model_copy(update={"agent_id": 0})}
+    )
+    bot = await make_bot(settings)
+    await refund(bot)
+    async with streaming(bot):
+        await fake.click(the_card(fake), ding("agent1"), "approve")
+    await bot.drain()
+    assert "已升级给主管" in group_lines(fake)[0]
+    assert fake.count("POST", "/topapi/message/corpconversation/asyncsend_v2") == 0
