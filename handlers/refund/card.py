@@ -143,7 +143,7 @@ def _status_text(case: Case, state: RefundState, ctx: CardContext) -> str:
 
 def refund_buttons(state: RefundState) -> tuple[Button, ...]:
     approve = Button("approve", "通过", ButtonStyle.PRIMARY)
-    reject = Button("reject", "拒绝", ButtonStyle.DANGER)
+    reject = Button("reject", "拒绝", ButtonStyle.DANGER, ask="原因")
     claim = Button("claim", "认领")
     if state in (S.AWAITING_REVIEW, S.ESCALATED):
         return (approve, reject, claim)

@@ -10,10 +10,12 @@ neutralised here (`escape_markdown`, `escape_text`) before our own markup goes a
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
 from dataclasses import dataclass
+from importlib import resources
 
 from handlers.message import Card, Notice, Tone
 from integrations.dingtalk.models import At, Markdown, RobotSend, Text
@@ -39,6 +41,7 @@ BUTTONS = (
     "recheck",
     "unbatch",
 )
+TEMPLATE = "dingtalk/templates/refund_card.json"
 TAG_COLORS = {
     Tone.INFO: "blue",
     Tone.WARNING: "orange",
@@ -54,6 +57,17 @@ CUT = "\n…（内容过长，已截断）"
 # outTrackId: at most 100 characters, 64 or fewer advised (createAndDeliver doc).
 MAX_TRACK_ID_CHARS = 64
 NOT_TRACK_ID = re.compile(r"[^A-Za-z0-9_-]")
+
+
+@functools.cache
+def template_colors() -> dict[str, str]:
+    """Each button of the shipped card template by action id → the colour the template gives
+    it (DingTalk draws a template's buttons in its own colours, whatever the card says)."""
+    raw = resources.files("integrations").joinpath(TEMPLATE).read_text("utf-8")
+    editor = json.loads(json.loads(raw)["editorData"])
+    (root,) = editor["schema"]["componentsTree"]
+    block = next(c for c in root["children"] if c["componentName"] == "ButtonBlock")
+    return {str(b["id"]): str(b.get("color", "blue")) for b in block["props"]["buttons"]}
 
 
 def escape_text(text: str) -> str:

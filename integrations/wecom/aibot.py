@@ -151,9 +151,9 @@ class AibotChannel(ChannelDefaults):
             # Cards cannot @ anyone; the line after it does. The card is out already, so a
             # failure here must not make the dispatcher send the card again.
             try:
-                line = f"请处理 {card.handle}：{card.status}"
                 await self.send_markdown(
-                    group.chat_id, render.markdown_text(line, card.mentions, self.userids)
+                    group.chat_id,
+                    render.markdown_text(render.mention_line(card), card.mentions, self.userids),
                 )
             except Exception as exc:
                 log.warning("AI bot mention line for %s not sent: %s", card.handle, exc)

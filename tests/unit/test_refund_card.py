@@ -143,6 +143,7 @@ def test_refund_card_awaiting_review_fields_and_footer() -> None:
     assert card.lines == ()
     assert card.footer == "小王 认领 · 11-23 09:30"
     assert card.buttons[0] == Button("approve", "通过", ButtonStyle.PRIMARY)
+    assert card.buttons[1] == Button("reject", "拒绝", ButtonStyle.DANGER, ask="原因")
 
 
 def test_refund_card_deadline_counts_minutes_then_says_overdue() -> None:
