@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.config_check import notes, problems
+from bot.config_check import notes, problems, warnings
 from bot.settings import ConfigError, Settings, load_settings
 from handlers import masking
 from integrations.simulator import backoffice, platforms
@@ -101,6 +101,11 @@ def _load(args: argparse.Namespace, **kwargs: Any) -> Settings:
     return load_settings(config, secrets=args.secrets, **kwargs)
 
 
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        print(f"! {line}", file=sys.stderr)
+
+
 def _fail(lines: list[str]) -> int:
     for line in lines:
         print(f"✗ {line}", file=sys.stderr)
@@ -144,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         for note in notes(settings):
             print(f"· {note}")
+        _warn(warnings(settings))
         found = problems(settings)
         if found:
             return _fail(found)
@@ -185,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     found = problems(settings)
     if found:
         return _fail(found)
+    _warn(warnings(settings))
     from bot.app import create_app
 
     host, port = settings.server.host, settings.server.port

@@ -6,6 +6,7 @@ Both ways in (the stream websocket and the HTTP callbacks) hand verified, parsed
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -14,6 +15,7 @@ from aiohttp import web
 from bot.dispatch import queue_notify
 from bot.keys import DISPATCHER, HTTP, METRICS, SERVICES
 from commands import ChatInput
+from handlers import onboarding
 from handlers.cards import build_card
 from handlers.channel import Channel
 from handlers.config import GroupSettings
@@ -52,7 +54,8 @@ class DingtalkInbound:
             log.info("dingtalk message %s again; ignored", message.msg_id)
             return
         group = self.group(message.conversation_id) if message.is_group else None
-        if message.is_group and group is None:
+        unknown = message.is_group and group is None
+        if unknown:
             # How an admin finds the openConversationId a [[groups]] chat_id needs.
             log.warning(
                 "dingtalk group %r (openConversationId %s) is not in [[groups]] as %s",
@@ -60,6 +63,10 @@ class DingtalkInbound:
                 message.conversation_id,
                 self.channel.name,
             )
+            async with svc.tx() as tx:
+                await onboarding.tell_admins(
+                    tx, self.channel.name, message.conversation_id, message.conversation_title
+                )
         chat = ChatInput(
             channel=self.channel.name,
             platform="dingtalk",
@@ -70,6 +77,11 @@ class DingtalkInbound:
             direct=not message.is_group,
         )
         reply = await self._run(chat)
+        if unknown:
+            hint = onboarding.unknown_group_hint(
+                svc.settings, self.channel.name, message.conversation_id
+            )
+            reply = dataclasses.replace(reply, text=f"{reply.text}\n\n{hint}")
         try:
             await self.channel.reply(message, reply)
         except (ExternalError, ThrottledError, CoordinationError) as exc:

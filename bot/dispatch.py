@@ -271,6 +271,11 @@ def resolve(d: Dispatcher, group_id: str) -> tuple[GroupSettings, Channel, Budge
     group = d.svc.settings.group(group_id)
     if group is None:
         raise PermanentError(f"group {group_id!r} is not configured")
+    if group.awaiting_chat_id:
+        raise PermanentError(
+            f"group {group_id!r} has no chat_id yet: @-mention the bot in that group, put the "
+            "chat_id it answers with in [[groups]] and restart (then `refundops outbox requeue`)"
+        )
     channel = d.channels.get(group.channel)
     if channel is None:
         raise PermanentError(f"channel {group.channel.value!r} is not running")

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 
 from bot.app import create_app
 from bot.registry import commands
@@ -26,6 +27,7 @@ from integrations.dingtalk.fake import FakeDingtalk, until
 from integrations.dingtalk.models import ROBOT_TOPIC
 from integrations.dingtalk.signing import sign
 from storage.coordination import InProcessCoordination
+from storage.models import OutboxItem
 from tests.support.app import STAFF, Bot, BotFactory, make_refund
 from tests.support.dingtalk import (
     CHAT,
@@ -507,3 +509,52 @@ async def test_without_an_agent_id_lines_name_people_and_nothing_else_is_sent(
     await bot.drain()
     assert "已升级给主管" in group_lines(fake)[0]
     assert fake.count("POST", "/topapi/message/corpconversation/asyncsend_v2") == 0
+
+
+async def test_a_group_set_up_before_its_id_is_known_learns_it_when_the_bot_is_mentioned(
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk
+) -> None:
+    settings = ding_settings(sqlite_url, fake)
+    waiting = settings.groups[0].model_copy(update={"chat_id": ""})
+    bot = await make_bot(settings.model_copy(update={"groups": [waiting, *settings.groups[1:]]}))
+    await refund(bot)
+    # The next group that takes refunds has it; the one without its id yet takes none.
+    assert fake.cards == {}
+    assert [c["handle"] for c in await bot.cards("ops")] == ["R1"]
+    async with streaming(bot):
+        for _ in range(2):
+            await fake.say("帮助", sender_staff_id=ding("admin1"), conversation_id="cidNEW==")
+    first, second = replies(fake)
+    assert first == second
+    assert "本群还没有接入 refundops，本群的 chat_id 是：cidNEW==" in first
+    assert first.endswith('id = "aftersales"\nchannel = "dingtalk_stream"\nchat_id = "cidNEW=="')
+    assert {r["conversation"] for r in fake.session_replies} == {"cidNEW=="}
+    await bot.drain()
+    told = [t for t in await bot.texts("ops") if "cidNEW==" in t]
+    assert len(told) == 1
+    assert "新群「售后一组」（dingtalk_stream）@了机器人" in told[0]
+    assert fake.group_messages == []
+
+
+async def test_what_waits_for_a_group_without_its_id_is_kept_for_later_not_sent(
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk
+) -> None:
+    settings = ding_settings(sqlite_url, fake)
+    waiting = settings.groups[0].model_copy(update={"chat_id": ""})
+    bot = await make_bot(
+        settings.model_copy(
+            update={
+                "groups": [waiting],
+                "bot": settings.bot.model_copy(update={"admin_group": "aftersales"}),
+            }
+        )
+    )
+    await refund(bot)
+    async with bot.svc.tx() as tx:
+        dead = await tx.session.scalars(select(OutboxItem).where(OutboxItem.state == "dead"))
+        (item,) = dead.all()
+    assert item.kind == "text"
+    assert "没有匹配的群" in item.payload["text"]
+    assert "has no chat_id yet: @-mention the bot in that group" in str(item.last_error)
+    assert fake.group_messages == []
+    assert fake.cards == {}

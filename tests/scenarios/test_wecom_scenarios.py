@@ -398,7 +398,8 @@ async def test_http_mode_answers_and_redraws_in_the_response(
     query, body = bot_crypto.aibot(other)
     resp = await bot.client.post(f"/wecom/aibot?{query}", data=body)
     content = bot_crypto.open_json(await resp.read())["stream"]["content"]
-    assert content.endswith("（本群 chatid：wrkOTHER，还没有写进 [[groups]] 的 chat_id）")
+    assert "本群还没有接入 refundops，本群的 chat_id 是：wrkOTHER" in content
+    assert content.endswith('\nchannel = "wecom_aibot_http"\nchat_id = "wrkOTHER"')
 
     stranger = {
         **tap,
