@@ -558,3 +558,25 @@ async def test_a_click_redraws_the_card_even_when_the_group_has_no_sends_left(
     assert await coord.take("wecom_app:approvals", budget.per_minute, budget.burst) > 0, (
         "the redraw took nothing from the bucket"
     )
+
+
+async def test_a_tap_on_a_button_that_needs_a_reason_asks_for_the_command_to_type(
+    make_bot: BotFactory,
+    sqlite_url: str,
+    clock: FakeClock,
+    api: FakeWeComAPI,
+    aibot: Served[FakeWeComAIBot],
+) -> None:
+    fake, ws_url = aibot
+    async with aibot_group(make_bot, sqlite_url, clock, api, ws_url) as bot:
+        await new_refund(bot)
+        task_id, _ = group_card(fake)
+        version = (await case_row(bot)).version
+        await fake.click(userid("sup1"), CHAT, task_id, f"reject:R1:{version}")
+        await fake.wait_for(lambda: markdowns(fake))
+        (asked,) = markdowns(fake)
+        assert asked == f"<@{userid('sup1')}> 请在群里输入：拒绝 R1 ＜原因＞"
+        assert (await case_row(bot)).state == "awaiting_review"
+        typed = await fake.push_text(userid("sup1"), "@refundops 拒绝 R1 照片显示完好", chatid=CHAT)
+        await fake.wait_for(lambda: fake.replies.get(typed))
+        assert (await case_row(bot)).state == "rejected"
