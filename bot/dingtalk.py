@@ -102,6 +102,10 @@ class DingtalkInbound:
             placement = await tx.cards.by_ref(self.channel.name, callback.out_track_id)
             case = await tx.cases.get(placement.case_pk) if placement is not None else None
         if placement is None or case is None:
+            notice = await self.channel.notice_card_ref(callback.out_track_id)
+            if notice is not None and callback.action:
+                await self._notice_tap(callback, *notice)
+                return None
             log.warning("dingtalk card tap on %s: not a card of ours", callback.out_track_id)
             await self._unknown_card(callback)
             return None
@@ -136,6 +140,20 @@ class DingtalkInbound:
         if card is None:
             return None
         return CardCallbackAnswer(card_data=CardData(card_param_map=card_params(card))).dump()
+
+    async def _notice_tap(self, callback: CardCallback, group_id: str, ref: str) -> None:
+        """A tap on a batch card (全部通过 F3, 列表 F3): the card stays, the answer is a line."""
+        group = self.app[SERVICES].settings.group(group_id)
+        chat = ChatInput(
+            channel=self.channel.name,
+            platform="dingtalk",
+            user=callback.user_id,
+            group_id=group.id if group else "",
+            action=callback.action,
+            case_ref=ref,
+            input_id=f"card:{callback.out_track_id}:{callback.user_id}",
+        )
+        await self._tell(callback, group, await self._run(chat))
 
     async def _unknown_card(self, callback: CardCallback) -> None:
         """Tell whoever tapped a card we do not know, in one of our groups only."""

@@ -22,7 +22,8 @@ from integrations.dingtalk.models import At, Markdown, RobotSend, Text
 from integrations.markdown import escape_markdown, no_links
 
 # The buttons the shipped card template has, by action id (= Button.key), in its order: every
-# button a case card can carry. A card button outside this list does not show on DingTalk.
+# button a case card can carry, and a batch card's (approve_all, list). A card button outside
+# this list does not show on DingTalk.
 BUTTONS = (
     "approve",
     "reject",
@@ -40,6 +41,8 @@ BUTTONS = (
     "repay",
     "recheck",
     "unbatch",
+    "approve_all",
+    "list",
 )
 TEMPLATE = "dingtalk/templates/refund_card.json"
 TAG_COLORS = {
@@ -133,6 +136,32 @@ def card_params(card: Card) -> dict[str, str]:
         params[f"{key}_visible"] = "true" if button else "false"
         params[f"{key}_text"] = button.text if button else ""
     return params
+
+
+def notice_card(notice: Notice) -> Card:
+    """A standalone card with buttons (a batch card, F3) as the template draws it: its handle
+    is the notice's reference, which its buttons carry back."""
+    return Card(
+        case_pk=0,
+        case_id=notice.key,
+        handle=notice.ref,
+        kind="notice",
+        state="",
+        version=0,
+        title=notice.title,
+        status=notice.status,
+        tone=notice.tone,
+        fields=notice.fields,
+        buttons=notice.buttons,
+        lines=notice.lines,
+        footer=notice.footer,
+    )
+
+
+def tappable(notice: Notice) -> bool:
+    """Whether the notice goes as an interactive card: it has buttons the template has, and a
+    reference for them to carry."""
+    return bool(notice.ref and notice.buttons) and all(b.key in BUTTONS for b in notice.buttons)
 
 
 def body_markdown(card: Card) -> str:

@@ -133,33 +133,37 @@ def platform_views(card: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]
     the newest (its cards change in place any time), through the template's buttons only."""
     if card.get("notice") is not None or not card.get("case_id"):
         notice = notice_of(card)
-        return {
-            "wecom": {"markdown": wecom.markdown_notice(notice)},
-            "dingtalk": {"markdown": dingtalk.notice_markdown(notice).text},
-        }
+        ding: dict[str, Any] = {"markdown": dingtalk.notice_markdown(notice).text}
+        if dingtalk.tappable(notice):
+            ding = dingtalk_card(dingtalk.notice_card(notice))
+        return {"wecom": {"markdown": wecom.markdown_notice(notice)}, "dingtalk": ding}
     shown = meta.get("wecom") or card
-    drawn = card_of(card)
-    params = dingtalk.card_params(drawn)
-    colors = dingtalk.template_colors()
     return {
         "wecom": {
             "template_card": wecom.template_card(card_of(shown), PREVIEW_TASK_ID),
             "version": shown.get("version"),
             "drawn_at": meta.get("wecom_at"),
         },
-        "dingtalk": {
-            "title": params["title"],
-            "status": params["status"],
-            "tag_color": params["tag_color"],
-            "markdown": params["markdown"],
-            "footer": params["footer"],
-            "buttons": [
-                {"key": key, "text": params[f"{key}_text"], "color": colors.get(key, "blue")}
-                for key in dingtalk.BUTTONS
-                if params[f"{key}_visible"] == "true"
-            ],
-            "left_out": [b.text for b in drawn.buttons if b.key not in dingtalk.BUTTONS],
-        },
+        "dingtalk": dingtalk_card(card_of(card)),
+    }
+
+
+def dingtalk_card(drawn: Card) -> dict[str, Any]:
+    """The card as DingTalk draws the shipped template with refundops' card data."""
+    params = dingtalk.card_params(drawn)
+    colors = dingtalk.template_colors()
+    return {
+        "title": params["title"],
+        "status": params["status"],
+        "tag_color": params["tag_color"],
+        "markdown": params["markdown"],
+        "footer": params["footer"],
+        "buttons": [
+            {"key": key, "text": params[f"{key}_text"], "color": colors.get(key, "blue")}
+            for key in dingtalk.BUTTONS
+            if params[f"{key}_visible"] == "true"
+        ],
+        "left_out": [b.text for b in drawn.buttons if b.key not in dingtalk.BUTTONS],
     }
 
 
@@ -199,6 +203,10 @@ def notice_of(data: dict[str, Any]) -> Notice:
         lines=tuple(str(line) for line in data.get("lines", [])),
         footer=str(data.get("footer", "")),
         ref=str(data.get("handle") or ""),
+        buttons=tuple(
+            Button(str(b["key"]), str(b["text"]), ButtonStyle(b["style"]))
+            for b in data.get("buttons", [])
+        ),
     )
 
 

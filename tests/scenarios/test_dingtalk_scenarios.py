@@ -7,6 +7,7 @@ its database, commands and dispatcher are real.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -558,3 +559,44 @@ async def test_what_waits_for_a_group_without_its_id_is_kept_for_later_not_sent(
     assert "has no chat_id yet: @-mention the bot in that group" in str(item.last_error)
     assert fake.group_messages == []
     assert fake.cards == {}
+
+
+async def test_a_batch_card_is_a_card_whose_approve_all_can_be_tapped(
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk
+) -> None:
+    settings = ding_settings(sqlite_url, fake)
+    limited = settings.groups[0].model_copy(update={"max_per_minute": 20})
+    bot = await make_bot(settings.model_copy(update={"groups": [limited, *settings.groups[1:]]}))
+    for i in range(12):
+        amount = "40.00" if i % 2 == 0 else "900.00"
+        await bot.post_event(make_refund(data_amount=amount, data_order_amount=amount))
+    await bot.drain()
+    (batch,) = [c for c in fake.cards.values() if c.out_track_id.startswith("notice-F1-")]
+    assert batch.template_id == TEMPLATE
+    assert batch.params["title"].startswith("⚡")
+    assert (batch.params["approve_all_visible"], batch.params["list_visible"]) == ("true", "true")
+    assert batch.params["approve_visible"] == "false"
+    async with streaming(bot):
+        answer = await fake.click(batch.out_track_id, ding("sup1"), "approve_all")
+        assert answer == {}
+        await fake.wait_for(lambda: group_lines(fake))
+    (told,) = group_lines(fake)
+    assert told.startswith("@sup1 ✅ 已通过")
+    _, case = await bot.get_case("R1")
+    assert [h["actor"] for h in case["history"] if h["action"] == "approve"] == ["sup1"]
+
+
+async def test_a_tap_on_a_batch_card_of_another_deployment_changes_nothing(
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk
+) -> None:
+    bot = await ding_bot(make_bot, sqlite_url, fake)
+    await refund(bot)
+    fake.cards["notice-F1-0123456789abcdef"] = dataclasses.replace(
+        fake.cards[the_card(fake)], out_track_id="notice-F1-0123456789abcdef"
+    )
+    async with streaming(bot):
+        await fake.click("notice-F1-0123456789abcdef", ding("sup1"), "approve_all")
+    (told,) = group_lines(fake)
+    assert "这张卡片已失效" in told
+    _, case = await bot.get_case("R1")
+    assert case["state"] == "awaiting_review"

@@ -10,7 +10,7 @@ from handlers.clock import FakeClock
 from integrations.dingtalk.render import BUTTONS
 from integrations.sandbox.render import VIEWS
 from integrations.wecom.render import MAX_FIELDS
-from tests.support.app import Bot
+from tests.support.app import Bot, BotFactory, make_refund, make_settings
 
 REVIEW_KEYS = ["approve", "reject", "claim", "templates"]
 
@@ -158,3 +158,25 @@ async def test_the_message_list_is_the_sandbox_group_unless_a_view_is_asked_for(
     assert not set(quiet) & (set(ids["wecom"]) | set(ids["dingtalk"]))
     resp = await bot.client.get("/sandbox/api/groups/aftersales/messages?view=feishu")
     assert resp.status == 400
+
+
+async def test_a_batch_card_is_markdown_on_wecom_and_a_tappable_card_on_dingtalk(
+    make_bot: BotFactory, sqlite_url: str
+) -> None:
+    settings = make_settings(
+        sqlite_url,
+        groups=[
+            {"id": "aftersales", "channel": "sandbox", "kinds": ["refund"], "max_per_minute": 20},
+            {"id": "ops", "channel": "sandbox"},
+        ],
+    )
+    bot = await make_bot(settings)
+    for _ in range(12):
+        await bot.post_event(make_refund())
+    await bot.drain()
+    (batch,) = await bot.notices()
+    assert batch["handle"] == "F1"
+    assert batch["platform"]["wecom"]["markdown"].startswith("### ⚡ ")
+    ding = batch["platform"]["dingtalk"]
+    assert ding["title"].startswith("⚡")
+    assert [b["key"] for b in ding["buttons"]] == ["approve_all", "list"]
