@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.config_check import problems
+from bot.config_check import problems, warnings
 from bot.config_report import check_files
 from bot.settings import ConfigError, Settings, load_settings
 from handlers import masking
@@ -141,6 +141,11 @@ def _load(args: argparse.Namespace, **kwargs: Any) -> Settings:
     return load_settings(config, secrets=args.secrets, **kwargs)
 
 
+def _warn(lines: Sequence[str]) -> None:
+    for line in lines:
+        print(f"! {line}", file=sys.stderr)
+
+
 def _fail(lines: Sequence[str]) -> int:
     for line in lines:
         print(f"✗ {line}", file=sys.stderr)
@@ -155,6 +160,8 @@ def _check_config(args: argparse.Namespace) -> int:
     report = check_files(config, args.secrets)
     for note in report.notes:
         print(f"· {note}")
+    if report.settings is not None:
+        _warn(warnings(report.settings))
     if report.findings:
         _fail([f.line() for f in report.findings])
         n = len(report.findings)
@@ -255,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     found = problems(settings)
     if found:
         return _fail(found)
+    _warn(warnings(settings))
     from bot.app import create_app
 
     host, port = settings.server.host, settings.server.port

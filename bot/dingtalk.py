@@ -6,13 +6,16 @@ Both ways in (the stream websocket and the HTTP callbacks) hand verified, parsed
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
 from aiohttp import web
 
+from bot.dispatch import queue_notify
 from bot.keys import DISPATCHER, HTTP, METRICS, SERVICES
 from commands import ChatInput
+from handlers import onboarding
 from handlers.cards import build_card
 from handlers.channel import Channel
 from handlers.config import GroupSettings
@@ -51,7 +54,8 @@ class DingtalkInbound:
             log.info("dingtalk message %s again; ignored", message.msg_id)
             return
         group = self.group(message.conversation_id) if message.is_group else None
-        if message.is_group and group is None:
+        unknown = message.is_group and group is None
+        if unknown:
             # How an admin finds the openConversationId a [[groups]] chat_id needs.
             log.warning(
                 "dingtalk group %r (openConversationId %s) is not in [[groups]] as %s",
@@ -59,6 +63,10 @@ class DingtalkInbound:
                 message.conversation_id,
                 self.channel.name,
             )
+            async with svc.tx() as tx:
+                await onboarding.tell_admins(
+                    tx, self.channel.name, message.conversation_id, message.conversation_title
+                )
         chat = ChatInput(
             channel=self.channel.name,
             platform="dingtalk",
@@ -69,6 +77,11 @@ class DingtalkInbound:
             direct=not message.is_group,
         )
         reply = await self._run(chat)
+        if unknown:
+            hint = onboarding.unknown_group_hint(
+                svc.settings, self.channel.name, message.conversation_id
+            )
+            reply = dataclasses.replace(reply, text=f"{reply.text}\n\n{hint}")
         try:
             await self.channel.reply(message, reply)
         except (ExternalError, ThrottledError, CoordinationError) as exc:
@@ -89,6 +102,10 @@ class DingtalkInbound:
             placement = await tx.cards.by_ref(self.channel.name, callback.out_track_id)
             case = await tx.cases.get(placement.case_pk) if placement is not None else None
         if placement is None or case is None:
+            notice = await self.channel.notice_card_ref(callback.out_track_id)
+            if notice is not None and callback.action:
+                await self._notice_tap(callback, *notice)
+                return None
             log.warning("dingtalk card tap on %s: not a card of ours", callback.out_track_id)
             await self._unknown_card(callback)
             return None
@@ -113,14 +130,30 @@ class DingtalkInbound:
         )
         reply = await self._run(chat)
         await self.app[DISPATCHER].flush_case(case.id)
-        if not reply.ok or reply.mentions:
-            await self._tell(callback, group, reply)
         async with svc.tx() as tx:
             fresh = await tx.cases.get(case.id)
-            if fresh is None:
-                return None
-            card = build_card(fresh, tx.view)
+            card = build_card(fresh, tx.view) if fresh is not None else None
+        # The card changing is the answer to a tap; words only when it cannot say it all: a
+        # refusal, someone to call, or a tap that changed nothing (常用回复, a list).
+        if not reply.ok or reply.mentions or card is None or card.version == case.version:
+            await self._tell(callback, group, reply)
+        if card is None:
+            return None
         return CardCallbackAnswer(card_data=CardData(card_param_map=card_params(card))).dump()
+
+    async def _notice_tap(self, callback: CardCallback, group_id: str, ref: str) -> None:
+        """A tap on a batch card (全部通过 F3, 列表 F3): the card stays, the answer is a line."""
+        group = self.app[SERVICES].settings.group(group_id)
+        chat = ChatInput(
+            channel=self.channel.name,
+            platform="dingtalk",
+            user=callback.user_id,
+            group_id=group.id if group else "",
+            action=callback.action,
+            case_ref=ref,
+            input_id=f"card:{callback.out_track_id}:{callback.user_id}",
+        )
+        await self._tell(callback, group, await self._run(chat))
 
     async def _unknown_card(self, callback: CardCallback) -> None:
         """Tell whoever tapped a card we do not know, in one of our groups only."""
@@ -135,6 +168,16 @@ class DingtalkInbound:
             await self.channel.tell(callback, group.chat_id if group else "", reply)
         except (ExternalError, ThrottledError, CoordinationError) as exc:
             log.warning("answer to a tap on %s failed: %s", callback.out_track_id, exc)
+            return
+        svc = self.app[SERVICES]
+        tapper = svc.staff.by_platform("dingtalk", callback.user_id)
+        others = tuple(m for m in reply.mentions if tapper is None or m.staff_id != tapper.id)
+        if group is not None and others and self.channel.capabilities.notifies_apart:
+            # The group line names them without an @: they are told apart.
+            at_ms = int(svc.clock.now().timestamp() * 1000)
+            async with svc.tx() as tx:
+                key = f"tap:{callback.out_track_id}:{callback.user_id}:{at_ms}"
+                await queue_notify(tx, group.id, reply.text, others, key=key)
 
     def group(self, chat_id: str) -> GroupSettings | None:
         return next(

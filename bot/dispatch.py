@@ -10,6 +10,7 @@ the call harmlessly.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -248,9 +249,11 @@ async def authorization_lost(tx: Tx, exc: AuthorizationError) -> None:
     )
 
 
+OUTBOX_ID_CHARS = 255
 KIND_TEXT = {
     "card": "卡片发送",
     "text": "群消息发送",
+    "notify": "工作通知",
     "notice": "日报发送",
     "commerce.approve_refund": "退款提交",
     "commerce.reject_refund": "拒绝提交",
@@ -268,6 +271,11 @@ def resolve(d: Dispatcher, group_id: str) -> tuple[GroupSettings, Channel, Budge
     group = d.svc.settings.group(group_id)
     if group is None:
         raise PermanentError(f"group {group_id!r} is not configured")
+    if group.awaiting_chat_id:
+        raise PermanentError(
+            f"group {group_id!r} has no chat_id yet: @-mention the bot in that group, put the "
+            "chat_id it answers with in [[groups]] and restart (then `refundops outbox requeue`)"
+        )
     channel = d.channels.get(group.channel)
     if channel is None:
         raise PermanentError(f"channel {group.channel.value!r} is not running")
@@ -430,6 +438,34 @@ async def _text(d: Dispatcher, item: OutboxItem) -> None:
     group, channel = await destination(d, item.group_id)
     mentions = tuple(Mention(staff_id, name) for staff_id, name in item.payload.get("mentions", []))
     await channel.deliver_text(group, item.payload["text"], mentions)
+    if mentions and channel.capabilities.notifies_apart:
+        async with d.svc.tx() as tx:
+            await queue_notify(tx, group.id, item.payload["text"], mentions, key=item.id)
+
+
+async def queue_notify(
+    tx: Tx, group_id: str, text: str, mentions: tuple[Mention, ...], *, key: str
+) -> None:
+    """Tell the people a group line named, one by one, where the group cannot @ them; once
+    per `key`. The words carry the time they were said, so two alike lines in a day are two
+    notifications."""
+    said = f"{text}（{tx.local(tx.now):%m-%d %H:%M}）"
+    item_id = f"notify:{key}"
+    if len(item_id) > OUTBOX_ID_CHARS:
+        item_id = f"notify:{hashlib.sha256(key.encode()).hexdigest()}"
+    await tx.outbox.add(
+        item_id,
+        "notify",
+        now=tx.now,
+        group_id=group_id,
+        payload={"text": said, "mentions": [[m.staff_id, m.name] for m in mentions]},
+    )
+
+
+async def _notify(d: Dispatcher, item: OutboxItem) -> None:
+    group, channel, _budget = resolve(d, item.group_id)
+    mentions = tuple(Mention(staff_id, name) for staff_id, name in item.payload.get("mentions", []))
+    await channel.notify(group, item.payload["text"], mentions)
 
 
 async def _notice(d: Dispatcher, item: OutboxItem) -> None:
@@ -510,6 +546,7 @@ async def _carrier_gave_up(tx: Tx, case: Case, _item: OutboxItem, error: str) ->
 PERFORMERS: dict[str, Perform] = {
     "card": _card,
     "text": _text,
+    "notify": _notify,
     "notice": _notice,
     "commerce": _commerce,
     "commerce.send_buyer_message": _buyer_message,

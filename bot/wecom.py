@@ -23,6 +23,7 @@ from bot.metrics import Metrics
 from bot.services import BotServices
 from commands import ChatInput
 from commands.scope import Scope
+from handlers import onboarding
 from handlers.cards import build_card
 from handlers.channel import CardRef, Channel
 from handlers.context import Tx
@@ -71,6 +72,9 @@ class Bridge:
             direct=inbound.chattype == "single" or inbound.channel == "wecom_app",
         )
         if not inbound.key:
+            if inbound.chattype == "group" and not inbound.group_id and inbound.conversation:
+                async with self.svc.tx() as tx:
+                    await onboarding.tell_admins(tx, inbound.channel, inbound.conversation)
             return Outcome(await self._run(chat))
         click = render.parse_key(inbound.key)
         if click is None:

@@ -53,6 +53,9 @@ class Capabilities:
     redacts_input: bool = False
     """A message a person typed can be replaced after the fact (`redact_input`); on the real
     platforms a bot cannot recall or edit someone else's message."""
+    notifies_apart: bool = False
+    """A line in the group names people without notifying them (no @ there): the people it
+    names are told one by one (`notify`)."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,9 @@ class Channel(Protocol):
 
     async def redact_input(self, ref: str, text: str) -> None:
         """Replace the text of the message a person typed (its input id) (`redacts_input`)."""
+
+    async def notify(self, group: GroupSettings, text: str, mentions: tuple[Mention, ...]) -> None:
+        """Tell the people a group line named what it said, one by one (`notifies_apart`)."""
 
     async def run(self) -> None:
         """Keep the channel's own connection while the app runs (`keeps_connection`)."""

@@ -60,6 +60,18 @@ class BotSettings(Section):
     timezone: str = "Asia/Shanghai"
 
 
+# Channels whose group is named by the platform's own chat id, which the bot tells the group
+# when first @-mentioned there (setting up: the group may be configured before it is known).
+LEARNS_CHAT_ID = frozenset(
+    {
+        ChannelName.WECOM_AIBOT,
+        ChannelName.WECOM_AIBOT_HTTP,
+        ChannelName.DINGTALK_STREAM,
+        ChannelName.DINGTALK_HTTP,
+    }
+)
+
+
 class GroupSettings(Section):
     id: str
     name: str = ""
@@ -74,6 +86,11 @@ class GroupSettings(Section):
     max_per_minute: int = Field(default=0, ge=0)
 
     _platforms = field_validator("platforms")(staticmethod(platform_ids))
+
+    @property
+    def awaiting_chat_id(self) -> bool:
+        """Configured before its chat id is known: no case goes there until it has one."""
+        return self.channel in LEARNS_CHAT_ID and not self.chat_id
 
     def routes(self, *, shop: str, platform: str, kind: str) -> bool:
         return all(
@@ -298,9 +315,10 @@ class DomainSettings(BaseModel):
         return "none" if entry.connector == "none" else "platform"
 
     def route(self, *, shop: str, platform: str, kind: str) -> GroupSettings | None:
-        """The first configured group that takes this shop, platform and case kind."""
+        """The first configured group that takes this shop, platform and case kind (a group
+        still without its chat id takes none)."""
         for group in self.groups:
-            if group.routes(shop=shop, platform=platform, kind=kind):
+            if not group.awaiting_chat_id and group.routes(shop=shop, platform=platform, kind=kind):
                 return group
         return None
 

@@ -72,9 +72,13 @@ class Field:
 
 @dataclass(frozen=True)
 class Button:
+    """`ask`: what the button cannot act without and a person must type (原因, 流水号); the
+    platform asks for it where the tap happened instead of acting."""
+
     key: str
     text: str
     style: ButtonStyle = ButtonStyle.DEFAULT
+    ask: str = ""
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ someone typed."""
 from __future__ import annotations
 
 from handlers.channel import CardRef, Placement
+from handlers.config import GroupSettings
 from handlers.errors import PermanentError
 from handlers.message import Card, Mention
 
@@ -23,6 +24,9 @@ class ChannelDefaults:
 
     async def redact_input(self, ref: str, text: str) -> None:  # noqa: ARG002
         raise PermanentError(f"channel {self.name!r} cannot change a message someone typed")
+
+    async def notify(self, group: GroupSettings, text: str, mentions: tuple[Mention, ...]) -> None:  # noqa: ARG002
+        raise PermanentError(f"channel {self.name!r} tells nobody apart")
 
     def stale(self, card: Card, placement: CardRef) -> bool:  # noqa: ARG002
         return False

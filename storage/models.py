@@ -202,6 +202,8 @@ class SandboxMessage(Base):
     text: Mapped[str] = mapped_column(Text, default="")
     case_pk: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), nullable=True)
     card: Mapped[Json | None] = mapped_column(JSON, nullable=True)
+    # How a platform would have carried it (`via`) and, for a card, what WeCom still shows.
+    meta: Mapped[Json | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -120,7 +120,7 @@ async def card(request: web.Request) -> web.Response:
         raise _error(web.HTTPUnauthorized, "corpId is not this organisation's corp id")
     async with request.app[SERVICES].tx() as tx:
         ours = await tx.cards.by_ref(inbound.channel.name, callback.out_track_id)
-    if ours is None:
+    if ours is None and await inbound.channel.notice_card_ref(callback.out_track_id) is None:
         log.warning("dingtalk card tap on %s refused: not our card", callback.out_track_id)
         raise _error(web.HTTPNotFound, "outTrackId is not a card of this deployment")
     answer = await inbound.on_card_callback(callback)

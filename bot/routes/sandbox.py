@@ -14,10 +14,10 @@ from bot.keys import DISPATCHER, METRICS, SANDBOX, SERVICES, SETTINGS
 from commands import ChatInput
 from handlers.authority import account
 from handlers.config import GroupSettings
-from handlers.message import Reply
+from handlers.message import Mention, Reply
 from handlers.schema import field_errors
 from integrations.sandbox.channel import BOT, direct_conversation, input_ref, topic
-from integrations.sandbox.render import message_json, render_text
+from integrations.sandbox.render import VIEWS, Via, message_json, render_text, views
 
 routes = web.RouteTableDef()
 WATCHERS = web.AppKey("sandbox_watchers", set[web.WebSocketResponse])
@@ -98,6 +98,12 @@ async def config(request: web.Request) -> web.Response:
                 {"user": account(s, "sandbox"), "name": s.display, "roles": s.roles}
                 for s in settings.staff
             ],
+            # A button's command as people type it (拒绝 for reject): an inline answer to a
+            # button that asks for words is sent as that command.
+            "commands": {
+                c.names[0]: c.names[1 if len(c.names) > 1 else 0]
+                for c in request.app[SERVICES].commands.commands
+            },
         }
     )
 
@@ -128,9 +134,16 @@ async def messages(request: web.Request) -> web.Response:
         return web.json_response({"error": "after and limit must be integers"}, status=400)
     if not ((after is None or 0 <= after <= MAX_ID) and limit >= 0):
         return web.json_response({"error": "after and limit must not be negative"}, status=400)
+    # The group as the sandbox shows it, unless `view` asks for WeCom's, DingTalk's or `all`.
+    view = request.query.get("view", "sandbox")
+    if view not in (*VIEWS, "all"):
+        return web.json_response(
+            {"error": f"view must be one of {', '.join((*VIEWS, 'all'))}"}, status=400
+        )
     async with request.app[SERVICES].tx() as tx:
         rows = await tx.sandbox.list(where, after=after, limit=limit)
-    return web.json_response([message_json(m) for m in rows], dumps=_dumps)
+    shown = [m for m in rows if view == "all" or view in views(m)]
+    return web.json_response([message_json(m) for m in shown], dumps=_dumps)
 
 
 @routes.post("/sandbox/api/groups/{group}/say")
@@ -154,7 +167,9 @@ async def say(request: web.Request) -> web.Response:
         direct=bool(direct),
     )
     reply = await _run(request, chat)
-    answer = await sandbox.say(where, BOT, render_text(reply.text, reply.mentions))
+    answer = await sandbox.say(
+        where, BOT, render_text(reply.text, reply.mentions), meta={"via": Via.ANSWER}
+    )
     return web.json_response(
         {"message": message_json(said), "reply": message_json(answer), "ok": reply.ok}, dumps=_dumps
     )
@@ -186,15 +201,29 @@ async def click(request: web.Request) -> web.Response:
         input_id=f"click-{message.id}-{body.user}",
         card_version=body.version if body.version is not None else _version(message.card),
     )
-    reply = await _run(request, chat)
-    if message.case_pk is not None:
-        await request.app[DISPATCHER].flush_case(message.case_pk)
-    answer = await request.app[SANDBOX].say(
-        group.id, BOT, render_text(reply.text, (*_mention_of(request, body.user), *reply.mentions))
-    )
+    sandbox = request.app[SANDBOX]
+    sandbox.tapped(message.id)
+    try:
+        reply = await _run(request, chat)
+        if message.case_pk is not None:
+            await request.app[DISPATCHER].flush_case(message.case_pk)
+    finally:
+        sandbox.answered(message.id)
     async with request.app[SERVICES].tx() as tx:
         updated = await tx.sandbox.get(message.id)
     assert updated is not None
+    tapper = _mention_of(request, body.user)
+    changed = (updated.card or {}).get("version") != message.card.get("version")
+    meta = {
+        "via": Via.TAP,
+        # The redrawn card is the whole answer unless it is a refusal, calls someone, or
+        # nothing changed (WeCom and DingTalk alike).
+        "quiet": reply.ok and not reply.mentions and changed,
+        "notify": [m.name for m in reply.mentions if m not in tapper],
+    }
+    answer = await sandbox.say(
+        group.id, BOT, render_text(reply.text, (*tapper, *reply.mentions)), meta=meta
+    )
     return web.json_response(
         {"ok": reply.ok, "reply": message_json(answer), "message": message_json(updated)},
         dumps=_dumps,
@@ -206,7 +235,7 @@ def _version(card: dict[str, Any]) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _mention_of(request: web.Request, user: str) -> tuple[Any, ...]:
+def _mention_of(request: web.Request, user: str) -> tuple[Mention, ...]:
     svc = request.app[SERVICES]
     staff = svc.staff.by_platform("sandbox", user)
     return (svc.staff.mention(staff),) if staff else ()

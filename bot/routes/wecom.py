@@ -298,7 +298,7 @@ async def aibot_callback(request: web.Request) -> web.StreamResponse:
         words: Reply | None = None
         if not inbound.key:
             if body.chattype == "group" and group is None:
-                outcome = unknown_group(outcome, body.chatid, inbound.channel)
+                outcome = unknown_group(outcome, body.chatid, inbound.channel, settings)
             payload = reply_body(outcome, userids, settings.bot.name)
         elif outcome.card is not None:
             card = render.template_card(outcome.card, inbound.task_id, source=settings.bot.name)

@@ -106,16 +106,18 @@ def payout_card(case: Case, ctx: CardContext) -> Card:
 
 
 def payout_buttons(state: PayoutState, provider: str, data: PayoutData) -> tuple[Button, ...]:
-    reject = Button("reject", "拒绝", ButtonStyle.DANGER)
+    reject = Button("reject", "拒绝", ButtonStyle.DANGER, ask="原因")
+    by_hand = Button("paid", "已打款 · 填流水号", ButtonStyle.PRIMARY, ask="流水号")
     if state is S.REQUESTED:
         return (Button("approve", "通过", ButtonStyle.PRIMARY), reject)
     if state is S.APPROVED:
-        text = "确认打款" if provider in TRANSFER_PROVIDERS else "已打款 · 填流水号"
-        return (Button("paid", text, ButtonStyle.PRIMARY), reject)
+        if provider in TRANSFER_PROVIDERS:
+            return (Button("paid", "确认打款", ButtonStyle.PRIMARY), reject)
+        return (by_hand, reject)
     if state is S.FAILED:
         if provider in TRANSFER_PROVIDERS:
             return (Button("repay", "重新打款", ButtonStyle.PRIMARY), reject)
-        return (Button("paid", "已打款 · 填流水号", ButtonStyle.PRIMARY), reject)
+        return (by_hand, reject)
     if state is S.PAYING and data.transfer.unknown:
         return (Button("recheck", "核对转账", ButtonStyle.PRIMARY),)
     return ()
@@ -151,7 +153,10 @@ def batch_card(case: Case, ctx: CardContext) -> Card:
     if state is B.OPEN:
         buttons = (
             Button(
-                "paid", f"全部确认打款（{len(live)} 笔 {format_fen(total)}）", ButtonStyle.PRIMARY
+                "paid",
+                f"全部确认打款（{len(live)} 笔 {format_fen(total)}）",
+                ButtonStyle.PRIMARY,
+                ask="" if ctx.settings.payout.transfers else "流水号",
             ),
             Button("unbatch", "取消批次"),
         )

@@ -49,6 +49,11 @@ def refund_card(case: Case, ctx: CardContext) -> Card:
         Field("平台", f"{PLATFORMS.get(case.platform, case.platform)} · {case.shop}"),
         Field("金额", _amount_text(case, data)),
         *_approved_field(case, data),
+    ]
+    # Before the rest: WeCom shows only a card's first six fields.
+    if case.deadline_at is not None and state in OPEN:
+        fields.append(Field("平台时限", _deadline_text(case.deadline_at, ctx)))
+    fields += [
         Field("原因", case.reason or "—"),
         Field("物流", _shipping_text(data.refund.shipping)),
     ]
@@ -58,8 +63,6 @@ def refund_card(case: Case, ctx: CardContext) -> Card:
         fields.append(Field("拦截", f"{shown.handle} · {shown.text}"))
     if nick := data.refund.buyer.nick:
         fields.append(Field("买家", nick))
-    if case.deadline_at is not None and state in OPEN:
-        fields.append(Field("平台时限", _deadline_text(case.deadline_at, ctx)))
     if case.assignee:
         fields.append(Field("处理人", directory.name(case.assignee)))
     if (decided := data.decision) is not None:
@@ -159,7 +162,7 @@ def _status_text(case: Case, state: RefundState, ctx: CardContext) -> str:
 
 def refund_buttons(state: RefundState) -> tuple[Button, ...]:
     approve = Button("approve", "通过", ButtonStyle.PRIMARY)
-    reject = Button("reject", "拒绝", ButtonStyle.DANGER)
+    reject = Button("reject", "拒绝", ButtonStyle.DANGER, ask="原因")
     claim = Button("claim", "认领")
     if state in (S.AWAITING_REVIEW, S.ESCALATED):
         return (approve, reject, claim)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Literal
 
 from handlers.authority import StaffDirectory
@@ -44,10 +45,13 @@ from integrations.dingtalk.render import (
     group_markdown,
     group_message,
     new_out_track_id,
+    notice_card,
     notice_markdown,
     open_space_id,
     robot_markdown,
     robot_text,
+    tappable,
+    work_notice,
 )
 from integrations.dingtalk.settings import DingtalkConfig
 from integrations.dingtalk.stream import DingtalkStream, StreamHandler
@@ -57,6 +61,9 @@ log = logging.getLogger(__name__)
 
 CARD_CALLBACK_PATH = "/dingtalk/card"
 REGISTERED_TTL_S = 24 * 3600
+# A batch card's taps are recognised for a week (with Redis, across instances and restarts).
+NOTICE_CARD_KEY = "dingtalk:notice-card:"
+NOTICE_CARD_TTL_S = 7 * 24 * 3600
 
 
 class People:
@@ -105,6 +112,9 @@ class DingtalkChannel(ChannelDefaults):
         self.clock = clock
         self.coord = coord
         self.people = People(settings)
+        if settings.dingtalk.agent_id:
+            # Robot group messages cannot @ anyone: the app's work notifications can reach them.
+            self.capabilities = replace(self.capabilities, notifies_apart=True)
 
     def budget(self, group: GroupSettings) -> Budget | None:  # noqa: ARG002
         # App robots are limited per API (QPS), answered as throttling, not per group.
@@ -174,7 +184,32 @@ class DingtalkChannel(ChannelDefaults):
         await self.client.send_group(group.chat_id, *group_message(text, self.people.who(mentions)))
 
     async def deliver_notice(self, group: GroupSettings, notice: Notice) -> None:
-        await self.client.send_group(group.chat_id, *group_markdown(notice_markdown(notice)))
+        """A notice as Markdown; one with buttons (a batch card's 全部通过 / 列表) as an
+        interactive card, whose taps `notice_card_ref` recognises."""
+        if not tappable(notice):
+            await self.client.send_group(group.chat_id, *group_markdown(notice_markdown(notice)))
+            return
+        card = notice_card(notice)
+        track = new_out_track_id(card)
+        await self.coord.cache_set(
+            f"{NOTICE_CARD_KEY}{track}", f"{group.id}\n{notice.ref}", NOTICE_CARD_TTL_S
+        )
+        await self._create(group, track, CardData(card_param_map=card_params(card)), ())
+
+    async def notice_card_ref(self, out_track_id: str) -> tuple[str, str] | None:
+        """(group id, reference) of a batch card this deployment sent, else None."""
+        found = await self.coord.cache_get(f"{NOTICE_CARD_KEY}{out_track_id}")
+        if not found or "\n" not in found:
+            return None
+        group_id, ref = found.split("\n", 1)
+        return group_id, ref
+
+    async def notify(self, group: GroupSettings, text: str, mentions: tuple[Mention, ...]) -> None:
+        """A work notification to each person `text` named in the group: the line as said there,
+        and which group."""
+        users = [w.user_id for w in self.people.who(mentions) if w.user_id]
+        if users:
+            await self.client.send_work_notice(users, work_notice(text, group.name or group.id))
 
     async def send_direct(self, to: str, text: str) -> None:
         """The robot's one-to-one message (oToMessages/batchSend) to one staff id."""

@@ -31,8 +31,12 @@ from integrations.dingtalk.models import (
     RegisterCallback,
     RobotSend,
     Subscription,
+    Text,
     UpdateCard,
     UserMessage,
+    WorkNotice,
+    WorkNoticeAnswer,
+    WorkNoticeMessage,
 )
 from integrations.dingtalk.render import encode
 from integrations.dingtalk.settings import DingtalkSettings
@@ -53,6 +57,11 @@ UA = "refundops-dingtalk/1.0"
 CARD_EXISTS = "param.cardAlreadyExist"
 DINGTALK_OAPI = "https://oapi.dingtalk.com"
 SESSION_PATH = "/robot/sendBySession"
+WORK_NOTICE_PATH = "/topapi/message/corpconversation/asyncsend_v2"
+# asyncsend_v2 takes the recipients as one comma-separated userid_list, at most 100 of them.
+WORK_NOTICE_USERS = 100
+# oapi's token errors: 40014 不合法的access_token, 42001 access_token 已过期.
+OAPI_TOKEN_ERRORS = frozenset({40014, 42001})
 
 
 class SessionExpiredError(PermanentError):
@@ -205,6 +214,36 @@ class DingtalkClient:
             robot_code=self.robot_code, user_ids=user_ids, msg_key=msg_key, msg_param=msg_param
         )
         await self.call("POST", "/v1.0/robot/oToMessages/batchSend", body)
+
+    async def send_work_notice(self, user_ids: list[str], text: str) -> None:
+        """A work notification (工作通知) from the app to each of `user_ids` (DingTalk userids =
+        staff ids), 100 people a call. DingTalk delivers a
+        text once a day to a person: the same words again that day reach nobody, so a retry
+        of a call whose answer was lost notifies no one twice."""
+        agent_id = self.settings.agent_id
+        if not agent_id:
+            raise PermanentError("dingtalk.agent_id is not set: no work notification can be sent")
+        for start in range(0, len(user_ids), WORK_NOTICE_USERS):
+            body = WorkNotice(
+                agent_id=agent_id,
+                userid_list=",".join(user_ids[start : start + WORK_NOTICE_USERS]),
+                msg=WorkNoticeMessage(text=Text(content=text)),
+            )
+            for attempt in range(2):
+                token = await self.token()
+                url = str(
+                    URL(f"{self.settings.oapi_base}{WORK_NOTICE_PATH}").with_query(
+                        access_token=token
+                    )
+                )
+                status, data = await self._send("POST", url, body.dump())
+                answer = WorkNoticeAnswer.model_validate(data)
+                if answer.errcode in OAPI_TOKEN_ERRORS and attempt == 0:
+                    log.info("dingtalk access token refused by asyncsend_v2; refreshing")
+                    await self.forget_token(token)
+                    continue
+                _check_robot_answer("work notice", status, data)
+                break
 
     async def reply_by_session(self, url: str, message: RobotSend) -> None:
         if not session_webhook_allowed(url, self.settings.oapi_base):

@@ -3,8 +3,9 @@
 One aiohttp app (run it on port 0 and set `base_url`) serving the stream gateway
 (`connections/open` + the websocket, pings, `disconnect`), the open API (token, card
 create/update, callback registration, robot group and 1:1 messages), session webhooks
-(which expire: 300001) and custom robots (加签 check, 20/min then muted 10 min: 130101,
-20,000-byte limit). It records what it received; knobs inject failures. For HTTP mode it
+(which expire: 300001), custom robots (加签 check, 20/min then muted 10 min: 130101,
+20,000-byte limit) and work notifications (`asyncsend_v2`: the app's agent id, at most 100
+userids, the same text to a person once a day). It records what it received; knobs inject failures. For HTTP mode it
 signs what DingTalk would POST: robot messages (`timestamp`/`sign`) and card callbacks
 (`x-ddpaas-signature-*` with the registered apiSecret).
 """
@@ -40,6 +41,11 @@ MSG_PARAM_MAX_BYTES = 15_000
 GROUP_SPACE = "dtv1.card//IM_GROUP."
 MSG_KEYS = frozenset({"sampleText", "sampleMarkdown", "sampleActionCard", "sampleLink"})
 ROBOT_TYPES = frozenset({"text", "markdown", "link", "actionCard", "feedCard"})
+WORK_NOTICE_KEYS = frozenset({"agent_id", "userid_list", "dept_id_list", "to_all_user", "msg"})
+WORK_NOTICE_TYPES = frozenset({"text", "markdown", "link", "action_card", "oa", "image", "file"})
+WORK_NOTICE_USERS = 100
+DAY_S = 86400
+CHINA_UTC_OFFSET_S = 8 * 3600
 
 
 @dataclass
@@ -74,6 +80,7 @@ class FakeDingtalk:
     app_secret: str = "ding-app-secret"
     robot_code: str = "dingrobot"
     corp_id: str = "dingcorp"
+    agent_id: int = 3100001
     now: Callable[[], float] = time.time
     base_url: str = ""
     token_ttl_s: int = 7200
@@ -98,10 +105,17 @@ class FakeDingtalk:
     robots: dict[str, str] = field(default_factory=dict)
     robot_messages: list[dict[str, Any]] = field(default_factory=list)
     robot_errors: list[int] = field(default_factory=list)
+    # Work notifications delivered ({"user", "text", "msg", "task_id"}), and those DingTalk
+    # accepted but did not deliver: the same text to the same person again that day.
+    work_notices: list[dict[str, Any]] = field(default_factory=list)
+    work_notices_dropped: list[dict[str, Any]] = field(default_factory=list)
+    work_notice_errors: list[int] = field(default_factory=list)
+    work_notice_tasks: int = 0
     _tickets: dict[str, tuple[float, set[str]]] = field(default_factory=dict)
     _robot_sent: dict[str, list[float]] = field(default_factory=dict)
     _robot_muted: dict[str, float] = field(default_factory=dict)
     _card_frames: dict[str, str] = field(default_factory=dict)
+    _notices_seen: set[tuple[str, int, str]] = field(default_factory=set)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def app(self) -> web.Application:
@@ -116,6 +130,7 @@ class FakeDingtalk:
         app.router.add_post("/v1.0/robot/oToMessages/batchSend", self.users_send)
         app.router.add_post("/robot/sendBySession", self.session_send)
         app.router.add_post("/robot/send", self.robot_send)
+        app.router.add_post("/topapi/message/corpconversation/asyncsend_v2", self.work_notice_send)
         return app
 
     # -- helpers for tests -----------------------------------------------------------------
@@ -537,6 +552,58 @@ class FakeDingtalk:
         self.robot_messages.append({"token": token, "sent_at": now, **json.loads(raw)})
         return _robot_error(0, "ok")
 
+    # -- work notifications (oapi) ---------------------------------------------------------
+
+    async def work_notice_send(self, request: web.Request) -> web.Response:
+        """`POST /topapi/message/corpconversation/asyncsend_v2?access_token=`: answers
+        `{"errcode","errmsg","task_id","request_id"}`; the sending itself is asynchronous."""
+        if self.tokens.get(request.query.get("access_token", ""), 0.0) <= self.now():
+            return self._notice_refusal(40014, "不合法的access_token")
+        try:
+            body = await request.json()
+        except ValueError:
+            return self._notice_refusal(40035, "不合法的参数：body is not JSON")
+        if not isinstance(body, dict):
+            return self._notice_refusal(40035, "不合法的参数：body is not a JSON object")
+        if unknown := set(body) - WORK_NOTICE_KEYS:
+            return self._notice_refusal(40035, f"不合法的参数 {sorted(unknown)}")
+        agent = body.get("agent_id")
+        if isinstance(agent, bool) or not isinstance(agent, int):
+            return self._notice_refusal(40035, "缺少参数 agent_id (a number)")
+        if agent != self.agent_id:
+            return self._notice_refusal(40056, "不合法的agentid")
+        users = body.get("userid_list")
+        if not isinstance(users, str) or not users:
+            return self._notice_refusal(40035, "缺少参数 userid_list (comma-separated userids)")
+        ids = users.split(",")
+        if any(not u or u != u.strip() for u in ids) or len(ids) > WORK_NOTICE_USERS:
+            return self._notice_refusal(40035, "不合法的参数 userid_list")
+        problem = _notice_msg_problem(body.get("msg"))
+        if problem:
+            return self._notice_refusal(40035, problem)
+        msg: dict[str, Any] = body["msg"]
+        text = json.dumps(msg, ensure_ascii=False, sort_keys=True)
+        day = int(self.now() + CHINA_UTC_OFFSET_S) // DAY_S
+        self.work_notice_tasks += 1
+        task_id = self.work_notice_tasks
+        content = str((msg.get("text") or {}).get("content", ""))
+        for user in ids:
+            record = {"user": user, "text": content, "msg": msg, "task_id": task_id}
+            seen = (user, day, text) in self._notices_seen
+            self._notices_seen.add((user, day, text))
+            (self.work_notices_dropped if seen else self.work_notices).append(record)
+        return web.json_response(
+            {"errcode": 0, "errmsg": "ok", "task_id": task_id, "request_id": uuid.uuid4().hex}
+        )
+
+    def notices_to(self, user: str) -> list[str]:
+        """The texts of the work notifications delivered to `user`, oldest first."""
+        return [n["text"] for n in self.work_notices if n["user"] == user]
+
+    def _notice_refusal(self, errcode: int, errmsg: str) -> web.Response:
+        self.work_notice_errors.append(errcode)
+        return _robot_error(errcode, errmsg)
+
     def _robot_refusal(self, errcode: int, errmsg: str) -> web.Response:
         self.robot_errors.append(errcode)
         return _robot_error(errcode, errmsg)
@@ -578,6 +645,26 @@ def _robot_body_problem(body: Any, raw: bytes) -> web.Response | None:
     if kind not in ROBOT_TYPES or not isinstance(body.get(kind), dict):
         return _robot_error(40035, "缺少参数 msgtype 或消息内容")
     return None
+
+
+def _notice_msg_problem(msg: Any) -> str:
+    """Why `msg` is not a work notification body DingTalk takes ("" when it is)."""
+    if not isinstance(msg, dict):
+        return "缺少参数 msg (an object)"
+    kind = msg.get("msgtype")
+    if kind not in WORK_NOTICE_TYPES or not isinstance(msg.get(kind), dict):
+        return f"不合法的参数 msg.msgtype {kind!r} or its body"
+    if set(msg) != {"msgtype", kind}:
+        return f"不合法的参数 msg: {sorted(set(msg) - {'msgtype', kind})}"
+    if kind == "text":
+        content = msg["text"].get("content")
+        if not isinstance(content, str) or not content.strip() or set(msg["text"]) != {"content"}:
+            return "不合法的参数 msg.text: {content} with some text"
+    if kind == "markdown":
+        markdown = msg["markdown"]
+        if not all(isinstance(markdown.get(k), str) and markdown[k] for k in ("title", "text")):
+            return "不合法的参数 msg.markdown: {title, text}"
+    return ""
 
 
 def _all_strings(params: Any) -> TypeGuard[dict[str, str]]:

@@ -280,3 +280,23 @@ class RobotSend(Outbound):
     text: Text | None = None
     markdown: Markdown | None = None
     at: At = Field(default_factory=At)
+
+
+class WorkNoticeMessage(Outbound):
+    msgtype: Literal["text"] = "text"
+    text: Text
+
+
+class WorkNotice(Outbound):
+    """A work notification (工作通知, `topapi/message/corpconversation/asyncsend_v2`): the app
+    tells people one by one, in their 工作通知 chat, what a robot group message cannot @ them for."""
+
+    agent_id: int = Field(gt=0)
+    userid_list: str = Field(min_length=1)
+    msg: WorkNoticeMessage
+
+
+class WorkNoticeAnswer(Inbound):
+    errcode: int = -1
+    errmsg: str = ""
+    task_id: int = 0

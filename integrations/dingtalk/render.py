@@ -10,17 +10,41 @@ neutralised here (`escape_markdown`, `escape_text`) before our own markup goes a
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
 from dataclasses import dataclass
+from importlib import resources
 
 from handlers.message import Card, Notice, Tone
 from integrations.dingtalk.models import At, Markdown, RobotSend, Text
 from integrations.markdown import escape_markdown, no_links
 
-# The buttons the shipped card template has, by action id (= Button.key).
-BUTTONS = ("approve", "reject", "claim", "retry", "refunded")
+# The buttons the shipped card template has, by action id (= Button.key), in its order: every
+# button a case card can carry, and a batch card's (approve_all, list). A card button outside
+# this list does not show on DingTalk.
+BUTTONS = (
+    "approve",
+    "reject",
+    "claim",
+    "retry",
+    "refunded",
+    "intercept",
+    "templates",
+    "intercepted",
+    "intercept_failed",
+    "reship",
+    "contact_carrier",
+    "ignore",
+    "paid",
+    "repay",
+    "recheck",
+    "unbatch",
+    "approve_all",
+    "list",
+)
+TEMPLATE = "dingtalk/templates/refund_card.json"
 TAG_COLORS = {
     Tone.INFO: "blue",
     Tone.WARNING: "orange",
@@ -30,10 +54,23 @@ TAG_COLORS = {
 }
 ROBOT_MAX_BYTES = 20_000
 MSG_PARAM_MAX_BYTES = 15_000
+# Work notifications are cut well within what a text message takes.
+WORK_NOTICE_MAX_BYTES = 2_048
 CUT = "\n…（内容过长，已截断）"
 # outTrackId: at most 100 characters, 64 or fewer advised (createAndDeliver doc).
 MAX_TRACK_ID_CHARS = 64
 NOT_TRACK_ID = re.compile(r"[^A-Za-z0-9_-]")
+
+
+@functools.cache
+def template_colors() -> dict[str, str]:
+    """Each button of the shipped card template by action id → the colour the template gives
+    it (DingTalk draws a template's buttons in its own colours, whatever the card says)."""
+    raw = resources.files("integrations").joinpath(TEMPLATE).read_text("utf-8")
+    editor = json.loads(json.loads(raw)["editorData"])
+    (root,) = editor["schema"]["componentsTree"]
+    block = next(c for c in root["children"] if c["componentName"] == "ButtonBlock")
+    return {str(b["id"]): str(b.get("color", "blue")) for b in block["props"]["buttons"]}
 
 
 def escape_text(text: str) -> str:
@@ -99,6 +136,32 @@ def card_params(card: Card) -> dict[str, str]:
         params[f"{key}_visible"] = "true" if button else "false"
         params[f"{key}_text"] = button.text if button else ""
     return params
+
+
+def notice_card(notice: Notice) -> Card:
+    """A standalone card with buttons (a batch card, F3) as the template draws it: its handle
+    is the notice's reference, which its buttons carry back."""
+    return Card(
+        case_pk=0,
+        case_id=notice.key,
+        handle=notice.ref,
+        kind="notice",
+        state="",
+        version=0,
+        title=notice.title,
+        status=notice.status,
+        tone=notice.tone,
+        fields=notice.fields,
+        buttons=notice.buttons,
+        lines=notice.lines,
+        footer=notice.footer,
+    )
+
+
+def tappable(notice: Notice) -> bool:
+    """Whether the notice goes as an interactive card: it has buttons the template has, and a
+    reference for them to carry."""
+    return bool(notice.ref and notice.buttons) and all(b.key in BUTTONS for b in notice.buttons)
 
 
 def body_markdown(card: Card) -> str:
@@ -177,6 +240,12 @@ def group_message(text: str, mentions: tuple[Who, ...] = ()) -> tuple[str, str]:
             break
         room -= len(param) - MSG_PARAM_MAX_BYTES + 16
     return "sampleText", param.decode()
+
+
+def work_notice(text: str, group: str) -> str:
+    """A group line as a work notification: the words and the group they were said in, within
+    the text message's size (cut like robot messages; no @ or link in it)."""
+    return fit(f"{escape_text(text)}\n—— 来自群「{escape_text(group)}」", WORK_NOTICE_MAX_BYTES)
 
 
 def notice_markdown(notice: Notice) -> Markdown:

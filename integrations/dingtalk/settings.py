@@ -12,6 +12,9 @@ class DingtalkSettings(Section):
     app_secret: SecretStr = SecretStr("")
     corp_id: str = ""
     robot_code: str = ""
+    # The app's AgentId (开发者后台 → 凭证与基础信息): work notifications to the people a group
+    # line names, since robot group messages cannot @ anyone. 0: none are sent.
+    agent_id: int = Field(default=0, ge=0)
     card_template_id: str = ""
     api_base: str = "https://api.dingtalk.com"
     oapi_base: str = "https://oapi.dingtalk.com"

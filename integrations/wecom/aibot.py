@@ -30,9 +30,10 @@ from pydantic import ValidationError
 
 from handlers.authority import StaffDirectory
 from handlers.channel import Budget, Capabilities, CardRef, MentionBy, Placement, followup_due
-from handlers.config import GroupSettings
+from handlers.config import DomainSettings, GroupSettings
 from handlers.errors import RetryableError, ThrottledError
 from handlers.message import Card, Mention, Notice, Reply
+from handlers.onboarding import unknown_group_hint
 from integrations.channel import ChannelDefaults
 from integrations.wecom import render
 from integrations.wecom.client import check
@@ -98,6 +99,7 @@ class AibotChannel(ChannelDefaults):
         lease: Lease | None = None,
     ) -> None:
         self.session = session
+        self.settings = settings
         self.config = settings.wecom.aibot
         self.source = settings.bot.name
         self.coord = coord
@@ -152,9 +154,9 @@ class AibotChannel(ChannelDefaults):
             # Cards cannot @ anyone; the line after it does. The card is out already, so a
             # failure here must not make the dispatcher send the card again.
             try:
-                line = f"请处理 {card.handle}：{card.status}"
                 await self.send_markdown(
-                    group.chat_id, render.markdown_text(line, card.mentions, self.userids)
+                    group.chat_id,
+                    render.markdown_text(render.mention_line(card), card.mentions, self.userids),
                 )
             except Exception as exc:
                 log.warning("AI bot mention line for %s not sent: %s", card.handle, exc)
@@ -404,7 +406,7 @@ class AibotChannel(ChannelDefaults):
     async def _on_message(self, frame: AibotFrame, body: AibotBody) -> None:
         outcome = await self.handler(self.inbound(body, text=body.content))
         if body.chattype == "group" and body.chatid not in self.groups:
-            outcome = unknown_group(outcome, body.chatid, self.name)
+            outcome = unknown_group(outcome, body.chatid, self.name, self.settings)
         await self.request(
             RESPOND, reply_body(outcome, self.userids, self.source), req_id=frame.req_id
         )
@@ -440,12 +442,18 @@ def _eventtype(frame: AibotFrame) -> str:
     return str(event.get("eventtype", "")) if isinstance(event, dict) else ""
 
 
-def unknown_group(outcome: Outcome, chatid: str, channel: str) -> Outcome:
-    """Setting up: a group no [[groups]] entry names learns its chatid from the bot's answer."""
-    log.info("%s: message from group chatid %s, which no [[groups]] entry names", channel, chatid)
-    hint = f"\n（本群 chatid：{chatid}，还没有写进 [[groups]] 的 chat_id）"
+def unknown_group(outcome: Outcome, chatid: str, channel: str, settings: DomainSettings) -> Outcome:
+    """Setting up: a group no [[groups]] entry names learns its chatid from the bot's answer
+    (`handlers.onboarding`), and only that group."""
+    log.warning(
+        "%s: message from group chatid %s, which no [[groups]] entry names: put it in a "
+        "[[groups]] chat_id",
+        channel,
+        chatid,
+    )
+    hint = unknown_group_hint(settings, channel, chatid)
     return dataclasses.replace(
-        outcome, reply=dataclasses.replace(outcome.reply, text=outcome.reply.text + hint)
+        outcome, reply=dataclasses.replace(outcome.reply, text=f"{outcome.reply.text}\n\n{hint}")
     )
 
 

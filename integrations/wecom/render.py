@@ -106,7 +106,8 @@ def template_card(card: Card, task_id: str, *, source: str = "refundops") -> dic
     rendered: dict[str, Any] = {
         "card_type": "button_interaction",
         "source": {
-            "desc": clip(f"{source} · {card.handle}", 13),
+            # The handle first: WeCom shows about 13 characters here, and R12 is what people type.
+            "desc": clip(f"{card.handle} · {source}", SOURCE_CHARS),
             "desc_color": TONE_COLOR[card.tone],
         },
         "main_title": {
@@ -193,6 +194,11 @@ def plain_notice(notice: Notice) -> str:
     text = escape_text("\n".join(line for line in lines if line))
     end = notice.link or escape_text(notice.footer)
     return clip_bytes(f"{text}\n{end}" if end else text, TEXT_BYTES)
+
+
+def mention_line(card: Card) -> str:
+    """The line after a new card that @-mentions who must act (an AI bot's card cannot)."""
+    return f"请处理 {card.handle}：{card.status}"
 
 
 def follow_up(card: Card) -> str:

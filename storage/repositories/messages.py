@@ -75,6 +75,7 @@ class SandboxMessageRepository:
         text: str = "",
         case_pk: int | None = None,
         card: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> SandboxMessage:
         message = SandboxMessage(
             group_id=group_id,
@@ -83,6 +84,7 @@ class SandboxMessageRepository:
             text=text,
             case_pk=case_pk,
             card=card,
+            meta=meta,
             created_at=now,
             updated_at=now,
         )

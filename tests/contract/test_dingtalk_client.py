@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import aiohttp
 import pytest
@@ -51,8 +52,10 @@ def client_for(
     http: aiohttp.ClientSession,
     secret: str | None = None,
     coord: Coordination | None = None,
+    agent_id: int | None = None,
 ) -> DingtalkClient:
     settings = DingtalkSettings(
+        agent_id=fake.agent_id if agent_id is None else agent_id,
         app_key=fake.app_key,
         app_secret=secret or fake.app_secret,
         robot_code=fake.robot_code,
@@ -234,3 +237,75 @@ async def test_custom_robot_limits_map_to_our_errors(
     with pytest.raises(ThrottledError, match="130101") as caught:
         await CustomRobot(session, clock, 5.0, mute_s=30).send(url, ROBOT_SECRET, robot_text("x"))
     assert caught.value.defer == 30
+
+
+async def test_work_notices_reach_each_person_once_a_day_per_text(
+    fake: FakeDingtalk, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    client = client_for(fake, session)
+    await client.send_work_notice(["ding-agent1", "ding-sup1"], "⏰ R1 30 分钟无人响应")
+    assert fake.notices_to("ding-agent1") == ["⏰ R1 30 分钟无人响应"]
+    assert fake.notices_to("ding-sup1") == ["⏰ R1 30 分钟无人响应"]
+    (sent, _) = fake.work_notices
+    assert sent["msg"] == {"msgtype": "text", "text": {"content": "⏰ R1 30 分钟无人响应"}}
+    # A retry of a call whose answer was lost: DingTalk takes it and delivers nothing again.
+    await client.send_work_notice(["ding-agent1"], "⏰ R1 30 分钟无人响应")
+    assert fake.notices_to("ding-agent1") == ["⏰ R1 30 分钟无人响应"]
+    assert [n["user"] for n in fake.work_notices_dropped] == ["ding-agent1"]
+    clock.advance(timedelta(days=1))
+    await client.send_work_notice(["ding-agent1"], "⏰ R1 30 分钟无人响应")
+    assert len(fake.notices_to("ding-agent1")) == 2
+
+
+async def test_work_notices_go_100_people_a_call_with_a_refreshed_token(
+    fake: FakeDingtalk, session: aiohttp.ClientSession
+) -> None:
+    client = client_for(fake, session)
+    await client.send_work_notice(["ding-a"], "先拿到令牌")
+    fake.expire_tokens()
+    people = [f"ding-{i}" for i in range(150)]
+    await client.send_work_notice(people, "全员提醒")
+    assert {n["user"] for n in fake.work_notices if n["text"] == "全员提醒"} == set(people)
+    assert sorted({n["task_id"] for n in fake.work_notices if n["text"] == "全员提醒"}) == [2, 3]
+    assert fake.work_notice_errors == [40014]
+    assert fake.tokens_issued == 2
+
+
+async def test_work_notices_are_refused_without_the_apps_agent_id(
+    fake: FakeDingtalk, session: aiohttp.ClientSession
+) -> None:
+    with pytest.raises(PermanentError, match="40056"):
+        await client_for(fake, session, agent_id=fake.agent_id + 1).send_work_notice(
+            ["ding-sup1"], "提醒"
+        )
+    with pytest.raises(PermanentError, match="agent_id is not set"):
+        await client_for(fake, session, agent_id=0).send_work_notice(["ding-sup1"], "提醒")
+    assert fake.work_notices == []
+
+
+async def test_the_fake_takes_work_notices_only_as_documented(
+    fake: FakeDingtalk, session: aiohttp.ClientSession
+) -> None:
+    token = await client_for(fake, session).token()
+    url = fake.url(f"/topapi/message/corpconversation/asyncsend_v2?access_token={token}")
+    text = {"msgtype": "text", "text": {"content": "提醒"}}
+    good = {"agent_id": fake.agent_id, "userid_list": "ding-sup1", "msg": text}
+    bad = [
+        {**good, "agent_id": str(fake.agent_id)},
+        {**good, "userid_list": ["ding-sup1"]},
+        {**good, "userid_list": ",".join(f"u{i}" for i in range(101))},
+        {**good, "useridList": "ding-sup1"},
+        {**good, "msg": {"msgtype": "text", "text": {"content": " "}}},
+        {**good, "msg": {"msgtype": "sampleText", "sampleText": {"content": "提醒"}}},
+        {"agent_id": fake.agent_id, "msg": text},
+    ]
+    for body in bad:
+        async with session.post(url, json=body) as resp:
+            assert (await resp.json())["errcode"] != 0, body
+    async with session.post(url.replace(token, "nope"), json=good) as resp:
+        assert (await resp.json())["errcode"] == 40014
+    async with session.post(url, json=good) as resp:
+        answer = await resp.json()
+    assert (answer["errcode"], answer["errmsg"]) == (0, "ok")
+    assert isinstance(answer["task_id"], int)
+    assert fake.notices_to("ding-sup1") == ["提醒"]

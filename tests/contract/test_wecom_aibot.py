@@ -156,9 +156,12 @@ async def test_a_message_is_answered_on_its_req_id_and_duplicates_are_ignored() 
         elsewhere = await h.fake.push_text("zhangsan", "帮助", chatid="wrkNEWGROUP")
         await h.fake.wait_for(lambda: h.fake.replies.get(elsewhere))
         answer = h.fake.replies[elsewhere][0]["stream"]["content"]
-        assert (
-            answer == "收到：帮助\n（本群 chatid：wrkNEWGROUP，还没有写进 [[groups]] 的 chat_id）"
+        assert answer.startswith(
+            "收到：帮助\n\n本群还没有接入 refundops，本群的 chat_id 是：wrkNEWGROUP\n"
         )
+        # The config lines copy out as they are: nothing escaped, nothing invisible in front.
+        assert answer.endswith('\nchannel = "wecom_aibot"\nchat_id = "wrkNEWGROUP"')
+        assert "\u200b" not in answer
         assert h.seen[-1].group_id == ""
         single = await h.fake.push_text("zhangsan", "帮助")
         await h.fake.wait_for(lambda: h.fake.replies.get(single))

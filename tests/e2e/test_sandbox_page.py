@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -119,3 +120,113 @@ async def test_on_a_phone_the_chat_takes_the_width_and_cards_fit(
         ".map(e => e.tagName + '.' + e.className).slice(0, 8)"
     )
     await page.screenshot(path=str(tmp_path / "sandbox-phone.png"))
+
+
+NO_PROMPT = """
+window.__prompts = [];
+for (const name of ["prompt", "confirm", "alert"]) {
+  window[name] = (...args) => { window.__prompts.push([name, ...args]); return null; };
+}
+"""
+
+
+async def test_the_view_switch_shows_what_each_platforms_group_would(
+    browser: Browser, server: TestServer, tmp_path: Path
+) -> None:
+    page = await open_as(browser, server, "sup1", width=1366, height=800)
+    await post_refund(server, data_refund_id="RFE2EVIEWS")
+    sandbox_card = page.locator('[data-card="R1"]')
+    await expect(sandbox_card.locator(".pill")).to_have_text("待审核", timeout=10_000)
+    assert await sandbox_card.locator("dt").count() > 6
+    await page.screenshot(path=str(tmp_path / "view-sandbox.png"))
+
+    await page.locator('.views [data-view="wecom"]').click()
+    await expect(page).to_have_url(re.compile(r"view=wecom"))
+    wecom = page.locator('.wx-card[data-card="R1"]')
+    await expect(wecom.locator(".wx-desc")).to_have_text("待审核")
+    await expect(wecom.locator(".wx-rows dt")).to_have_count(6)
+    await expect(wecom.locator(".wx-rows dt", has_text="平台时限")).to_have_count(1)
+    await expect(page.locator(".card")).to_have_count(0)
+    await wecom.locator('button[data-key="approve"]').click()
+    # Drawn in place by the tap's answer; the later change comes as a new line.
+    await expect(wecom.locator(".wx-desc")).to_have_text("已通过", timeout=10_000)
+    follow_up = page.locator(".bubble", has_text="📌 R1 更新：已通过 · 待手动退款")
+    await expect(follow_up).to_have_count(1, timeout=10_000)
+    await expect(wecom.locator(".wx-desc")).to_have_text("已通过")
+    await page.screenshot(path=str(tmp_path / "view-wecom.png"))
+
+    await page.locator('.views [data-view="dingtalk"]').click()
+    ding = page.locator('.dt-card[data-card="R1"]')
+    await expect(ding.locator(".dt-tag")).to_have_text("已通过 · 待手动退款")
+    await expect(ding.locator('button[data-key="refunded"]')).to_have_text("已手动退款")
+    await expect(page.locator(".bubble", has_text="📌")).to_have_count(0)
+    await page.screenshot(path=str(tmp_path / "view-dingtalk.png"))
+
+    # The choice survives a reload.
+    await page.reload()
+    await expect(page.locator('.views [data-view="dingtalk"]')).to_have_attribute(
+        "aria-selected", "true"
+    )
+    await expect(page.locator('.dt-card[data-card="R1"]')).to_have_count(1, timeout=10_000)
+
+
+async def test_reject_and_paid_ask_on_the_card_never_with_a_browser_prompt(
+    browser: Browser, server: TestServer
+) -> None:
+    page = await browser.new_page(viewport={"width": 1366, "height": 800})
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+    await page.add_init_script(NO_PROMPT)
+    await page.goto(str(server.make_url("/sandbox?view=sandbox")))
+    await expect(page.locator("#live-text")).to_have_text("实时连接")
+    await page.locator("#users li", has_text="sup1").first.click()
+    await post_refund(server, data_refund_id="RFE2EREJECT")
+    card = page.locator('[data-card="R1"]')
+    await expect(card.locator(".pill")).to_have_text("待审核", timeout=10_000)
+
+    await card.locator('button[data-key="reject"]').click()
+    reason = card.locator(".ask input")
+    await expect(reason).to_be_focused()
+    await reason.fill("照片显示商品完好")
+    await card.locator('.ask button[type="submit"]').click()
+    await expect(card.locator(".pill")).to_have_text("已拒绝", timeout=10_000)
+    await expect(page.locator(".msg.mine .bubble").last).to_have_text("拒绝 R1 照片显示商品完好")
+
+    await page.locator("#users li", has_text="agent1").first.click()
+    await page.fill("#text", "打款 补偿 T88001 5 13800138000 王小明 快递破损补偿")
+    await page.press("#text", "Enter")
+    await expect(page.locator(".bubble", has_text="卡片在「管理群」")).to_have_count(1)
+    await page.locator("#groups li", has_text="管理群").click()
+    payout = page.locator('[data-card="P1"]')
+    await expect(payout.locator(".pill")).to_have_count(1, timeout=10_000)
+    await page.locator("#users li", has_text="sup1").first.click()
+    await payout.locator('button[data-key="approve"]').click()
+    await page.locator("#users li", has_text="fin1").first.click()
+    paid = payout.locator('button[data-key="paid"]')
+    await expect(paid).to_have_text("已打款 · 填流水号", timeout=10_000)
+    await paid.click()
+    await payout.locator(".ask input").fill("ZFB2026112300017")
+    await payout.locator('.ask button[type="submit"]').click()
+    await expect(payout.locator("dd", has_text="ZFB2026112300017")).to_have_count(1, timeout=10_000)
+
+    assert await page.evaluate("window.__prompts") == []
+    assert dialogs == []
+
+
+@pytest.mark.parametrize("view", ["sandbox", "wecom", "dingtalk"])
+async def test_every_view_fits_a_phone(
+    browser: Browser, server: TestServer, tmp_path: Path, view: str
+) -> None:
+    page = await open_as(browser, server, "sup1", width=390, height=844)
+    await page.locator(f'.views [data-view="{view}"]').click()
+    await post_refund(server, data_refund_id=f"RFE2EPHONE{view.upper()}")
+    card = page.locator('[data-card="R1"]')
+    await expect(card).to_have_count(1, timeout=10_000)
+    box = await card.bounding_box()
+    assert box is not None
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= 390, box
+    await expect(page.locator(".views")).to_be_in_viewport()
+    await expect(page.locator("#composer button")).to_be_in_viewport()
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+    await page.screenshot(path=str(tmp_path / f"phone-{view}.png"))

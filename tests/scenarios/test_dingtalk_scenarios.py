@@ -7,14 +7,17 @@ its database, commands and dispatcher are real.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 
 from bot.app import create_app
 from bot.registry import commands
@@ -25,6 +28,7 @@ from integrations.dingtalk.fake import FakeDingtalk, until
 from integrations.dingtalk.models import ROBOT_TOPIC
 from integrations.dingtalk.signing import sign
 from storage.coordination import InProcessCoordination
+from storage.models import OutboxItem
 from tests.support.app import STAFF, Bot, BotFactory, make_refund
 from tests.support.dingtalk import (
     CHAT,
@@ -187,7 +191,10 @@ async def test_duplicate_message_ids_are_acked_and_handled_once(
     acks = [*fake.acks_of("frame-1"), *fake.acks_of("frame-2")]
     assert "(openConversationId cidGROUP==) is not in [[groups]]" in caplog.text
     assert [a["code"] for a in acks] == [200, 200, 200]
-    assert replies(fake) == [f"@{ding('admin1')} 已记下 R1 的备注"]
+    (reply,) = replies(fake)
+    # The group learns its own id with the answer (it is being set up).
+    assert reply.startswith(f"@{ding('admin1')} 已记下 R1 的备注\n\n本群还没有接入 refundops")
+    assert reply.endswith('chat_id = "cidGROUP=="')
     _, case = await bot.get_case("R1")
     assert sum(h["action"] == "note" for h in case["history"]) == 1
 
@@ -470,3 +477,160 @@ async def test_finance_gets_the_payee_by_the_robots_direct_message_and_the_group
         ensure_ascii=False,
     )
     assert "13800138000" not in group_side
+
+
+async def test_a_reminder_reaches_the_assignee_by_work_notification(
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk, clock: FakeClock
+) -> None:
+    bot = await ding_bot(make_bot, sqlite_url, fake)
+    await refund(bot)
+    async with streaming(bot):
+        await fake.say("认领 R1", sender_staff_id=ding("agent1"), conversation_id=CHAT)
+    await bot.drain()
+    assert fake.work_notices == []
+    clock.advance(timedelta(hours=30, minutes=1))  # 6 h before the platform's deadline
+    await bot.drain()
+    texts = [str(m["param"].get("content", "")) for m in fake.group_messages]
+    (line,) = [t for t in texts if "距平台自动同意还剩" in t]
+    assert line.startswith("@agent1 ⏳ R1（¥128.00）距平台自动同意还剩 6 小时")
+    (notice,) = fake.notices_to(ding("agent1"))
+    assert notice.startswith("⏳ R1（¥128.00）距平台自动同意还剩 6 小时")
+    assert "来自群「售后一组」" in notice
+    assert "@" not in notice
+    assert all(n["user"] == ding("agent1") for n in fake.work_notices)
+
+
+async def test_a_tap_that_escalates_notifies_the_supervisors_apart(
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk
+) -> None:
+    bot = await ding_bot(make_bot, sqlite_url, fake)
+    await refund(bot)
+    async with streaming(bot):
+        await fake.click(the_card(fake), ding("agent1"), "approve")
+    await bot.drain()
+    (told,) = group_lines(fake)
+    assert "已升级给主管" in told
+    notified = {n["user"] for n in fake.work_notices}
+    assert notified == {ding("sup1"), ding("sup2"), ding("admin1")}
+    assert all("已升级给主管" in n["text"] for n in fake.work_notices)
+
+
+async def test_a_tap_that_changes_no_card_is_answered_in_the_group(
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk
+) -> None:
+    bot = await ding_bot(make_bot, sqlite_url, fake)
+    await refund(bot)
+    card = fake.cards[the_card(fake)]
+    assert card.params["templates_visible"] == "true"
+    async with streaming(bot):
+        await fake.click(the_card(fake), ding("agent1"), "templates")
+    (told,) = group_lines(fake)
+    assert told.startswith("@agent1 ")
+    assert "R1" in told
+    assert fake.work_notices == []
+
+
+async def test_without_an_agent_id_lines_name_people_and_nothing_else_is_sent(
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk
+) -> None:
+    settings = ding_settings(sqlite_url, fake)
+    settings = settings.model_copy(
+        update={"dingtalk": settings.dingtalk.model_copy(update={"agent_id": 0})}
+    )
+    bot = await make_bot(settings)
+    await refund(bot)
+    async with streaming(bot):
+        await fake.click(the_card(fake), ding("agent1"), "approve")
+    await bot.drain()
+    assert "已升级给主管" in group_lines(fake)[0]
+    assert fake.count("POST", "/topapi/message/corpconversation/asyncsend_v2") == 0
+
+
+async def test_a_group_set_up_before_its_id_is_known_learns_it_when_the_bot_is_mentioned(
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk
+) -> None:
+    settings = ding_settings(sqlite_url, fake)
+    waiting = settings.groups[0].model_copy(update={"chat_id": ""})
+    bot = await make_bot(settings.model_copy(update={"groups": [waiting, *settings.groups[1:]]}))
+    await refund(bot)
+    # The next group that takes refunds has it; the one without its id yet takes none.
+    assert fake.cards == {}
+    assert [c["handle"] for c in await bot.cards("ops")] == ["R1"]
+    async with streaming(bot):
+        for _ in range(2):
+            await fake.say("帮助", sender_staff_id=ding("admin1"), conversation_id="cidNEW==")
+    first, second = replies(fake)
+    assert first == second
+    assert "本群还没有接入 refundops，本群的 chat_id 是：cidNEW==" in first
+    assert first.endswith('id = "aftersales"\nchannel = "dingtalk_stream"\nchat_id = "cidNEW=="')
+    assert {r["conversation"] for r in fake.session_replies} == {"cidNEW=="}
+    await bot.drain()
+    told = [t for t in await bot.texts("ops") if "cidNEW==" in t]
+    assert len(told) == 1
+    assert "新群「售后一组」（dingtalk_stream）@了机器人" in told[0]
+    assert fake.group_messages == []
+
+
+async def test_what_waits_for_a_group_without_its_id_is_kept_for_later_not_sent(
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk
+) -> None:
+    settings = ding_settings(sqlite_url, fake)
+    waiting = settings.groups[0].model_copy(update={"chat_id": ""})
+    bot = await make_bot(
+        settings.model_copy(
+            update={
+                "groups": [waiting],
+                "bot": settings.bot.model_copy(update={"admin_group": "aftersales"}),
+            }
+        )
+    )
+    await refund(bot)
+    async with bot.svc.tx() as tx:
+        dead = await tx.session.scalars(select(OutboxItem).where(OutboxItem.state == "dead"))
+        (item,) = dead.all()
+    assert item.kind == "text"
+    assert "没有匹配的群" in item.payload["text"]
+    assert "has no chat_id yet: @-mention the bot in that group" in str(item.last_error)
+    assert fake.group_messages == []
+    assert fake.cards == {}
+
+
+async def test_a_batch_card_is_a_card_whose_approve_all_can_be_tapped(
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk
+) -> None:
+    settings = ding_settings(sqlite_url, fake)
+    limited = settings.groups[0].model_copy(update={"max_per_minute": 20})
+    bot = await make_bot(settings.model_copy(update={"groups": [limited, *settings.groups[1:]]}))
+    for i in range(12):
+        amount = "40.00" if i % 2 == 0 else "900.00"
+        await bot.post_event(make_refund(data_amount=amount, data_order_amount=amount))
+    await bot.drain()
+    (batch,) = [c for c in fake.cards.values() if c.out_track_id.startswith("notice-F1-")]
+    assert batch.template_id == TEMPLATE
+    assert batch.params["title"].startswith("⚡")
+    assert (batch.params["approve_all_visible"], batch.params["list_visible"]) == ("true", "true")
+    assert batch.params["approve_visible"] == "false"
+    async with streaming(bot):
+        answer = await fake.click(batch.out_track_id, ding("sup1"), "approve_all")
+        assert answer == {}
+        await fake.wait_for(lambda: group_lines(fake))
+    (told,) = group_lines(fake)
+    assert told.startswith("@sup1 ✅ 已通过")
+    _, case = await bot.get_case("R1")
+    assert [h["actor"] for h in case["history"] if h["action"] == "approve"] == ["sup1"]
+
+
+async def test_a_tap_on_a_batch_card_of_another_deployment_changes_nothing(
+    make_bot: BotFactory, sqlite_url: str, fake: FakeDingtalk
+) -> None:
+    bot = await ding_bot(make_bot, sqlite_url, fake)
+    await refund(bot)
+    fake.cards["notice-F1-0123456789abcdef"] = dataclasses.replace(
+        fake.cards[the_card(fake)], out_track_id="notice-F1-0123456789abcdef"
+    )
+    async with streaming(bot):
+        await fake.click("notice-F1-0123456789abcdef", ding("sup1"), "approve_all")
+    (told,) = group_lines(fake)
+    assert "这张卡片已失效" in told
+    _, case = await bot.get_case("R1")
+    assert case["state"] == "awaiting_review"

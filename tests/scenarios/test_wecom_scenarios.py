@@ -398,7 +398,8 @@ async def test_http_mode_answers_and_redraws_in_the_response(
     query, body = bot_crypto.aibot(other)
     resp = await bot.client.post(f"/wecom/aibot?{query}", data=body)
     content = bot_crypto.open_json(await resp.read())["stream"]["content"]
-    assert content.endswith("（本群 chatid：wrkOTHER，还没有写进 [[groups]] 的 chat_id）")
+    assert "本群还没有接入 refundops，本群的 chat_id 是：wrkOTHER" in content
+    assert content.endswith('\nchannel = "wecom_aibot_http"\nchat_id = "wrkOTHER"')
 
     stranger = {
         **tap,
@@ -592,3 +593,25 @@ async def test_finance_gets_the_payee_in_the_ai_bots_single_chat_and_the_group_n
         group_side += [r for replies in fake.replies.values() for r in replies]
         assert "13800138000" not in repr(group_side)
         assert await count(bot, AuditEntry.action == "payee_revealed") == 1
+
+
+async def test_a_tap_on_a_button_that_needs_a_reason_asks_for_the_command_to_type(
+    make_bot: BotFactory,
+    sqlite_url: str,
+    clock: FakeClock,
+    api: FakeWeComAPI,
+    aibot: Served[FakeWeComAIBot],
+) -> None:
+    fake, ws_url = aibot
+    async with aibot_group(make_bot, sqlite_url, clock, api, ws_url) as bot:
+        await new_refund(bot)
+        task_id, _ = group_card(fake)
+        version = (await case_row(bot)).version
+        await fake.click(userid("sup1"), CHAT, task_id, f"reject:R1:{version}")
+        await fake.wait_for(lambda: markdowns(fake))
+        (asked,) = markdowns(fake)
+        assert asked == f"<@{userid('sup1')}> 请在群里输入：拒绝 R1 ＜原因＞"
+        assert (await case_row(bot)).state == "awaiting_review"
+        typed = await fake.push_text(userid("sup1"), "@refundops 拒绝 R1 照片显示完好", chatid=CHAT)
+        await fake.wait_for(lambda: fake.replies.get(typed))
+        assert (await case_row(bot)).state == "rejected"

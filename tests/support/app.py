@@ -149,8 +149,10 @@ class Bot:
         await self.drain()
         return (await self.texts())[before:]
 
-    async def messages(self, group: str = "aftersales") -> list[dict[str, Any]]:
-        resp = await self.client.get(f"/sandbox/api/groups/{group}/messages")
+    async def messages(self, group: str = "aftersales", view: str = "") -> list[dict[str, Any]]:
+        """The group as the sandbox shows it, or as `view` (wecom, dingtalk, all) would."""
+        query = f"?view={view}" if view else ""
+        resp = await self.client.get(f"/sandbox/api/groups/{group}/messages{query}")
         assert resp.status == 200
         result: list[dict[str, Any]] = await resp.json()
         return result

@@ -57,6 +57,7 @@ def ding_settings(
             "app_secret": fake.app_secret,
             "corp_id": fake.corp_id,
             "robot_code": fake.robot_code,
+            "agent_id": fake.agent_id,
             "card_template_id": TEMPLATE,
             "api_base": fake.base_url.rstrip("/"),
             "oapi_base": fake.base_url.rstrip("/"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 from typing import Any
 
@@ -126,6 +127,36 @@ def test_template_buttons_call_back_with_action_and_case() -> None:
         assert condition["variable"] == f"{key}_visible"
     for state in RefundState:
         assert {b.key for b in refund_buttons(state)} <= set(BUTTONS), state
+
+
+def test_the_template_has_every_button_a_case_card_can_carry() -> None:
+    cards = resources.files("handlers")
+    emitted = {
+        key
+        for flow in ("refund", "payout", "intercept", "logistics")
+        for key in re.findall(
+            r'Button\(\s*"([a-z_]+)"', cards.joinpath(f"{flow}/card.py").read_text()
+        )
+    }
+    assert {"approve", "reject", "intercept", "templates", "paid", "ignore"} <= emitted
+    assert emitted <= set(BUTTONS), emitted - set(BUTTONS)
+    declared = {v["name"] for v in template()["variableList"]}
+    assert {f"{k}_{part}" for k in BUTTONS for part in ("visible", "text")} <= declared
+
+
+def test_card_params_show_exactly_the_cards_buttons_with_their_words() -> None:
+    card = make_card(
+        buttons=(
+            Button("paid", "已打款 · 填流水号", ButtonStyle.PRIMARY),
+            Button("reject", "拒绝", ButtonStyle.DANGER),
+            Button("templates", "常用回复"),
+        )
+    )
+    params = card_params(card)
+    shown = [k for k in BUTTONS if params[f"{k}_visible"] == "true"]
+    assert shown == ["reject", "templates", "paid"]
+    assert params["paid_text"] == "已打款 · 填流水号"
+    assert params["approve_text"] == ""
 
 
 def test_robot_text_mentions_by_staff_id_then_mobile_then_name() -> None:

@@ -34,7 +34,7 @@ REQUESTED = {
     }
 }
 APPROVED = {**REQUESTED, "approval": {"by": "admin1", "at": APPROVED_AT}}
-REJECT = Button("reject", "拒绝", ButtonStyle.DANGER)
+REJECT = Button("reject", "拒绝", ButtonStyle.DANGER, ask="原因")
 
 
 def context(*, provider: str = "manual", two_person: bool = True) -> CardContext:
@@ -114,17 +114,20 @@ def test_payout_card_from_the_platform_without_order_or_shop() -> None:
 
 
 @pytest.mark.parametrize(
-    ("provider", "text", "channel"),
-    [("manual", "已打款 · 填流水号", "财务线下打款"), ("alipay", "确认打款", "支付宝转账")],
+    ("provider", "text", "channel", "ask"),
+    [
+        ("manual", "已打款 · 填流水号", "财务线下打款", "流水号"),
+        ("alipay", "确认打款", "支付宝转账", ""),
+    ],
 )
 def test_payout_card_approved_asks_finance_other_than_the_approver(
-    provider: str, text: str, channel: str
+    provider: str, text: str, channel: str, ask: str
 ) -> None:
     case = payout("approved", APPROVED, last_actor="admin1", last_action="approve")
     card = payout_card(case, context(provider=provider))
     assert (card.status, card.tone) == ("已审批 · 待财务打款", Tone.WARNING)
     assert card.fields[-2:] == (Field("审批", "老板 · 03-02 09:30"), Field("渠道", channel))
-    assert card.buttons == (Button("paid", text, ButtonStyle.PRIMARY), REJECT)
+    assert card.buttons == (Button("paid", text, ButtonStyle.PRIMARY, ask=ask), REJECT)
     assert card.footer == "老板 审批通过 · 03-02 10:00"
     assert card.mentions == mentions("fin1", "fin2")
 
@@ -227,7 +230,7 @@ def test_payout_card_rejected_with_reason_and_notes() -> None:
     ("provider", "button"),
     [
         ("alipay", Button("repay", "重新打款", ButtonStyle.PRIMARY)),
-        ("manual", Button("paid", "已打款 · 填流水号", ButtonStyle.PRIMARY)),
+        ("manual", Button("paid", "已打款 · 填流水号", ButtonStyle.PRIMARY, ask="流水号")),
     ],
 )
 def test_payout_card_failed_shows_the_reason(provider: str, button: Button) -> None:
@@ -300,7 +303,7 @@ def test_batch_card_open_counts_only_what_is_still_approved() -> None:
         "P3 ¥5.00 王** 138****8000 · 已拒绝",
     )
     assert card.buttons == (
-        Button("paid", "全部确认打款（2 笔 ¥30.00）", ButtonStyle.PRIMARY),
+        Button("paid", "全部确认打款（2 笔 ¥30.00）", ButtonStyle.PRIMARY, ask="流水号"),
         Button("unbatch", "取消批次"),
     )
     assert card.footer == "财务张 放入批次 · 03-02 10:00"

@@ -13,6 +13,7 @@ from handlers.message import Button, ButtonStyle, Field, Mention, Tone
 from handlers.refund.card import refund_card
 from handlers.refund.machine import RefundState
 from handlers.view import CardContext
+from integrations.wecom import render
 from storage.models import Case
 
 S = RefundState
@@ -132,16 +133,17 @@ def test_refund_card_awaiting_review_fields_and_footer() -> None:
         Field("订单", "4012345678901234567"),
         Field("平台", "淘宝 · 旗舰店"),
         Field("金额", "¥128.00"),
+        Field("平台时限", "11-23 15:00（剩 5 小时）"),
         Field("原因", "尺码不合适"),
         Field("物流", "未发货"),
         Field("买家", "t**1"),
-        Field("平台时限", "11-23 15:00（剩 5 小时）"),
         Field("处理人", "小王"),
         Field("规则", "default-review"),
     )
     assert card.lines == ()
     assert card.footer == "小王 认领 · 11-23 09:30"
     assert card.buttons[0] == Button("approve", "通过", ButtonStyle.PRIMARY)
+    assert card.buttons[1] == Button("reject", "拒绝", ButtonStyle.DANGER, ask="原因")
 
 
 def test_refund_card_deadline_counts_minutes_then_says_overdue() -> None:
@@ -310,3 +312,23 @@ def test_refund_card_kind_in_the_title() -> None:
     card = refund_card(make_case(S.WAITING_RETURN, {"refund": request}), context())
     assert card.title == "退货退款 R12 · ¥128.00"
     assert Field("物流", "已签收") in card.fields
+
+
+def test_refund_card_on_wecom_keeps_the_deadline_among_the_six_fields_it_shows() -> None:
+    escalation = {"by": "agent1", "limit": "¥50.00", "at": AT, "intercept": "X3"}
+    decision = {"by": "agent1", "action": "escalate", "at": AT}
+    data = {
+        "escalation": escalation,
+        "decision": decision,
+        "intercept": {"handle": "X3", "text": "拦截成功"},
+        "stop_shipment": "manual",
+        "rule": "default-review",
+        "approved_fen": 9900,
+    }
+    case = make_case(S.ESCALATED, data, deadline_at=NOW + timedelta(hours=5), assignee="agent1")
+    card = refund_card(case, context())
+    assert len(card.fields) > render.MAX_FIELDS
+    shown = render.template_card(card, "t1")["horizontal_content_list"]
+    assert len(shown) == render.MAX_FIELDS
+    assert {"keyname": "平台时限", "value": "11-23 15:00（剩 5 小时）"} in shown
+    assert "规则：default-review" in render.template_card(card, "t1")["sub_title_text"]

@@ -94,7 +94,6 @@ def test_check_config_names_each_problem() -> None:
     for expected in (
         "missing secret ingest.secret",
         "group 'b': unknown case kind 'refunds'",
-        "group 'b': chat_id is empty",
         "group 'b': channel wecom_aibot needs wecom.aibot.bot_id (REFUNDOPS_WECOM__AIBOT__BOT_ID)",
         "group 'c': webhook_url is empty",
         "group 'c': webhook_secret is empty",
@@ -206,3 +205,25 @@ def test_check_config_names_carrier_and_logistics_problems() -> None:
         carrier={"mode": "webhook", "url": "https://erp.example/intercepts", "secret": "s3cret-x"},
     )
     assert problems(fine) == []
+
+
+def test_a_group_without_its_chat_id_yet_is_warned_about_and_takes_no_case(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REFUNDOPS_INGEST__SECRET", "long-random-0123456789")
+    monkeypatch.setenv("REFUNDOPS_WECOM__AIBOT__BOT_ID", "bot")
+    monkeypatch.setenv("REFUNDOPS_WECOM__AIBOT__SECRET", "bot-secret")
+    text = GOOD + '\n[[groups]]\nid = "aftersales"\nchannel = "wecom_aibot"\nkinds = ["refund"]\n'
+    path = write(tmp_path, text)
+    assert main(["check-config", "--config", str(path)]) == 0
+    out = capsys.readouterr()
+    assert "config ok" in out.out
+    assert "! group 'aftersales': no chat_id yet, so no case is routed to it." in out.err
+    settings = load_settings(path)
+    assert problems(settings) == []
+    (aftersales,) = [g for g in settings.groups if g.id == "aftersales"]
+    assert aftersales.awaiting_chat_id
+    assert settings.route(shop="s", platform="taobao", kind="refund") == settings.group("ops")
+    # A touser list is not learnt by @-mention: an empty one is still refused.
+    app = GOOD + '\n[[groups]]\nid = "approvals"\nchannel = "wecom_app"\n'
+    assert any("chat_id is empty" in p for p in problems(load_settings(write(tmp_path, app))))

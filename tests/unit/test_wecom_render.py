@@ -57,6 +57,12 @@ def test_limits_six_rows_six_buttons_overflow_into_the_subtitle() -> None:
     assert card_problem(rendered) == ""
 
 
+def test_the_source_line_names_the_handle_first() -> None:
+    rendered = render.template_card(make_card(), "t1", source="refundops")
+    assert rendered["source"]["desc"] == "R12 · refund…"
+    assert len(rendered["source"]["desc"]) <= render.SOURCE_CHARS
+
+
 def test_a_card_without_buttons_still_offers_details() -> None:
     rendered = render.template_card(make_card(buttons=(), state="refunded"), "t2")
     assert rendered["button_list"] == [{"text": "查看详情", "style": 2, "key": "show:R12:3"}]
