@@ -31,9 +31,7 @@ async def apply_decision(tx: Tx, case: Case, decision: Decision, *, again: bool 
     elif route is Action.AWAIT_RETURN and not again:
         await move(tx, case, T.AWAIT_RETURN, actor=actor, data=data)
     else:
-        await move(
-            tx, case, T.REVIEW, actor=actor, data=data, first_response_at=case.first_response_at
-        )
+        await move(tx, case, T.REVIEW, actor=actor, data=data)
     if Action.STOP_SHIPMENT in decision.actions:
         await request_stop_shipment(tx, case, actor=actor)
     await arm_timers(tx, case)
@@ -41,7 +39,7 @@ async def apply_decision(tx: Tx, case: Case, decision: Decision, *, again: bool 
 
 async def arm_timers(tx: Tx, case: Case) -> None:
     timers = tx.svc.settings.timers
-    if case.first_response_at is None:
+    if case.first_response_at is None and case.state in NEEDS_PERSON:
         await tx.schedule(case, "first_response", tx.after(minutes=timers.first_response_min))
     if case.deadline_at is not None and case.state in NEEDS_PERSON | {S.WAITING_INTERCEPT}:
         # One warning per window, plus one when the deadline passes; a case that arrives
