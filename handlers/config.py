@@ -56,6 +56,9 @@ class GroupSettings(Section):
     platforms: list[str] = []
     kinds: list[str] = []
     max_per_minute: int = Field(default=0, ge=0)
+    # "needs_action": cases handled automatically with nothing for a person to do stay out
+    # of the group (digest and 查 still have them) until a person is needed.
+    post: Literal["all", "needs_action"] = "all"
 
     def routes(self, *, shop: str, platform: str, kind: str) -> bool:
         return all(
@@ -109,6 +112,21 @@ class TimerSettings(Section):
     return_tracking_h: float = 12.0
     qc_h: float = 12.0
     poll_s: float = Field(default=1.0, gt=0)
+
+
+class EscalationSettings(Section):
+    """What is escalated to the supervisors at once, whatever the timers say."""
+
+    # A buyer message with one of these (full-width digits and letters count as their
+    # ASCII forms, case ignored) @-mentions the supervisors, once per case, and marks the card.
+    complaint_words: list[str] = ["投诉", "12315", "差评", "黑猫", "工商"]
+
+    @field_validator("complaint_words")
+    @classmethod
+    def _no_empty_word(cls, words: list[str]) -> list[str]:
+        if any(not w.strip() for w in words):
+            raise ValueError("an empty complaint word would match every message")
+        return words
 
 
 class DigestSettings(Section):
@@ -209,6 +227,7 @@ class DomainSettings(BaseModel):
     staff: list[StaffSettings] = []
     rules: list[RuleSettings] | None = None
     timers: TimerSettings = TimerSettings()
+    escalation: EscalationSettings = EscalationSettings()
     digest: DigestSettings = DigestSettings()
     commerce: ModeSettings = ModeSettings()
     carrier: ModeSettings = ModeSettings()
