@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import masking
+from handlers import masking, visibility
 from handlers.authority import StaffDirectory
 from handlers.clock import Clock
 from handlers.config import DomainSettings, GroupSettings
@@ -137,6 +137,8 @@ class Tx:
         """
         queued: set[int] = self.session.info.setdefault("cards_queued", set())
         if case.group_id and (refresh or case.id not in queued):
+            if not await self._shown(case):
+                return
             queued.add(case.id)
             await self.outbox.add(
                 str(CardKey(case.id, case.version, refresh)),
@@ -146,6 +148,14 @@ class Tx:
                 group_id=case.group_id,
                 payload={"version": case.version},
             )
+
+    async def _shown(self, case: Case) -> bool:
+        """The group shows this case's card: it takes every card, or this one needs a person,
+        or the card is there already (`handlers.visibility`)."""
+        group = self.svc.settings.group(case.group_id)
+        if visibility.shown(case, group):
+            return True
+        return await self.cards.get(case.id, case.group_id) is not None
 
     async def post(
         self,
