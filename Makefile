@@ -39,7 +39,7 @@ pytest: $(VENV)/.dev browser
 
 test: lint typecheck pytest
 
-# Every benchmark in turn, on SQLite then PostgreSQL where both apply (about 45 minutes);
+# Every benchmark in turn, on SQLite then PostgreSQL where both apply (about 55 minutes);
 # docs/benchmarks.md has the results and what each measures.
 bench: $(VENV)/.dev
 	for db in sqlite postgres; do $(BIN)/python -m bench.ingest --db $$db; done
@@ -51,6 +51,7 @@ bench: $(VENV)/.dev
 	for db in sqlite postgres; do $(BIN)/python -m bench.digest --db $$db; done
 	for db in sqlite postgres; do $(BIN)/python -m bench.memory --db $$db; done
 	for db in sqlite postgres; do $(BIN)/python -m bench.queue --db $$db; done
+	$(BIN)/python -m bench.noise
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,8 @@
 """Digest over a large history: `python -m bench.digest --db sqlite|postgres --cases 1000000`.
 
 Fills a fresh database with a year of refunds spread over four groups (most closed, some
-open, escalations in the audit log), then times the digest figures for one group's day
+open; in the audit log the rule's review and the first answer of every received-goods
+refund, and escalations), then times the digest figures for one group's day
 and for all groups, and the dashboard's 30-day range.
 """
 
@@ -102,6 +103,33 @@ def rows(n: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
                 "decided_by": rnd.choice(["rule:unshipped-auto", "agent1", "sup1"]),
             }
         )
+        if path == 3:
+            # The rule sent it to a person, who answered first (the first-response figure
+            # and the per-person rows read these).
+            audit.append(
+                {
+                    "case_pk": i,
+                    "at": created,
+                    "actor": "rule:received-review",
+                    "action": "review",
+                    "from_state": "new",
+                    "to_state": "awaiting_review",
+                    "channel": "",
+                    "detail": {},
+                }
+            )
+            audit.append(
+                {
+                    "case_pk": i,
+                    "at": cases[-1]["first_response_at"],
+                    "actor": rnd.choice(["agent1", "agent2", "sup1"]),
+                    "action": rnd.choice(["reply", "approve", "approve", "reject"]),
+                    "from_state": "awaiting_review",
+                    "to_state": "approved",
+                    "channel": "wecom",
+                    "detail": {},
+                }
+            )
         if rnd.random() < 0.03:
             audit.append(
                 {
@@ -180,7 +208,9 @@ async def main() -> None:
         f"| all groups' day {every * 1000:.0f} ms | all groups, 30 days {ranged * 1000:.0f} ms |"
     )
     print(
-        f"  (g1 on 11-23: {fig.new} new, {fig.closed} closed, {fig.pending} pending, {fig.escalations} escalations)"
+        f"  (g1 on 11-23: {fig.new} new, {fig.closed} closed, {fig.pending} pending, "
+        f"{fig.escalations} escalations, {fig.awaited} sent to a person, "
+        f"{len(fig.people)} people's rows)"
     )
 
 

@@ -239,7 +239,9 @@ class Router:
             await _redraw(svc, exc.case_pk, input_id)
             return Reply(exc.message, ok=False)
         except UserError as exc:
-            return Reply(exc.message, mentions=exc.mentions, ok=False)
+            # A refusal calls on whoever was refused; those who could do it are named, not @-ed.
+            asker = (svc.staff.mention(staff),) if staff is not None and exc.mentions else ()
+            return Reply(exc.message, mentions=asker, ok=False)
         except Exception:
             log.exception("command failed: input %s from %s/%s", input_id, chat.channel, chat.user)
             return Reply(f"处理出错了，已记录（编号 {input_id}），请稍后再试或联系管理员", ok=False)

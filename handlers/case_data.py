@@ -156,6 +156,8 @@ class CaseData(Stored):
     notes: list[Note] = Field(default_factory=list)
     # The case's version right after its last material change (see handlers.material).
     material_version: int = 0
+    # Who each escalation of the case has @-mentioned, by its kind (handlers.escalation).
+    mentioned: dict[str, list[str]] = Field(default_factory=dict)
 
     @classmethod
     def of(cls, case: Case) -> Self:

@@ -84,6 +84,9 @@ class GroupSettings(Section):
     platforms: list[str] = []
     kinds: list[str] = []
     max_per_minute: int = Field(default=0, ge=0)
+    # "needs_action": cases handled automatically with nothing for a person to do stay out
+    # of the group (digest and 查 still have them) until a person is needed.
+    post: Literal["all", "needs_action"] = "all"
 
     _platforms = field_validator("platforms")(staticmethod(platform_ids))
 
@@ -174,6 +177,21 @@ class CommandSettings(Section):
 
     # How long a person may take back their own approval or rejection (while nothing was sent).
     undo_window_min: float = Field(default=5.0, ge=0, le=1440)
+
+
+class EscalationSettings(Section):
+    """What is escalated to the supervisors at once, whatever the timers say."""
+
+    # A buyer message with one of these (full-width digits and letters count as their
+    # ASCII forms, case ignored) @-mentions the supervisors, once per case, and marks the card.
+    complaint_words: list[str] = ["投诉", "12315", "差评", "黑猫", "工商"]
+
+    @field_validator("complaint_words")
+    @classmethod
+    def _no_empty_word(cls, words: list[str]) -> list[str]:
+        if any(not w.strip() for w in words):
+            raise ValueError("an empty complaint word would match every message")
+        return words
 
 
 class DigestSettings(Section):
@@ -278,6 +296,7 @@ class DomainSettings(BaseModel):
     rules: RulesSettings = RulesSettings()
     timers: TimerSettings = TimerSettings()
     commands: CommandSettings = CommandSettings()
+    escalation: EscalationSettings = EscalationSettings()
     digest: DigestSettings = DigestSettings()
     commerce: ModeSettings = ModeSettings()
     carrier: ModeSettings = ModeSettings()

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import masking
+from handlers import masking, visibility
 from handlers.authority import StaffDirectory
 from handlers.case_keys import search_keys
 from handlers.channel import Capabilities
@@ -142,6 +142,8 @@ class Tx:
         """
         queued: set[int] = self.session.info.setdefault("cards_queued", set())
         if case.group_id and (refresh or case.id not in queued):
+            if not await self._shown(case):
+                return
             queued.add(case.id)
             await self.outbox.add(
                 str(CardKey(case.id, case.version, refresh)),
@@ -151,6 +153,14 @@ class Tx:
                 group_id=case.group_id,
                 payload={"version": case.version},
             )
+
+    async def _shown(self, case: Case) -> bool:
+        """The group shows this case's card: it takes every card, or this one needs a person,
+        or the card is there already (`handlers.visibility`)."""
+        group = self.svc.settings.group(case.group_id)
+        if visibility.shown(case, group):
+            return True
+        return await self.cards.get(case.id, case.group_id) is not None
 
     async def post(
         self,

@@ -43,7 +43,9 @@ def card_lines(case: Case, ctx: CardContext) -> list[str]:
     data = RefundData.of(case)
     timed: list[tuple[str, str]] = []
     if (message := data.buyer_message) is not None:
-        waiting = "（待回复）" if data.awaiting_reply is not None else ""
+        waiting = ""
+        if (awaiting := data.awaiting_reply) is not None:
+            waiting = "（超时未回复）" if awaiting.overdue else "（待回复）"
         timed.append((message.at, f"🗨 买家 {_at(ctx, message.at)}：{short(message.text)}{waiting}"))
     sent = data.replies
     if sent:

@@ -2,11 +2,12 @@
 
 Figures come from indexed range queries over `cases` (created_at, closed_at, decided_at,
 deadline_at) and the audit log (action, at); other flows add sections through `SECTIONS`.
+
+Who answered and how fast (first response, per person) is `handlers.scorecard`'s.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -15,20 +16,19 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select
 
-from handlers import masking
+from handlers import masking, scorecard
 from handlers.context import Services, Tx
 from handlers.logistics.stats import logistics_stats
 from handlers.message import Field, Notice, Tone
 from handlers.money import format_fen
 from handlers.payout import flow as payout
 from handlers.refund.machine import NEEDS_PERSON, OPEN, RefundState
-from handlers.step import AUTOMATIC
+from handlers.response import AUTOMATIC
 from storage.enums import CaseKind
 from storage.models import AuditEntry, Case, Digest, Timer
 from storage.repositories.queue import insert_once
 
 PATH_TEXT = {1: "未发货", 2: "已发货", 3: "已收货", 4: "退货"}
-RESPONSE_TARGET = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,13 @@ class Figures:
     response_median_s: float | None = None
     response_within: float | None = None
     responded: int = 0
+    # Refunds a rule sent to a person: the first-response figure is over these.
+    awaited: int = 0
+    target_min: int = 30
+    buyer_overdue: int = 0
+    complaints: int = 0
+    # Staff id (scorecard.UNASSIGNED: cases nobody had taken) → their figures.
+    people: dict[str, scorecard.Person] = field(default_factory=dict)
     deadlines_met: int = 0
     deadlines_missed: int = 0
     top_reasons: list[tuple[str, int]] = field(default_factory=list)
@@ -182,19 +189,13 @@ async def daily(tx: Tx, group_id: str | None, span: Span) -> list[tuple[str, dic
 
 
 async def _first_response(tx: Tx, fig: Figures, created: Any) -> None:
-    rows = await tx.session.execute(select(Case.created_at, Case.first_response_at).where(created))
-    waits, due = [], 0
-    for created_at, responded_at in rows.all():
-        if responded_at is not None:
-            waits.append((responded_at - created_at).total_seconds())
-        elif tx.now - created_at >= RESPONSE_TARGET:
-            due += 1
-    fig.responded = len(waits)
-    if waits:
-        fig.response_median_s = statistics.median(waits)
-    if waits or due:
-        within = sum(1 for w in waits if w <= RESPONSE_TARGET.total_seconds())
-        fig.response_within = within / (len(waits) + due)
+    answered = await scorecard.first_responses(tx, created)
+    fig.target_min, fig.awaited = answered.target_min, answered.awaited
+    fig.responded, fig.response_median_s = len(answered.waits), answered.median_s
+    fig.response_within, fig.people = answered.within, answered.people
+    fig.buyer_overdue, fig.complaints = await scorecard.activity(
+        tx, fig.people, group_id=fig.group_id or None, since=fig.span.since, until=fig.span.until
+    )
 
 
 async def _deadlines(tx: Tx, fig: Figures, refunds: Any) -> None:
@@ -231,25 +232,23 @@ async def _pending_owners(tx: Tx, fig: Figures, refunds: Any) -> None:
         fig.pending_by_owner.setdefault(owner, []).append(f"{handle} {format_fen(amount)}")
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} 秒"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} 分钟"
-    return f"{seconds / 3600:.1f} 小时"
-
-
 def _by_path(counts: dict[int, int]) -> str:
     parts = [f"{PATH_TEXT.get(p, '其他')} {n}" for p, n in sorted(counts.items()) if n]
     total = sum(counts.values())
     return f"{total}（{' · '.join(parts)}）" if parts else "0"
 
 
-def render(fig: Figures, group_name: str, link: str = "") -> Notice:
-    """The digest as a neutral notice: a card in the sandbox and WeCom, Markdown elsewhere."""
+def render(
+    fig: Figures, group_name: str, link: str = "", names: dict[str, str] | None = None
+) -> Notice:
+    """The digest as a neutral notice: a card in the sandbox and WeCom, Markdown elsewhere.
+    `names`: staff id → display name, for the per-person lines."""
     response = "—"
     if fig.response_median_s is not None and fig.response_within is not None:
-        response = f"中位 {_duration(fig.response_median_s)} · 30 分钟内 {fig.response_within:.0%}"
+        response = (
+            f"中位 {scorecard.duration(fig.response_median_s)} · {fig.target_min} 分钟内 "
+            f"{fig.response_within:.0%}（需人工 {fig.awaited} 单）"
+        )
     fields = [
         Field("新增", _by_path(fig.new_by_path)),
         Field(
@@ -257,12 +256,18 @@ def render(fig: Figures, group_name: str, link: str = "") -> Notice:
             f"{fig.closed}（退款 {fig.refunded} 笔 {format_fen(fig.refunded_fen)} · 拒绝 {fig.rejected}）",
         ),
         Field("待处理", _by_path(fig.pending_by_path)),
-        Field("自动通过", str(fig.auto_approved)),
+        Field("自动处理", f"{fig.auto_approved} 单（规则或系统决定，不计入首次响应）"),
         Field("首次响应", response),
+        Field("买家留言超时", str(fig.buyer_overdue)),
         Field("平台时限", f"按时 {fig.deadlines_met} · 超时 {fig.deadlines_missed}"),
         Field("升级主管", str(fig.escalations)),
     ]
+    if fig.complaints:
+        fields.append(Field("投诉风险", str(fig.complaints)))
     lines = []
+    names = names or {}
+    for staff_id in scorecard.order(fig.people, names):
+        lines.append("👤 " + scorecard.row(staff_id, fig.people[staff_id], names))
     for title, extra_fields, extra_lines in fig.extra:
         fields += extra_fields
         lines += [f"{title}：{line}" for line in extra_lines]
@@ -292,10 +297,16 @@ def dashboard_link(svc: Services, span: Span) -> str:
     return f"{base}/dashboard?from={span.since:%Y-%m-%d}&to={(span.until - timedelta(days=1)):%Y-%m-%d}"
 
 
+def staff_names(svc: Services, fig: Figures) -> dict[str, str]:
+    """Display names of everyone in `fig.people`."""
+    return {s: svc.staff.name(s) for s in fig.people if s != scorecard.UNASSIGNED}
+
+
 async def build(tx: Tx, group_id: str, span: Span) -> Notice:
     group = tx.svc.settings.group(group_id)
     name = (group.name or group.id) if group else group_id
-    return render(await figures(tx, group_id, span), name, dashboard_link(tx.svc, span))
+    fig = await figures(tx, group_id, span)
+    return render(fig, name, dashboard_link(tx.svc, span), staff_names(tx.svc, fig))
 
 
 async def _payouts(

@@ -82,8 +82,22 @@ class Button:
 
 
 @dataclass(frozen=True)
+class Pill:
+    """A short mark beside a card's title (已超时, ⚠ 投诉风险), coloured by `tone`."""
+
+    text: str
+    tone: Tone = Tone.WARNING
+
+    def __post_init__(self) -> None:
+        _single_lines(self, ("text",))
+
+
+@dataclass(frozen=True)
 class Card:
-    """One case as the group sees it; rebuilt from the case row on every change."""
+    """One case as the group sees it; rebuilt from the case row on every change.
+
+    `alert`: someone must look now (a missed platform deadline). Every channel shows it —
+    the sandbox draws the card red, WeCom and DingTalk mark the title in red with ⛔."""
 
     case_pk: int
     case_id: str
@@ -99,13 +113,21 @@ class Card:
     lines: tuple[str, ...] = ()
     footer: str = ""
     mentions: tuple[Mention, ...] = ()
+    pills: tuple[Pill, ...] = ()
+    alert: bool = False
 
     def __post_init__(self) -> None:
         _single_lines(self, ("title", "status", "lines", "footer"))
 
     @property
     def summary(self) -> str:
-        return f"{self.title} — {self.status}"
+        """One line for previews and message lists: ⛔ ahead when the card is an alert."""
+        return f"{'⛔ ' if self.alert else ''}{self.title} — {self.marks}{self.status}"
+
+    @property
+    def marks(self) -> str:
+        """The pills as text for channels that draw none: 【已超时】【⚠ 投诉风险】."""
+        return "".join(f"【{p.text}】" for p in self.pills)
 
 
 @dataclass(frozen=True)

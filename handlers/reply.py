@@ -11,14 +11,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from handlers import conversation, masking
+from handlers import conversation, escalation, masking
 from handlers.config import StaffSettings
 from handlers.context import Tx
 from handlers.errors import ConflictError, MissingRefundError, UsageError
 from handlers.message import Mention, Reply, one_line
 from handlers.money import format_fen
 from handlers.ports import MANUAL
-from handlers.refund.data import Awaiting, LastBuyerMessage, RefundData, ReplyRecord
+from handlers.refund.data import Awaiting, Complaint, LastBuyerMessage, RefundData, ReplyRecord
 from handlers.refund.machine import OPEN, RefundState
 from handlers.schema import BuyerMessage
 from handlers.templates import CaseFacts, Filled, TemplateError, fill
@@ -234,7 +234,9 @@ async def on_delivered(
 
 
 async def on_buyer_message(tx: Tx, event_id: str, data: BuyerMessage) -> Case:
-    """A buyer wrote: a line under the case in the group, the card, and the response clock."""
+    """A buyer wrote: a line under the case in the group, the card, and the response clock.
+    The first message that names a complaint (`[escalation] complaint_words`) marks the card
+    and @-mentions the supervisors on that line, once per case."""
     case = await tx.cases.by_case_id(CaseKind.REFUND, data.refund_id)
     if case is None:
         raise MissingRefundError(data.refund_id)
@@ -248,19 +250,28 @@ async def on_buyer_message(tx: Tx, event_id: str, data: BuyerMessage) -> Case:
     arm = stored.awaiting_reply is None and RefundState(case.state) in OPEN
     if arm:
         stored.awaiting_reply = Awaiting(n=n, since=at.isoformat())
+    word = ""
+    if stored.complaint is None:
+        word = escalation.complaint_word(data.text, tx.svc.settings.escalation.complaint_words)
+    owner = tx.svc.staff.get(case.assignee) if case.assignee else None
+    mentions: tuple[Mention, ...] = (tx.svc.staff.mention(owner),) if owner else ()
+    if word:
+        stored.complaint = Complaint(n=n, word=word, at=at.isoformat())
+        mentions += escalation.fresh(stored, "complaint", escalation.supervisors(tx))
     await tx.cases.touch(case, now=tx.now, data=stored.dump())
     await tx.audit(
         case, "buyer", "buyer_message", from_state=case.state, channel="api", text=text[:500]
     )
+    if word:
+        await tx.audit(case, "buyer", "complaint", from_state=case.state, channel="api", word=word)
     await tx.sync_card(case)
     nick = stored.refund.buyer.nick
-    owner = tx.svc.staff.get(case.assignee) if case.assignee else None
-    mentions: tuple[Mention, ...] = (tx.svc.staff.mention(owner),) if owner else ()
+    warned = f" · ⚠ 投诉风险（买家提到「{word}」），请主管跟进" if word else ""
     await tx.post(
         case.group_id,
-        f"🗨 {case.handle} 买家{(' ' + nick) if nick else ''}：{conversation.short(text, 80)}",
+        f"🗨 {case.handle} 买家{(' ' + nick) if nick else ''}：{conversation.short(text, 80)}{warned}",
         key=f"buyer:{event_id}",
-        mentions=mentions,
+        mentions=tuple(dict.fromkeys(mentions)),
         case=case,
     )
     if arm:

@@ -12,21 +12,12 @@ from typing import Any, TypeVar
 
 from handlers.case_data import CaseData
 from handlers.context import Tx
+from handlers.response import is_response
 from handlers.states import Machine
 from storage.models import Case
 
 St = TypeVar("St", bound=StrEnum)
 Tr = TypeVar("Tr", bound=StrEnum)
-
-
-# Actors that are systems, not people: what they do to a case is not a response.
-AUTOMATIC = ("platform", "commerce", "system", "warehouse", "carrier", "alipay", "wechatpay")
-
-
-def is_response(actor: str) -> bool:
-    """Whether `actor` moving a case counts as its first response: anyone but the platform,
-    the shop system, the warehouse, a carrier, the payment rail or the bot itself."""
-    return not actor.startswith(AUTOMATIC)
 
 
 async def step(
@@ -49,7 +40,8 @@ async def step(
     them clears it). `footer`: who moved the case last, for a refusal that says so (without
     it the refusal names only the state). `data`, typed, is written as `case.data`; `changes`
     are further columns to write. `awaited`: someone waits on the case (a buyer, the team), so a person
-    moving it first is its first response; a payout batch is bookkeeping nobody waits on."""
+    deciding it first is its first response (`is_response`); a payout batch is bookkeeping
+    nobody waits on."""
     before = case.state
     if footer is None:
         after = machine.advance(before, trigger)
@@ -63,7 +55,7 @@ async def step(
             values["closed_at"] = tx.now
     elif case.closed_at is not None:
         values["closed_at"] = None
-    if awaited and case.first_response_at is None and is_response(actor):
+    if awaited and case.first_response_at is None and is_response(actor, trigger.value):
         values.setdefault("first_response_at", tx.now)
     await tx.cases.transition(case, after.value, now=tx.now, **values)
     await tx.audit(case, actor, trigger.value, from_state=before, channel=channel)

@@ -9,12 +9,12 @@ from datetime import timedelta
 from handlers import digest
 from handlers.config import TimerSettings
 from handlers.context import Tx
-from handlers.conversation import awaiting_reply
+from handlers.escalation import fresh, mention_once
 from handlers.intercept import flow as intercept
 from handlers.logistics import watch
 from handlers.message import Mention
 from handlers.money import format_fen
-from handlers.refund.data import approval_role
+from handlers.refund.data import RefundData, approval_role
 from handlers.refund.machine import NEEDS_PERSON, OPEN, TIMER_STATES, S
 from storage.models import Case, Timer
 
@@ -33,6 +33,14 @@ def supervisors(tx: Tx, case: Case) -> tuple[Mention, ...]:
 
 def admins(tx: Tx, _case: Case) -> tuple[Mention, ...]:
     return tx.svc.staff.to_mention(roles=["admin"])
+
+
+async def called(tx: Tx, case: Case, kind: str, people: tuple[Mention, ...]) -> tuple[Mention, ...]:
+    """Whom a reminder of `kind` @-mentions: the case's assignee every time (it is theirs to
+    do), anyone else only the first time this case reminds them of it."""
+    own = tuple(m for m in people if m.staff_id == case.assignee)
+    others = tuple(m for m in people if m.staff_id != case.assignee)
+    return own + await mention_once(tx, case, kind, others)
 
 
 @dataclass(frozen=True)
@@ -57,13 +65,15 @@ class Reminder:
             "span": span(every * stage),
         }
         if stage == 1:
-            text, mentions = self.remind.format(**values), self.first(tx, case)
+            text = self.remind.format(**values)
+            mentions = await called(tx, case, timer.kind, self.first(tx, case))
             base = timer.id.removeprefix(f"{timer.kind}:{case.id}").lstrip(":")
             await tx.schedule(
                 case, timer.kind, tx.now + every, suffix=f"{base}:2".lstrip(":"), stage=2
             )
         else:
-            text, mentions = self.escalate.format(**values), self.then(tx, case)
+            text = self.escalate.format(**values)
+            mentions = await called(tx, case, f"{timer.kind}:escalate", self.then(tx, case))
         await tx.post(case.group_id, text, key=timer.id, mentions=mentions, case=case)
 
 
@@ -77,7 +87,7 @@ def _in(kind: str) -> Callable[[Case], bool]:
 
 
 FIRST_RESPONSE = Reminder(
-    pending=lambda case: case.first_response_at is None and case.state in OPEN,
+    pending=lambda case: case.first_response_at is None and case.state in NEEDS_PERSON,
     every=lambda t: timedelta(minutes=t.first_response_min),
     remind="⏰ {handle}（{amount}）{span}无人响应，请尽快处理",
     escalate="🔺 {handle} 已 {span}无人响应，升级主管跟进",
@@ -102,15 +112,35 @@ QC = Reminder(
     remind="🔍 {handle} 退货已签收 {span}，请尽快质检并退款（卡片上点「质检通过 · 退款」）",
     escalate="🔺 {handle} 退货签收后 {span}仍未质检，升级主管",
 )
-BUYER_REPLY = Reminder(
-    pending=lambda case: case.state in OPEN and awaiting_reply(case),
-    every=lambda t: timedelta(minutes=t.first_response_min),
-    remind=(
-        "⏰ {handle}（{amount}）买家留言 {span}未回复，请尽快回复"
-        "（回复 {handle} 内容，或点卡片上的「常用回复」）"
-    ),
-    escalate="🔺 {handle} 买家留言已 {span}未回复，升级主管跟进",
-)
+
+
+async def _buyer_overdue(tx: Tx, case: Case, timer: Timer) -> None:
+    """A buyer message unanswered for `[timers] first_response_min` is overdue: the card says
+    so, the digest counts it (against the assignee), and the assignee — or, with nobody on the
+    case, the supervisors — is reminded, once."""
+    data = RefundData.of(case)
+    waiting = data.awaiting_reply
+    if case.state not in OPEN or waiting is None or waiting.overdue:
+        return
+    waiting.overdue = tx.now.isoformat()
+    owner = tx.svc.staff.get(case.assignee) if case.assignee else None
+    mentions = (
+        (tx.svc.staff.mention(owner),) if owner else fresh(data, timer.kind, supervisors(tx, case))
+    )
+    await tx.cases.touch(case, now=tx.now, data=data.dump())
+    await tx.audit(
+        case, "system", "buyer_overdue", from_state=case.state, assignee=case.assignee, n=waiting.n
+    )
+    await tx.sync_card(case)
+    minutes = span(timedelta(minutes=tx.svc.settings.timers.first_response_min))
+    await tx.post(
+        case.group_id,
+        f"⏰ {case.handle}（{format_fen(case.amount_fen)}）买家留言 {minutes}未回复，请尽快回复"
+        f"（回复 {case.handle} 内容，或点卡片上的「常用回复」）",
+        key=timer.id,
+        mentions=mentions,
+        case=case,
+    )
 
 
 async def _deadline_warn(tx: Tx, case: Case, timer: Timer) -> None:
@@ -129,7 +159,9 @@ async def _deadline_warn(tx: Tx, case: Case, timer: Timer) -> None:
     last = float(timer.payload.get("hours", 0)) <= min(
         tx.svc.settings.timers.deadline_warn_h, default=0
     )
-    mentions = owners(tx, case) + (supervisors(tx, case) if last else ())
+    mentions = await called(tx, case, timer.kind, owners(tx, case))
+    if last:
+        mentions += await called(tx, case, "deadline", supervisors(tx, case))
     await tx.post(
         case.group_id, text, key=timer.id, mentions=tuple(dict.fromkeys(mentions)), case=case
     )
@@ -142,7 +174,7 @@ RUNNERS: dict[str, TimerRunner] = {
     "approval": APPROVAL,
     "return_tracking": RETURN_TRACKING,
     "qc": QC,
-    "buyer_reply": BUYER_REPLY,
+    "buyer_reply": _buyer_overdue,
     "intercept_feedback": intercept.on_feedback_timer,
 }
 # Timers that belong to no case (periodic jobs that re-arm themselves).

@@ -11,7 +11,7 @@ from aiohttp import web
 from bot import charts
 from bot.keys import SERVICES, SETTINGS
 from bot.routes.verification import verified
-from handlers import digest
+from handlers import digest, scorecard
 from handlers.digest import PATH_TEXT
 
 routes = web.RouteTableDef()
@@ -76,7 +76,8 @@ async def dashboard(request: web.Request) -> web.Response:
     async with svc.tx() as tx:
         fig = await digest.figures(tx, group_id, span)
         days = await digest.daily(tx, group_id, span)
-    notice = digest.render(fig, group_id or "全部群")
+    names = digest.staff_names(svc, fig)
+    notice = digest.render(fig, group_id or "全部群", names=names)
     labels = [d for d, _, _ in days]
     series = [(PATH_TEXT[p], [by_path.get(p, 0) for _, by_path, _ in days]) for p in (1, 2, 3, 4)]
     trend = charts.stacked_bars(labels, series, line=("完结", [closed for _, _, closed in days]))
@@ -89,7 +90,9 @@ async def dashboard(request: web.Request) -> web.Response:
         f'<div class="tile"><div class="k">{escape(f.label)}</div><div class="v">{escape(f.value)}</div></div>'
         for f in notice.fields
     )
-    lines = "".join(f"<li>{escape(line)}</li>" for line in notice.lines)
+    lines = "".join(
+        f"<li>{escape(line)}</li>" for line in notice.lines if not line.startswith("👤")
+    )
     options = "".join(
         f'<option value="{escape(g.id)}"{" selected" if g.id == group_id else ""}>{escape(g.name or g.id)}</option>'
         for g in svc.settings.groups
@@ -106,9 +109,31 @@ async def dashboard(request: web.Request) -> web.Response:
         trend=trend,
         reasons=reasons,
         pending=pending,
+        people=_people_table(fig, names),
         lines=lines or "<li>暂无</li>",
     )
     return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+
+def _people_table(fig: digest.Figures, names: dict[str, str]) -> str:
+    """Per person: first-response median (and over how many cases), handled, overdue, approvals."""
+    if not fig.people:
+        return '<p class="none">暂无</p>'
+    head = (
+        "<tr><th>人员</th><th>首次响应中位</th><th>处理</th><th>买家留言超时</th><th>审批</th></tr>"
+    )
+    rows = []
+    for staff_id in scorecard.order(fig.people, names):
+        person = fig.people[staff_id]
+        cells = (
+            scorecard.name(staff_id, names),
+            scorecard.first_text(person),
+            str(len(person.handled)),
+            str(person.overdue),
+            str(person.approvals),
+        )
+        rows.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+    return f'<table class="people">{head}{"".join(rows)}</table>'
 
 
 PAGE = """<!doctype html>
@@ -130,6 +155,9 @@ h2 {{ font-size: 14px; margin: 0 0 10px; color: #4b5563; }}
 .tile .k {{ color: #6b7280; font-size: 12px; }} .tile .v {{ font-size: 15px; font-weight: 600; }}
 svg .axis {{ font-size: 11px; fill: #6b7280; }} svg .label {{ font-size: 12px; fill: #374151; }}
 ul {{ margin: 0; padding-left: 18px; }} li {{ margin: 3px 0; }}
+table.people {{ width: 100%; border-collapse: collapse; font-size: 13px; }}
+table.people th, table.people td {{ text-align: left; padding: 6px 8px; border-bottom: 1px solid #eef0f3; }}
+table.people th {{ color: #6b7280; font-weight: 500; }} .none {{ color: #6b7280; margin: 0; }}
 </style></head><body>
 <header><h1>{title}</h1><span>{status}</span>
 <form method="get" action="/dashboard">{token}
@@ -141,6 +169,7 @@ ul {{ margin: 0; padding-left: 18px; }} li {{ margin: 3px 0; }}
 <section class="wide"><h2>按天新增（按路径）与完结</h2>{trend}</section>
 <section><h2>退款原因 Top 5</h2>{reasons}</section>
 <section><h2>待处理（当前，按路径）</h2>{pending}</section>
+<section class="wide"><h2>按人（首次响应 = 回复买家或做出决定）</h2>{people}</section>
 <section class="wide"><h2>明细</h2><ul>{lines}</ul></section>
 </main></body></html>
 """

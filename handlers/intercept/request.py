@@ -15,6 +15,7 @@ from handlers.intercept.move import send, show_on_links
 from handlers.logistics.carriers import parcel_key, parcel_text
 from handlers.refund.data import RefundData
 from handlers.refund.parcel import request_stop_shipment
+from handlers.response import is_response
 from storage.enums import CaseKind
 from storage.models import Case
 
@@ -95,7 +96,7 @@ async def request(
         ).dump(),
         last_actor=actor,
         last_action="requested",
-        first_response_at=tx.now,
+        first_response_at=tx.now if is_response(actor, "intercept") else None,
     )
     await tx.audit(case, actor, "requested", channel=channel, source=source)
     if group is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from handlers.conversation import card_lines as conversation_lines
-from handlers.message import SAFE_URL, Button, ButtonStyle, Card, Field, Mention, Tone
+from handlers.message import SAFE_URL, Button, ButtonStyle, Card, Field, Mention, Pill, Tone
 from handlers.money import format_fen, yuan_to_fen
 from handlers.platforms import PLATFORMS
 from handlers.ports import MANUAL, SHIPPED
@@ -18,6 +18,7 @@ from handlers.refund.machine import (
     OPEN,
     SHIPPING_TEXT,
     STATE_TEXT,
+    TIMER_STATES,
     RefundState,
     S,
 )
@@ -63,6 +64,9 @@ def refund_card(case: Case, ctx: CardContext) -> Card:
         fields.append(Field("拦截", f"{shown.handle} · {shown.text}"))
     if nick := data.refund.buyer.nick:
         fields.append(Field("买家", nick))
+    if (complaint := data.complaint) is not None:
+        at = ctx.local(datetime.fromisoformat(complaint.at))
+        fields.append(Field("投诉风险", f"买家提到「{complaint.word}」· {at:%m-%d %H:%M}"))
     if case.assignee:
         fields.append(Field("处理人", directory.name(case.assignee)))
     if (decided := data.decision) is not None:
@@ -83,17 +87,39 @@ def refund_card(case: Case, ctx: CardContext) -> Card:
     mentions: tuple[Mention, ...] = ()
     if state is S.ESCALATED:
         mentions = directory.to_mention(approving=(case.amount_fen, "supervisor"))
+    late = overdue(case, ctx)
     return card_of(
         case,
         title=f"{KIND_TEXT.get(data.kind, '退款')} {case.handle} · {format_fen(case.amount_fen)}",
         status=_status_text(case, state, ctx),
-        tone=TONE.get(state, Tone.INFO),
+        tone=Tone.DANGER if late else TONE.get(state, Tone.INFO),
         fields=tuple(fields),
         buttons=buttons,
         lines=tuple(lines),
         footer=footer(case, ctx),
         mentions=mentions,
+        pills=_pills(data, late),
+        alert=late,
     )
+
+
+def overdue(case: Case, ctx: CardContext) -> bool:
+    """Past the platform's deadline while the refund still waits on the merchant: the platform
+    may agree on its own any moment."""
+    return (
+        case.deadline_at is not None
+        and case.deadline_at <= ctx.now
+        and case.state in TIMER_STATES["deadline_warn"]
+    )
+
+
+def _pills(data: RefundData, late: bool) -> tuple[Pill, ...]:
+    pills = [Pill("已超时", Tone.DANGER)] if late else []
+    if data.complaint is not None:
+        pills.append(Pill("⚠ 投诉风险", Tone.DANGER))
+    if (waiting := data.awaiting_reply) is not None and waiting.overdue:
+        pills.append(Pill("买家待回复", Tone.WARNING))
+    return tuple(pills)
 
 
 def _state_lines(case: Case, data: RefundData, state: RefundState, ctx: CardContext) -> list[str]:

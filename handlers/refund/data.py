@@ -134,10 +134,20 @@ class ReplyRecord(Stored):
 
 
 class Awaiting(Stored):
-    """The buyer message (`n`) that waits for an answer, since when."""
+    """The buyer message (`n`) that waits for an answer, since when; `overdue` is when it had
+    waited `[timers] first_response_min` unanswered."""
 
     n: int
     since: str
+    overdue: str = ""
+
+
+class Complaint(Stored):
+    """The buyer's message `n` named a complaint (投诉, 12315 …): `word`, at `at`."""
+
+    n: int
+    word: str
+    at: str
 
 
 # `RefundData.stop_wait`: the refund waits for 截单; the stop did not succeed, a person decides.
@@ -170,6 +180,7 @@ class RefundData(CaseData):
     buyer_message: LastBuyerMessage | None = None
     replies: list[ReplyRecord] = Field(default_factory=list)
     awaiting_reply: Awaiting | None = None
+    complaint: Complaint | None = None
 
     @property
     def kind(self) -> str:

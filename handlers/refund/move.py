@@ -143,7 +143,7 @@ def approve_payload(case: Case) -> dict[str, Any]:
 
 async def arm_timers(tx: Tx, case: Case) -> None:
     timers = tx.svc.settings.timers
-    if case.first_response_at is None:
+    if case.first_response_at is None and case.state in NEEDS_PERSON:
         await tx.schedule(case, "first_response", tx.after(minutes=timers.first_response_min))
     if case.deadline_at is not None and case.state in NEEDS_PERSON | {S.WAITING_INTERCEPT}:
         # One warning per window, plus one when the deadline passes; a case that arrives

@@ -11,6 +11,7 @@ from handlers.case_data import CaseData, Note
 from handlers.config import StaffSettings
 from handlers.context import Tx
 from handlers.errors import ConflictError, NotFoundError, UsageError
+from handlers.escalation import fresh
 from handlers.message import Reply, one_line
 from handlers.money import format_fen
 from handlers.refund.commerce import resubmit_with_code
@@ -42,13 +43,14 @@ async def approve(tx: Tx, case: Case, staff: StaffSettings, channel: str) -> Rep
         data.escalation = Escalation(
             by=staff.id, limit=format_fen(limit or 0), at=tx.now.isoformat()
         )
-        await move(tx, case, T.ESCALATE, actor=staff.id, channel=channel, data=data)
         supervisors = directory.approvers(case.amount_fen, "supervisor")
+        called = fresh(data, "escalate", directory.mentions(supervisors))
+        await move(tx, case, T.ESCALATE, actor=staff.id, channel=channel, data=data)
         names = "、".join(s.display for s in supervisors) or "管理员"
         return Reply(
             f"{case.handle} {format_fen(case.amount_fen)} 超出你的权限"
             f"（{format_fen(limit or 0)}），已升级给主管：{names}",
-            mentions=directory.mentions(supervisors),
+            mentions=called,
         )
     await move(
         tx, case, T.APPROVE, actor=staff.id, channel=channel, assignee=case.assignee or staff.id
@@ -142,11 +144,9 @@ async def claim(tx: Tx, case: Case, staff: StaffSettings, channel: str) -> Reply
     if case.assignee and "supervisor" not in staff.roles and "admin" not in staff.roles:
         owner = tx.svc.staff.name(case.assignee)
         raise ConflictError(f"{case.handle} 已由 {owner} 认领；需要转交请找主管")
+    # Taking a case answers nobody: its first-response clock runs on (handlers.step).
     changes: dict[str, Any] = {"assignee": staff.id, "last_actor": staff.id, "last_action": "claim"}
-    if case.first_response_at is None:
-        changes["first_response_at"] = tx.now
     await tx.cases.touch(case, now=tx.now, **changes)
-    await tx.timers.cancel(case.id, ["first_response"])
     await tx.audit(case, staff.id, "claim", from_state=case.state, channel=channel)
     await tx.sync_card(case)
     return Reply(f"👌 {case.handle} 由 {staff.display} 处理")

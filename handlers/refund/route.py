@@ -31,9 +31,7 @@ async def apply_decision(tx: Tx, case: Case, decision: Decision, *, again: bool 
     elif route is Action.AWAIT_RETURN and not again:
         await move(tx, case, T.AWAIT_RETURN, actor=actor, data=data)
     else:
-        await move(
-            tx, case, T.REVIEW, actor=actor, data=data, first_response_at=case.first_response_at
-        )
+        await move(tx, case, T.REVIEW, actor=actor, data=data)
     if Action.STOP_SHIPMENT in decision.actions:
         await request_stop_shipment(tx, case, actor=actor)
     await arm_timers(tx, case)

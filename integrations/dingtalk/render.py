@@ -52,6 +52,10 @@ TAG_COLORS = {
     Tone.DANGER: "red",
     Tone.MUTED: "gray",
 }
+# The title marker of a card that must be seen now (`Card.alert`), and the markdown colours.
+ALERT = "⛔"
+RED = "#D40000"
+ORANGE = "#E57300"
 ROBOT_MAX_BYTES = 20_000
 MSG_PARAM_MAX_BYTES = 15_000
 # Work notifications are cut well within what a text message takes.
@@ -106,7 +110,7 @@ def open_space_id(open_conversation_id: str) -> str:
 def card_params(card: Card) -> dict[str, str]:
     params = {
         "lastMessage": card.summary,
-        "title": card.title,
+        "title": f"{ALERT} {card.title}" if card.alert else card.title,
         "status": card.status,
         "tone": card.tone.value,
         "tag_color": TAG_COLORS.get(card.tone, "blue"),
@@ -165,21 +169,33 @@ def tappable(notice: Notice) -> bool:
 
 
 def body_markdown(card: Card) -> str:
+    """The fields and lines, the card's pills (已超时 …) in colour above them."""
     e = escape_markdown
     lines = [
         f"**{e(f.label)}**：" + (f"[{e(f.value)}]({f.url})" if f.url else e(f.value))
         for f in card.fields
     ]
+    if card.pills:
+        lines.insert(0, f"<font color={RED if card.alert else ORANGE}>{e(card.marks)}</font>")
     lines += [e(line) for line in card.lines]
     return "\n\n".join(lines)
 
 
+def title_markdown(card: Card) -> str:
+    """The card's title, in red behind ⛔ when it must be seen now."""
+    e = escape_markdown
+    return f"<font color={RED}>{ALERT} {e(card.title)}</font>" if card.alert else e(card.title)
+
+
 def card_markdown(card: Card, mentions: tuple[Who, ...]) -> Markdown:
     """The whole card for a custom robot, which can neither edit messages nor call back."""
-    e = escape_markdown
-    text = [f"### {e(card.title)}", f"**{e(card.status)}**", body_markdown(card)]
+    text = [
+        f"### {title_markdown(card)}",
+        f"**{escape_markdown(card.status)}**",
+        body_markdown(card),
+    ]
     if card.footer:
-        text.append(f"<font color=#888888>{e(card.footer)}</font>")
+        text.append(f"<font color=#888888>{escape_markdown(card.footer)}</font>")
     if mentions:
         text.append(" ".join(w.at for w in mentions))
     return Markdown(title=card.summary, text="\n\n".join(text))
@@ -188,7 +204,7 @@ def card_markdown(card: Card, mentions: tuple[Who, ...]) -> Markdown:
 def change_markdown(card: Card, mentions: tuple[Who, ...]) -> Markdown:
     """A later change, as one short line naming the handle (the first message stays as sent)."""
     e = escape_markdown
-    line = f"**{e(card.handle)}** {e(card.title)} → **{e(card.status)}**"
+    line = f"**{e(card.handle)}** {title_markdown(card)} → **{e(card.status)}**"
     if card.footer:
         line += f"（{e(card.footer)}）"
     if mentions:

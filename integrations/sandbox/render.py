@@ -46,6 +46,8 @@ def render_card(card: Card) -> dict[str, Any]:
         "lines": list(card.lines),
         "footer": card.footer,
         "mentions": [m.name for m in card.mentions],
+        "pills": [{"text": p.text, "tone": p.tone.value} for p in card.pills],
+        "alert": card.alert,
         "handle": card.handle,
         "case_id": card.case_id,
         "kind": card.kind,
@@ -74,7 +76,7 @@ def render_notice(notice: Notice) -> dict[str, Any]:
 def render_text(text: str, mentions: tuple[Mention, ...]) -> str:
     if not mentions:
         return text
-    return " ".join(f"@{m.name}" for m in mentions) + " " + text
+    return " ".join(dict.fromkeys(f"@{m.name}" for m in mentions)) + " " + text
 
 
 def message_json(message: SandboxMessage) -> dict[str, Any]:
@@ -103,7 +105,11 @@ def message_json(message: SandboxMessage) -> dict[str, Any]:
                     "mentions",
                 )
             }
-            | {"version": card.get("version")}
+            | {
+                "version": card.get("version"),
+                "pills": card.get("pills", []),
+                "alert": card.get("alert", False),
+            }
             if card
             else None
         ),

@@ -47,6 +47,8 @@ TONE_FONT = {
     Tone.MUTED: "comment",
 }
 DETAILS = Button("show", "查看详情")
+# The title marker of a card that must be seen now (`Card.alert`), beside the red colour.
+ALERT = "⛔"
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,8 @@ def template_card(card: Card, task_id: str, *, source: str = "refundops") -> dic
             "desc_color": TONE_COLOR[card.tone],
         },
         "main_title": {
-            "title": clip(card.title, TITLE_CHARS),
-            "desc": clip(card.status, DESC_CHARS),
+            "title": clip(f"{ALERT} {card.title}" if card.alert else card.title, TITLE_CHARS),
+            "desc": clip(card.marks + card.status, DESC_CHARS),
         },
         "horizontal_content_list": [
             {"keyname": clip(f.label, KEYNAME_CHARS), "value": clip(f.value or "—", VALUE_CHARS)}
@@ -149,10 +151,11 @@ def markdown_text(
     text: str, mentions: Iterable[Mention], userids: Mapping[str, str], *, asker: str = ""
 ) -> str:
     """Plain `text` as markdown, `asker` (a WeCom userid) @-mentioned first, `mentions` last."""
-    tokens = mention_tokens(mentions, userids)
+    asked = bool(asker) and NOT_USERID.search(asker) is None
+    tokens = [t for t in mention_tokens(mentions, userids) if not (asked and t == f"<@{asker}>")]
     body = escape_markdown(text)
     body = f"{body} {' '.join(tokens)}" if tokens else body
-    if asker and NOT_USERID.search(asker) is None:
+    if asked:
         body = f"<@{asker}> {body}"
     return clip_bytes(body, MARKDOWN_BYTES)
 
@@ -166,10 +169,12 @@ def linked(field: Field) -> str:
 def markdown_card(card: Card, userids: Mapping[str, str], *, hint: str = "") -> str:
     """The card for a group that cannot click (webhook robots): every field, then who to @."""
     e = escape_markdown
-    lines = [
-        f"**{e(card.title)}**",
-        f'> 状态：<font color="{TONE_FONT[card.tone]}">{e(card.status)}</font>',
-    ]
+    head = f"**{e(card.title)}**"
+    if card.alert:
+        head = f'<font color="warning">**{ALERT} {e(card.title)}**</font>'
+    if card.pills:
+        head += f' <font color="warning">{e(card.marks)}</font>'
+    lines = [head, f'> 状态：<font color="{TONE_FONT[card.tone]}">{e(card.status)}</font>']
     lines += [f"> {e(f.label)}：{linked(f)}" for f in card.fields]
     lines += [e(line) for line in card.lines]
     if card.footer:
@@ -203,7 +208,7 @@ def mention_line(card: Card) -> str:
 
 def follow_up(card: Card) -> str:
     """The line that stands in for a card edit the platform no longer allows."""
-    line = f"📌 {card.handle} 更新：{card.status}"
+    line = f"📌 {ALERT + ' ' if card.alert else ''}{card.handle} 更新：{card.marks}{card.status}"
     return f"{line}（{card.footer}）" if card.footer else line
 
 

@@ -7,6 +7,7 @@ import re
 import shutil
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -230,3 +231,26 @@ async def test_every_view_fits_a_phone(
     await expect(page.locator("#composer button")).to_be_in_viewport()
     assert await page.evaluate("document.documentElement.scrollWidth") <= 390
     await page.screenshot(path=str(tmp_path / f"phone-{view}.png"))
+
+
+async def test_an_overdue_card_is_drawn_red_with_its_pill(
+    browser: Browser, server: TestServer, tmp_path: Path
+) -> None:
+    page = await open_as(browser, server, "sup1", width=900, height=900)
+    future = (datetime.now(UTC) + timedelta(hours=30)).isoformat()
+    await post_refund(server, data_refund_id="RFE2EOK", data_deadline_at=future)
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    await post_refund(server, data_refund_id="RFE2ELATE", data_deadline_at=past)
+    late, calm = page.locator('[data-card="R2"]'), page.locator('[data-card="R1"]')
+    await expect(late.locator(".mark")).to_have_text("已超时", timeout=10_000)
+    await expect(late).to_have_class(re.compile(r"\balert\b"))
+    await expect(calm.locator(".pill")).to_have_text("待审核")
+    await expect(calm.locator(".mark")).to_have_count(0)
+    await expect(calm).not_to_have_class(re.compile(r"\balert\b"))
+    red = await late.evaluate("e => getComputedStyle(e).borderLeftColor")
+    plain = await calm.evaluate("e => getComputedStyle(e).borderLeftColor")
+    assert red == "rgb(220, 38, 38)", red
+    assert plain != red
+    mark = await late.locator(".mark").evaluate("e => getComputedStyle(e).backgroundColor")
+    assert mark == "rgb(220, 38, 38)", mark
+    await page.screenshot(path=str(tmp_path / "overdue.png"))

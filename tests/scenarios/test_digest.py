@@ -70,12 +70,27 @@ async def test_figures_of_a_day(bot: Bot) -> None:
     assert fig.escalations == 1
     assert fig.top_reasons[0] == ("质量问题", 2)
     assert (fig.deadlines_met, fig.deadlines_missed) == (0, 1)
-    assert fig.response_within == 0.8
-    assert fig.response_median_s == 0
+    # First response is over the two refunds a rule sent to a person (R2, R3): the rule's own
+    # decisions (R1 approved, R4 waits for the return, R5 intercepted) count apart.
+    assert (fig.awaited, fig.responded) == (2, 2)
+    assert fig.response_within == 0.5
+    assert fig.response_median_s == 1800
+    assert fig.people["agent1"].first_response_s == [600.0]
+    assert (len(fig.people["agent1"].handled), fig.people["agent1"].approvals) == (1, 1)
+    assert fig.people["agent2"].first_response_s == [3000.0]
+    assert fig.people["sup1"].first_response_s == []
+    assert len(fig.people["sup1"].handled) == 1
     assert fig.pending_by_owner == {"主管": ["R3 ¥128.00"]}
     assert field(notice, "新增") == "5（未发货 1 · 已发货 1 · 已收货 2 · 退货 1）"
     assert field(notice, "完结") == "3（退款 2 笔 ¥70.00 · 拒绝 1）"
     assert field(notice, "平台时限") == "按时 0 · 超时 1"
+    assert field(notice, "首次响应") == "中位 30 分钟 · 30 分钟内 50%（需人工 2 单）"
+    assert field(notice, "自动处理") == "1 单（规则或系统决定，不计入首次响应）"
+    assert [line for line in notice.lines if line.startswith("👤")] == [
+        "👤 agent1：首次响应中位 10 分钟（1 单） · 处理 1 单 · 买家留言超时 0 · 审批 1",
+        "👤 agent2：首次响应中位 50 分钟（1 单） · 处理 1 单 · 买家留言超时 0 · 审批 0",
+        "👤 sup1：首次响应中位 — · 处理 1 单 · 买家留言超时 0 · 审批 0",
+    ]
     assert "待办 · 主管：R3 ¥128.00" in notice.lines
     assert notice.title == "售后日报 · 售后一组 · 11-23"
     markdown = notice.markdown()
@@ -218,3 +233,54 @@ async def test_payouts_have_their_line_in_the_digest(bot: Bot) -> None:
     async with bot.svc.tx() as tx:
         quiet = await digest.build(tx, "aftersales", digest.span_for(bot.svc, "", tx.now))
     assert all(f.label != "打款" for f in quiet.fields)
+
+
+async def test_digest_and_dashboard_have_a_row_per_person(bot: Bot) -> None:
+    await bot.refund(data_refund_id="RFP1", data_amount="40.00", data_order_amount="128.00")
+    await bot.refund(data_refund_id="RFP2", data_amount="128.00")
+    await bot.refund(data_refund_id="RFP3", data_amount="20.00", data_order_amount="128.00")
+    bot.clock.advance(minutes=5)
+    assert (await bot.say("agent1", "回复 R1 亲，正在核实"))["ok"]
+    bot.clock.advance(minutes=5)
+    assert (await bot.say("agent1", "通过 R1"))["ok"]
+    bot.clock.advance(minutes=10)
+    assert (await bot.say("agent2", "通过 R2"))["ok"]  # above ¥50: escalated
+    assert (await bot.say("agent2", "认领 R3"))["ok"]
+    bot.clock.advance(minutes=20)
+    assert (await bot.say("sup1", "通过 R2"))["ok"]
+    event = {
+        "id": "evt_msg_rfp3",
+        "type": "buyer.message",
+        "occurred_at": bot.clock.now().isoformat(),
+        "data": {"refund_id": "RFP3", "text": "在吗？", "at": bot.clock.now().isoformat()},
+    }
+    assert (await bot.post_event(event))[0] == 202
+    await bot.later(minutes=31)
+    async with bot.svc.tx() as tx:
+        fig = await digest.figures(tx, "aftersales", digest.span_for(bot.svc, "", tx.now))
+    people = fig.people
+    assert sorted(people) == ["agent1", "agent2", "sup1"]
+    assert (people["agent1"].first_response_s, people["agent1"].approvals) == ([300.0], 1)
+    assert people["agent2"].first_response_s == [1200.0]
+    assert (len(people["agent2"].handled), people["agent2"].overdue) == (1, 1)
+    assert (people["sup1"].first_response_s, people["sup1"].approvals) == ([], 1)
+    assert fig.buyer_overdue == 1
+    # R3 was only claimed: no response at 31 minutes, so one of three is missed.
+    assert (fig.awaited, fig.responded) == (3, 2)
+
+    await bot.say("sup1", "日报")
+    await bot.drain()
+    (card,) = [c for c in await bot.notices() if c["card"]["title"].startswith("售后日报")]
+    assert (
+        "👤 agent2：首次响应中位 20 分钟（1 单） · 处理 1 单 · 买家留言超时 1 · 审批 0"
+        in (card["card"]["lines"])
+    )
+    assert {"label": "买家留言超时", "value": "1"} in card["card"]["fields"]
+
+    html = await (await bot.client.get("/dashboard?group=aftersales")).text()
+    rows = [
+        "<tr><td>agent1</td><td>5 分钟（1 单）</td><td>1</td><td>0</td><td>1</td></tr>",
+        "<tr><td>agent2</td><td>20 分钟（1 单）</td><td>1</td><td>1</td><td>0</td></tr>",
+        "<tr><td>sup1</td><td>—</td><td>1</td><td>0</td><td>1</td></tr>",
+    ]
+    assert all(row in html for row in rows), html

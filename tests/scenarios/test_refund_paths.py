@@ -148,11 +148,22 @@ async def test_path3_review_reminds_then_escalates_then_is_approved(
     assert await bot.later(hours=3) == []
 
 
-async def test_claim_counts_as_first_response(shop: tuple[Bot, FakeCommerce]) -> None:
+async def test_claim_is_no_first_response_a_decision_is(shop: tuple[Bot, FakeCommerce]) -> None:
     bot, _ = shop
     await bot.refund()
     bot.clock.advance(minutes=10)
     await bot.say("agent1", "认领 R1")
+    (reminder,) = await bot.later(minutes=21)
+    assert reminder == "@agent1 ⏰ R1（¥128.00）30 分钟无人响应，请尽快处理"
+    async with bot.svc.tx() as tx:
+        case = await tx.cases.find("R1")
+        assert case is not None
+        assert case.first_response_at is None
+    assert (await bot.say("sup1", "通过 R1"))["ok"]
+    async with bot.svc.tx() as tx:
+        case = await tx.cases.find("R1")
+        assert case is not None
+        assert case.first_response_at == bot.clock.now()
     assert await bot.later(hours=1) == []
 
 
@@ -239,19 +250,27 @@ async def test_deadline_passes_unhandled(shop: tuple[Bot, FakeCommerce]) -> None
     bot, _ = shop
     await bot.refund(data_refund_id="RFD", data_deadline_at=DEADLINE_IN_8H)
     await bot.say("agent2", "认领 R1")
-    (six,) = await bot.later(hours=2)
+    (six,) = [t for t in await bot.later(hours=2) if "⏳" in t]
     assert six.startswith("@agent2 ⏳ R1（¥128.00）距平台自动同意还剩 6 小时（11-23 18:00）")
-    (one,) = await bot.later(hours=5)
+    (one,) = [t for t in await bot.later(hours=5) if "⏳" in t]
     assert one.startswith("@agent2 @sup1 @sup2 @admin1 ⏳ R1")
     assert "还剩 1 小时" in one
-    assert "剩 1 小时" in field(await card_of(bot, "R1"), "平台时限")
+    before = await card_of(bot, "R1")
+    assert "剩 1 小时" in field(before, "平台时限")
+    assert (before["card"]["alert"], before["card"]["pills"]) == (False, [])
     (passed,) = await bot.later(hours=1)
-    assert "⛔ R1（¥128.00）已过平台处理时限，平台可能已自动同意退款" in passed
-    assert field(await card_of(bot, "R1"), "平台时限").endswith("（已超时）")
+    # The supervisors were called on at T−1 h: the deadline passing calls on the assignee only.
+    assert passed.startswith("@agent2 ⛔ R1（¥128.00）已过平台处理时限，平台可能已自动同意退款")
+    late = await card_of(bot, "R1")
+    assert field(late, "平台时限").endswith("（已超时）")
+    assert late["card"]["alert"] is True
+    assert late["card"]["tone"] == "danger"
+    assert late["card"]["pills"] == [{"text": "已超时", "tone": "danger"}]
     await event(bot, "refund.closed", refund_id="RFD", status="refunded", detail="超时平台自动退款")
     closed = await card_of(bot, "R1")
     assert closed["state"] == "closed_by_platform"
     assert "平台：超时平台自动退款" in closed["card"]["lines"]
+    assert (closed["card"]["alert"], closed["card"]["pills"]) == (False, [])
     async with bot.svc.tx() as tx:
         assert await tx.timers.pending_for_case(1) == []
     assert await bot.later(days=2) == []
@@ -306,7 +325,7 @@ async def test_updated_deadline_moves_the_warnings(shop: tuple[Bot, FakeCommerce
     await bot.refund(data_refund_id="RFU", data_deadline_at=DEADLINE_IN_8H)
     await bot.say("agent1", "claim R1")
     await event(bot, "refund.updated", refund_id="RFU", deadline_at="2026-11-24T18:00:00+08:00")
-    assert await bot.later(hours=8.5) == []
+    assert [t for t in await bot.later(hours=8.5) if "⏳" in t] == []
     warnings = [t for t in await bot.later(hours=17.5) if "⏳" in t]
     assert len(warnings) == 1
     assert "还剩 6 小时（11-24 18:00）" in warnings[0]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from handlers import digest
 from handlers.refund import commerce as refund
 from integrations.commerce.fake import FakeCommerce
 from integrations.simulator.feed import ShopSimulator
@@ -167,17 +168,19 @@ async def test_templates_button_offers_filled_templates_for_the_path(
     assert (await bot.say("agent2", "话术 R1"))["reply"]["text"] == text.removeprefix("@agent1 ")
 
 
-async def test_buyer_message_shows_in_the_group_and_rearms_the_reminder_once(
+async def test_an_unanswered_buyer_message_is_overdue_once(
     shop: tuple[Bot, FakeCommerce],
 ) -> None:
     bot, _ = shop
     await bot.refund(data_refund_id="RFB")
     assert (await bot.say("agent1", "认领 R1"))["ok"]
+    assert (await bot.say("agent1", "回复 R1 #仅退款核实"))["ok"]
     bot.clock.advance(minutes=3)
     await buyer_says(bot, "RFB", "亲，什么时候处理呀？")
     assert (await bot.texts())[-1] == "@agent1 🗨 R1 买家 t**1：亲，什么时候处理呀？"
     card = await card_of(bot)
     assert "🗨 买家 11-23 10:03：亲，什么时候处理呀？（待回复）" in card["card"]["lines"]
+    assert card["card"]["pills"] == []
     assert await bot.later(minutes=20) == []
     await buyer_says(bot, "RFB", "客服怎么不回消息？")
     reminders = await bot.later(minutes=11)
@@ -185,20 +188,47 @@ async def test_buyer_message_shows_in_the_group_and_rearms_the_reminder_once(
         "@agent1 ⏰ R1（¥128.00）买家留言 30 分钟未回复，请尽快回复"
         "（回复 R1 内容，或点卡片上的「常用回复」）"
     ]
-    assert await bot.later(minutes=20) == []
-    escalation = await bot.later(minutes=10)
-    assert escalation == ["@sup1 @sup2 @admin1 🔺 R1 买家留言已 1 小时未回复，升级主管跟进"]
+    card = await card_of(bot)
+    assert card["card"]["pills"] == [{"text": "买家待回复", "tone": "warning"}]
+    assert card["card"]["lines"][-1].endswith("（超时未回复）")
+    async with bot.svc.tx() as tx:
+        (overdue,) = await tx.session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "buyer_overdue")
+        )
+        assert (overdue.actor, overdue.detail["assignee"]) == ("system", "agent1")
+    # Reminded once: no second reminder, no escalation.
+    assert await bot.later(hours=2) == []
 
     assert (await bot.say("agent1", "回复 R1 #仅退款核实"))["ok"]
     await bot.drain()
-    lines = (await card_of(bot))["card"]["lines"]
-    assert not any("待回复" in line for line in lines)
-    assert lines[-1].startswith("💬 agent1")
+    card = await card_of(bot)
+    assert not any("待回复" in line for line in card["card"]["lines"])
+    assert card["card"]["pills"] == []
     assert await bot.later(hours=3) == []
 
     await buyer_says(bot, "RFB", "好的，那我等着")
     assert (await card_of(bot))["card"]["lines"][-1].endswith("（待回复）")
     assert [t for t in await bot.later(minutes=31) if "买家留言 30 分钟未回复" in t]
+
+
+async def test_an_overdue_buyer_on_nobodys_case_calls_the_supervisors_once(
+    shop: tuple[Bot, FakeCommerce],
+) -> None:
+    bot, _ = shop
+    await bot.refund(data_refund_id="RFS", data_kind="return_refund", data_deadline_at=None)
+    await buyer_says(bot, "RFS", "退货地址发我一下")
+    assert (await bot.texts())[-1] == "🗨 R1 买家 t**1：退货地址发我一下"
+    (first,) = await bot.later(minutes=31)
+    assert first.startswith("@sup1 @sup2 @admin1 ⏰ R1（¥128.00）买家留言 30 分钟未回复")
+    assert (await bot.say("agent2", "回复 R1 亲，地址稍后发您"))["ok"]
+    await buyer_says(bot, "RFS", "还没收到地址")
+    (second,) = await bot.later(minutes=31)
+    assert second.startswith("⏰ R1（¥128.00）买家留言 30 分钟未回复")
+    async with bot.svc.tx() as tx:
+        fig = await digest.figures(tx, "aftersales", digest.span_for(bot.svc, "", tx.now))
+    assert fig.buyer_overdue == 2
+    assert fig.people[""].overdue == 2
+    assert fig.people["agent2"].handled == {1}
 
 
 async def test_unanswered_case_keeps_its_first_response_clock(

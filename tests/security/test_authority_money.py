@@ -333,7 +333,9 @@ async def test_authority_an_agent_moves_no_money_above_their_limit(env: Env, pat
     assert state in refund_machine.NEEDS_PERSON, state
     assert "处理出错了" not in attempt.answer
     names = await mentioned(bot, refund_id, attempt.answer)
-    assert names & APPROVERS, (names, attempt.answer)
+    # Escalated: the approvers are @-mentioned; refused: they are named (only the attacker @).
+    named = {a for a in APPROVERS if a in attempt.answer}
+    assert (names | named) & APPROVERS, (names, attempt.answer)
     assert names <= APPROVERS, names
     # It waits for someone who may approve it, and then goes through exactly once.
     verb = "重试" if state == S.FAILED else "通过"
@@ -418,7 +420,8 @@ async def test_authority_payouts_keep_their_own_limit_and_two_person_rule(env: E
     refused = await bot.say(ATTACKER, "通过 P1", "finance")
     assert not refused["ok"]
     assert "超出 agent1 的审批权限（¥50.00）" in refused["reply"]["text"]
-    assert set(MENTION.findall(refused["reply"]["text"])) - {ATTACKER} == APPROVERS
+    assert set(MENTION.findall(refused["reply"]["text"])) == {ATTACKER}
+    assert all(a in refused["reply"]["text"] for a in APPROVERS)
     assert not (await bot.say("fin1", "打款确认 P1 LS001", "finance"))["ok"]
     assert (await bot.say("sup1", "通过 P1", "finance"))["ok"]
     assert not (await bot.say("sup1", "打款确认 P1 LS001", "finance"))["ok"]
