@@ -94,7 +94,6 @@ def first_month(make_app: MakeApp) -> Callable[[web.Application], Awaitable[None
 
     async def write_month(app: web.Application) -> None:
         settings = app[SETTINGS]
-        log.info("writing the demo's past %d days first …", settings.simulator.history_days)
         seeded = await seed(
             settings,
             make_app,
@@ -153,6 +152,7 @@ async def seed(
                     "`make demo-reset` starts clean"
                 )
             return Seeded(skipped="the month is already there")
+        log.info("writing the demo's past %d days first; the live shop starts after it …", days)
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = runner.addresses[0][1]
@@ -208,7 +208,8 @@ class Month:
     async def run(self, end: datetime, days: int, progress: Callable[[str], None]) -> Seeded:
         per_day = self.svc.settings.simulator.history_per_day
         arrivals = history.arrivals(end, days, self.svc.tz, self.number, per_day=per_day)
-        index, reported, due = 0, "", await self._look(None)
+        index, due = 0, await self._look(None)
+        first = reported = self.clock.now().astimezone(self.svc.tz).date()
         while True:
             upcoming = [a.at for a in arrivals[index : index + 1]]
             upcoming += [self.heap[0][0]] if self.heap else []
@@ -233,10 +234,10 @@ class Month:
             )
             await self._steps_due(now)
             due = await self._look(now)
-            if (day := f"{now.astimezone(self.svc.tz):%m-%d}") != reported:
-                reported = day
-                if (end - now).days % 7 == 0:
-                    progress(day)
+            day = now.astimezone(self.svc.tz).date()
+            if day != reported and (day - first).days % 7 == 0:
+                progress(f"{day:%m-%d}")
+            reported = day
         async with self.svc.tx() as tx:
             cases = int(await tx.session.scalar(select(func.count()).select_from(Case)) or 0)
         return Seeded(cases=cases, events=self.sent, steps=self.done)
