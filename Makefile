@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest browser bench clean
+.PHONY: demo demo-reset test lint typecheck pytest browser bench clean
 
 $(BIN)/refundops: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,14 @@ $(VENV)/.dev: $(BIN)/refundops
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# The demo keeps its data in ./refundops-demo.db (SQLite; the first start writes a month of
+# history into it). demo-reset deletes it and starts the demo on a new one.
+DEMO_DB := refundops-demo.db
 demo: $(BIN)/refundops
+	$(BIN)/refundops demo
+
+demo-reset: $(BIN)/refundops
+	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
 	$(BIN)/refundops demo
 
 # Debian chromium (and a CJK font) drive the sandbox page in tests/e2e; installed when

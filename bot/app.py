@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot import lifecycle
+from bot import history, lifecycle
 from bot.keys import FAKE_PLATFORM, METRICS, SETTINGS
 from bot.metrics import Metrics
 from bot.routes import (
@@ -91,8 +91,9 @@ def create_app(
         app[FAKE_PLATFORM] = fake
         app.add_subapp(f"{platforms.FAKE_PATH}/{via}", fake.app())
     app.router.add_get("/", _index)
+    first = history.first_month(create_app) if settings.simulator.history_days else None
     app.cleanup_ctx.extend(
-        lifecycle.contexts(clock or SystemClock(), coord, commerce, workers=workers)
+        lifecycle.contexts(clock or SystemClock(), coord, commerce, workers=workers, first=first)
     )
     return app
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from html import escape
 
 PALETTE = ["#2f7cf6", "#f59e0b", "#16a34a", "#8b5cf6", "#dc2626", "#0ea5e9"]
+LABEL_W = 40
 
 
 def stacked_bars(
@@ -24,6 +26,8 @@ def stacked_bars(
     peak = -(-top // step_y) * step_y  # the axis ends on a tick at or above the tallest bar
     step = plot_w / max(len(labels), 1)
     bar = max(step * 0.62, 2)
+    # As many dates as fit: one takes about LABEL_W of the width.
+    stride = max(1, math.ceil(len(labels) * LABEL_W / plot_w))
     parts = [_svg_open(width, height, "按天新增（柱）与完结（线）")]
     for tick in range(0, peak + 1, step_y):
         y = pad_t + plot_h - plot_h * tick / peak
@@ -44,7 +48,7 @@ def stacked_bars(
                     f'<rect x="{x:.1f}" y="{base:.1f}" width="{bar:.1f}" height="{h:.1f}" '
                     f'fill="{PALETTE[j % len(PALETTE)]}"><title>{escape(label)} {escape(name)} {values[i]}</title></rect>'
                 )
-        if len(labels) <= 16 or i % max(len(labels) // 12, 1) == 0:
+        if (len(labels) - 1 - i) % stride == 0:  # the newest day always has its date
             parts.append(
                 f'<text x="{x + bar / 2:.1f}" y="{height - pad_b + 16}" text-anchor="middle" class="axis">{escape(label)}</text>'
             )

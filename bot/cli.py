@@ -36,6 +36,18 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _demo_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="the demo's settings and database (./refundops-demo.db, or --db), as "
+        "`refundops demo` runs them",
+    )
+    parser.add_argument(
+        "--db", type=Path, default=None, help="with --demo: the SQLite file `demo --db` was given"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="refundops", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -47,7 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--db", type=Path, default=None, help="SQLite file (default refundops-demo.db)"
     )
-    demo.add_argument("--no-simulator", action="store_true", help="do not feed simulated events")
+    demo.add_argument(
+        "--no-simulator",
+        action="store_true",
+        help="do not feed simulated events (nor write the past month into a new database)",
+    )
     demo.add_argument(
         "--via",
         choices=["api", "douyin", "taobao", "jushuitan"],
@@ -77,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     dig = sub.add_parser("digest", help="print a group's daily digest; --send posts it")
     _config_arg(dig)
+    _demo_arg(dig)
     dig.add_argument("--group", required=True, help="group id from [[groups]]")
     dig.add_argument("--date", default="", help="local day YYYY-MM-DD (default: yesterday)")
     dig.add_argument("--send", action="store_true", help="post it to the group as well")
@@ -90,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
         "支付宝批量付款 file of approved manual payouts (full accounts: finance only)",
     )
     _config_arg(export)
+    _demo_arg(export)
     export.add_argument("what", choices=["payouts", "refunds", "alipay-batch"])
     export.add_argument(
         "--since", type=date.fromisoformat, default=None, help="first day (alipay-batch: approved)"
@@ -123,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
         "requeue", help="send dead-lettered cards and messages again (due now, attempts reset)"
     )
     _config_arg(requeue)
+    _demo_arg(requeue)
     requeue.add_argument("--kind", default="", help="card | text | notice | wecom.reply")
     requeue.add_argument(
         "--since", default="", help="dead-lettered since: 2h, 30m, 1d or an ISO date/time"
@@ -136,6 +155,15 @@ def demo_base() -> dict[str, Any]:
 
 def _load(args: argparse.Namespace, **kwargs: Any) -> Settings:
     config = args.config
+    if getattr(args, "demo", False):
+        # The running demo's data: its embedded settings (and --config over them, as
+        # `refundops demo --config` layers it), its database.
+        db = {"database": {"url": f"sqlite+aiosqlite:///{args.db}"}} if args.db else {}
+        return load_settings(
+            config, secrets=args.secrets, base=demo_base(), overrides=db, demo=True
+        )
+    if args.command != "demo" and getattr(args, "db", None) is not None:
+        raise ConfigError(["--db goes with --demo (a config names its database in [database] url)"])
     if config is None and DEFAULT_CONFIG.exists() and args.command != "demo":
         config = DEFAULT_CONFIG
     return load_settings(config, secrets=args.secrets, **kwargs)
@@ -192,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.db is not None:
                 overrides["database"] = {"url": f"sqlite+aiosqlite:///{args.db}"}
             if args.no_simulator:
-                overrides["simulator"] = {"enabled": False}
+                overrides["simulator"] = {"enabled": False, "history_days": 0}
             settings = _load(args, base=demo_base(), overrides=overrides, demo=True)
             if args.via not in ("api", "jushuitan") and settings.shops:
                 return _fail(["demo --via brings its own shop: run it without [[shops]]"])

@@ -17,7 +17,12 @@ from storage.enums import OutboxState
 async def run_digest(settings: Settings, group_id: str, day: str, *, send: bool) -> int:
     if settings.group(group_id) is None:
         known = ", ".join(g.id for g in settings.groups) or "none configured"
-        print(f"✗ no group {group_id!r} (groups: {known})", file=sys.stderr)
+        hint = (
+            ""
+            if settings.groups
+            else "; give the config with --config FILE, or --demo for the demo's database"
+        )
+        print(f"✗ no group {group_id!r} (groups: {known}){hint}", file=sys.stderr)
         return 2
     app = create_app(settings, workers=False)
     runner = web.AppRunner(app)

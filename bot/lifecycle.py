@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any
 
@@ -57,8 +57,15 @@ Context = Callable[[web.Application], AsyncIterator[None]]
 
 
 def contexts(
-    clock: Clock, coord: Coordination | None, commerce: Commerce | None, *, workers: bool
+    clock: Clock,
+    coord: Coordination | None,
+    commerce: Commerce | None,
+    *,
+    workers: bool,
+    first: Callable[[web.Application], Awaitable[None]] | None = None,
 ) -> list[Context]:
+    """`first` runs before the background loops start (the demo writes its past month)."""
+
     async def services(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         shared = coord or await make_coordination(settings)
@@ -130,9 +137,26 @@ def contexts(
             loops.append(after_sales.run)
         if app[SETTINGS].simulator.enabled:
             loops.append(partial(simulate, app))
-        tasks = [
-            asyncio.create_task(supervise(_name(loop), loop), name=_name(loop)) for loop in loops
-        ]
+        tasks: list[asyncio.Task[None]] = []
+
+        def start() -> None:
+            tasks.extend(
+                asyncio.create_task(supervise(_name(loop), loop), name=_name(loop))
+                for loop in loops
+            )
+
+        async def first_then_start(run: Callable[[web.Application], Awaitable[None]]) -> None:
+            try:
+                await run(app)
+            except Exception:
+                log.exception("%s failed; the loops start without it", run.__qualname__)
+            start()
+
+        if first is not None:
+            # The pages are served meanwhile; nothing else may work on the database.
+            tasks.append(asyncio.create_task(first_then_start(first), name=first.__qualname__))
+        else:
+            start()
         yield
         for task in tasks:
             task.cancel()

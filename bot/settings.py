@@ -87,6 +87,11 @@ class SimulatorSettings(Section):
     enabled: bool = False
     interval_s: float = Field(default=6.0, gt=0)
     seed: int | None = None
+    # `refundops demo` first fills an empty database with this many days of the simulated
+    # shop's history (through the real ingest API and commands, on a shifted clock).
+    history_days: int = Field(default=0, ge=0, le=92)
+    # About this many refunds a weekday in that history (payouts and parcels in proportion).
+    history_per_day: float = Field(default=5.0, gt=0, le=200)
     # `refundops demo --via`: refunds reach refundops through a platform connector and its
     # in-process fake (douyin, taobao) instead of the signed ingest API.
     via: Literal["api", "douyin", "taobao", "jushuitan"] = "api"
@@ -157,6 +162,11 @@ class Settings(DingtalkConfig, WecomConfig, BaseSettings):
         if self.simulator.enabled:
             found.append(
                 "simulator.enabled feeds made-up events and runs only under `refundops demo`"
+            )
+        if self.simulator.history_days:
+            found.append(
+                "simulator.history_days writes a made-up month into the database and runs only "
+                "under `refundops demo`"
             )
         if self.simulator.via != "api":
             found.append(

@@ -80,7 +80,10 @@ async def dashboard(request: web.Request) -> web.Response:
     notice = digest.render(fig, group_id or "全部群", names=names)
     labels = [d for d, _, _ in days]
     series = [(PATH_TEXT[p], [by_path.get(p, 0) for _, by_path, _ in days]) for p in (1, 2, 3, 4)]
-    trend = charts.stacked_bars(labels, series, line=("完结", [closed for _, _, closed in days]))
+    closed = ("完结", [n for _, _, n in days])
+    trend = charts.stacked_bars(labels, series, line=closed)
+    # A phone gets the same chart drawn narrow, so its text is not shrunk below legibility.
+    trend_phone = charts.stacked_bars(labels, series, line=closed, width=360, height=260)
     reasons = charts.hbars(fig.top_reasons, title="退款原因 Top 5")
     pending = charts.hbars(
         [(PATH_TEXT.get(p, "其他"), n) for p, n in sorted(fig.pending_by_path.items())],
@@ -107,6 +110,7 @@ async def dashboard(request: web.Request) -> web.Response:
         status=escape(notice.status),
         tiles=tiles,
         trend=trend,
+        trend_phone=trend_phone,
         reasons=reasons,
         pending=pending,
         people=_people_table(fig, names),
@@ -158,6 +162,22 @@ ul {{ margin: 0; padding-left: 18px; }} li {{ margin: 3px 0; }}
 table.people {{ width: 100%; border-collapse: collapse; font-size: 13px; }}
 table.people th, table.people td {{ text-align: left; padding: 6px 8px; border-bottom: 1px solid #eef0f3; }}
 table.people th {{ color: #6b7280; font-weight: 500; }} .none {{ color: #6b7280; margin: 0; }}
+.chart-phone {{ display: none; }} .scroll-x {{ overflow-x: auto; }}
+/* Narrower than the wide chart's own size: the narrow chart, chart text at least 11 px. */
+@media (max-width: 799px) {{
+  .chart-wide {{ display: none; }} .chart-phone {{ display: block; }}
+  svg .axis, svg .label {{ font-size: 13px; }}
+}}
+/* A phone: the range picker wraps under the title, the cards take the width. */
+@media (max-width: 600px) {{
+  header {{ padding: 12px; gap: 6px 12px; }}
+  header form {{ margin-left: 0; width: 100%; flex-wrap: wrap; }}
+  header select {{ flex: 1 1 100%; }}
+  header input[type=date] {{ flex: 1 1 110px; min-width: 0; }}
+  main {{ padding: 12px; gap: 12px; grid-template-columns: minmax(0, 1fr); }}
+  section {{ padding: 12px; }}
+  .tiles {{ grid-template-columns: repeat(auto-fit, minmax(140px, 1fr)); }}
+}}
 </style></head><body>
 <header><h1>{title}</h1><span>{status}</span>
 <form method="get" action="/dashboard">{token}
@@ -166,10 +186,10 @@ table.people th {{ color: #6b7280; font-weight: 500; }} .none {{ color: #6b7280;
 <button type="submit">查看</button></form></header>
 <main>
 <section class="wide"><h2>概览</h2><div class="tiles">{tiles}</div></section>
-<section class="wide"><h2>按天新增（按路径）与完结</h2>{trend}</section>
+<section class="wide"><h2>按天新增（按路径）与完结</h2><div class="chart-wide">{trend}</div><div class="chart-phone">{trend_phone}</div></section>
 <section><h2>退款原因 Top 5</h2>{reasons}</section>
 <section><h2>待处理（当前，按路径）</h2>{pending}</section>
-<section class="wide"><h2>按人（首次响应 = 回复买家或做出决定）</h2>{people}</section>
+<section class="wide"><h2>按人（首次响应 = 回复买家或做出决定）</h2><div class="scroll-x">{people}</div></section>
 <section class="wide"><h2>明细</h2><ul>{lines}</ul></section>
 </main></body></html>
 """

@@ -186,8 +186,10 @@ async def click(request: web.Request) -> web.Response:
             {"error": f"no card message {body.message_id} in {group.id}"}, status=404
         )
     keys = {b["key"] for b in message.card.get("buttons", [])}
-    # A button the card no longer shows (someone acted first) still gets its answer.
-    if body.key not in keys and request.app[SERVICES].commands.lookup(body.key) is None:
+    # A button the card no longer shows (someone acted first) still gets its answer; a card
+    # of no case (a digest) has only the buttons it shows.
+    known = message.card.get("handle") and request.app[SERVICES].commands.lookup(body.key)
+    if body.key not in keys and not known:
         return web.json_response(
             {"error": f"the card has no button {body.key!r}", "buttons": sorted(keys)}, status=400
         )

@@ -53,15 +53,21 @@ class WebhookCommerce:
 class SimulatedCommerce:
     """The demo's shop backend: answers like a healthy ERP, now and then a little slowly."""
 
-    def __init__(self, seed: int | None = None, failure_rate: float = 0.0) -> None:
+    def __init__(
+        self,
+        seed: int | None = None,
+        failure_rate: float = 0.0,
+        latency_s: tuple[float, float] = (0.05, 0.3),
+    ) -> None:
         self.random = random.Random(seed)
         self.failure_rate = failure_rate
+        self.latency_s = latency_s
         self.calls: dict[str, CommerceResult] = {}
 
     async def call(self, action: str, key: str, data: dict[str, Any]) -> CommerceResult:  # noqa: ARG002
         if key in self.calls:
             return self.calls[key]
-        await asyncio.sleep(self.random.uniform(0.05, 0.3))
+        await asyncio.sleep(self.random.uniform(*self.latency_s))
         if self.random.random() < self.failure_rate:
             raise RetryableError("simulated ERP timeout")
         if action == "stop_shipment" and self.random.random() < 0.1:

@@ -124,6 +124,13 @@ TROUBLE: dict[str, list[tuple[str, tuple[float, float]]]] = {
     "recovers": [("created", (80, 82)), ("picked_up", (75, 78)), ("in_transit", (49, 55))],
 }
 
+# A promotion opens this long after the start, and again every RUSH_EVERY_S: more refunds at
+# once than a group robot may post, so they fold into one batch card.
+RUSH_AFTER_S = 70.0
+RUSH_EVERY_S = 1800.0
+# The morning's backlog comes in one event this often: within what a group robot may post.
+OPENING_GAP_S = 4.0
+
 
 @dataclass(order=True)
 class _Later:
@@ -136,9 +143,17 @@ class ShopSimulator:
     """Generates the next events of a simulated shop; follow-ups are queued by time."""
 
     def __init__(
-        self, clock: Clock, seed: int | None = None, carrier: SimulatedCarrier | None = None
+        self,
+        clock: Clock,
+        seed: int | None = None,
+        carrier: SimulatedCarrier | None = None,
+        *,
+        pace: float = 1.0,
     ) -> None:
         self.clock = clock
+        # Follow-ups (scans, returns, buyers chasing) come this many times slower: the live
+        # demo compresses minutes into seconds, a month of history does not.
+        self.pace = pace
         # With a simulated carrier attached, intercept results come from it (for whatever
         # the team intercepts); without one, the feed answers its shipped refunds itself.
         self.carrier = carrier
@@ -146,6 +161,8 @@ class ShopSimulator:
         self._later: list[_Later] = []
         self._seq = itertools.count(1)
         self._ids = itertools.count(1)
+        # Shipped parcels being intercepted: tracking number → order id, until the result.
+        self._orders: dict[str, str] = {}
 
     # -- the schedule ------------------------------------------------------------------------
 
@@ -155,16 +172,27 @@ class ShopSimulator:
         while self._later and self._later[0].due <= now:
             ready.append(heapq.heappop(self._later).event)
         if self.carrier is not None:
-            ready += [
-                self.envelope("intercept.result", r.data, shop=r.shop, platform=r.platform)
-                for r in self.carrier.due_results()
-            ]
+            for r in self.carrier.due_results():
+                ready.append(
+                    self.envelope("intercept.result", r.data, shop=r.shop, platform=r.platform)
+                )
+                order_id = self._orders.pop(r.data["tracking_no"], "")
+                self._conclude(r.data, order_id, shop=r.shop, platform=r.platform, after_s=0)
         return ready
+
+    def next_due(self) -> datetime | None:
+        """When the next queued follow-up or carrier result falls due."""
+        due = [self._later[0].due] if self._later else []
+        if self.carrier is not None:
+            due += [p.due for p in self.carrier.planned]
+        return min(due) if due else None
 
     def later(self, seconds: float, event: Event) -> None:
         heapq.heappush(
             self._later,
-            _Later(self.clock.now() + timedelta(seconds=seconds), next(self._seq), event),
+            _Later(
+                self.clock.now() + timedelta(seconds=seconds * self.pace), next(self._seq), event
+            ),
         )
 
     def opening(self) -> list[Event]:
@@ -173,6 +201,11 @@ class ShopSimulator:
         events.append(self.payout())
         events += self.troubled_parcel("stuck") + self.troubled_parcel("exception")
         return events
+
+    def rush(self, count: int = 12) -> list[Event]:
+        """A promotion opens: `count` refunds within a minute, mostly orders not yet shipped
+        and price-protection claims (more than a group robot may post: they fold)."""
+        return [self.refund(self.random.choice([1, 1, 1, 5, 5, 3])) for _ in range(count)]
 
     def tick(self) -> list[Event]:
         """One more thing happens at the shop."""
@@ -267,6 +300,8 @@ class ShopSimulator:
                 "shipment.tracking",
                 self.scan(carrier, tracking, data["order_id"], "in_transit"),
             )
+        if path == 2 and self.carrier is not None:
+            self._orders[tracking] = data["order_id"]
         if path == 2 and self.carrier is None:
             result = rnd.choices(["intercepted", "failed", "returned"], [70, 20, 10])[0]
             detail = {
@@ -274,11 +309,15 @@ class ShopSimulator:
                 "failed": "快件已派送，拦截失败",
                 "returned": "快件已退回发件人",
             }[result]
-            later(
-                rnd.uniform(60, 120),
-                "intercept.result",
-                {"carrier": carrier, "tracking_no": tracking, "result": result, "detail": detail},
-            )
+            answer = {
+                "carrier": carrier,
+                "tracking_no": tracking,
+                "result": result,
+                "detail": detail,
+            }
+            after = rnd.uniform(60, 120)
+            later(after, "intercept.result", answer)
+            self._conclude(answer, data["order_id"], shop=shop, platform=platform, after_s=after)
         if path == 4:
             back_carrier, back_no = self.parcel()
             later(
@@ -304,6 +343,26 @@ class ShopSimulator:
                 {"refund_id": refund_id, "detail": "买家撤销了退款申请"},
             )
 
+    def _conclude(
+        self, answer: dict[str, str], order_id: str, *, shop: str, platform: str, after_s: float
+    ) -> None:
+        """The parcel's last scans once the carrier has answered: back at the shop's warehouse,
+        or delivered to the buyer after all (so no parcel is left to look lost)."""
+        rnd = self.random
+        carrier, tracking = answer["carrier"], answer["tracking_no"]
+        if answer["result"] == "failed":
+            steps = [("delivering", 30, 90, ""), ("delivered", 120, 400, "")]
+        else:
+            steps = [("returned", 60, 180, ""), ("delivered", 600, 1500, "退回件已由商家仓库签收")]
+        for status, low, high, text in steps:
+            delay = after_s + rnd.uniform(low, high)
+            at = self.clock.now() + timedelta(seconds=delay * self.pace)
+            scan = self.scan(carrier, tracking, order_id, status, at=at)
+            scan["description"] = text or scan["description"]
+            self.later(
+                delay, self.envelope("shipment.tracking", scan, shop=shop, platform=platform, at=at)
+            )
+
     def _conversation(self, path: int, event: Event) -> None:
         """The buyer asks, then follows up now and then; each message is sent when written."""
         rnd = self.random
@@ -311,7 +370,7 @@ class ShopSimulator:
         count = rnd.randint(1, len(messages))
         delay = rnd.uniform(15, 45)
         for text in messages[:count]:
-            at = self.clock.now() + timedelta(seconds=delay)
+            at = self.clock.now() + timedelta(seconds=delay * self.pace)
             data = {"refund_id": event["data"]["refund_id"], "text": text, "at": at.isoformat()}
             message = self.envelope(
                 "buyer.message", data, shop=event["shop"], platform=event["platform"], at=at
@@ -427,16 +486,33 @@ class SignedSender:
                 )
 
 
-async def run(sim: ShopSimulator, send: Send, interval_s: float) -> None:
-    """Feed the opening backlog, then follow-ups as they fall due and a new case every interval."""
-    backlog = sim.opening()
-    since_tick = 0.0
+async def run(
+    sim: ShopSimulator,
+    send: Send,
+    interval_s: float,
+    *,
+    rush_after_s: float = RUSH_AFTER_S,
+    rush_every_s: float = RUSH_EVERY_S,
+) -> None:
+    """Feed the opening backlog an event every OPENING_GAP_S, then follow-ups as they fall
+    due, a new case every interval, and now and then a rush of refunds at once."""
+    opening = sim.opening()
+    backlog: list[Event] = []
+    elapsed = since_tick = 0.0
+    next_rush, next_opening = rush_after_s, 1.0
     while True:
         await asyncio.sleep(1.0)
+        elapsed += 1.0
         since_tick += 1.0
+        if opening and elapsed >= next_opening:
+            backlog.append(opening.pop(0))
+            next_opening += OPENING_GAP_S
         if since_tick >= interval_s:
             backlog += sim.tick()
             since_tick = 0.0
+        if elapsed >= next_rush:
+            backlog += sim.rush()
+            next_rush += rush_every_s
         backlog += sim.due()
         while backlog:
             try:

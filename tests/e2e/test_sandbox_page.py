@@ -64,6 +64,9 @@ async def open_as(
 ) -> Page:
     page = await browser.new_page(viewport={"width": width, "height": height})
     await page.goto(str(server.make_url("/sandbox")))
+    toggle = page.locator(".members-toggle")
+    if await toggle.is_visible():  # a phone: the member list is folded
+        await toggle.click()
     await page.locator("#users li", has_text=user).first.click()
     await expect(page.locator("#live-text")).to_have_text("实时连接")
     return page
@@ -254,3 +257,44 @@ async def test_an_overdue_card_is_drawn_red_with_its_pill(
     mark = await late.locator(".mark").evaluate("e => getComputedStyle(e).backgroundColor")
     assert mark == "rgb(220, 38, 38)", mark
     await page.screenshot(path=str(tmp_path / "overdue.png"))
+
+
+async def test_on_a_phone_the_chat_keeps_the_height_and_the_member_list_folds(
+    browser: Browser, server: TestServer, tmp_path: Path
+) -> None:
+    page = await browser.new_page(viewport={"width": 390, "height": 844})
+    await page.goto(str(server.make_url("/sandbox")))
+    await expect(page.locator("#live-text")).to_have_text("实时连接")
+    await post_refund(server, data_refund_id="RFE2EFOLD")
+    card = page.locator('[data-card="R1"]')
+    await expect(card.locator(".pill")).to_have_text("待审核", timeout=10_000)
+    log = await page.locator("#log").bounding_box()
+    assert log is not None
+    assert log["height"] >= 0.6 * 844, log
+    send = page.locator("#composer button[type=submit]")
+    await expect(send).to_be_in_viewport(ratio=1)
+    # The card takes the chat's width, as on a phone's chat app.
+    box = await card.bounding_box()
+    assert box is not None
+    assert box["width"] >= log["width"] - 24, (box, log)
+    # The member list is folded until asked for, and picking someone from it still works.
+    members = page.locator("#users")
+    toggle = page.locator(".members-toggle")
+    await expect(members).to_be_hidden()
+    await expect(toggle).to_be_visible()
+    await toggle.click()
+    await expect(members).to_be_visible()
+    await members.locator("li", has_text="sup1").click()
+    await expect(page.locator("#user")).to_have_value("sup1")
+    await toggle.click()
+    await expect(members).to_be_hidden()
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+    await page.screenshot(path=str(tmp_path / "sandbox-phone-members.png"))
+
+
+async def test_on_a_desktop_the_member_list_stays_open(
+    browser: Browser, server: TestServer
+) -> None:
+    page = await open_as(browser, server, "agent1", width=1366, height=800)
+    await expect(page.locator("#users")).to_be_visible()
+    await expect(page.locator(".members-toggle")).to_be_hidden()

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from bot.cli import demo_base
 from bot.keys import DISPATCHER
+from bot.settings import load_settings
 from handlers.clock import FakeClock
 from handlers.schema import ShipmentTracking, parse_event
 from integrations.carrier.simulator import SimulatedCarrier
 from integrations.simulator.feed import TROUBLE, ShopSimulator
-from tests.support.app import Bot
+from storage.coordination import InProcessCoordination
+from storage.enums import CaseKind
+from tests.support.app import SECRET, Bot, BotFactory
 
 
 def test_every_simulated_event_is_valid_and_all_kinds_appear() -> None:
@@ -109,3 +113,63 @@ async def test_the_demo_shows_anomalies_and_intercept_results(bot: Bot) -> None:
     assert intercept["state"] in ("intercepted", "intercept_failed")
     kinds = {c["case_id"].rsplit(":", 1)[1] for c in ops if c["handle"].startswith("A")}
     assert kinds == {"stuck", "exception"}
+
+
+def test_an_intercepted_parcel_comes_back_and_a_missed_one_is_delivered() -> None:
+    clock = FakeClock()
+    sim = ShopSimulator(clock, seed=4, pace=60)
+    refunds = [sim.refund(2) for _ in range(12)]
+    clock.advance(days=2)
+    events = sim.due()
+    results = {
+        e["data"]["tracking_no"]: e["data"]["result"]
+        for e in events
+        if e["type"] == "intercept.result"
+    }
+    assert set(results) == {r["data"]["shipping"]["tracking_no"] for r in refunds}
+    assert set(results.values()) >= {"intercepted", "failed"}
+    for tracking, result in results.items():
+        scans = [
+            e["data"]
+            for e in events
+            if e["type"] == "shipment.tracking" and e["data"]["tracking_no"] == tracking
+        ]
+        journey = [s["status"] for s in sorted(scans, key=lambda s: s["at"])]
+        # Every parcel's story ends: none is left to look lost or stuck.
+        assert journey[-1] == "delivered", (result, journey)
+        assert ("returned" in journey) == (result != "failed"), (result, journey)
+
+
+async def test_a_rush_folds_into_one_batch_card_in_the_demo_group(
+    make_bot: BotFactory, sqlite_url: str, clock: FakeClock
+) -> None:
+    settings = load_settings(
+        None,
+        base=demo_base(),
+        overrides={
+            "database": {"url": sqlite_url},
+            "ingest": {"secret": SECRET},
+            "simulator": {"enabled": False, "history_days": 0},
+        },
+        demo=True,
+    )
+    bot = await make_bot(
+        settings, coord=InProcessCoordination(monotonic=lambda: clock.now().timestamp())
+    )
+    rush = ShopSimulator(clock, seed=2).rush()
+    assert len(rush) == 12
+    for event in rush:
+        assert (await bot.post_event(event))[0] == 202
+    await bot.drain()
+    messages = await bot.messages()
+    folds = [m for m in messages if m["card"] and m["card"]["title"].startswith("⚡")]
+    # More than a group robot may post in a minute: the rush arrives as a batch card
+    # naming every case (and their next changes, still within the rush, as another).
+    assert folds
+    assert folds[0]["card"]["title"].startswith("⚡ 12 ")
+    listed = " · ".join(folds[0]["card"]["lines"])
+    async with bot.svc.tx() as tx:
+        for event in rush:
+            case = await tx.cases.by_case_id(CaseKind.REFUND, event["data"]["refund_id"])
+            assert case is not None
+            assert f"{case.handle} " in listed, (case.handle, listed)
