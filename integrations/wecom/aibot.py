@@ -453,7 +453,7 @@ def unknown_group(outcome: Outcome, chatid: str, channel: str, settings: DomainS
     )
     hint = unknown_group_hint(settings, channel, chatid)
     return dataclasses.replace(
-        outcome, reply=dataclasses.replace(outcome.reply, text=f"{outcome.reply.text}\n\n{hint}")
+        outcome, reply=dataclasses.replace(outcome.reply, text=f"{hint}\n\n{outcome.reply.text}")
     )
 
 

@@ -156,11 +156,11 @@ async def test_a_message_is_answered_on_its_req_id_and_duplicates_are_ignored() 
         elsewhere = await h.fake.push_text("zhangsan", "帮助", chatid="wrkNEWGROUP")
         await h.fake.wait_for(lambda: h.fake.replies.get(elsewhere))
         answer = h.fake.replies[elsewhere][0]["stream"]["content"]
-        assert answer.startswith(
-            "收到：帮助\n\n本群还没有接入 refundops，本群的 chat_id 是：wrkNEWGROUP\n"
-        )
+        # The setup hint first (a long answer never cuts it off), then the answer itself.
+        assert answer.startswith("本群还没有接入 refundops，本群的 chat_id 是：wrkNEWGROUP\n")
+        assert answer.endswith("\n\n收到：帮助")
         # The config lines copy out as they are: nothing escaped, nothing invisible in front.
-        assert answer.endswith('\nchannel = "wecom_aibot"\nchat_id = "wrkNEWGROUP"')
+        assert '\nchannel = "wecom_aibot"\nchat_id = "wrkNEWGROUP"\n' in answer
         assert "\u200b" not in answer
         assert h.seen[-1].group_id == ""
         single = await h.fake.push_text("zhangsan", "帮助")

@@ -32,7 +32,7 @@ async def test_a_refusal_calls_on_the_person_refused_only(bot: Bot) -> None:
     assert tapped["reply"]["text"].startswith("@agent2 ¥128.00 超出")
     assert tapped["reply"]["text"].count("@") == 1
     # A usage hint is an answer, not a call on anyone.
-    assert (await bot.say("agent2", "通过"))["reply"]["text"] == "用法：通过 <单号>"
+    assert (await bot.say("agent2", "通过"))["reply"]["text"] == "用法：通过 <单号> [更多单号 备注]"
 
 
 async def test_an_escalation_calls_the_supervisors_and_the_case_keeps_who(bot: Bot) -> None:

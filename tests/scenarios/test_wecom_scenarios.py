@@ -398,8 +398,9 @@ async def test_http_mode_answers_and_redraws_in_the_response(
     query, body = bot_crypto.aibot(other)
     resp = await bot.client.post(f"/wecom/aibot?{query}", data=body)
     content = bot_crypto.open_json(await resp.read())["stream"]["content"]
-    assert "本群还没有接入 refundops，本群的 chat_id 是：wrkOTHER" in content
-    assert content.endswith('\nchannel = "wecom_aibot_http"\nchat_id = "wrkOTHER"')
+    # The setup hint comes first, so a long help text never cuts it off.
+    assert content.startswith("本群还没有接入 refundops，本群的 chat_id 是：wrkOTHER")
+    assert '\nchannel = "wecom_aibot_http"\nchat_id = "wrkOTHER"' in content
 
     stranger = {
         **tap,

@@ -90,7 +90,6 @@ EXPECTED = [
         "refundops.toml [[groups]] #1 .kinds",
         "unknown case kind 'refunds' in kinds; did you mean 'refund'?",
     ),
-    ("refundops.toml [[groups]] #1 .chat_id", "chat_id is empty"),
     ("refundops.toml [wecom.aibot] .bot_id", "channel wecom_aibot needs wecom.aibot.bot_id"),
     ("secrets file [wecom.aibot] .secret", "REFUNDOPS_WECOM__AIBOT__SECRET"),
     ("refundops.toml [[groups]] #2 .channel", "unknown channel 'wechat_group'"),
