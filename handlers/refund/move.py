@@ -53,8 +53,9 @@ async def move(
         data = data if data is not None else RefundData.of(case)
         if trigger in DECISIONS:
             data.decision = Decision(by=actor, action=trigger.value, at=tx.now.isoformat())
-            if trigger in FINAL_DECISIONS and case.decided_at is None:
-                values |= {"decided_at": tx.now, "decided_by": actor}
+        # Decided: by a person or a rule, or released by the carrier's answer to an intercept.
+        if (trigger in FINAL_DECISIONS or after in APPROVING) and case.decided_at is None:
+            values |= {"decided_at": tx.now, "decided_by": actor}
         if after in APPROVING:
             # What the ERP is sent is this, not the requested amount (which may change later).
             data.approved = Approved(

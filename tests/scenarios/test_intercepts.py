@@ -103,6 +103,11 @@ async def test_shipped_refund_is_intercepted_then_refunded_without_a_click(
     async with bot.svc.tx() as tx:
         actors = set((await tx.session.scalars(select(AuditEntry.actor))).all())
     assert actors <= {"platform", "rule:shipped-intercept", "carrier", "commerce"}
+    # Decided when the carrier's answer released it: the digest counts its deadline as met.
+    async with bot.svc.tx() as tx:
+        refund = await tx.cases.by_case_id(CaseKind.REFUND, event["data"]["refund_id"])
+        assert refund is not None
+        assert (refund.decided_at, refund.decided_by) == (tx.now, "carrier")
 
 
 async def test_failed_intercept_sends_the_refund_to_the_return_flow(
